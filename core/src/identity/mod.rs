@@ -1,0 +1,1 @@
+//! Identity, device keys, credentials, membership and signed changes.

@@ -1,0 +1,11 @@
+//! `echo-core`: the ECHO engine, sans-IO.
+//!
+//! Nothing in this crate performs I/O, reads a clock or touches a browser API.
+//! Hosts (the browser vault, native peers) feed it inputs and carry out the
+//! outputs it returns — storage batches, bytes for peers, events for apps.
+//! See `docs/ARCHITECTURE.md` for the code map.
+
+pub mod identity;
+pub mod model;
+pub mod query;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Queries: filters, ordering, the index of current state, live subscriptions.

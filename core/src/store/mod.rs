@@ -1,0 +1,1 @@
+//! The storage contract hosts implement, an in-memory store, compaction policy.
