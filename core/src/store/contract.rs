@@ -1,0 +1,3 @@
+//! The contract suite every [`ChunkStore`](super::ChunkStore) implementation must pass.
+//!
+//! (Being filled in.)
