@@ -1,0 +1,737 @@
+//! The index of current object state and the query executor.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+
+use super::error::QueryError;
+use super::filter::{Compare, Direction, Filter, Order, Query};
+use super::key::{cmp_opt, rank, total_cmp, total_eq, Key};
+use crate::model::{ObjectId, ObjectState, Value};
+
+/// An equality + range index over one field: value → ids holding it.
+type FieldIndex = BTreeMap<Key, BTreeSet<ObjectId>>;
+/// Reverse references: target → (source, top-level field of the source).
+type Backlinks = HashMap<ObjectId, BTreeSet<(ObjectId, String)>>;
+
+/// Indexes built on first use and maintained by every later upsert.
+#[derive(Clone, Debug, Default)]
+struct Lazy {
+    fields: HashMap<String, FieldIndex>,
+    backlinks: Option<Backlinks>,
+}
+
+/// The current state of every object of a space, with secondary indexes.
+///
+/// Always maintained: the objects by id and a type index. Built lazily, on
+/// the first query that can use them, then kept current by [`upsert`]:
+/// one ordered index per filtered field (equality, `In` and ranges) and one
+/// reverse-reference index (for `References`, `RefersTo` and incoming
+/// traversal). An upsert costs a hash insert plus a type-set insert, plus
+/// one ordered-map update per built field index whose value changed.
+///
+/// [`run`](Index::run) takes `&self`: the lazy indexes live in a `RefCell`
+/// (the engine is single-threaded; an `Index` is `Send` but not `Sync`).
+///
+/// [`upsert`]: Index::upsert
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    objects: HashMap<ObjectId, ObjectState>,
+    by_type: HashMap<String, BTreeSet<ObjectId>>,
+    lazy: RefCell<Lazy>,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            objects: HashMap::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    /// Inserts or replaces an object's state; returns the previous state.
+    /// Keeps the type index and every built secondary index current.
+    pub fn upsert(&mut self, state: ObjectState) -> Option<ObjectState> {
+        let id = state.id;
+        let prev = self.objects.insert(id, state);
+        let Some(new) = self.objects.get(&id) else {
+            return prev;
+        };
+        if prev.as_ref().map(|p| &p.type_name) != Some(&new.type_name) {
+            if let Some(p) = &prev {
+                remove_from_type(&mut self.by_type, &p.type_name, &id);
+            }
+            match self.by_type.get_mut(&new.type_name) {
+                Some(set) => {
+                    set.insert(id);
+                }
+                None => {
+                    self.by_type
+                        .insert(new.type_name.clone(), BTreeSet::from([id]));
+                }
+            }
+        }
+        let lazy = self.lazy.get_mut();
+        for (field, fi) in lazy.fields.iter_mut() {
+            let old = prev.as_ref().and_then(|p| p.fields.get(field));
+            update_field_index(fi, id, old, new.fields.get(field));
+        }
+        if let Some(bl) = lazy.backlinks.as_mut() {
+            update_backlinks(bl, id, prev.as_ref(), Some(new));
+        }
+        prev
+    }
+
+    /// Removes an object from the index altogether (deleting is soft and
+    /// goes through `upsert` with `deleted: true`; this is for hosts that
+    /// drop objects, e.g. when evicting a space).
+    pub fn remove(&mut self, id: &ObjectId) -> Option<ObjectState> {
+        let prev = self.objects.remove(id)?;
+        remove_from_type(&mut self.by_type, &prev.type_name, id);
+        let lazy = self.lazy.get_mut();
+        for (field, fi) in lazy.fields.iter_mut() {
+            update_field_index(fi, *id, prev.fields.get(field), None);
+        }
+        if let Some(bl) = lazy.backlinks.as_mut() {
+            update_backlinks(bl, *id, Some(&prev), None);
+        }
+        Some(prev)
+    }
+
+    pub fn get(&self, id: &ObjectId) -> Option<&ObjectState> {
+        self.objects.get(id)
+    }
+
+    /// Number of objects, deleted ones included.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Every object, deleted ones included, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &ObjectState> {
+        self.objects.values()
+    }
+
+    /// Fields that have a built index (for diagnostics and tests).
+    pub fn indexed_fields(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lazy.borrow().fields.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Drops every lazily built index (they are rebuilt on demand).
+    pub fn drop_lazy_indexes(&mut self) {
+        *self.lazy.get_mut() = Lazy::default();
+    }
+
+    /// Runs a query: the ids of the matching objects, ordered and sliced.
+    pub fn run(&self, query: &Query) -> Result<Vec<ObjectId>, QueryError> {
+        query.validate()?;
+        let node = self.compile(&query.filter, query.include_deleted);
+        let ids = self.matching(&node, query.include_deleted);
+        Ok(self.window(ids, query))
+    }
+
+    // ------------------------------------------------------------ internals
+
+    /// Turns a (validated) filter into an executable node, resolving the
+    /// parts that depend on other objects (`RefersTo`, `Reachable`) into id
+    /// sets now.
+    pub(crate) fn compile(&self, filter: &Filter, include_deleted: bool) -> Node {
+        match filter {
+            Filter::All => Node::All,
+            Filter::Type(t) => Node::Type(t.clone()),
+            Filter::Field { field, op, value } => Node::Cmp {
+                field: field.clone(),
+                op: *op,
+                value: value.clone(),
+            },
+            Filter::In { field, values } => {
+                let mut keys: Vec<Key> = values.iter().cloned().map(Key).collect();
+                keys.sort();
+                keys.dedup();
+                Node::In {
+                    field: field.clone(),
+                    keys,
+                }
+            }
+            Filter::Exists(f) => Node::Exists(f.clone()),
+            Filter::TextContains { field, needle } => Node::Text {
+                field: field.clone(),
+                needle: needle.to_lowercase(),
+            },
+            Filter::ListContains { field, value } => Node::ListContains {
+                field: field.clone(),
+                value: value.clone(),
+            },
+            Filter::References(target) => Node::RefIn {
+                field: None,
+                targets: HashSet::from([*target]),
+            },
+            Filter::RefersTo { field, target } => {
+                let target = self.compile(target, include_deleted);
+                let targets = self
+                    .matching(&target, include_deleted)
+                    .into_iter()
+                    .collect();
+                Node::RefIn {
+                    field: Some(field.clone()),
+                    targets,
+                }
+            }
+            Filter::Reachable {
+                root,
+                field,
+                direction,
+                max_depth,
+            } => Node::Ids(self.reachable(*root, field, *direction, *max_depth, include_deleted)),
+            Filter::And(fs) => Node::And(
+                fs.iter()
+                    .map(|f| self.compile(f, include_deleted))
+                    .collect(),
+            ),
+            Filter::Or(fs) => Node::Or(
+                fs.iter()
+                    .map(|f| self.compile(f, include_deleted))
+                    .collect(),
+            ),
+            Filter::Not(f) => Node::Not(Box::new(self.compile(f, include_deleted))),
+        }
+    }
+
+    fn reachable(
+        &self,
+        root: ObjectId,
+        field: &str,
+        direction: Direction,
+        max_depth: u32,
+        include_deleted: bool,
+    ) -> HashSet<ObjectId> {
+        if direction == Direction::Incoming {
+            self.ensure_backlinks();
+        }
+        let lazy = self.lazy.borrow();
+        let mut found = HashSet::new();
+        let mut visited = HashSet::from([root]);
+        let mut frontier = vec![root];
+        for _ in 0..max_depth {
+            let mut next = Vec::new();
+            for id in frontier {
+                // Only live objects (or any, with include_deleted) are waypoints.
+                match self.objects.get(&id) {
+                    Some(s) if include_deleted || !s.deleted => {}
+                    _ => continue,
+                }
+                let mut visit = |t: ObjectId| {
+                    if visited.insert(t) {
+                        found.insert(t);
+                        next.push(t);
+                    }
+                };
+                match direction {
+                    Direction::Outgoing => {
+                        if let Some(v) = self.objects.get(&id).and_then(|s| s.fields.get(field)) {
+                            for_each_local_ref(v, &mut |t| visit(t));
+                        }
+                    }
+                    Direction::Incoming => {
+                        if let Some(sources) = lazy.backlinks.as_ref().and_then(|b| b.get(&id)) {
+                            for (s, f) in sources {
+                                if f == field {
+                                    visit(*s);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        found
+    }
+
+    /// Ids of the objects matching `node`, ascending.
+    pub(crate) fn matching(&self, node: &Node, include_deleted: bool) -> Vec<ObjectId> {
+        self.ensure_indexes(node);
+        let lazy = self.lazy.borrow();
+        let ok = |s: &ObjectState| (include_deleted || !s.deleted) && node.matches(s);
+        let mut out: Vec<ObjectId> = match self.candidates(node, &lazy) {
+            Some(cands) => cands
+                .into_iter()
+                .filter(|id| self.objects.get(id).is_some_and(ok))
+                .collect(),
+            None => self
+                .objects
+                .values()
+                .filter(|s| ok(s))
+                .map(|s| s.id)
+                .collect(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Orders matching ids (ascending by id on entry) and applies offset/limit.
+    pub(crate) fn window(&self, mut ids: Vec<ObjectId>, query: &Query) -> Vec<ObjectId> {
+        let end = query
+            .limit
+            .map_or(usize::MAX, |l| query.offset.saturating_add(l));
+        if !query.order.is_empty() {
+            let mut rows: Vec<&ObjectState> =
+                ids.iter().filter_map(|id| self.objects.get(id)).collect();
+            let cmp = |a: &&ObjectState, b: &&ObjectState| cmp_states(a, b, &query.order);
+            if end < rows.len() {
+                rows.select_nth_unstable_by(end, cmp);
+                rows.truncate(end);
+            }
+            rows.sort_unstable_by(cmp);
+            ids = rows.into_iter().map(|s| s.id).collect();
+        }
+        ids.into_iter()
+            .skip(query.offset)
+            .take(end.saturating_sub(query.offset))
+            .collect()
+    }
+
+    /// Builds the field indexes and backlinks `node` can use for candidates.
+    fn ensure_indexes(&self, node: &Node) {
+        let mut wanted = Vec::new();
+        let mut backlinks = false;
+        node.index_needs(&mut wanted, &mut backlinks);
+        if backlinks {
+            self.ensure_backlinks();
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let mut lazy = self.lazy.borrow_mut();
+        for field in wanted {
+            if lazy.fields.contains_key(field) {
+                continue;
+            }
+            let mut fi = FieldIndex::new();
+            for s in self.objects.values() {
+                if let Some(v) = s.fields.get(field) {
+                    fi.entry(Key(v.clone())).or_default().insert(s.id);
+                }
+            }
+            lazy.fields.insert(field.to_owned(), fi);
+        }
+    }
+
+    fn ensure_backlinks(&self) {
+        let mut lazy = self.lazy.borrow_mut();
+        if lazy.backlinks.is_some() {
+            return;
+        }
+        let mut bl = Backlinks::new();
+        for s in self.objects.values() {
+            update_backlinks(&mut bl, s.id, None, Some(s));
+        }
+        lazy.backlinks = Some(bl);
+    }
+
+    /// An upper bound of how many candidates `node` yields from indexes, or
+    /// `None` if it cannot narrow the search. Counting stops past `cap`.
+    fn estimate(&self, node: &Node, lazy: &Lazy, cap: usize) -> Option<usize> {
+        match node {
+            Node::Type(t) => Some(self.by_type.get(t).map_or(0, BTreeSet::len)),
+            Node::Cmp { field, op, value } => {
+                let fi = lazy.fields.get(field)?;
+                match op {
+                    Compare::Ne => None,
+                    Compare::Eq => Some(fi.get(&Key(value.clone())).map_or(0, BTreeSet::len)),
+                    _ => {
+                        let mut n = 0;
+                        for (_, ids) in range(fi, *op, value) {
+                            n += ids.len();
+                            if n > cap {
+                                break;
+                            }
+                        }
+                        Some(n)
+                    }
+                }
+            }
+            Node::In { field, keys } => {
+                let fi = lazy.fields.get(field)?;
+                Some(
+                    keys.iter()
+                        .map(|k| fi.get(k).map_or(0, BTreeSet::len))
+                        .sum(),
+                )
+            }
+            Node::RefIn { targets, .. } => {
+                let bl = lazy.backlinks.as_ref()?;
+                Some(
+                    targets
+                        .iter()
+                        .map(|t| bl.get(t).map_or(0, BTreeSet::len))
+                        .sum(),
+                )
+            }
+            Node::Ids(ids) => Some(ids.len()),
+            Node::And(nodes) => {
+                let mut best: Option<usize> = None;
+                for n in nodes {
+                    if let Some(e) = self.estimate(n, lazy, best.unwrap_or(cap).min(cap)) {
+                        best = Some(best.map_or(e, |b| b.min(e)));
+                    }
+                }
+                best
+            }
+            Node::Or(nodes) => {
+                let mut sum = 0usize;
+                for n in nodes {
+                    sum = sum.saturating_add(self.estimate(n, lazy, cap)?);
+                }
+                Some(sum)
+            }
+            Node::All
+            | Node::Exists(_)
+            | Node::Text { .. }
+            | Node::ListContains { .. }
+            | Node::Not(_) => None,
+        }
+    }
+
+    /// A superset of the ids matching `node` (possibly unsorted, with
+    /// duplicates), or `None` if every object has to be checked.
+    fn candidates(&self, node: &Node, lazy: &Lazy) -> Option<Vec<ObjectId>> {
+        match node {
+            Node::Type(t) => Some(
+                self.by_type
+                    .get(t)
+                    .map_or_else(Vec::new, |s| s.iter().copied().collect()),
+            ),
+            Node::Cmp { field, op, value } => {
+                let fi = lazy.fields.get(field)?;
+                match op {
+                    Compare::Ne => None,
+                    Compare::Eq => Some(
+                        fi.get(&Key(value.clone()))
+                            .map_or_else(Vec::new, |s| s.iter().copied().collect()),
+                    ),
+                    _ => Some(
+                        range(fi, *op, value)
+                            .flat_map(|(_, ids)| ids.iter().copied())
+                            .collect(),
+                    ),
+                }
+            }
+            Node::In { field, keys } => {
+                let fi = lazy.fields.get(field)?;
+                Some(
+                    keys.iter()
+                        .filter_map(|k| fi.get(k))
+                        .flatten()
+                        .copied()
+                        .collect(),
+                )
+            }
+            Node::RefIn { field, targets } => {
+                let bl = lazy.backlinks.as_ref()?;
+                let mut out = Vec::new();
+                for t in targets {
+                    for (s, f) in bl.get(t).into_iter().flatten() {
+                        if field.as_ref().is_none_or(|want| want == f) {
+                            out.push(*s);
+                        }
+                    }
+                }
+                Some(out)
+            }
+            Node::Ids(ids) => Some(ids.iter().copied().collect()),
+            Node::And(nodes) => {
+                let mut best: Option<(usize, &Node)> = None;
+                for n in nodes {
+                    let cap = best.map_or(usize::MAX, |(b, _)| b);
+                    if let Some(e) = self.estimate(n, lazy, cap) {
+                        if best.is_none_or(|(b, _)| e < b) {
+                            best = Some((e, n));
+                        }
+                    }
+                }
+                self.candidates(best?.1, lazy)
+            }
+            Node::Or(nodes) => {
+                let mut out = Vec::new();
+                for n in nodes {
+                    out.extend(self.candidates(n, lazy)?);
+                }
+                Some(out)
+            }
+            Node::All
+            | Node::Exists(_)
+            | Node::Text { .. }
+            | Node::ListContains { .. }
+            | Node::Not(_) => None,
+        }
+    }
+}
+
+fn remove_from_type(
+    by_type: &mut HashMap<String, BTreeSet<ObjectId>>,
+    type_name: &str,
+    id: &ObjectId,
+) {
+    if let Some(set) = by_type.get_mut(type_name) {
+        set.remove(id);
+        if set.is_empty() {
+            by_type.remove(type_name);
+        }
+    }
+}
+
+fn update_field_index(fi: &mut FieldIndex, id: ObjectId, old: Option<&Value>, new: Option<&Value>) {
+    match (old, new) {
+        (None, None) => return,
+        (Some(o), Some(n)) if total_eq(o, n) => return,
+        _ => {}
+    }
+    if let Some(o) = old {
+        let key = Key(o.clone());
+        if let Some(set) = fi.get_mut(&key) {
+            set.remove(&id);
+            if set.is_empty() {
+                fi.remove(&key);
+            }
+        }
+    }
+    if let Some(n) = new {
+        fi.entry(Key(n.clone())).or_default().insert(id);
+    }
+}
+
+fn refs_of(state: Option<&ObjectState>) -> BTreeSet<(ObjectId, &str)> {
+    let mut out = BTreeSet::new();
+    if let Some(s) = state {
+        for (field, v) in &s.fields {
+            for_each_local_ref(v, &mut |t| {
+                out.insert((t, field.as_str()));
+            });
+        }
+    }
+    out
+}
+
+fn update_backlinks(
+    bl: &mut Backlinks,
+    id: ObjectId,
+    old: Option<&ObjectState>,
+    new: Option<&ObjectState>,
+) {
+    let before = refs_of(old);
+    let after = refs_of(new);
+    for (t, f) in before.difference(&after) {
+        if let Some(set) = bl.get_mut(t) {
+            set.remove(&(id, (*f).to_owned()));
+            if set.is_empty() {
+                bl.remove(t);
+            }
+        }
+    }
+    for (t, f) in after.difference(&before) {
+        bl.entry(*t).or_default().insert((id, (*f).to_owned()));
+    }
+}
+
+/// Calls `f` with every local ref inside `v` (itself, list items, map values).
+/// Refs to other spaces (`space: Some(..)`) are skipped.
+pub(crate) fn for_each_local_ref(v: &Value, f: &mut impl FnMut(ObjectId)) {
+    match v {
+        Value::Ref(r) if r.space.is_none() => f(r.object),
+        Value::List(items) => items.iter().for_each(|i| for_each_local_ref(i, f)),
+        Value::Map(m) => m.values().for_each(|i| for_each_local_ref(i, f)),
+        _ => {}
+    }
+}
+
+fn has_local_ref_in(v: &Value, targets: &HashSet<ObjectId>) -> bool {
+    match v {
+        Value::Ref(r) => r.space.is_none() && targets.contains(&r.object),
+        Value::List(items) => items.iter().any(|i| has_local_ref_in(i, targets)),
+        Value::Map(m) => m.values().any(|i| has_local_ref_in(i, targets)),
+        _ => false,
+    }
+}
+
+/// The keys of `fi` that satisfy `op value` (same kind class only).
+fn range<'a>(
+    fi: &'a FieldIndex,
+    op: Compare,
+    value: &Value,
+) -> Box<dyn Iterator<Item = (&'a Key, &'a BTreeSet<ObjectId>)> + 'a> {
+    let class = rank(value);
+    let k = Key(value.clone());
+    let same = move |(key, _): &(&Key, &BTreeSet<ObjectId>)| rank(&key.0) == class;
+    match op {
+        Compare::Lt => Box::new(
+            fi.range((Bound::Unbounded, Bound::Excluded(k)))
+                .rev()
+                .take_while(same),
+        ),
+        Compare::Le => Box::new(
+            fi.range((Bound::Unbounded, Bound::Included(k)))
+                .rev()
+                .take_while(same),
+        ),
+        Compare::Gt => Box::new(
+            fi.range((Bound::Excluded(k), Bound::Unbounded))
+                .take_while(same),
+        ),
+        Compare::Ge => Box::new(
+            fi.range((Bound::Included(k), Bound::Unbounded))
+                .take_while(same),
+        ),
+        Compare::Eq | Compare::Ne => Box::new(std::iter::empty()),
+    }
+}
+
+/// Compares two objects by a query's order, ties by ascending id.
+pub(crate) fn cmp_states(a: &ObjectState, b: &ObjectState, order: &[Order]) -> Ordering {
+    for o in order {
+        let c = cmp_opt(a.fields.get(&o.field), b.fields.get(&o.field));
+        let c = if o.descending { c.reverse() } else { c };
+        if c != Ordering::Equal {
+            return c;
+        }
+    }
+    a.id.cmp(&b.id)
+}
+
+/// Does `field op value` hold for a present field value?
+pub(crate) fn compare(field_value: &Value, op: Compare, value: &Value) -> bool {
+    match op {
+        Compare::Eq => total_eq(field_value, value),
+        Compare::Ne => !total_eq(field_value, value),
+        _ => {
+            if rank(field_value) != rank(value) {
+                return false;
+            }
+            let c = total_cmp(field_value, value);
+            match op {
+                Compare::Lt => c == Ordering::Less,
+                Compare::Le => c != Ordering::Greater,
+                Compare::Gt => c == Ordering::Greater,
+                _ => c != Ordering::Less,
+            }
+        }
+    }
+}
+
+/// An executable filter: a [`Filter`] with its parts that depend on other
+/// objects already resolved to id sets.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    All,
+    Type(String),
+    Cmp {
+        field: String,
+        op: Compare,
+        value: Value,
+    },
+    /// Sorted, deduplicated.
+    In {
+        field: String,
+        keys: Vec<Key>,
+    },
+    Exists(String),
+    /// `needle` is lower-cased.
+    Text {
+        field: String,
+        needle: String,
+    },
+    ListContains {
+        field: String,
+        value: Value,
+    },
+    /// Some local ref in `field` (any field if `None`) points into `targets`.
+    RefIn {
+        field: Option<String>,
+        targets: HashSet<ObjectId>,
+    },
+    Ids(HashSet<ObjectId>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+impl Node {
+    /// Does this object match (deleted-ness is checked by the caller)?
+    pub(crate) fn matches(&self, s: &ObjectState) -> bool {
+        match self {
+            Node::All => true,
+            Node::Type(t) => s.type_name == *t,
+            Node::Cmp { field, op, value } => {
+                s.fields.get(field).is_some_and(|v| compare(v, *op, value))
+            }
+            Node::In { field, keys } => s
+                .fields
+                .get(field)
+                .is_some_and(|v| keys.binary_search_by(|k| total_cmp(&k.0, v)).is_ok()),
+            Node::Exists(field) => s.fields.contains_key(field),
+            Node::Text { field, needle } => s
+                .fields
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|text| contains_ignore_case(text, needle)),
+            Node::ListContains { field, value } => match s.fields.get(field) {
+                Some(Value::List(items)) => items.iter().any(|i| total_eq(i, value)),
+                _ => false,
+            },
+            Node::RefIn {
+                field: Some(f),
+                targets,
+            } => s
+                .fields
+                .get(f)
+                .is_some_and(|v| has_local_ref_in(v, targets)),
+            Node::RefIn {
+                field: None,
+                targets,
+            } => s.fields.values().any(|v| has_local_ref_in(v, targets)),
+            Node::Ids(ids) => ids.contains(&s.id),
+            Node::And(nodes) => nodes.iter().all(|n| n.matches(s)),
+            Node::Or(nodes) => nodes.iter().any(|n| n.matches(s)),
+            Node::Not(n) => !n.matches(s),
+        }
+    }
+
+    /// Fields whose index and whether backlinks may serve as candidates.
+    fn index_needs<'a>(&'a self, fields: &mut Vec<&'a str>, backlinks: &mut bool) {
+        match self {
+            Node::Cmp { field, op, .. } if *op != Compare::Ne => fields.push(field),
+            Node::In { field, .. } => fields.push(field),
+            Node::RefIn { .. } => *backlinks = true,
+            Node::And(nodes) | Node::Or(nodes) => {
+                nodes.iter().for_each(|n| n.index_needs(fields, backlinks))
+            }
+            _ => {}
+        }
+    }
+}
+
+fn contains_ignore_case(text: &str, lower_needle: &str) -> bool {
+    if lower_needle.is_empty() {
+        return true;
+    }
+    if text.is_ascii() && lower_needle.is_ascii() {
+        let (h, n) = (text.as_bytes(), lower_needle.as_bytes());
+        return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    text.to_lowercase().contains(lower_needle)
+}
