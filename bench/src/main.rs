@@ -3,7 +3,10 @@
 //! Sections run in the order given (default: all). Results are also written
 //! to `target/bench/native.json` (override with `ECHO_BENCH_JSON`).
 
+mod baseline;
 mod report;
+mod trace;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -11,7 +14,7 @@ use report::Report;
 
 type Section = (&'static str, fn(&mut Report));
 
-const SECTIONS: &[Section] = &[];
+const SECTIONS: &[Section] = &[("baseline", baseline::run)];
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
