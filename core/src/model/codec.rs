@@ -1,0 +1,321 @@
+//! How objects are laid out in an Automerge document, both ways.
+//!
+//! Each object is a map under the document root, keyed by its id:
+//!
+//! ```text
+//! root[<object id>] = { "type": str, "deleted": bool, "fields": { <name>: <value> } }
+//! ```
+//!
+//! Field values map onto Automerge directly (scalars, lists, maps, text),
+//! except references: a reference is a map with the single key
+//! [`REF_KEY`] whose value is `"<object id>"` or `"<space id>/<object id>"`.
+//! Map keys beginning with NUL are reserved for this and rejected on write.
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{
+    ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value as AmValue, ValueRef,
+    ROOT,
+};
+
+use super::error::ModelError;
+use super::id::{ObjectId, SpaceId};
+use super::object::ObjectState;
+use super::value::{Reference, Value};
+
+pub(crate) const TYPE_KEY: &str = "type";
+pub(crate) const DELETED_KEY: &str = "deleted";
+pub(crate) const FIELDS_KEY: &str = "fields";
+/// The one key of a map that encodes a [`Reference`].
+pub(crate) const REF_KEY: &str = "\u{0}ref";
+/// The root key under which space properties live (in shard 0). It cannot
+/// collide with an object id, which is 26 base32hex characters.
+pub(crate) const PROPERTIES_KEY: &str = "space";
+
+/// Checks a field name or map key an app supplied.
+pub(crate) fn check_key(key: &str) -> Result<(), ModelError> {
+    if key.is_empty() || key.starts_with('\u{0}') {
+        return Err(ModelError::InvalidFieldName {
+            name: key.chars().take(64).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every map key inside a value.
+pub(crate) fn check_value(value: &Value) -> Result<(), ModelError> {
+    match value {
+        Value::List(items) => items.iter().try_for_each(check_value),
+        Value::Map(map) => map.iter().try_for_each(|(k, v)| {
+            check_key(k)?;
+            check_value(v)
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn encode_ref(r: &Reference) -> String {
+    match r.space {
+        None => r.object.to_string(),
+        Some(space) => format!("{space}/{}", r.object),
+    }
+}
+
+fn decode_ref(text: &str) -> Result<Reference, ModelError> {
+    match text.split_once('/') {
+        None => Ok(Reference::local(text.parse()?)),
+        Some((space, object)) => Ok(Reference::remote(
+            space.parse::<SpaceId>()?,
+            object.parse()?,
+        )),
+    }
+}
+
+fn scalar(value: &Value) -> Option<ScalarValue> {
+    Some(match value {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(*b),
+        Value::Int(n) => ScalarValue::Int(*n),
+        Value::Float(f) => ScalarValue::F64(*f),
+        Value::String(s) => ScalarValue::Str(s.as_str().into()),
+        Value::Bytes(b) => ScalarValue::Bytes(b.clone()),
+        Value::List(_) | Value::Map(_) | Value::Ref(_) | Value::Text(_) => return None,
+    })
+}
+
+/// Writes `value` at `prop` of map `obj` (replacing what was there).
+pub(crate) fn put_value<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    prop: &str,
+    value: &Value,
+) -> Result<(), automerge::AutomergeError> {
+    if let Some(s) = scalar(value) {
+        return tx.put(obj, prop, s);
+    }
+    match value {
+        Value::List(items) => {
+            let list = tx.put_object(obj, prop, ObjType::List)?;
+            fill_list(tx, &list, items)
+        }
+        Value::Map(map) => {
+            let m = tx.put_object(obj, prop, ObjType::Map)?;
+            fill_map(tx, &m, map)
+        }
+        Value::Ref(r) => {
+            let m = tx.put_object(obj, prop, ObjType::Map)?;
+            tx.put(&m, REF_KEY, encode_ref(r))
+        }
+        Value::Text(s) => {
+            let text = tx.put_object(obj, prop, ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, s)
+        }
+        _ => unreachable!("scalars handled above"),
+    }
+}
+
+fn fill_map<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    map: &BTreeMap<String, Value>,
+) -> Result<(), automerge::AutomergeError> {
+    map.iter().try_for_each(|(k, v)| put_value(tx, obj, k, v))
+}
+
+fn fill_list<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    items: &[Value],
+) -> Result<(), automerge::AutomergeError> {
+    for (i, item) in items.iter().enumerate() {
+        if let Some(s) = scalar(item) {
+            tx.insert(list, i, s)?;
+            continue;
+        }
+        match item {
+            Value::List(inner) => {
+                let l = tx.insert_object(list, i, ObjType::List)?;
+                fill_list(tx, &l, inner)?;
+            }
+            Value::Map(map) => {
+                let m = tx.insert_object(list, i, ObjType::Map)?;
+                fill_map(tx, &m, map)?;
+            }
+            Value::Ref(r) => {
+                let m = tx.insert_object(list, i, ObjType::Map)?;
+                tx.put(&m, REF_KEY, encode_ref(r))?;
+            }
+            Value::Text(s) => {
+                let t = tx.insert_object(list, i, ObjType::Text)?;
+                tx.splice_text(&t, 0, 0, s)?;
+            }
+            _ => unreachable!("scalars handled above"),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a whole new object under the root.
+pub(crate) fn put_object<T: Transactable>(
+    tx: &mut T,
+    state: &ObjectState,
+) -> Result<(), automerge::AutomergeError> {
+    let obj = tx.put_object(ROOT, state.id.to_string(), ObjType::Map)?;
+    tx.put(&obj, TYPE_KEY, state.type_name.as_str())?;
+    tx.put(&obj, DELETED_KEY, state.deleted)?;
+    let fields = tx.put_object(&obj, FIELDS_KEY, ObjType::Map)?;
+    fill_map(tx, &fields, &state.fields)
+}
+
+/// Reads a document at the current state or at `heads`.
+pub(crate) struct Reader<'a, D: ReadDoc> {
+    pub doc: &'a D,
+    pub heads: Option<&'a [ChangeHash]>,
+}
+
+impl<D: ReadDoc> Reader<'_, D> {
+    fn get(
+        &self,
+        obj: &ObjId,
+        prop: &str,
+    ) -> Result<Option<(AmValue<'_>, ObjId)>, automerge::AutomergeError> {
+        match self.heads {
+            None => self.doc.get(obj, prop),
+            Some(h) => self.doc.get_at(obj, prop, h),
+        }
+    }
+
+    /// The object map of `id`, if the object exists.
+    pub fn object_map(&self, id: &ObjectId) -> Result<Option<ObjId>, ModelError> {
+        match self.get(&ROOT, &id.to_string())? {
+            Some((AmValue::Object(ObjType::Map), obj)) => Ok(Some(obj)),
+            Some(_) => Err(ModelError::Corrupt {
+                reason: format!("object {id} is not a map"),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The Automerge object holding field `name` of the object map `obj`.
+    pub fn field_obj(
+        &self,
+        obj: &ObjId,
+        name: &str,
+    ) -> Result<Option<(AmValue<'_>, ObjId)>, ModelError> {
+        let Some((AmValue::Object(ObjType::Map), fields)) = self.get(obj, FIELDS_KEY)? else {
+            return Ok(None);
+        };
+        Ok(self.get(&fields, name)?)
+    }
+
+    /// Materializes one object.
+    pub fn object(&self, id: &ObjectId) -> Result<Option<ObjectState>, ModelError> {
+        let Some(obj) = self.object_map(id)? else {
+            return Ok(None);
+        };
+        let type_name = match self.get(&obj, TYPE_KEY)? {
+            Some((AmValue::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(t) => t.to_string(),
+                _ => {
+                    return Err(ModelError::Corrupt {
+                        reason: format!("object {id} has a non-string type"),
+                    })
+                }
+            },
+            _ => {
+                return Err(ModelError::Corrupt {
+                    reason: format!("object {id} has no type"),
+                })
+            }
+        };
+        let deleted = matches!(
+            self.get(&obj, DELETED_KEY)?,
+            Some((AmValue::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Boolean(true))
+        );
+        let fields = match self.get(&obj, FIELDS_KEY)? {
+            Some((AmValue::Object(ObjType::Map), f)) => self.map(&f)?,
+            _ => BTreeMap::new(),
+        };
+        Ok(Some(ObjectState {
+            id: *id,
+            type_name,
+            fields,
+            deleted,
+        }))
+    }
+
+    /// Ids of all objects in the document.
+    pub fn object_ids(&self) -> Vec<ObjectId> {
+        let keys = match self.heads {
+            None => self.doc.keys(ROOT),
+            Some(h) => self.doc.keys_at(ROOT, h),
+        };
+        keys.filter_map(|k| k.parse().ok()).collect()
+    }
+
+    pub fn properties(&self) -> Result<BTreeMap<String, Value>, ModelError> {
+        match self.get(&ROOT, PROPERTIES_KEY)? {
+            Some((AmValue::Object(ObjType::Map), m)) => self.map(&m),
+            _ => Ok(BTreeMap::new()),
+        }
+    }
+
+    fn map(&self, obj: &ObjId) -> Result<BTreeMap<String, Value>, ModelError> {
+        let range = match self.heads {
+            None => self.doc.map_range(obj, ..),
+            Some(h) => self.doc.map_range_at(obj, .., h),
+        };
+        let mut out = BTreeMap::new();
+        for item in range {
+            let value = self.value(item.value.clone(), &item.id())?;
+            out.insert(item.key.to_string(), value);
+        }
+        Ok(out)
+    }
+
+    fn value(&self, value: ValueRef<'_>, id: &ObjId) -> Result<Value, ModelError> {
+        Ok(match value {
+            ValueRef::Scalar(s) => scalar_to_value(&s),
+            ValueRef::Object(ObjType::Text) => Value::Text(match self.heads {
+                None => self.doc.text(id)?,
+                Some(h) => self.doc.text_at(id, h)?,
+            }),
+            ValueRef::Object(ObjType::List) => {
+                let range = match self.heads {
+                    None => self.doc.list_range(id, ..),
+                    Some(h) => self.doc.list_range_at(id, .., h),
+                };
+                let mut items = Vec::new();
+                for item in range {
+                    items.push(self.value(item.value.clone(), &item.id())?);
+                }
+                Value::List(items)
+            }
+            ValueRef::Object(ObjType::Map | ObjType::Table) => {
+                if let Some((AmValue::Scalar(s), _)) = self.get(id, REF_KEY)? {
+                    if let ScalarValue::Str(text) = s.as_ref() {
+                        return decode_ref(text).map(Value::Ref);
+                    }
+                }
+                Value::Map(self.map(id)?)
+            }
+        })
+    }
+}
+
+fn scalar_to_value(s: &ScalarValueRef<'_>) -> Value {
+    match s {
+        ScalarValueRef::Null | ScalarValueRef::Unknown { .. } => Value::Null,
+        ScalarValueRef::Boolean(b) => Value::Bool(*b),
+        ScalarValueRef::Int(n) | ScalarValueRef::Timestamp(n) | ScalarValueRef::Counter(n) => {
+            Value::Int(*n)
+        }
+        ScalarValueRef::Uint(n) => i64::try_from(*n)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(*n as f64)),
+        ScalarValueRef::F64(f) => Value::Float(*f),
+        ScalarValueRef::Str(s) => Value::String(s.to_string()),
+        ScalarValueRef::Bytes(b) => Value::Bytes(b.to_vec()),
+    }
+}

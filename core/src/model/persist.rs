@@ -1,0 +1,403 @@
+//! How a space is stored as chunks, and opened again.
+//!
+//! Keys, under `space/<space id>/`:
+//!
+//! ```text
+//! meta                       format version and shard count
+//! s/<shard>/snap             compacted shard: whole document + state of all its objects
+//! s/<shard>/i/<seq>          incremental chunk: changes since the previous chunk
+//!                            + current state of the objects they touched
+//! ```
+//!
+//! Every chunk carries the CRDT bytes *and* the current state of the objects
+//! they touched, written in one atomic batch. Opening a space decodes only the
+//! states (the index) and keeps the CRDT bytes unparsed until a shard is
+//! needed, so the first query does not replay any history. Chunks are framed
+//! with a magic number, a format version and a CRC-32, so a damaged chunk is
+//! reported by key instead of being misread.
+//!
+//! Saving is two-phase, because the host's storage is asynchronous:
+//! [`Space::prepare_save`] returns the batch to write and a receipt; after the
+//! host's atomic write succeeded it calls [`Space::save_done`], on failure
+//! [`Space::save_failed`], and the same data is offered again next time.
+
+use std::collections::{BTreeMap, HashSet};
+
+use automerge::{ActorId, ChangeHash};
+use serde::{Deserialize, Serialize};
+
+use super::error::ModelError;
+use super::id::{ObjectId, SpaceId};
+use super::object::ObjectState;
+use super::shard::{Shard, StoredDoc};
+use super::space::{Space, MAX_SHARD_COUNT};
+use super::value::Value;
+use crate::query::Index;
+use crate::store::{Batch, CompactionPolicy};
+
+const MAGIC: &[u8; 4] = b"ECHO";
+const FORMAT_VERSION: u8 = 1;
+const HEADER_LEN: usize = 4 + 1 + 4;
+
+#[derive(Serialize, Deserialize)]
+struct SpaceMeta {
+    shard_count: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ShardChunk {
+    crdt: Vec<u8>,
+    objects: Vec<ObjectState>,
+    properties: Option<BTreeMap<String, Value>>,
+}
+
+/// The key prefix under which a space stores all its chunks.
+pub fn space_prefix(id: &SpaceId) -> String {
+    format!("space/{id}/")
+}
+
+fn meta_key(space: &str) -> String {
+    format!("space/{space}/meta")
+}
+
+fn snapshot_key(space: &str, shard: usize) -> String {
+    format!("space/{space}/s/{shard:04}/snap")
+}
+
+fn incremental_key(space: &str, shard: usize, seq: u64) -> String {
+    format!("space/{space}/s/{shard:04}/i/{seq:012}")
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn unframe<'a>(space: &str, key: &str, bytes: &'a [u8]) -> Result<&'a [u8], ModelError> {
+    let corrupt = |reason: String| ModelError::CorruptChunk {
+        space: space.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
+        return Err(corrupt("not an ECHO chunk (bad header)".into()));
+    }
+    if bytes[4] != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "format version {} is not supported (expected {FORMAT_VERSION})",
+            bytes[4]
+        )));
+    }
+    let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+    let payload = &bytes[HEADER_LEN..];
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupt("checksum mismatch: the chunk was damaged".into()));
+    }
+    Ok(payload)
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    frame(&postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"))
+}
+
+fn decode<'a, T: Deserialize<'a>>(
+    space: &str,
+    key: &str,
+    bytes: &'a [u8],
+) -> Result<T, ModelError> {
+    postcard::from_bytes(unframe(space, key, bytes)?).map_err(|e| ModelError::CorruptChunk {
+        space: space.to_owned(),
+        key: key.to_owned(),
+        reason: format!("the chunk does not decode: {e}"),
+    })
+}
+
+/// What a save wrote, to be confirmed or reverted by the host.
+#[derive(Debug)]
+pub struct SaveReceipt {
+    meta: bool,
+    shards: Vec<ShardSaved>,
+}
+
+#[derive(Debug)]
+struct ShardSaved {
+    shard: usize,
+    heads: Vec<ChangeHash>,
+    objects: HashSet<ObjectId>,
+    properties: bool,
+    outcome: SaveOutcome,
+}
+
+#[derive(Debug)]
+enum SaveOutcome {
+    Incremental { key: String, bytes: usize },
+    Snapshot,
+}
+
+/// A batch for the host to write atomically, and the receipt to hand back.
+#[derive(Debug)]
+pub struct PendingSave {
+    pub batch: Batch,
+    pub receipt: SaveReceipt,
+}
+
+impl Space {
+    /// Opens a space from the entries its host listed under
+    /// [`space_prefix`]. Only the index of current state is decoded.
+    pub fn open(
+        id: SpaceId,
+        actor: ActorId,
+        entries: Vec<(String, Vec<u8>)>,
+    ) -> Result<Space, ModelError> {
+        let space = id.to_string();
+        let prefix = space_prefix(&id);
+        let meta_key = meta_key(&space);
+        let meta_bytes = entries
+            .iter()
+            .find(|(k, _)| *k == meta_key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| ModelError::CorruptChunk {
+                space: space.clone(),
+                key: meta_key.clone(),
+                reason: "missing: the space was never saved here".into(),
+            })?;
+        let meta: SpaceMeta = decode(&space, &meta_key, meta_bytes)?;
+        if meta.shard_count == 0 || meta.shard_count > MAX_SHARD_COUNT {
+            return Err(ModelError::CorruptChunk {
+                space,
+                key: meta_key,
+                reason: format!("shard count {} is out of range", meta.shard_count),
+            });
+        }
+        let shard_count = usize::from(meta.shard_count);
+
+        // (shard, seq) → entry; the snapshot sorts before every increment.
+        let mut chunks: BTreeMap<(usize, Option<u64>), (String, Vec<u8>)> = BTreeMap::new();
+        for (key, value) in entries {
+            if key == meta_key {
+                continue;
+            }
+            let bad_key = || ModelError::CorruptChunk {
+                space: space.clone(),
+                key: key.clone(),
+                reason: "unrecognized key in this space's storage".into(),
+            };
+            let rest = key
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_prefix("s/"))
+                .ok_or_else(bad_key)?;
+            let (shard_text, kind) = rest.split_once('/').ok_or_else(bad_key)?;
+            let shard: usize = shard_text.parse().map_err(|_| bad_key())?;
+            if shard >= shard_count {
+                return Err(bad_key());
+            }
+            let seq = match kind {
+                "snap" => None,
+                _ => Some(
+                    kind.strip_prefix("i/")
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(bad_key)?,
+                ),
+            };
+            chunks.insert((shard, seq), (key, value));
+        }
+
+        let mut index = Index::new();
+        let mut properties = BTreeMap::new();
+        let mut per_shard: Vec<Vec<(String, Vec<u8>)>> =
+            (0..shard_count).map(|_| Vec::new()).collect();
+        let mut shards_meta: Vec<(bool, Vec<String>, usize, u64)> =
+            vec![(false, Vec::new(), 0, 0); shard_count];
+        for ((shard, seq), (key, bytes)) in chunks {
+            let chunk: ShardChunk = decode(&space, &key, &bytes)?;
+            for state in chunk.objects {
+                index.upsert(state);
+            }
+            if let Some(props) = chunk.properties {
+                properties = props;
+            }
+            let m = &mut shards_meta[shard];
+            match seq {
+                None => m.0 = true,
+                Some(seq) => {
+                    m.1.push(key.clone());
+                    m.2 += bytes.len();
+                    m.3 = m.3.max(seq + 1);
+                }
+            }
+            per_shard[shard].push((key, chunk.crdt));
+        }
+        let shards = per_shard
+            .into_iter()
+            .zip(shards_meta)
+            .map(
+                |(chunks, (has_snapshot, incremental_keys, incremental_bytes, next_seq))| {
+                    let mut shard = if chunks.is_empty() {
+                        Shard::new(&actor)
+                    } else {
+                        Shard::from_storage(StoredDoc { chunks })
+                    };
+                    shard.has_snapshot = has_snapshot;
+                    shard.incremental_keys = incremental_keys;
+                    shard.incremental_bytes = incremental_bytes;
+                    shard.next_seq = next_seq;
+                    shard
+                },
+            )
+            .collect();
+        let mut space = Space::assemble(id, actor, shards, index, properties);
+        space.meta_saved = true;
+        Ok(space)
+    }
+
+    /// Whether anything changed since the last confirmed save.
+    pub fn has_unsaved_changes(&self) -> bool {
+        !self.meta_saved || self.shards.iter().any(Shard::is_dirty)
+    }
+
+    /// Collects everything changed since the last save into one batch for the
+    /// host to write atomically. Returns `None` when there is nothing to save.
+    /// Until the host reports back with [`save_done`](Self::save_done) or
+    /// [`save_failed`](Self::save_failed), the data counts as unsaved.
+    pub fn prepare_save(
+        &mut self,
+        policy: &CompactionPolicy,
+    ) -> Result<Option<PendingSave>, ModelError> {
+        if self.save_in_flight {
+            return Err(ModelError::SaveInFlight);
+        }
+        if !self.has_unsaved_changes() {
+            return Ok(None);
+        }
+        let dirty: Vec<usize> = (0..self.shards.len())
+            .filter(|&s| self.shards[s].is_dirty())
+            .collect();
+        let stale: Vec<ObjectId> = dirty
+            .iter()
+            .flat_map(|&s| self.shards[s].unsaved.iter().copied())
+            .filter(|id| self.stale_text.contains(id))
+            .collect();
+        for id in &stale {
+            self.reload_object(id)?;
+            self.stale_text.remove(id);
+        }
+
+        let mut batch = Batch::new();
+        let meta = !self.meta_saved;
+        if meta {
+            batch.put(
+                meta_key(&self.id_text),
+                encode(&SpaceMeta {
+                    shard_count: self.shards.len() as u16,
+                }),
+            );
+        }
+        let mut saved = Vec::with_capacity(dirty.len());
+        for shard in dirty {
+            let properties = shard == 0 && self.shards[shard].properties_unsaved;
+            let objects = std::mem::take(&mut self.shards[shard].unsaved);
+            let saved_heads = self.shards[shard].saved_heads.clone();
+            let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            let heads = doc.get_heads();
+            let increment = doc.save_after(&saved_heads);
+            let s = &self.shards[shard];
+            let compact = policy.should_compact(
+                s.incremental_keys.len() + 1,
+                s.incremental_bytes + increment.len(),
+            );
+            let outcome = if compact {
+                let crdt = self.shards[shard].doc(&self.id_text, &self.actor)?.save();
+                let states: Vec<ObjectState> = self
+                    .index
+                    .iter()
+                    .filter(|o| self.shard_of(&o.id) == shard)
+                    .cloned()
+                    .collect();
+                let props = (shard == 0).then(|| self.properties.clone());
+                batch.put(
+                    snapshot_key(&self.id_text, shard),
+                    encode(&ShardChunk {
+                        crdt,
+                        objects: states,
+                        properties: props,
+                    }),
+                );
+                for key in &self.shards[shard].incremental_keys {
+                    batch.delete(key.clone());
+                }
+                SaveOutcome::Snapshot
+            } else {
+                let states: Vec<ObjectState> = objects
+                    .iter()
+                    .filter_map(|id| self.index.get(id))
+                    .cloned()
+                    .collect();
+                let props = properties.then(|| self.properties.clone());
+                let key = incremental_key(&self.id_text, shard, self.shards[shard].next_seq);
+                let bytes = encode(&ShardChunk {
+                    crdt: increment,
+                    objects: states,
+                    properties: props,
+                });
+                let len = bytes.len();
+                batch.put(key.clone(), bytes);
+                SaveOutcome::Incremental { key, bytes: len }
+            };
+            self.shards[shard].properties_unsaved = false;
+            saved.push(ShardSaved {
+                shard,
+                heads,
+                objects,
+                properties,
+                outcome,
+            });
+        }
+        self.save_in_flight = true;
+        Ok(Some(PendingSave {
+            batch,
+            receipt: SaveReceipt {
+                meta,
+                shards: saved,
+            },
+        }))
+    }
+
+    /// The host's atomic write of a [`PendingSave`] succeeded.
+    pub fn save_done(&mut self, receipt: SaveReceipt) {
+        self.save_in_flight = false;
+        if receipt.meta {
+            self.meta_saved = true;
+        }
+        for saved in receipt.shards {
+            let shard = &mut self.shards[saved.shard];
+            shard.saved_heads = saved.heads;
+            match saved.outcome {
+                SaveOutcome::Incremental { key, bytes } => {
+                    shard.incremental_keys.push(key);
+                    shard.incremental_bytes += bytes;
+                    shard.next_seq += 1;
+                }
+                SaveOutcome::Snapshot => {
+                    shard.has_snapshot = true;
+                    shard.incremental_keys.clear();
+                    shard.incremental_bytes = 0;
+                }
+            }
+        }
+    }
+
+    /// The host's write of a [`PendingSave`] failed: everything in it is
+    /// unsaved again and will be offered by the next save.
+    pub fn save_failed(&mut self, receipt: SaveReceipt) {
+        self.save_in_flight = false;
+        for saved in receipt.shards {
+            let shard = &mut self.shards[saved.shard];
+            shard.unsaved.extend(saved.objects);
+            shard.properties_unsaved |= saved.properties;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! One Automerge document holding a slice of a space's objects.
+//!
+//! A space's objects are spread over a fixed number of shards by their id
+//! (see `docs/adr/0001-object-layout.md` for why). A shard's document is
+//! loaded lazily: opening a space reads only the index of current state
+//! stored beside the CRDT, and the document's bytes are parsed the first
+//! time the shard is written to, merged into, or read at earlier heads.
+
+use std::collections::HashSet;
+
+use automerge::{ActorId, Automerge, ChangeHash};
+
+use super::error::ModelError;
+use super::id::ObjectId;
+
+/// Bytes of the shard's document as stored, with the keys they came from.
+pub(crate) struct StoredDoc {
+    pub chunks: Vec<(String, Vec<u8>)>,
+}
+
+pub(crate) struct Shard {
+    doc: Option<Automerge>,
+    stored: Option<StoredDoc>,
+    /// Heads at the last save: the next incremental chunk holds the changes since.
+    pub saved_heads: Vec<ChangeHash>,
+    /// Objects whose state changed since the last save.
+    pub unsaved: HashSet<ObjectId>,
+    /// Space properties changed since the last save (shard 0 only).
+    pub properties_unsaved: bool,
+    /// Keys of incremental chunks written since the last snapshot.
+    pub incremental_keys: Vec<String>,
+    pub incremental_bytes: usize,
+    pub has_snapshot: bool,
+    pub next_seq: u64,
+}
+
+impl Shard {
+    pub fn new(actor: &ActorId) -> Self {
+        Self::with(Some(Automerge::new().with_actor(actor.clone())), None)
+    }
+
+    /// A shard whose document is parsed from `stored` when first needed.
+    pub fn from_storage(stored: StoredDoc) -> Self {
+        Self::with(None, Some(stored))
+    }
+
+    fn with(doc: Option<Automerge>, stored: Option<StoredDoc>) -> Self {
+        Self {
+            doc,
+            stored,
+            saved_heads: Vec::new(),
+            unsaved: HashSet::new(),
+            properties_unsaved: false,
+            incremental_keys: Vec::new(),
+            incremental_bytes: 0,
+            has_snapshot: false,
+            next_seq: 0,
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        !self.unsaved.is_empty() || self.properties_unsaved
+    }
+
+    #[cfg(test)]
+    pub fn is_loaded(&self) -> bool {
+        self.doc.is_some()
+    }
+
+    /// The document, parsed from storage if it was not yet.
+    pub fn doc(&mut self, space: &str, actor: &ActorId) -> Result<&mut Automerge, ModelError> {
+        if self.doc.is_none() {
+            let stored = self
+                .stored
+                .take()
+                .unwrap_or(StoredDoc { chunks: Vec::new() });
+            let mut doc = Automerge::new();
+            for (key, bytes) in &stored.chunks {
+                doc.load_incremental(bytes)
+                    .map_err(|e| ModelError::CorruptChunk {
+                        space: space.to_owned(),
+                        key: key.clone(),
+                        reason: format!("the CRDT data does not load: {e}"),
+                    })?;
+            }
+            self.saved_heads = doc.get_heads();
+            self.doc = Some(doc.with_actor(actor.clone()));
+        }
+        Ok(self.doc.as_mut().expect("loaded above"))
+    }
+
+    /// The document if it is loaded (never parses).
+    pub fn loaded_doc_mut(&mut self) -> Option<&mut Automerge> {
+        self.doc.as_mut()
+    }
+}

@@ -1,0 +1,924 @@
+//! A space: its objects spread over sharded Automerge documents, with an
+//! index of current state beside them.
+//!
+//! The CRDT documents are the truth; the [`Index`] is derived from them and
+//! answers reads and queries without touching Automerge. Local writes update
+//! the index directly (a local put supersedes every value the replica has
+//! seen, so the new state is known without reading the document back); merged
+//! remote changes are read back from the documents for the objects they
+//! touched. Text fields edited by splices are re-read lazily, the first time a
+//! read, a query or a live subscription needs them, so a stream of keystrokes
+//! costs one Automerge splice each and not a copy of the whole text.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{
+    ActorId, Change, ChangeHash, Cursor, ObjId, ObjType, PatchAction, Prop, ReadDoc, ROOT,
+};
+
+use super::batch::{Mutation, WriteBatch};
+use super::codec::{self, Reader};
+use super::error::ModelError;
+use super::id::{ObjectId, SpaceId};
+use super::object::ObjectState;
+use super::shard::Shard;
+use super::value::{Reference, Value};
+use crate::query::{Index, LiveDiff, LiveQueries, Query, SubscriptionId};
+
+/// How a space spreads its objects over Automerge documents. Fixed when the
+/// space is created: every replica of a space must use the same count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpaceOptions {
+    pub shard_count: u16,
+}
+
+impl Default for SpaceOptions {
+    /// The layout chosen in `docs/adr/0001-object-layout.md`.
+    fn default() -> Self {
+        Self {
+            shard_count: DEFAULT_SHARD_COUNT,
+        }
+    }
+}
+
+pub const DEFAULT_SHARD_COUNT: u16 = 64;
+/// The largest shard count a space may have.
+pub const MAX_SHARD_COUNT: u16 = 1024;
+const MAX_TYPE_NAME: usize = 128;
+
+/// A point in a space's history: the heads of each shard document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Heads {
+    /// `(shard, head)` pairs, sorted.
+    pub entries: Vec<(u16, ChangeHash)>,
+}
+
+impl Heads {
+    fn of_shard(&self, shard: usize) -> Vec<ChangeHash> {
+        self.entries
+            .iter()
+            .filter(|(s, _)| usize::from(*s) == shard)
+            .map(|(_, h)| *h)
+            .collect()
+    }
+}
+
+/// Changes of one shard, in Automerge's binary change format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardChanges {
+    pub shard: u16,
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// What a reference points at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolved<'a> {
+    Object(&'a ObjectState),
+    /// The object exists but was deleted.
+    Deleted(&'a ObjectState),
+    /// No such object (yet): it may arrive with a later sync.
+    Missing,
+    /// The reference points into another space; resolve it there.
+    OtherSpace(SpaceId),
+}
+
+/// Something the space reports to its host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SpaceEvent {
+    /// A live query's result changed.
+    Live(LiveDiff),
+}
+
+/// The result of an applied write batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Committed {
+    /// Objects whose state changed, in first-touched order.
+    pub changed: Vec<ObjectId>,
+}
+
+pub struct Space {
+    pub(crate) id: SpaceId,
+    pub(crate) id_text: String,
+    pub(crate) actor: ActorId,
+    pub(crate) shards: Vec<Shard>,
+    pub(crate) index: Index,
+    pub(crate) properties: BTreeMap<String, Value>,
+    /// Objects whose text fields in the index lag their documents.
+    pub(crate) stale_text: HashSet<ObjectId>,
+    /// Whether the space's meta chunk is in storage.
+    pub(crate) meta_saved: bool,
+    /// A save was prepared and the host has not reported back yet.
+    pub(crate) save_in_flight: bool,
+    live: LiveQueries,
+    events: VecDeque<SpaceEvent>,
+}
+
+impl Space {
+    /// Creates a new, empty space written by `actor`.
+    pub fn create(id: SpaceId, actor: ActorId, options: SpaceOptions) -> Result<Self, ModelError> {
+        if options.shard_count == 0 || options.shard_count > MAX_SHARD_COUNT {
+            return Err(ModelError::Corrupt {
+                reason: format!(
+                    "shard count must be 1..={MAX_SHARD_COUNT}, not {}",
+                    options.shard_count
+                ),
+            });
+        }
+        let shards = (0..options.shard_count)
+            .map(|_| Shard::new(&actor))
+            .collect();
+        Ok(Self::assemble(
+            id,
+            actor,
+            shards,
+            Index::new(),
+            BTreeMap::new(),
+        ))
+    }
+
+    pub(crate) fn assemble(
+        id: SpaceId,
+        actor: ActorId,
+        shards: Vec<Shard>,
+        index: Index,
+        properties: BTreeMap<String, Value>,
+    ) -> Self {
+        Self {
+            id,
+            id_text: id.to_string(),
+            actor,
+            shards,
+            index,
+            properties,
+            stale_text: HashSet::new(),
+            meta_saved: false,
+            save_in_flight: false,
+            live: LiveQueries::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn id(&self) -> SpaceId {
+        self.id
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard an object lives in.
+    pub fn shard_of(&self, id: &ObjectId) -> usize {
+        let b = id.as_bytes();
+        usize::from(u16::from_be_bytes([b[0], b[1]])) % self.shards.len()
+    }
+
+    /// Number of objects, deleted ones included.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// Applies a batch atomically: every mutation is validated first and an
+    /// invalid one rejects the whole batch, leaving the space untouched.
+    pub fn apply(&mut self, batch: WriteBatch) -> Result<Committed, ModelError> {
+        if batch.is_empty() {
+            return Ok(Committed::default());
+        }
+        let new_states = self.validate(&batch)?;
+        self.write_to_documents(&batch)?;
+
+        let mut changed = Vec::with_capacity(new_states.len());
+        let mut seen = HashSet::with_capacity(new_states.len());
+        let mut states: HashMap<ObjectId, ObjectState> = new_states.into_iter().collect();
+        for m in batch.mutations {
+            let id = m.object();
+            if matches!(m, Mutation::SpliceText { .. }) {
+                self.stale_text.insert(id);
+            }
+            if seen.insert(id) {
+                changed.push(id);
+            }
+        }
+        for id in &changed {
+            let shard = self.shard_of(id);
+            self.shards[shard].unsaved.insert(*id);
+            if let Some(state) = states.remove(id) {
+                self.index.upsert(state);
+            }
+        }
+        self.notify_live(&changed)?;
+        Ok(Committed { changed })
+    }
+
+    /// Checks every mutation against the current state and computes the new
+    /// state of every object the batch changes (text contents excepted: those
+    /// are re-read from the document later).
+    fn validate(&mut self, batch: &WriteBatch) -> Result<Vec<(ObjectId, ObjectState)>, ModelError> {
+        let mut next: HashMap<ObjectId, ObjectState> = HashMap::new();
+        let mut order = Vec::new();
+        // Fields whose value this batch wrote: their content is known exactly.
+        let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
+        let mut created: HashSet<ObjectId> = HashSet::new();
+        // Length of each text field the batch splices, as of the mutation at hand.
+        let mut text_lens: HashMap<(ObjectId, &str), usize> = HashMap::new();
+        for m in &batch.mutations {
+            let id = m.object();
+            if let Mutation::Create {
+                type_name, fields, ..
+            } = m
+            {
+                if next.contains_key(&id) || self.index.get(&id).is_some() {
+                    return Err(ModelError::AlreadyExists { id });
+                }
+                if type_name.is_empty() || type_name.chars().count() > MAX_TYPE_NAME {
+                    return Err(ModelError::InvalidTypeName {
+                        name: type_name.chars().take(MAX_TYPE_NAME).collect(),
+                    });
+                }
+                for (k, v) in fields {
+                    codec::check_key(k)?;
+                    codec::check_value(v)?;
+                }
+                let state = ObjectState {
+                    id,
+                    type_name: type_name.clone(),
+                    fields: fields.clone(),
+                    deleted: false,
+                };
+                next.insert(id, state);
+                created.insert(id);
+                order.push(id);
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = next.entry(id) {
+                let current = self.index.get(&id).ok_or(ModelError::NotFound { id })?;
+                slot.insert(current.clone());
+                order.push(id);
+            }
+            let state = next.get_mut(&id).expect("inserted above");
+            if state.deleted {
+                return Err(ModelError::Deleted { id });
+            }
+            match m {
+                Mutation::Create { .. } => unreachable!("handled above"),
+                Mutation::Set { field, value, .. } => {
+                    codec::check_key(field)?;
+                    codec::check_value(value)?;
+                    state.fields.insert(field.clone(), value.clone());
+                    written.insert((id, field));
+                    text_lens.remove(&(id, field.as_str()));
+                }
+                Mutation::Remove { field, .. } => {
+                    codec::check_key(field)?;
+                    state.fields.remove(field);
+                    written.insert((id, field));
+                    text_lens.remove(&(id, field.as_str()));
+                }
+                Mutation::Delete { .. } => state.deleted = true,
+                Mutation::SpliceText {
+                    field,
+                    pos,
+                    delete,
+                    insert,
+                    ..
+                } => {
+                    let key = (id, field.as_str());
+                    let exact = created.contains(&id) || written.contains(&key);
+                    let len = match (text_lens.get(&key), state.fields.get(field)) {
+                        (Some(len), _) => *len,
+                        (None, Some(Value::Text(t))) if exact => t.chars().count(),
+                        (None, Some(Value::Text(_))) => self.text_len(&id, field)?,
+                        (None, Some(other)) => {
+                            return Err(ModelError::NotText {
+                                id,
+                                field: field.clone(),
+                                found: other.kind(),
+                            })
+                        }
+                        (None, None) => {
+                            return Err(ModelError::NotText {
+                                id,
+                                field: field.clone(),
+                                found: "missing",
+                            })
+                        }
+                    };
+                    check_range(id, field, *pos, *delete, len)?;
+                    if exact {
+                        let state = next.get_mut(&id).expect("inserted above");
+                        if let Some(Value::Text(t)) = state.fields.get(field) {
+                            let (head, tail) = split_chars(t, *pos, *delete);
+                            let text = format!("{head}{insert}{tail}");
+                            state.fields.insert(field.clone(), Value::Text(text));
+                        }
+                    }
+                    text_lens.insert(key, len - delete + insert.chars().count());
+                }
+            }
+        }
+        Ok(order
+            .into_iter()
+            .map(|id| (id, next.remove(&id).expect("every ordered id has a state")))
+            .collect())
+    }
+
+    /// Writes the batch into the shard documents: one transaction per touched
+    /// shard, all committed or all rolled back.
+    fn write_to_documents(&mut self, batch: &WriteBatch) -> Result<(), ModelError> {
+        let mut by_shard: BTreeMap<usize, Vec<&Mutation>> = BTreeMap::new();
+        for m in &batch.mutations {
+            by_shard
+                .entry(self.shard_of(&m.object()))
+                .or_default()
+                .push(m);
+        }
+        for &shard in by_shard.keys() {
+            self.shards[shard].doc(&self.id_text, &self.actor)?;
+        }
+        let mut txs: Vec<(Transaction<'_>, Vec<&Mutation>)> = Vec::with_capacity(by_shard.len());
+        let mut wanted = by_shard.into_iter().peekable();
+        for (i, shard) in self.shards.iter_mut().enumerate() {
+            if wanted.peek().map(|(s, _)| *s) != Some(i) {
+                continue;
+            }
+            let (_, mutations) = wanted.next().expect("peeked");
+            let doc = shard.loaded_doc_mut().expect("loaded above");
+            txs.push((doc.transaction(), mutations));
+        }
+        let mut failure = None;
+        'outer: for (tx, mutations) in txs.iter_mut() {
+            for m in mutations.iter() {
+                if let Err(e) = write_mutation(tx, m) {
+                    failure = Some(e);
+                    break 'outer;
+                }
+            }
+        }
+        match failure {
+            None => {
+                for (tx, _) in txs {
+                    tx.commit();
+                }
+                Ok(())
+            }
+            Some(e) => {
+                for (tx, _) in txs {
+                    tx.rollback();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets a property of the space (its name, …).
+    pub fn set_property(&mut self, name: &str, value: Value) -> Result<(), ModelError> {
+        codec::check_key(name)?;
+        codec::check_value(&value)?;
+        let doc = self.shards[0].doc(&self.id_text, &self.actor)?;
+        let mut tx = doc.transaction();
+        let result = (|| {
+            let props = match tx.get(ROOT, codec::PROPERTIES_KEY)? {
+                Some((automerge::Value::Object(ObjType::Map), id)) => id,
+                _ => tx.put_object(ROOT, codec::PROPERTIES_KEY, ObjType::Map)?,
+            };
+            codec::put_value(&mut tx, &props, name, &value)
+        })();
+        match result {
+            Ok(()) => {
+                tx.commit();
+            }
+            Err(e) => {
+                tx.rollback();
+                return Err(e.into());
+            }
+        }
+        self.properties.insert(name.to_owned(), value);
+        self.shards[0].properties_unsaved = true;
+        Ok(())
+    }
+
+    pub fn properties(&self) -> &BTreeMap<String, Value> {
+        &self.properties
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// The current state of an object, deleted ones included.
+    pub fn get(&mut self, id: &ObjectId) -> Result<Option<&ObjectState>, ModelError> {
+        self.refresh_text(Some(id))?;
+        Ok(self.index.get(id))
+    }
+
+    /// Follows a reference.
+    pub fn resolve(&mut self, reference: &Reference) -> Result<Resolved<'_>, ModelError> {
+        if let Some(space) = reference.space.filter(|s| *s != self.id) {
+            return Ok(Resolved::OtherSpace(space));
+        }
+        Ok(match self.get(&reference.object)? {
+            Some(state) if state.deleted => Resolved::Deleted(state),
+            Some(state) => Resolved::Object(state),
+            None => Resolved::Missing,
+        })
+    }
+
+    /// Runs a query over the current state.
+    pub fn query(&mut self, query: &Query) -> Result<Vec<ObjectId>, ModelError> {
+        self.refresh_text(None)?;
+        Ok(self.index.run(query)?)
+    }
+
+    /// The index of current state (text fields may lag until the next read).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Reads a text field's content.
+    pub fn text(&mut self, id: &ObjectId, field: &str) -> Result<String, ModelError> {
+        let state = self.get(id)?.ok_or(ModelError::NotFound { id: *id })?;
+        match state.fields.get(field) {
+            Some(Value::Text(t)) => Ok(t.clone()),
+            Some(other) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: other.kind(),
+            }),
+            None => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "missing",
+            }),
+        }
+    }
+
+    /// A stable cursor at `pos` of a text field: it keeps pointing at the same
+    /// character while others edit around it.
+    pub fn text_cursor(
+        &mut self,
+        id: &ObjectId,
+        field: &str,
+        pos: usize,
+    ) -> Result<String, ModelError> {
+        let (shard, text) = self.text_obj(id, field)?;
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        let len = doc.length(&text);
+        if pos > len {
+            return Err(ModelError::TextRange {
+                id: *id,
+                field: field.to_owned(),
+                pos,
+                delete: 0,
+                len,
+            });
+        }
+        Ok(doc.get_cursor(&text, pos, None)?.to_string())
+    }
+
+    /// Where a cursor from [`text_cursor`](Self::text_cursor) points now.
+    pub fn text_cursor_position(
+        &mut self,
+        id: &ObjectId,
+        field: &str,
+        cursor: &str,
+    ) -> Result<usize, ModelError> {
+        let parsed = Cursor::try_from(cursor).map_err(|e| ModelError::InvalidCursor {
+            cursor: cursor.chars().take(64).collect(),
+            reason: e.to_string(),
+        })?;
+        let (shard, text) = self.text_obj(id, field)?;
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        doc.get_cursor_position(&text, &parsed, None)
+            .map_err(|e| ModelError::InvalidCursor {
+                cursor: cursor.chars().take(64).collect(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn text_obj(&mut self, id: &ObjectId, field: &str) -> Result<(usize, ObjId), ModelError> {
+        let shard = self.shard_of(id);
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        let reader = Reader {
+            doc: &*doc,
+            heads: None,
+        };
+        let obj = reader
+            .object_map(id)?
+            .ok_or(ModelError::NotFound { id: *id })?;
+        match reader.field_obj(&obj, field)? {
+            Some((automerge::Value::Object(ObjType::Text), text)) => Ok((shard, text)),
+            Some((automerge::Value::Object(t), _)) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: obj_type_name(t),
+            }),
+            Some(_) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "scalar",
+            }),
+            None => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "missing",
+            }),
+        }
+    }
+
+    fn text_len(&mut self, id: &ObjectId, field: &str) -> Result<usize, ModelError> {
+        let (shard, text) = self.text_obj(id, field)?;
+        Ok(self.shards[shard]
+            .doc(&self.id_text, &self.actor)?
+            .length(&text))
+    }
+
+    /// Re-reads from the documents the objects whose text lags in the index:
+    /// just `only` when given, else all.
+    fn refresh_text(&mut self, only: Option<&ObjectId>) -> Result<(), ModelError> {
+        let ids: Vec<ObjectId> = match only {
+            Some(id) if self.stale_text.contains(id) => vec![*id],
+            Some(_) => return Ok(()),
+            None => self.stale_text.iter().copied().collect(),
+        };
+        for id in ids {
+            self.reload_object(&id)?;
+            self.stale_text.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Reads one object back from its document into the index.
+    pub(super) fn reload_object(&mut self, id: &ObjectId) -> Result<(), ModelError> {
+        let shard = self.shard_of(id);
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        if let Some(state) = (Reader {
+            doc: &*doc,
+            heads: None,
+        })
+        .object(id)?
+        {
+            self.index.upsert(state);
+        }
+        Ok(())
+    }
+
+    // --------------------------------------------------------------- history
+
+    /// The current point in history; pass it to [`get_at`](Self::get_at) or
+    /// [`query_at`](Self::query_at) later.
+    pub fn heads(&mut self) -> Result<Heads, ModelError> {
+        let mut entries = Vec::new();
+        for i in 0..self.shards.len() {
+            let doc = self.shards[i].doc(&self.id_text, &self.actor)?;
+            entries.extend(doc.get_heads().into_iter().map(|h| (i as u16, h)));
+        }
+        entries.sort();
+        Ok(Heads { entries })
+    }
+
+    fn checked_heads(
+        &mut self,
+        shard: usize,
+        heads: &Heads,
+    ) -> Result<Vec<ChangeHash>, ModelError> {
+        let hs = heads.of_shard(shard);
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        if hs.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+            return Err(ModelError::UnknownHeads);
+        }
+        Ok(hs)
+    }
+
+    /// An object as it was at `heads`.
+    pub fn get_at(
+        &mut self,
+        id: &ObjectId,
+        heads: &Heads,
+    ) -> Result<Option<ObjectState>, ModelError> {
+        if heads
+            .entries
+            .iter()
+            .any(|(s, _)| usize::from(*s) >= self.shards.len())
+        {
+            return Err(ModelError::UnknownHeads);
+        }
+        let shard = self.shard_of(id);
+        let hs = self.checked_heads(shard, heads)?;
+        if hs.is_empty() {
+            return Ok(None);
+        }
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        Reader {
+            doc: &*doc,
+            heads: Some(&hs),
+        }
+        .object(id)
+    }
+
+    /// A query's result as it was at `heads`. This materializes the space as
+    /// of then, so it costs a scan of the space.
+    pub fn query_at(&mut self, query: &Query, heads: &Heads) -> Result<Vec<ObjectId>, ModelError> {
+        if heads
+            .entries
+            .iter()
+            .any(|(s, _)| usize::from(*s) >= self.shards.len())
+        {
+            return Err(ModelError::UnknownHeads);
+        }
+        let mut index = Index::new();
+        for shard in 0..self.shards.len() {
+            let hs = self.checked_heads(shard, heads)?;
+            if hs.is_empty() {
+                continue;
+            }
+            let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            let reader = Reader {
+                doc: &*doc,
+                heads: Some(&hs),
+            };
+            for id in reader.object_ids() {
+                if let Some(state) = reader.object(&id)? {
+                    index.upsert(state);
+                }
+            }
+        }
+        Ok(index.run(query)?)
+    }
+
+    // ----------------------------------------------------------------- merge
+
+    /// Changes this replica has that a replica at `their_heads` lacks.
+    pub fn changes_since(&mut self, their_heads: &Heads) -> Result<Vec<ShardChanges>, ModelError> {
+        let mut out = Vec::new();
+        for shard in 0..self.shards.len() {
+            let theirs = their_heads.of_shard(shard);
+            let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            // Heads we don't know can't narrow the set; send what we have after the known ones.
+            let known: Vec<ChangeHash> = theirs
+                .into_iter()
+                .filter(|h| doc.get_change_by_hash(h).is_some())
+                .collect();
+            let changes: Vec<Vec<u8>> = doc
+                .get_changes(&known)
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect();
+            if !changes.is_empty() {
+                out.push(ShardChanges {
+                    shard: shard as u16,
+                    changes,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges changes from another replica. Malformed change bytes reject the
+    /// whole call before anything is applied.
+    pub fn apply_changes(&mut self, incoming: Vec<ShardChanges>) -> Result<Committed, ModelError> {
+        let mut decoded: Vec<(usize, Vec<Change>)> = Vec::with_capacity(incoming.len());
+        for sc in incoming {
+            let shard = usize::from(sc.shard);
+            if shard >= self.shards.len() {
+                return Err(ModelError::NoSuchShard {
+                    shard,
+                    shard_count: self.shards.len(),
+                });
+            }
+            let mut changes = Vec::with_capacity(sc.changes.len());
+            for bytes in sc.changes {
+                let change = Change::from_bytes(bytes).map_err(|e| ModelError::Corrupt {
+                    reason: format!("a change from a peer does not decode: {e}"),
+                })?;
+                changes.push(change);
+            }
+            decoded.push((shard, changes));
+        }
+        let mut touched: Vec<ObjectId> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut properties_touched = false;
+        for (shard, changes) in decoded {
+            let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            let before = doc.get_heads();
+            doc.apply_changes(changes)?;
+            let after = doc.get_heads();
+            if before == after {
+                continue;
+            }
+            for patch in doc.diff(&before, &after) {
+                let key = match (patch.path.first(), &patch.action) {
+                    (Some((_, Prop::Map(key))), _) => key.clone(),
+                    (None, PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }) => {
+                        key.clone()
+                    }
+                    _ => continue,
+                };
+                if key == codec::PROPERTIES_KEY {
+                    properties_touched = true;
+                } else if let Ok(id) = key.parse::<ObjectId>() {
+                    if seen.insert(id) {
+                        touched.push(id);
+                    }
+                }
+            }
+        }
+        for id in &touched {
+            self.reload_object(id)?;
+            self.stale_text.remove(id);
+            let shard = self.shard_of(id);
+            self.shards[shard].unsaved.insert(*id);
+        }
+        if properties_touched {
+            let doc = self.shards[0].doc(&self.id_text, &self.actor)?;
+            self.properties = Reader {
+                doc: &*doc,
+                heads: None,
+            }
+            .properties()?;
+            self.shards[0].properties_unsaved = true;
+        }
+        self.notify_live(&touched)?;
+        Ok(Committed { changed: touched })
+    }
+
+    // ------------------------------------------------------------ live queries
+
+    /// Subscribes to a query: returns its current result; later changes
+    /// arrive as [`SpaceEvent::Live`] diffs from [`poll_event`](Self::poll_event).
+    pub fn subscribe(
+        &mut self,
+        query: Query,
+    ) -> Result<(SubscriptionId, Vec<ObjectId>), ModelError> {
+        self.refresh_text(None)?;
+        Ok(self.live.subscribe(query, &self.index)?)
+    }
+
+    pub fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
+        self.live.unsubscribe(id)
+    }
+
+    /// The next event for the host, if any.
+    pub fn poll_event(&mut self) -> Option<SpaceEvent> {
+        self.events.pop_front()
+    }
+
+    fn notify_live(&mut self, changed: &[ObjectId]) -> Result<(), ModelError> {
+        if self.live.is_empty() || changed.is_empty() {
+            return Ok(());
+        }
+        self.refresh_text(None)?;
+        let diffs = self.live.on_change(&self.index, changed);
+        self.events.extend(diffs.into_iter().map(SpaceEvent::Live));
+        Ok(())
+    }
+
+    /// Reads every object back from the documents and reports the first one
+    /// whose indexed state differs. For tests and consistency checks.
+    pub fn verify_index(&mut self) -> Result<(), String> {
+        self.refresh_text(None).map_err(|e| e.to_string())?;
+        let mut count = 0;
+        for shard in 0..self.shards.len() {
+            let doc = self.shards[shard]
+                .doc(&self.id_text, &self.actor)
+                .map_err(|e| e.to_string())?;
+            let reader = Reader {
+                doc: &*doc,
+                heads: None,
+            };
+            for id in reader.object_ids() {
+                count += 1;
+                let from_doc = reader.object(&id).map_err(|e| e.to_string())?;
+                let indexed = self.index.get(&id);
+                if from_doc.as_ref() != indexed {
+                    return Err(format!(
+                        "object {id}: document has {from_doc:?}, index has {indexed:?}"
+                    ));
+                }
+            }
+        }
+        if count != self.index.len() {
+            return Err(format!(
+                "documents hold {count} objects, index {}",
+                self.index.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelError> {
+    let object_map = |tx: &Transaction<'_>, id: &ObjectId| -> Result<ObjId, ModelError> {
+        Reader {
+            doc: tx,
+            heads: None,
+        }
+        .object_map(id)?
+        .ok_or(ModelError::NotFound { id: *id })
+    };
+    let fields_map = |tx: &Transaction<'_>, id: &ObjectId| -> Result<ObjId, ModelError> {
+        let obj = object_map(tx, id)?;
+        match tx.get(&obj, codec::FIELDS_KEY)? {
+            Some((automerge::Value::Object(ObjType::Map), f)) => Ok(f),
+            _ => Err(ModelError::Corrupt {
+                reason: format!("object {id} has no fields map"),
+            }),
+        }
+    };
+    match m {
+        Mutation::Create {
+            id,
+            type_name,
+            fields,
+        } => {
+            let state = ObjectState {
+                id: *id,
+                type_name: type_name.clone(),
+                fields: fields.clone(),
+                deleted: false,
+            };
+            codec::put_object(tx, &state)?;
+        }
+        Mutation::Set { id, field, value } => {
+            let fields = fields_map(tx, id)?;
+            codec::put_value(tx, &fields, field, value)?;
+        }
+        Mutation::Remove { id, field } => {
+            let fields = fields_map(tx, id)?;
+            if tx.get(&fields, field.as_str())?.is_some() {
+                tx.delete(&fields, field.as_str())?;
+            }
+        }
+        Mutation::Delete { id } => {
+            let obj = object_map(tx, id)?;
+            tx.put(&obj, codec::DELETED_KEY, true)?;
+        }
+        Mutation::SpliceText {
+            id,
+            field,
+            pos,
+            delete,
+            insert,
+        } => {
+            let fields = fields_map(tx, id)?;
+            match tx.get(&fields, field.as_str())? {
+                Some((automerge::Value::Object(ObjType::Text), text)) => {
+                    tx.splice_text(&text, *pos, *delete as isize, insert)?;
+                }
+                _ => {
+                    return Err(ModelError::NotText {
+                        id: *id,
+                        field: field.clone(),
+                        found: "non-text",
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_range(
+    id: ObjectId,
+    field: &str,
+    pos: usize,
+    delete: usize,
+    len: usize,
+) -> Result<(), ModelError> {
+    match pos.checked_add(delete) {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(ModelError::TextRange {
+            id,
+            field: field.to_owned(),
+            pos,
+            delete,
+            len,
+        }),
+    }
+}
+
+/// Splits `text` around the code-point range `pos..pos + delete`.
+fn split_chars(text: &str, pos: usize, delete: usize) -> (&str, &str) {
+    let byte_at = |n: usize| {
+        text.char_indices()
+            .nth(n)
+            .map(|(b, _)| b)
+            .unwrap_or(text.len())
+    };
+    (&text[..byte_at(pos)], &text[byte_at(pos + delete)..])
+}
+
+fn obj_type_name(t: ObjType) -> &'static str {
+    match t {
+        ObjType::Map | ObjType::Table => "map",
+        ObjType::List => "list",
+        ObjType::Text => "text",
+    }
+}
