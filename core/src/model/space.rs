@@ -584,17 +584,20 @@ impl Space {
         Ok(Heads { entries })
     }
 
-    fn checked_heads(
-        &mut self,
-        shard: usize,
-        heads: &Heads,
-    ) -> Result<Vec<ChangeHash>, ModelError> {
-        let hs = heads.of_shard(shard);
-        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
-        if hs.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
-            return Err(ModelError::UnknownHeads);
+    /// Checks that every head is a change of its shard, so a read at
+    /// foreign or mistyped heads fails instead of answering "empty".
+    fn check_heads(&mut self, heads: &Heads) -> Result<(), ModelError> {
+        for (shard, hash) in &heads.entries {
+            let shard = usize::from(*shard);
+            if shard >= self.shards.len() {
+                return Err(ModelError::UnknownHeads);
+            }
+            let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            if doc.get_change_by_hash(hash).is_none() {
+                return Err(ModelError::UnknownHeads);
+            }
         }
-        Ok(hs)
+        Ok(())
     }
 
     /// An object as it was at `heads`.
@@ -603,15 +606,9 @@ impl Space {
         id: &ObjectId,
         heads: &Heads,
     ) -> Result<Option<ObjectState>, ModelError> {
-        if heads
-            .entries
-            .iter()
-            .any(|(s, _)| usize::from(*s) >= self.shards.len())
-        {
-            return Err(ModelError::UnknownHeads);
-        }
+        self.check_heads(heads)?;
         let shard = self.shard_of(id);
-        let hs = self.checked_heads(shard, heads)?;
+        let hs = heads.of_shard(shard);
         if hs.is_empty() {
             return Ok(None);
         }
@@ -626,16 +623,10 @@ impl Space {
     /// A query's result as it was at `heads`. This materializes the space as
     /// of then, so it costs a scan of the space.
     pub fn query_at(&mut self, query: &Query, heads: &Heads) -> Result<Vec<ObjectId>, ModelError> {
-        if heads
-            .entries
-            .iter()
-            .any(|(s, _)| usize::from(*s) >= self.shards.len())
-        {
-            return Err(ModelError::UnknownHeads);
-        }
+        self.check_heads(heads)?;
         let mut index = Index::new();
         for shard in 0..self.shards.len() {
-            let hs = self.checked_heads(shard, heads)?;
+            let hs = heads.of_shard(shard);
             if hs.is_empty() {
                 continue;
             }
