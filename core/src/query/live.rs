@@ -241,6 +241,9 @@ impl LiveQueries {
                         (false, None) => {}
                     }
                 }
+                if updates.is_empty() {
+                    continue;
+                }
                 for (id, key) in updates {
                     sub.remove(&id);
                     if let Some(k) = key {
