@@ -345,7 +345,8 @@ impl Index {
     }
 
     /// An upper bound of how many candidates `node` yields from indexes, or
-    /// `None` if it cannot narrow the search. Counting stops past `cap`.
+    /// `None` if it cannot narrow the search. Counting ranges stops past
+    /// `cap` (the caller only wants to know whether it beats `cap`).
     fn estimate(&self, node: &Node, lazy: &Lazy, cap: usize) -> Option<usize> {
         match node {
             Node::Type(t) => Some(self.by_type.get(t).map_or(0, BTreeSet::len)),
@@ -354,16 +355,7 @@ impl Index {
                 match op {
                     Compare::Ne => None,
                     Compare::Eq => Some(fi.get(&Key(value.clone())).map_or(0, BTreeSet::len)),
-                    _ => {
-                        let mut n = 0;
-                        for (_, ids) in range(fi, *op, value) {
-                            n += ids.len();
-                            if n > cap {
-                                break;
-                            }
-                        }
-                        Some(n)
-                    }
+                    _ => Some(count_span(fi, &Span::of(*op, value), cap)),
                 }
             }
             Node::In { field, keys } => {
@@ -384,15 +376,7 @@ impl Index {
                 )
             }
             Node::Ids(ids) => Some(ids.len()),
-            Node::And(nodes) => {
-                let mut best: Option<usize> = None;
-                for n in nodes {
-                    if let Some(e) = self.estimate(n, lazy, best.unwrap_or(cap).min(cap)) {
-                        best = Some(best.map_or(e, |b| b.min(e)));
-                    }
-                }
-                best
-            }
+            Node::And(nodes) => self.pick(nodes, lazy, cap).map(|(e, _)| e),
             Node::Or(nodes) => {
                 let mut sum = 0usize;
                 for n in nodes {
@@ -406,6 +390,43 @@ impl Index {
             | Node::ListContains { .. }
             | Node::Not(_) => None,
         }
+    }
+
+    /// The planner's choice for an `And`: the conjunct (or the merged range
+    /// of all range conjuncts on one field) with the fewest candidates.
+    fn pick<'a>(&self, nodes: &'a [Node], lazy: &Lazy, cap: usize) -> Option<(usize, Pick<'a>)> {
+        let mut best: Option<(usize, Pick<'a>)> = None;
+        let bound =
+            |best: &Option<(usize, Pick<'a>)>| best.as_ref().map_or(cap, |(b, _)| (*b).min(cap));
+        // Ranges on the same field, intersected: `a <= n < b` is one scan.
+        let mut spans: Vec<(&'a str, Option<Span<'a>>)> = Vec::new();
+        for n in nodes {
+            if let Node::Cmp { field, op, value } = n {
+                if op.is_range() && lazy.fields.contains_key(field) {
+                    let span = Span::of(*op, value);
+                    match spans.iter_mut().find(|(f, _)| f == field) {
+                        Some((_, s)) => *s = s.take().and_then(|s| s.intersect(span)),
+                        None => spans.push((field, Some(span))),
+                    }
+                    continue;
+                }
+            }
+            if let Some(e) = self.estimate(n, lazy, bound(&best)) {
+                if best.as_ref().is_none_or(|(b, _)| e < *b) {
+                    best = Some((e, Pick::Node(n)));
+                }
+            }
+        }
+        for (field, span) in spans {
+            let e = match (&span, lazy.fields.get(field)) {
+                (Some(s), Some(fi)) => count_span(fi, s, bound(&best)),
+                _ => 0,
+            };
+            if best.as_ref().is_none_or(|(b, _)| e < *b) {
+                best = Some((e, Pick::Span(field, span)));
+            }
+        }
+        best
     }
 
     /// A superset of the ids matching `node` (possibly unsorted, with
@@ -425,11 +446,7 @@ impl Index {
                         fi.get(&Key(value.clone()))
                             .map_or_else(Vec::new, |s| s.iter().copied().collect()),
                     ),
-                    _ => Some(
-                        range(fi, *op, value)
-                            .flat_map(|(_, ids)| ids.iter().copied())
-                            .collect(),
-                    ),
+                    _ => Some(span_ids(fi, &Span::of(*op, value))),
                 }
             }
             Node::In { field, keys } => {
@@ -455,18 +472,11 @@ impl Index {
                 Some(out)
             }
             Node::Ids(ids) => Some(ids.iter().copied().collect()),
-            Node::And(nodes) => {
-                let mut best: Option<(usize, &Node)> = None;
-                for n in nodes {
-                    let cap = best.map_or(usize::MAX, |(b, _)| b);
-                    if let Some(e) = self.estimate(n, lazy, cap) {
-                        if best.is_none_or(|(b, _)| e < b) {
-                            best = Some((e, n));
-                        }
-                    }
-                }
-                self.candidates(best?.1, lazy)
-            }
+            Node::And(nodes) => match self.pick(nodes, lazy, usize::MAX)?.1 {
+                Pick::Node(n) => self.candidates(n, lazy),
+                Pick::Span(field, Some(span)) => Some(span_ids(lazy.fields.get(field)?, &span)),
+                Pick::Span(_, None) => Some(Vec::new()),
+            },
             Node::Or(nodes) => {
                 let mut out = Vec::new();
                 for n in nodes {
@@ -481,6 +491,133 @@ impl Index {
             | Node::Not(_) => None,
         }
     }
+}
+
+/// What the planner chose for an `And`.
+enum Pick<'a> {
+    Node(&'a Node),
+    /// A merged range on a field; `None` if the ranges exclude each other.
+    Span(&'a str, Option<Span<'a>>),
+}
+
+/// A range of values of one kind (`class` is the kind's rank).
+#[derive(Clone, Debug)]
+struct Span<'a> {
+    class: u8,
+    lo: Bound<&'a Value>,
+    hi: Bound<&'a Value>,
+}
+
+impl<'a> Span<'a> {
+    fn of(op: Compare, value: &'a Value) -> Self {
+        let (lo, hi) = match op {
+            Compare::Lt => (Bound::Unbounded, Bound::Excluded(value)),
+            Compare::Le => (Bound::Unbounded, Bound::Included(value)),
+            Compare::Gt => (Bound::Excluded(value), Bound::Unbounded),
+            Compare::Ge => (Bound::Included(value), Bound::Unbounded),
+            // Not ranges; callers only pass range operators.
+            Compare::Eq | Compare::Ne => (Bound::Included(value), Bound::Included(value)),
+        };
+        Span {
+            class: rank(value),
+            lo,
+            hi,
+        }
+    }
+
+    /// Both spans at once; `None` if nothing can be in both.
+    fn intersect(self, other: Span<'a>) -> Option<Span<'a>> {
+        if self.class != other.class {
+            return None;
+        }
+        // The tighter lower bound: the greater value; Excluded wins a tie.
+        let lo = match (self.lo, other.lo) {
+            (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
+            (a, b) => match total_cmp(bound_value(a), bound_value(b)) {
+                Ordering::Greater => a,
+                Ordering::Less => b,
+                Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
+                Ordering::Equal => b,
+            },
+        };
+        let hi = match (self.hi, other.hi) {
+            (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
+            (a, b) => match total_cmp(bound_value(a), bound_value(b)) {
+                Ordering::Less => a,
+                Ordering::Greater => b,
+                Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
+                Ordering::Equal => b,
+            },
+        };
+        Some(Span {
+            class: self.class,
+            lo,
+            hi,
+        })
+    }
+
+    /// The entries of `fi` in this span.
+    fn iter<'f>(
+        &self,
+        fi: &'f FieldIndex,
+    ) -> Box<dyn Iterator<Item = &'f BTreeSet<ObjectId>> + 'f> {
+        let class = self.class;
+        let same = move |(k, _): &(&Key, &BTreeSet<ObjectId>)| rank(&k.0) == class;
+        let key = |b: Bound<&Value>| b.map(|v| Key(v.clone()));
+        match (self.lo, self.hi) {
+            (Bound::Unbounded, Bound::Unbounded) => Box::new(std::iter::empty()),
+            (Bound::Unbounded, hi) => Box::new(
+                fi.range((Bound::Unbounded, key(hi)))
+                    .rev()
+                    .take_while(same)
+                    .map(|(_, ids)| ids),
+            ),
+            (lo, Bound::Unbounded) => Box::new(
+                fi.range((key(lo), Bound::Unbounded))
+                    .take_while(same)
+                    .map(|(_, ids)| ids),
+            ),
+            (lo, hi) => {
+                // BTreeMap::range panics on an empty or inverted range.
+                let ok = match total_cmp(bound_value(lo), bound_value(hi)) {
+                    Ordering::Less => true,
+                    Ordering::Equal => {
+                        matches!((lo, hi), (Bound::Included(_), Bound::Included(_)))
+                    }
+                    Ordering::Greater => false,
+                };
+                if !ok {
+                    return Box::new(std::iter::empty());
+                }
+                // Both ends are of `class`, so is everything between them.
+                Box::new(fi.range((key(lo), key(hi))).map(|(_, ids)| ids))
+            }
+        }
+    }
+}
+
+fn bound_value(b: Bound<&Value>) -> &Value {
+    match b {
+        Bound::Included(v) | Bound::Excluded(v) => v,
+        // Callers match Unbounded first.
+        Bound::Unbounded => &Value::Null,
+    }
+}
+
+/// How many ids the span holds, counting no further than just past `cap`.
+fn count_span(fi: &FieldIndex, span: &Span<'_>, cap: usize) -> usize {
+    let mut n = 0usize;
+    for ids in span.iter(fi) {
+        n += ids.len();
+        if n > cap {
+            break;
+        }
+    }
+    n
+}
+
+fn span_ids(fi: &FieldIndex, span: &Span<'_>) -> Vec<ObjectId> {
+    span.iter(fi).flatten().copied().collect()
 }
 
 fn remove_from_type(
@@ -566,38 +703,6 @@ fn has_local_ref_in(v: &Value, targets: &HashSet<ObjectId>) -> bool {
         Value::List(items) => items.iter().any(|i| has_local_ref_in(i, targets)),
         Value::Map(m) => m.values().any(|i| has_local_ref_in(i, targets)),
         _ => false,
-    }
-}
-
-/// The keys of `fi` that satisfy `op value` (same kind class only).
-fn range<'a>(
-    fi: &'a FieldIndex,
-    op: Compare,
-    value: &Value,
-) -> Box<dyn Iterator<Item = (&'a Key, &'a BTreeSet<ObjectId>)> + 'a> {
-    let class = rank(value);
-    let k = Key(value.clone());
-    let same = move |(key, _): &(&Key, &BTreeSet<ObjectId>)| rank(&key.0) == class;
-    match op {
-        Compare::Lt => Box::new(
-            fi.range((Bound::Unbounded, Bound::Excluded(k)))
-                .rev()
-                .take_while(same),
-        ),
-        Compare::Le => Box::new(
-            fi.range((Bound::Unbounded, Bound::Included(k)))
-                .rev()
-                .take_while(same),
-        ),
-        Compare::Gt => Box::new(
-            fi.range((Bound::Excluded(k), Bound::Unbounded))
-                .take_while(same),
-        ),
-        Compare::Ge => Box::new(
-            fi.range((Bound::Included(k), Bound::Unbounded))
-                .take_while(same),
-        ),
-        Compare::Eq | Compare::Ne => Box::new(std::iter::empty()),
     }
 }
 

@@ -998,6 +998,10 @@ mod property {
                 op,
                 value
             }),
+            (op(), scalar(), op(), scalar()).prop_map(|(o1, v1, o2, v2)| Filter::And(vec![
+                Filter::field("a", o1, v1),
+                Filter::field("a", o2, v2),
+            ])),
             (field(), prop::collection::vec(value(), 0..4))
                 .prop_map(|(field, values)| Filter::In { field, values }),
             field().prop_map(Filter::Exists),
@@ -1157,4 +1161,56 @@ mod property {
             }
         }
     }
+}
+
+#[test]
+fn range_conjuncts_on_one_field_merge() {
+    let mut index = Index::new();
+    for n in 0..50u8 {
+        index.upsert(obj(n, "t", vec![("n", Value::Int(i64::from(n)))]));
+    }
+    index.upsert(obj(60, "t", vec![("n", "str".into())]));
+    let between = |lo: (Compare, Value), hi: (Compare, Value)| {
+        run(
+            &index,
+            Filter::And(vec![
+                Filter::field("n", lo.0, lo.1),
+                Filter::type_is("t"),
+                Filter::field("n", hi.0, hi.1),
+            ]),
+        )
+    };
+    assert_eq!(
+        between(
+            (Compare::Ge, Value::Int(10)),
+            (Compare::Lt, Value::Float(13.0))
+        ),
+        ids(&[10, 11, 12])
+    );
+    assert_eq!(
+        between(
+            (Compare::Gt, Value::Float(9.5)),
+            (Compare::Le, Value::Int(12))
+        ),
+        ids(&[10, 11, 12])
+    );
+    // Inverted, empty and single-point ranges don't panic.
+    assert!(between((Compare::Gt, Value::Int(20)), (Compare::Lt, Value::Int(10))).is_empty());
+    assert!(between((Compare::Gt, Value::Int(20)), (Compare::Lt, Value::Int(20))).is_empty());
+    assert!(between((Compare::Ge, Value::Int(20)), (Compare::Lt, Value::Int(20))).is_empty());
+    assert_eq!(
+        between((Compare::Ge, Value::Int(20)), (Compare::Le, Value::Int(20))),
+        ids(&[20])
+    );
+    // Ranges of different kinds exclude each other.
+    assert!(between((Compare::Ge, Value::Int(0)), (Compare::Le, "zzz".into())).is_empty());
+    assert_eq!(
+        between((Compare::Ge, "a".into()), (Compare::Le, "zzz".into())),
+        ids(&[60])
+    );
+    // Tighter bounds of the same side.
+    assert_eq!(
+        between((Compare::Lt, Value::Int(3)), (Compare::Le, Value::Int(1))),
+        ids(&[0, 1])
+    );
 }
