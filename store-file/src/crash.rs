@@ -15,25 +15,28 @@ pub fn batch_keys(n: u64) -> Vec<String> {
         .collect()
 }
 
-/// The value of data key `i` of batch `n`: sizes vary from a few bytes to
-/// 256 KiB so commits touch different numbers of pages.
+/// The value of data key `i` of batch `n`: a header naming `(n, i)`, then
+/// a fill byte derived from both. Sizes vary from 16 bytes to 64 KiB so
+/// commits touch different numbers of pages.
 pub fn value(n: u64, i: usize) -> Vec<u8> {
     let seed = n * 1000 + i as u64;
     let len = match seed % 7 {
-        0 => 3,
+        0 => 0,
         1 => 4096,
-        2 => 256 * 1024,
-        _ => (seed as usize * 7919) % 20_000,
+        2 => 64 * 1024,
+        _ => (seed as usize * 7919) % 8_000,
     };
-    echo_core::store::contract::pattern(len, seed)
+    let mut out = Vec::with_capacity(16 + len);
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(&(i as u64).to_be_bytes());
+    out.resize(16 + len, (seed % 251) as u8);
+    out
 }
 
-/// The marker of batch `n`: its number and a checksum over its values.
+/// The marker of batch `n`: its number and the total size of its values.
 pub fn marker(n: u64) -> Vec<u8> {
+    let total: usize = (0..KEYS_PER_BATCH).map(|i| value(n, i).len()).sum();
     let mut out = n.to_be_bytes().to_vec();
-    let sum = (0..KEYS_PER_BATCH)
-        .flat_map(|i| value(n, i))
-        .fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(b));
-    out.extend_from_slice(&sum.to_be_bytes());
+    out.extend_from_slice(&(total as u64).to_be_bytes());
     out
 }
