@@ -5,6 +5,7 @@
 
 mod baseline;
 mod report;
+mod store;
 mod trace;
 mod workload;
 
@@ -14,7 +15,7 @@ use report::Report;
 
 type Section = (&'static str, fn(&mut Report));
 
-const SECTIONS: &[Section] = &[("baseline", baseline::run)];
+const SECTIONS: &[Section] = &[("baseline", baseline::run), ("store", store::run)];
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
