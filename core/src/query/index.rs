@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use super::error::QueryError;
-use super::filter::{Compare, Direction, Filter, Order, Query};
+use super::filter::{Compare, Direction, Filter, Query};
 use super::key::{cmp_opt, rank, total_cmp, total_eq, Key};
 use crate::model::{ObjectId, ObjectState, Value};
 
@@ -39,6 +39,8 @@ struct Lazy {
 pub struct Index {
     objects: HashMap<ObjectId, ObjectState>,
     by_type: HashMap<String, BTreeSet<ObjectId>>,
+    /// Soft-deleted ids, so exact index answers skip them without lookups.
+    deleted: BTreeSet<ObjectId>,
     lazy: RefCell<Lazy>,
 }
 
@@ -76,6 +78,13 @@ impl Index {
                 }
             }
         }
+        if new.deleted != prev.as_ref().is_some_and(|p| p.deleted) {
+            if new.deleted {
+                self.deleted.insert(id);
+            } else {
+                self.deleted.remove(&id);
+            }
+        }
         let lazy = self.lazy.get_mut();
         for (field, fi) in lazy.fields.iter_mut() {
             let old = prev.as_ref().and_then(|p| p.fields.get(field));
@@ -93,6 +102,7 @@ impl Index {
     pub fn remove(&mut self, id: &ObjectId) -> Option<ObjectState> {
         let prev = self.objects.remove(id)?;
         remove_from_type(&mut self.by_type, &prev.type_name, id);
+        self.deleted.remove(id);
         let lazy = self.lazy.get_mut();
         for (field, fi) in lazy.fields.iter_mut() {
             update_field_index(fi, *id, prev.fields.get(field), None);
@@ -232,7 +242,8 @@ impl Index {
                     _ => continue,
                 }
                 let mut visit = |t: ObjectId| {
-                    if visited.insert(t) {
+                    // Dangling refs lead nowhere and are not results.
+                    if visited.insert(t) && self.objects.contains_key(&t) {
                         found.insert(t);
                         next.push(t);
                     }
@@ -268,7 +279,14 @@ impl Index {
         let lazy = self.lazy.borrow();
         let ok = |s: &ObjectState| (include_deleted || !s.deleted) && node.matches(s);
         let mut out: Vec<ObjectId> = match self.candidates(node, &lazy) {
-            Some(cands) => cands
+            // Exactly the matching ids: only deleted ones to drop.
+            Some((mut cands, true)) => {
+                if !include_deleted && !self.deleted.is_empty() {
+                    cands.retain(|id| !self.deleted.contains(id));
+                }
+                cands
+            }
+            Some((cands, false)) => cands
                 .into_iter()
                 .filter(|id| self.objects.get(id).is_some_and(ok))
                 .collect(),
@@ -290,15 +308,33 @@ impl Index {
             .limit
             .map_or(usize::MAX, |l| query.offset.saturating_add(l));
         if !query.order.is_empty() {
-            let mut rows: Vec<&ObjectState> =
+            // Look every sort value up once: keys[i * k + j] is row i's
+            // value of order field j.
+            let order = &query.order;
+            let k = order.len();
+            let rows: Vec<&ObjectState> =
                 ids.iter().filter_map(|id| self.objects.get(id)).collect();
-            let cmp = |a: &&ObjectState, b: &&ObjectState| cmp_states(a, b, &query.order);
-            if end < rows.len() {
-                rows.select_nth_unstable_by(end, cmp);
-                rows.truncate(end);
+            let keys: Vec<Option<&Value>> = rows
+                .iter()
+                .flat_map(|s| order.iter().map(|o| s.fields.get(&o.field)))
+                .collect();
+            let cmp = |a: &usize, b: &usize| {
+                for (j, o) in order.iter().enumerate() {
+                    let c = cmp_opt(keys[a * k + j], keys[b * k + j]);
+                    let c = if o.descending { c.reverse() } else { c };
+                    if c != Ordering::Equal {
+                        return c;
+                    }
+                }
+                rows[*a].id.cmp(&rows[*b].id)
+            };
+            let mut at: Vec<usize> = (0..rows.len()).collect();
+            if end < at.len() {
+                at.select_nth_unstable_by(end, cmp);
+                at.truncate(end);
             }
-            rows.sort_unstable_by(cmp);
-            ids = rows.into_iter().map(|s| s.id).collect();
+            at.sort_unstable_by(cmp);
+            ids = at.into_iter().map(|i| rows[i].id).collect();
         }
         ids.into_iter()
             .skip(query.offset)
@@ -322,11 +358,23 @@ impl Index {
             if lazy.fields.contains_key(field) {
                 continue;
             }
+            // Sort once, then build the maps from sorted runs (bulk loads).
+            let mut pairs: Vec<(&Value, ObjectId)> = self
+                .objects
+                .values()
+                .filter_map(|s| s.fields.get(field).map(|v| (v, s.id)))
+                .collect();
+            pairs.sort_unstable_by(|a, b| total_cmp(a.0, b.0).then(a.1.cmp(&b.1)));
             let mut fi = FieldIndex::new();
-            for s in self.objects.values() {
-                if let Some(v) = s.fields.get(field) {
-                    fi.entry(Key(v.clone())).or_default().insert(s.id);
-                }
+            let mut rest = &pairs[..];
+            while let Some((first, _)) = rest.first() {
+                let run = rest
+                    .iter()
+                    .position(|(v, _)| !total_eq(v, first))
+                    .unwrap_or(rest.len());
+                let ids: BTreeSet<ObjectId> = rest[..run].iter().map(|(_, id)| *id).collect();
+                fi.insert(Key((*first).clone()), ids);
+                rest = &rest[run..];
             }
             lazy.fields.insert(field.to_owned(), fi);
         }
@@ -430,10 +478,13 @@ impl Index {
     }
 
     /// A superset of the ids matching `node` (possibly unsorted, with
-    /// duplicates), or `None` if every object has to be checked.
-    fn candidates(&self, node: &Node, lazy: &Lazy) -> Option<Vec<ObjectId>> {
+    /// duplicates), or `None` if every object has to be checked. With
+    /// `true`, the ids are exactly the matches (deleted ones included), so
+    /// they need no re-check.
+    fn candidates(&self, node: &Node, lazy: &Lazy) -> Option<(Vec<ObjectId>, bool)> {
+        let exact = |ids: Vec<ObjectId>| Some((ids, true));
         match node {
-            Node::Type(t) => Some(
+            Node::Type(t) => exact(
                 self.by_type
                     .get(t)
                     .map_or_else(Vec::new, |s| s.iter().copied().collect()),
@@ -442,16 +493,16 @@ impl Index {
                 let fi = lazy.fields.get(field)?;
                 match op {
                     Compare::Ne => None,
-                    Compare::Eq => Some(
+                    Compare::Eq => exact(
                         fi.get(&Key(value.clone()))
                             .map_or_else(Vec::new, |s| s.iter().copied().collect()),
                     ),
-                    _ => Some(span_ids(fi, &Span::of(*op, value))),
+                    _ => exact(span_ids(fi, &Span::of(*op, value))),
                 }
             }
             Node::In { field, keys } => {
                 let fi = lazy.fields.get(field)?;
-                Some(
+                exact(
                     keys.iter()
                         .filter_map(|k| fi.get(k))
                         .flatten()
@@ -469,20 +520,33 @@ impl Index {
                         }
                     }
                 }
-                Some(out)
+                exact(out)
             }
-            Node::Ids(ids) => Some(ids.iter().copied().collect()),
+            // Reachable only yields existing objects.
+            Node::Ids(ids) => exact(ids.iter().copied().collect()),
             Node::And(nodes) => match self.pick(nodes, lazy, usize::MAX)?.1 {
-                Pick::Node(n) => self.candidates(n, lazy),
-                Pick::Span(field, Some(span)) => Some(span_ids(lazy.fields.get(field)?, &span)),
-                Pick::Span(_, None) => Some(Vec::new()),
+                Pick::Node(n) => {
+                    let (ids, exact) = self.candidates(n, lazy)?;
+                    Some((ids, exact && nodes.len() == 1))
+                }
+                Pick::Span(field, Some(span)) => {
+                    // Exact when the And is nothing but ranges on this field.
+                    let only_ranges = nodes.iter().all(|n| {
+                        matches!(n, Node::Cmp { field: f, op, .. } if f == field && op.is_range())
+                    });
+                    Some((span_ids(lazy.fields.get(field)?, &span), only_ranges))
+                }
+                Pick::Span(_, None) => exact(Vec::new()),
             },
             Node::Or(nodes) => {
                 let mut out = Vec::new();
+                let mut all_exact = true;
                 for n in nodes {
-                    out.extend(self.candidates(n, lazy)?);
+                    let (ids, exact) = self.candidates(n, lazy)?;
+                    out.extend(ids);
+                    all_exact &= exact;
                 }
-                Some(out)
+                Some((out, all_exact))
             }
             Node::All
             | Node::Exists(_)
@@ -704,18 +768,6 @@ fn has_local_ref_in(v: &Value, targets: &HashSet<ObjectId>) -> bool {
         Value::Map(m) => m.values().any(|i| has_local_ref_in(i, targets)),
         _ => false,
     }
-}
-
-/// Compares two objects by a query's order, ties by ascending id.
-pub(crate) fn cmp_states(a: &ObjectState, b: &ObjectState, order: &[Order]) -> Ordering {
-    for o in order {
-        let c = cmp_opt(a.fields.get(&o.field), b.fields.get(&o.field));
-        let c = if o.descending { c.reverse() } else { c };
-        if c != Ordering::Equal {
-            return c;
-        }
-    }
-    a.id.cmp(&b.id)
 }
 
 /// Does `field op value` hold for a present field value?
