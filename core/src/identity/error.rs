@@ -66,8 +66,10 @@ pub enum IdentityError {
     },
     #[error("{limit} credentials are already waiting for their parents; credential {hash} was dropped. Sync the credential log from its start")]
     PendingCredentialsFull { hash: CredentialHash, limit: usize },
-    #[error("{limit} change bundles are already waiting for credentials; the bundle was dropped. Sync the credential log first, then the data")]
-    PendingChangesFull { limit: usize },
+    #[error("{bundles} change bundles ({bytes} bytes) are already waiting for credentials; the bundle was dropped. Sync the credential log first, then the data")]
+    PendingChangesFull { bundles: usize, bytes: usize },
+    #[error("change {index} cannot be signed: {reason}")]
+    UnsignableChange { index: usize, reason: String },
     #[error("credential {hash} is not part of this log")]
     UnknownCredential { hash: CredentialHash },
     #[error("could not encode {what}: {reason}")]
@@ -100,6 +102,7 @@ impl IdentityError {
             IdentityError::Unauthorized { reason, .. } => reason.code(),
             IdentityError::PendingCredentialsFull { .. } => "identity.pending_credentials_full",
             IdentityError::PendingChangesFull { .. } => "identity.pending_changes_full",
+            IdentityError::UnsignableChange { .. } => "identity.unsignable_change",
             IdentityError::UnknownCredential { .. } => "identity.unknown_credential",
             IdentityError::Encode { .. } => "identity.encode",
         }

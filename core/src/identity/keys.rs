@@ -59,14 +59,6 @@ macro_rules! public_key {
             pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
                 &self.0
             }
-            pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-                match VerifyingKey::from_bytes(&self.0) {
-                    Ok(key) => key
-                        .verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature.to_bytes()))
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
         }
 
         impl fmt::Display for $name {
@@ -101,6 +93,20 @@ public_key!(
 );
 
 impl DevicePublicKey {
+    /// Verifies an Ed25519 signature strictly (no malleable signatures,
+    /// no small-order keys).
+    pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        match VerifyingKey::from_bytes(&self.0) {
+            Ok(key) => key
+                .verify_strict(
+                    message,
+                    &ed25519_dalek::Signature::from_bytes(&signature.to_bytes()),
+                )
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
     /// The Automerge actor id of this device: its 32 public key bytes.
     pub fn actor_id(&self) -> automerge::ActorId {
         automerge::ActorId::from(self.0.as_slice())

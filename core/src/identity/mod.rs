@@ -4,13 +4,21 @@
 //!   recovery phrases (BIP-39).
 //! - [`seal`]: secret keys leave memory only sealed under a host's wrapping key.
 //! - [`credential`]: signed, hash-linked credentials.
+//! - [`log`]: a credential DAG and the membership state it implies;
+//!   [`SpaceControl`] (a space's control log) and [`Halo`] (an identity's
+//!   devices) are the two kinds.
+//! - [`bundle`]: signed change bundles, their verification against a
+//!   space's control log, and the bounded queue of bundles waiting for
+//!   credentials.
 //!
 //! The rules are written down in `docs/membership.md`.
 
 pub mod credential;
 mod error;
 pub mod keys;
+pub mod log;
 pub mod seal;
+mod space;
 
 pub use credential::{
     Credential, CredentialBody, CredentialHash, CredentialKind, Issuer, LogId, Role,
@@ -20,4 +28,6 @@ pub use keys::{
     DeviceCertificate, DeviceKey, DevicePublicKey, DeviceRequest, IdentityKey, IdentityPublicKey,
     KeyKind, RecoveryPhrase, Signature,
 };
+pub use log::{CredentialLog, DeviceStatus, MembershipState, Received, StateRef};
 pub use seal::{ChaChaKeyWrap, KeyWrap, SealRequest, SealedKey};
+pub use space::{Halo, SpaceControl};
