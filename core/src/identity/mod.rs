@@ -13,13 +13,17 @@
 //!
 //! The rules are written down in `docs/membership.md`.
 
+pub mod bundle;
 pub mod credential;
 mod error;
 pub mod keys;
 pub mod log;
 pub mod seal;
 mod space;
+#[cfg(test)]
+mod tests;
 
+pub use bundle::{PendingChanges, Released, SignedChanges, Verdict};
 pub use credential::{
     Credential, CredentialBody, CredentialHash, CredentialKind, Issuer, LogId, Role,
 };
