@@ -1,0 +1,60 @@
+# ECHO — the two commands a person needs: `make start` and `make test`.
+# Every target installs what it needs first (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# rustup's cargo lives here; a non-login shell (CI) may not have it on PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR ?= auto
+
+# Crates that must build for the browser (wasm32-unknown-unknown, release).
+WASM_CRATES := echo-core
+
+.PHONY: help setup start bench test test-native lint fmt-check wasm
+
+help:
+	@echo "make start   run the engine benchmarks (the vault comes with the browser issue)"
+	@echo "make test    unit + property tests, clippy -D warnings, rustfmt check, wasm32 build"
+	@echo "make bench   native benchmarks: prints a table, writes target/bench/native.json"
+	@echo "make setup   install the toolchain pieces (apt, rustup components, wasm tools)"
+
+setup:
+	scripts/setup.sh
+
+start: setup
+	@echo "ECHO: the browser vault (make start serving it) comes with the browser issue;"
+	@echo "until then, make start runs the engine's benchmarks on this machine."
+	cargo run --release -p echo-bench
+
+bench: setup
+	cargo run --release -p echo-bench
+
+# Steps run in order and stop at the first failure.
+test: setup
+	@$(MAKE) --no-print-directory test-native
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory wasm
+	@echo "make test: all steps passed"
+
+# nextest when installed (the project's machines have it), else cargo test.
+test-native:
+	@echo "== tests (native)"
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  set -x; cargo nextest run --workspace; cargo test --workspace --doc; \
+	else \
+	  echo "cargo-nextest not found: using cargo test"; set -x; cargo test --workspace; \
+	fi
+
+lint:
+	@echo "== clippy"
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt-check:
+	@echo "== rustfmt"
+	cargo fmt --all --check
+
+wasm:
+	@echo "== wasm32 release build"
+	@for crate in $(WASM_CRATES); do scripts/wasm-build.sh "$$crate"; done

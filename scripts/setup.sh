@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need. Idempotent: a second run
+# checks and installs nothing. Written for the project's machines (Debian 12,
+# root, rustup's stable toolchain without a wasm32 std, node 20 + npm); on other
+# machines it installs what it can and says what is missing.
+#
+#   scripts/setup.sh            everything
+#
+# What it installs, and when:
+#   apt      lld-19 rustc-web cargo-web rust-web-src  when the active rustc has
+#            no wasm32-unknown-unknown std (see scripts/lib.sh);
+#            chromium chromium-driver                 always (browser tests).
+#            `apt-get update` runs once, only when something is missing.
+#   rustup   clippy, rustfmt components when missing.
+#   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
+#            workspace crate depends on wasm-bindgen directly, into
+#            ~/.cache/echo/wasm-bindgen-<version>/ (ECHO_CACHE_DIR overrides).
+#   npm      scripts/npm-tools (binaryen's wasm-opt, playwright-core) into
+#            .tools/npm, at the same moment.
+# cargo-nextest is used when present; scripts/test.sh falls back to cargo test.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+
+# --- Debian packages -------------------------------------------------------
+apt_packages=(chromium chromium-driver)
+if [ "$(wasm_route)" = debian ]; then
+  apt_packages=(rustc-web cargo-web rust-web-src lld-19 "${apt_packages[@]}")
+fi
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "apt: installing ${missing[*]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+  elif [ "$(wasm_route)" = debian ]; then
+    die "no apt-get here and no wasm32 std: run 'rustup target add $WASM_TARGET' (and install chromium for browser tests)"
+  else
+    log "no apt-get here: install chromium + chromedriver yourself for the browser tests"
+  fi
+fi
+
+# --- rustup components -----------------------------------------------------
+if command -v rustup >/dev/null 2>&1; then
+  installed="$(cd "$ECHO_ROOT" && rustup component list --installed 2>/dev/null || true)"
+  for c in clippy rustfmt; do
+    if ! grep -q "^$c" <<<"$installed"; then
+      log "rustup: adding component $c"
+      (cd "$ECHO_ROOT" && rustup component add "$c")
+    fi
+  done
+else
+  command -v cargo-clippy >/dev/null && command -v rustfmt >/dev/null ||
+    die "no rustup, and clippy or rustfmt is missing"
+fi
+
+# --- wasm-bindgen CLI and npm tools: only once a crate uses wasm-bindgen -------
+wbg=""
+if uses_wasm_bindgen; then
+  wbg="$(wasm_bindgen_version)"
+  [ -n "$wbg" ] || die "a crate depends on wasm-bindgen but Cargo.lock has no version of it"
+  bin="$(wasm_bindgen_bin "$wbg")"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null | awk '{print $2}')" != "$wbg" ]; then
+    root="$(dirname "$(dirname "$bin")")"
+    log "cargo: installing wasm-bindgen-cli $wbg into $root (takes ~2 min)"
+    # Built by the host (rustup) toolchain. --locked can fail on this registry
+    # (a locked dependency version is missing): try it, then resolve afresh.
+    (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root" --locked) ||
+      (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root")
+  fi
+
+  npm_dir="$ECHO_TOOLS_DIR/npm"
+  src="$ECHO_ROOT/scripts/npm-tools"
+  if ! cmp -s "$src/package-lock.json" "$npm_dir/package-lock.json" ||
+     [ ! -x "$npm_dir/node_modules/.bin/wasm-opt" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm is missing (node 20 + npm are expected)"
+    log "npm: installing $(tr -d '\n ' <"$src/package.json" | grep -o '"devDependencies":{[^}]*}') into $npm_dir"
+    mkdir -p "$npm_dir"
+    cp "$src/package.json" "$src/package-lock.json" "$npm_dir/"
+    (cd "$npm_dir" && npm ci --no-audit --no-fund </dev/null)
+  fi
+fi
+
+log "ok: wasm route '$(wasm_route)'$([ -n "$wbg" ] && echo ", wasm-bindgen $wbg")"

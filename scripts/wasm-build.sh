@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Release build of one workspace crate for wasm32-unknown-unknown, by the route
+# scripts/lib.sh detects (rustup's wasm32 std, or Debian's rustc-web with
+# -Zbuild-std).
+#
+#   scripts/wasm-build.sh CRATE [extra cargo build args...]
+#   scripts/wasm-build.sh echo-core
+#
+# A library crate (rlib) is compiled and that is all: it proves the crate builds
+# for the browser. A crate that yields a .wasm (cdylib) using wasm-bindgen is then
+# run through the wasm-bindgen CLI of the Cargo.lock version and `wasm-opt -Oz`
+# into pkg/CRATE/ (ECHO_PKG_DIR overrides; WASM_BINDGEN_TARGET, default "web").
+# Run scripts/setup.sh first (make does).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+crate="${1:?usage: scripts/wasm-build.sh CRATE [cargo build args...]}"
+shift
+route="$(wasm_route)"
+wasm_env
+cd "$ECHO_ROOT"
+
+log "building $crate for $WASM_TARGET (release, route: $route, target dir: ${CARGO_TARGET_DIR#"$ECHO_ROOT"/})"
+started=$SECONDS
+messages="$(mktemp)"
+trap 'rm -f "$messages"' EXIT
+# JSON messages go to a file (to find the .wasm artifacts); diagnostics are
+# rendered on stderr as usual.
+"$WASM_CARGO" build --release --target "$WASM_TARGET" -p "$crate" \
+  "${WASM_CARGO_ARGS[@]}" --message-format=json-render-diagnostics "$@" >"$messages"
+log "built $crate in $((SECONDS - started)) s"
+
+# Only cdylib/bin targets of the wasm32 build produce .wasm files.
+mapfile -t wasms < <(grep '"reason":"compiler-artifact"' "$messages" |
+  grep -o '"[^"]*\.wasm"' | tr -d '"' | sort -u)
+if ((${#wasms[@]} == 0)); then
+  log "ok: $crate is a library for $WASM_TARGET (no .wasm artifact to bind)"
+  exit 0
+fi
+
+for wasm in "${wasms[@]}"; do
+  if ! grep -q '__wbindgen' "$wasm"; then
+    log "ok: $wasm ($(stat -c %s "$wasm") bytes; no wasm-bindgen imports)"
+    continue
+  fi
+  wbg="$(wasm_bindgen_version)"
+  [ -n "$wbg" ] || die "$wasm uses wasm-bindgen but Cargo.lock names no wasm-bindgen"
+  bindgen="$(wasm_bindgen_bin "$wbg")"
+  wasm_opt="$(npm_tools_bin wasm-opt)"
+  [ -x "$bindgen" ] || die "missing $bindgen: run scripts/setup.sh"
+  [ -x "$wasm_opt" ] || die "missing $wasm_opt: run scripts/setup.sh"
+  name="$(basename "$wasm" .wasm)"
+  out="${ECHO_PKG_DIR:-$ECHO_ROOT/pkg/$crate}"
+  rm -rf "$out"
+  "$bindgen" --target "${WASM_BINDGEN_TARGET:-web}" --out-dir "$out" "$wasm"
+  # Debian's binaryen 108 breaks this wasm at run time; npm binaryen 132 is right.
+  "$wasm_opt" -Oz "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
+  mv "$out/${name}_bg.opt.wasm" "$out/${name}_bg.wasm"
+  log "ok: $out/${name}_bg.wasm ($(stat -c %s "$out/${name}_bg.wasm") bytes after wasm-opt -Oz)"
+done
