@@ -11,9 +11,83 @@ use super::key::{cmp_opt, rank, total_cmp, total_eq, Key};
 use crate::model::{ObjectId, ObjectState, Value};
 
 /// An equality + range index over one field: value → ids holding it.
-type FieldIndex = BTreeMap<Key, BTreeSet<ObjectId>>;
+type FieldIndex = BTreeMap<Key, Bucket>;
 /// Reverse references: target → (source, top-level field of the source).
 type Backlinks = HashMap<ObjectId, BTreeSet<(ObjectId, String)>>;
+
+/// The ids holding one value: inline while there is one (most values of a
+/// high-cardinality field), a set beyond.
+#[derive(Clone, Debug)]
+enum Bucket {
+    One(ObjectId),
+    Many(BTreeSet<ObjectId>),
+}
+
+impl Bucket {
+    fn len(&self) -> usize {
+        match self {
+            Bucket::One(_) => 1,
+            Bucket::Many(ids) => ids.len(),
+        }
+    }
+
+    fn iter(&self) -> BucketIter<'_> {
+        match self {
+            Bucket::One(id) => BucketIter::One(Some(id)),
+            Bucket::Many(ids) => BucketIter::Many(ids.iter()),
+        }
+    }
+
+    fn insert(&mut self, id: ObjectId) {
+        match self {
+            Bucket::One(x) if *x == id => {}
+            Bucket::One(x) => *self = Bucket::Many(BTreeSet::from([*x, id])),
+            Bucket::Many(ids) => {
+                ids.insert(id);
+            }
+        }
+    }
+
+    /// Removes `id`; true if the bucket is now empty.
+    fn remove(&mut self, id: &ObjectId) -> bool {
+        match self {
+            Bucket::One(x) => x == id,
+            Bucket::Many(ids) => {
+                ids.remove(id);
+                if ids.len() == 1 {
+                    if let Some(last) = ids.first().copied() {
+                        *self = Bucket::One(last);
+                    }
+                    return false;
+                }
+                ids.is_empty()
+            }
+        }
+    }
+}
+
+enum BucketIter<'a> {
+    One(Option<&'a ObjectId>),
+    Many(std::collections::btree_set::Iter<'a, ObjectId>),
+}
+
+impl<'a> Iterator for BucketIter<'a> {
+    type Item = &'a ObjectId;
+    fn next(&mut self) -> Option<&'a ObjectId> {
+        match self {
+            BucketIter::One(id) => id.take(),
+            BucketIter::Many(it) => it.next(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Bucket {
+    type Item = &'a ObjectId;
+    type IntoIter = BucketIter<'a>;
+    fn into_iter(self) -> BucketIter<'a> {
+        self.iter()
+    }
+}
 
 /// Indexes built on first use and maintained by every later upsert.
 #[derive(Clone, Debug, Default)]
@@ -365,18 +439,24 @@ impl Index {
                 .filter_map(|s| s.fields.get(field).map(|v| (v, s.id)))
                 .collect();
             pairs.sort_unstable_by(|a, b| total_cmp(a.0, b.0).then(a.1.cmp(&b.1)));
-            let mut fi = FieldIndex::new();
+            let mut entries: Vec<(Key, Bucket)> = Vec::new();
             let mut rest = &pairs[..];
-            while let Some((first, _)) = rest.first() {
+            while let Some((first, id)) = rest.first() {
                 let run = rest
                     .iter()
                     .position(|(v, _)| !total_eq(v, first))
                     .unwrap_or(rest.len());
-                let ids: BTreeSet<ObjectId> = rest[..run].iter().map(|(_, id)| *id).collect();
-                fi.insert(Key((*first).clone()), ids);
+                let bucket = if run == 1 {
+                    Bucket::One(*id)
+                } else {
+                    Bucket::Many(rest[..run].iter().map(|(_, id)| *id).collect())
+                };
+                entries.push((Key((*first).clone()), bucket));
                 rest = &rest[run..];
             }
-            lazy.fields.insert(field.to_owned(), fi);
+            // Sorted and distinct: a bulk build.
+            lazy.fields
+                .insert(field.to_owned(), entries.into_iter().collect());
         }
     }
 
@@ -402,17 +482,13 @@ impl Index {
                 let fi = lazy.fields.get(field)?;
                 match op {
                     Compare::Ne => None,
-                    Compare::Eq => Some(fi.get(&Key(value.clone())).map_or(0, BTreeSet::len)),
+                    Compare::Eq => Some(fi.get(&Key(value.clone())).map_or(0, Bucket::len)),
                     _ => Some(count_span(fi, &Span::of(*op, value), cap)),
                 }
             }
             Node::In { field, keys } => {
                 let fi = lazy.fields.get(field)?;
-                Some(
-                    keys.iter()
-                        .map(|k| fi.get(k).map_or(0, BTreeSet::len))
-                        .sum(),
-                )
+                Some(keys.iter().map(|k| fi.get(k).map_or(0, Bucket::len)).sum())
             }
             Node::RefIn { targets, .. } => {
                 let bl = lazy.backlinks.as_ref()?;
@@ -621,12 +697,9 @@ impl<'a> Span<'a> {
     }
 
     /// The entries of `fi` in this span.
-    fn iter<'f>(
-        &self,
-        fi: &'f FieldIndex,
-    ) -> Box<dyn Iterator<Item = &'f BTreeSet<ObjectId>> + 'f> {
+    fn iter<'f>(&self, fi: &'f FieldIndex) -> Box<dyn Iterator<Item = &'f Bucket> + 'f> {
         let class = self.class;
-        let same = move |(k, _): &(&Key, &BTreeSet<ObjectId>)| rank(&k.0) == class;
+        let same = move |(k, _): &(&Key, &Bucket)| rank(&k.0) == class;
         let key = |b: Bound<&Value>| b.map(|v| Key(v.clone()));
         match (self.lo, self.hi) {
             (Bound::Unbounded, Bound::Unbounded) => Box::new(std::iter::empty()),
@@ -705,15 +778,14 @@ fn update_field_index(fi: &mut FieldIndex, id: ObjectId, old: Option<&Value>, ne
     }
     if let Some(o) = old {
         let key = Key(o.clone());
-        if let Some(set) = fi.get_mut(&key) {
-            set.remove(&id);
-            if set.is_empty() {
-                fi.remove(&key);
-            }
+        if fi.get_mut(&key).is_some_and(|b| b.remove(&id)) {
+            fi.remove(&key);
         }
     }
     if let Some(n) = new {
-        fi.entry(Key(n.clone())).or_default().insert(id);
+        fi.entry(Key(n.clone()))
+            .and_modify(|b| b.insert(id))
+            .or_insert(Bucket::One(id));
     }
 }
 
