@@ -4,6 +4,7 @@
 //! to `target/bench/native.json` (override with `ECHO_BENCH_JSON`).
 
 mod baseline;
+mod identity;
 mod report;
 mod store;
 mod trace;
@@ -15,7 +16,11 @@ use report::Report;
 
 type Section = (&'static str, fn(&mut Report));
 
-const SECTIONS: &[Section] = &[("baseline", baseline::run), ("store", store::run)];
+const SECTIONS: &[Section] = &[
+    ("baseline", baseline::run),
+    ("store", store::run),
+    ("identity", identity::run),
+];
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
