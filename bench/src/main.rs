@@ -5,6 +5,7 @@
 
 mod baseline;
 mod identity;
+mod query;
 mod report;
 mod store;
 mod trace;
@@ -20,6 +21,7 @@ const SECTIONS: &[Section] = &[
     ("baseline", baseline::run),
     ("store", store::run),
     ("identity", identity::run),
+    ("query", query::run),
 ];
 
 fn main() {
