@@ -239,13 +239,13 @@ impl IdentityKey {
     /// words; case, extra spaces and line breaks are ignored). The restored
     /// key counts as exported: its phrase already exists.
     pub fn from_recovery_phrase(phrase: &str) -> Result<Self, IdentityError> {
-        let normalized = Zeroizing::new(
-            phrase
-                .split_whitespace()
-                .map(|w| w.to_lowercase())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        let mut normalized = Zeroizing::new(String::with_capacity(phrase.len()));
+        for word in phrase.split_whitespace() {
+            if !normalized.is_empty() {
+                normalized.push(' ');
+            }
+            normalized.extend(word.chars().flat_map(char::to_lowercase));
+        }
         let words = normalized.split(' ').filter(|w| !w.is_empty()).count();
         if words != 24 {
             return Err(IdentityError::InvalidRecoveryPhrase {
