@@ -40,9 +40,17 @@
 //!    are dropped (unless `include_deleted`), then the result is ordered and
 //!    sliced by `offset` / `limit` (partial selection when limited).
 //!
+//! When the chosen index answers the filter exactly (a lone `Type`, `=`,
+//! `In`, range, `References`, `RefersTo` or `Reachable`, a union of such, or
+//! an `And` of ranges on one field) step 4 only drops deleted ids, without
+//! reading the objects.
+//!
 //! Cost: O(c · f + r log r) for c candidates, filter size f and r results;
 //! a type or equality query over 100k objects touches only its bucket.
-//! `TextContains` alone is a full scan (no text index yet).
+//! `TextContains` alone is a full scan (no text index yet). Ordering reads
+//! the order fields of every match once and selects the window (O(r) when
+//! limited); it does not walk the order field's index yet, so "top 20 of
+//! 10k matches" costs about 10k lookups.
 //!
 //! # Semantics
 //!
