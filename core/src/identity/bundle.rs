@@ -291,13 +291,17 @@ pub struct Released {
 }
 
 /// Bundles that arrived before the credentials that justify them, bounded
-/// in count and bytes.
+/// in count and bytes. Bundles from signers the log has never seen may take
+/// at most a quarter of the count, so keys made up by a peer cannot crowd
+/// out the bundles of known devices.
 #[derive(Debug)]
 pub struct PendingChanges {
     max_bundles: usize,
     max_bytes: usize,
     bytes: usize,
-    queue: VecDeque<SignedChanges>,
+    strangers: usize,
+    /// Each bundle with whether its signer was a known device.
+    queue: VecDeque<(SignedChanges, bool)>,
 }
 
 impl Default for PendingChanges {
@@ -318,6 +322,7 @@ impl PendingChanges {
             max_bundles,
             max_bytes,
             bytes: 0,
+            strangers: 0,
             queue: VecDeque::new(),
         }
     }
@@ -330,20 +335,34 @@ impl PendingChanges {
         self.queue.is_empty()
     }
 
-    /// Queues a bundle. Fails with [`IdentityError::PendingChangesFull`]
-    /// when the bound is reached (the bundle is dropped; sync the control
-    /// log, then ask for the data again).
+    /// Queues a bundle without looking at its signer (counted as a
+    /// stranger's). Fails with [`IdentityError::PendingChangesFull`] when
+    /// the bound is reached (the bundle is dropped; sync the control log,
+    /// then ask for the data again). Prefer [`offer`](Self::offer).
     pub fn push(&mut self, bundle: SignedChanges) -> Result<(), IdentityError> {
+        self.enqueue(bundle, false)
+    }
+
+    fn enqueue(&mut self, bundle: SignedChanges, known: bool) -> Result<(), IdentityError> {
         let size = bundle.byte_len();
-        if self.queue.len() >= self.max_bundles || self.bytes + size > self.max_bytes {
+        if self.queue.len() >= self.max_bundles
+            || self.bytes + size > self.max_bytes
+            || (!known && self.strangers >= self.max_bundles.div_ceil(4))
+        {
             return Err(IdentityError::PendingChangesFull {
                 bundles: self.queue.len(),
                 bytes: self.bytes,
             });
         }
         self.bytes += size;
-        self.queue.push_back(bundle);
+        self.strangers += usize::from(!known);
+        self.queue.push_back((bundle, known));
         Ok(())
+    }
+
+    fn forget(&mut self, bundle: &SignedChanges, known: bool) {
+        self.bytes -= bundle.byte_len();
+        self.strangers -= usize::from(!known);
     }
 
     /// Verifies `bundle`; queues it when its credentials are missing.
@@ -355,7 +374,8 @@ impl PendingChanges {
         match control.verify_bundle(&bundle) {
             Ok(changes) => Ok(Verdict::Accepted(changes)),
             Err(r) if r.is_retryable() => {
-                self.push(bundle)?;
+                let known = control.state().device(&bundle.signer).is_some();
+                self.enqueue(bundle, known)?;
                 Ok(Verdict::Waiting)
             }
             Err(r) => Ok(Verdict::Rejected(r)),
@@ -368,19 +388,20 @@ impl PendingChanges {
     pub fn release_ready(&mut self, control: &SpaceControl) -> Released {
         let mut out = Released::default();
         let mut keep = VecDeque::with_capacity(self.queue.len());
-        for bundle in self.queue.drain(..) {
+        let queue = std::mem::take(&mut self.queue);
+        for (bundle, known) in queue {
             if bundle.control_heads.iter().any(|h| !control.contains(h)) {
-                keep.push_back(bundle);
+                keep.push_back((bundle, known));
                 continue;
             }
             match control.verify_bundle(&bundle) {
                 Ok(changes) => {
-                    self.bytes -= bundle.byte_len();
+                    self.forget(&bundle, known);
                     out.accepted.push((bundle, changes));
                 }
-                Err(r) if r.is_retryable() => keep.push_back(bundle),
+                Err(r) if r.is_retryable() => keep.push_back((bundle, known)),
                 Err(r) => {
-                    self.bytes -= bundle.byte_len();
+                    self.forget(&bundle, known);
                     out.rejected.push((bundle, r));
                 }
             }

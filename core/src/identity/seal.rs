@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn asynchronous_hosts_seal_in_two_steps() {
+        // What a WebCrypto host does: encrypt the request's plaintext with
+        // its own key and the request's associated data, hand back bytes.
+        let (host, _) = ChaChaKeyWrap::generate().unwrap();
+        let mut identity = IdentityKey::generate().unwrap();
+        identity.export_recovery_phrase().unwrap();
+        let request = identity.seal_request();
+        assert!(!format!("{request:?}").contains("plaintext:"));
+        let ciphertext = host.seal(request.plaintext(), &request.aad()).unwrap();
+        let sealed = SealedKey::from_bytes(&request.finish(ciphertext).to_bytes()).unwrap();
+        assert_eq!(sealed.kind(), KeyKind::Identity);
+        assert_eq!(sealed.public_key_bytes(), identity.public_key().as_bytes());
+        let plaintext = host.unseal(sealed.ciphertext(), &sealed.aad()).unwrap();
+        let opened = IdentityKey::from_unsealed(&sealed, &plaintext).unwrap();
+        assert_eq!(opened.public_key(), identity.public_key());
+        assert!(opened.recovery_exported());
+        // A plaintext that does not match the sealed public key is refused.
+        let other = DeviceKey::generate().unwrap().seal_request();
+        assert!(IdentityKey::from_unsealed(&sealed, other.plaintext()).is_err());
+    }
+
+    #[test]
     fn sealing_twice_gives_different_ciphertexts() {
         let (wrap, _) = ChaChaKeyWrap::generate().unwrap();
         let device = DeviceKey::generate().unwrap();

@@ -694,6 +694,24 @@ fn bundles_wait_for_their_credentials_within_a_bound() {
         pending.offer(&peer, b2).unwrap(),
         Verdict::Accepted(_)
     ));
+    // Bundles of signers the log never saw take at most a quarter.
+    let mut pending = PendingChanges::new(8, 1 << 20);
+    for i in 0..3 {
+        let stranger = Person::new();
+        let mut sdoc = doc_of(&stranger);
+        let mut b = bundle(&peer, &stranger, &[write(&mut sdoc, "x", "1")]);
+        b.control_heads = vec![CredentialHash::from_bytes([9; 32])];
+        let b = stranger
+            .dev
+            .sign_change_bytes(peer.space(), b.control_heads.clone(), b.changes.clone())
+            .unwrap();
+        let got = pending.offer(&peer, b);
+        if i < 2 {
+            assert!(matches!(got.unwrap(), Verdict::Waiting));
+        } else {
+            assert_eq!(got.unwrap_err().code(), "identity.pending_changes_full");
+        }
+    }
     // A forged bundle never waits: its signature is checked first.
     let mut forged = b1.clone();
     forged.control_heads = vec![CredentialHash::from_bytes([7; 32])];
