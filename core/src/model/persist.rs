@@ -305,10 +305,13 @@ impl Space {
             let heads = doc.get_heads();
             let increment = doc.save_after(&saved_heads);
             let s = &self.shards[shard];
-            let compact = policy.should_compact(
-                s.incremental_keys.len() + 1,
-                s.incremental_bytes + increment.len(),
-            );
+            // A shard's first save is a snapshot: Automerge's compressed document
+            // format is several times smaller than the same history as changes.
+            let compact = !s.has_snapshot
+                || policy.should_compact(
+                    s.incremental_keys.len() + 1,
+                    s.incremental_bytes + increment.len(),
+                );
             let outcome = if compact {
                 let crdt = self.shards[shard].doc(&self.id_text, &self.actor)?.save();
                 let states: Vec<ObjectState> = self

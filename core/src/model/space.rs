@@ -106,6 +106,10 @@ pub struct Space {
     pub(crate) properties: BTreeMap<String, Value>,
     /// Objects whose text fields in the index lag their documents.
     pub(crate) stale_text: HashSet<ObjectId>,
+    /// Text objects of text fields, so a keystroke does not look up its
+    /// object and field in the document each time. Dropped for a field a
+    /// local write replaces and for every object a merge touches.
+    pub(crate) text_objs: HashMap<ObjectId, Vec<(String, ObjId)>>,
     /// Whether the space's meta chunk is in storage.
     pub(crate) meta_saved: bool,
     /// A save was prepared and the host has not reported back yet.
@@ -152,6 +156,7 @@ impl Space {
             index,
             properties,
             stale_text: HashSet::new(),
+            text_objs: HashMap::new(),
             meta_saved: false,
             save_in_flight: false,
             live: LiveQueries::new(),
@@ -202,8 +207,16 @@ impl Space {
         let mut states: HashMap<ObjectId, ObjectState> = new_states.into_iter().collect();
         for m in batch.mutations {
             let id = m.object();
-            if matches!(m, Mutation::SpliceText { .. }) {
-                self.stale_text.insert(id);
+            match &m {
+                Mutation::SpliceText { .. } => {
+                    self.stale_text.insert(id);
+                }
+                Mutation::Set { field, .. } | Mutation::Remove { field, .. } => {
+                    if let Some(fields) = self.text_objs.get_mut(&id) {
+                        fields.retain(|(f, _)| f != field);
+                    }
+                }
+                Mutation::Create { .. } | Mutation::Delete { .. } => {}
             }
             if seen.insert(id) {
                 changed.push(id);
@@ -260,8 +273,61 @@ impl Space {
                 order.push(id);
                 continue;
             }
+            if let Mutation::SpliceText {
+                field,
+                pos,
+                delete,
+                insert,
+                ..
+            } = m
+            {
+                // Splices need no copy of the object: only its field's kind and length.
+                let key = (id, field.as_str());
+                let exact = created.contains(&id) || written.contains(&key);
+                let kind = {
+                    let state = next
+                        .get(&id)
+                        .or_else(|| self.index.get(&id))
+                        .ok_or_else(|| ModelError::NotFound { id })?;
+                    if state.deleted {
+                        return Err(ModelError::Deleted { id });
+                    }
+                    match state.fields.get(field) {
+                        Some(Value::Text(t)) if exact => Ok(Some(t.chars().count())),
+                        Some(Value::Text(_)) => Ok(None),
+                        Some(other) => Err(other.kind()),
+                        None => Err("missing"),
+                    }
+                };
+                let len = match (text_lens.get(&key), kind) {
+                    (_, Err(found)) => {
+                        return Err(ModelError::NotText {
+                            id,
+                            field: field.clone(),
+                            found,
+                        })
+                    }
+                    (Some(len), Ok(_)) => *len,
+                    (None, Ok(Some(len))) => len,
+                    (None, Ok(None)) => self.text_len(&id, field)?,
+                };
+                check_range(id, field, *pos, *delete, len)?;
+                if exact {
+                    if let Some(Value::Text(t)) =
+                        next.get_mut(&id).and_then(|s| s.fields.get_mut(field))
+                    {
+                        let (head, tail) = split_chars(t, *pos, *delete);
+                        *t = format!("{head}{insert}{tail}");
+                    }
+                }
+                text_lens.insert(key, len - delete + insert.chars().count());
+                continue;
+            }
             if let std::collections::hash_map::Entry::Vacant(slot) = next.entry(id) {
-                let current = self.index.get(&id).ok_or(ModelError::NotFound { id })?;
+                let current = self
+                    .index
+                    .get(&id)
+                    .ok_or_else(|| ModelError::NotFound { id })?;
                 slot.insert(current.clone());
                 order.push(id);
             }
@@ -285,45 +351,7 @@ impl Space {
                     text_lens.remove(&(id, field.as_str()));
                 }
                 Mutation::Delete { .. } => state.deleted = true,
-                Mutation::SpliceText {
-                    field,
-                    pos,
-                    delete,
-                    insert,
-                    ..
-                } => {
-                    let key = (id, field.as_str());
-                    let exact = created.contains(&id) || written.contains(&key);
-                    let len = match (text_lens.get(&key), state.fields.get(field)) {
-                        (Some(len), _) => *len,
-                        (None, Some(Value::Text(t))) if exact => t.chars().count(),
-                        (None, Some(Value::Text(_))) => self.text_len(&id, field)?,
-                        (None, Some(other)) => {
-                            return Err(ModelError::NotText {
-                                id,
-                                field: field.clone(),
-                                found: other.kind(),
-                            })
-                        }
-                        (None, None) => {
-                            return Err(ModelError::NotText {
-                                id,
-                                field: field.clone(),
-                                found: "missing",
-                            })
-                        }
-                    };
-                    check_range(id, field, *pos, *delete, len)?;
-                    if exact {
-                        let state = next.get_mut(&id).expect("inserted above");
-                        if let Some(Value::Text(t)) = state.fields.get(field) {
-                            let (head, tail) = split_chars(t, *pos, *delete);
-                            let text = format!("{head}{insert}{tail}");
-                            state.fields.insert(field.clone(), Value::Text(text));
-                        }
-                    }
-                    text_lens.insert(key, len - delete + insert.chars().count());
-                }
+                Mutation::SpliceText { .. } => unreachable!("handled above"),
             }
         }
         Ok(order
@@ -356,9 +384,32 @@ impl Space {
             txs.push((doc.transaction(), mutations));
         }
         let mut failure = None;
+        // Fields this batch wrote before the mutation at hand: their text
+        // objects are new, so the cache does not apply to them.
+        let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
         'outer: for (tx, mutations) in txs.iter_mut() {
             for m in mutations.iter() {
-                if let Err(e) = write_mutation(tx, m) {
+                let text = match m {
+                    Mutation::SpliceText { id, field, .. }
+                        if !written.contains(&(*id, field.as_str())) =>
+                    {
+                        self.text_objs
+                            .get(id)
+                            .and_then(|fs| fs.iter().find(|(f, _)| f == field))
+                            .map(|(_, t)| t)
+                    }
+                    _ => None,
+                };
+                match m {
+                    Mutation::Create { id, fields, .. } => {
+                        written.extend(fields.keys().map(|f| (*id, f.as_str())))
+                    }
+                    Mutation::Set { id, field, .. } | Mutation::Remove { id, field } => {
+                        written.insert((*id, field.as_str()));
+                    }
+                    Mutation::Delete { .. } | Mutation::SpliceText { .. } => {}
+                }
+                if let Err(e) = write_mutation(tx, m, text) {
                     failure = Some(e);
                     break 'outer;
                 }
@@ -505,6 +556,31 @@ impl Space {
 
     fn text_obj(&mut self, id: &ObjectId, field: &str) -> Result<(usize, ObjId), ModelError> {
         let shard = self.shard_of(id);
+        if let Some(text) = self.cached_text_obj(id, field) {
+            return Ok((shard, text.clone()));
+        }
+        let text = self.lookup_text_obj(shard, id, field)?;
+        self.text_objs
+            .entry(*id)
+            .or_default()
+            .push((field.to_owned(), text.clone()));
+        Ok((shard, text))
+    }
+
+    fn cached_text_obj(&self, id: &ObjectId, field: &str) -> Option<&ObjId> {
+        self.text_objs
+            .get(id)?
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, t)| t)
+    }
+
+    fn lookup_text_obj(
+        &mut self,
+        shard: usize,
+        id: &ObjectId,
+        field: &str,
+    ) -> Result<ObjId, ModelError> {
         let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
         let reader = Reader {
             doc: &*doc,
@@ -514,7 +590,7 @@ impl Space {
             .object_map(id)?
             .ok_or(ModelError::NotFound { id: *id })?;
         match reader.field_obj(&obj, field)? {
-            Some((automerge::Value::Object(ObjType::Text), text)) => Ok((shard, text)),
+            Some((automerge::Value::Object(ObjType::Text), text)) => Ok(text),
             Some((automerge::Value::Object(t), _)) => Err(ModelError::NotText {
                 id: *id,
                 field: field.to_owned(),
@@ -722,6 +798,7 @@ impl Space {
             }
         }
         for id in &touched {
+            self.text_objs.remove(id);
             self.reload_object(id)?;
             self.stale_text.remove(id);
             let shard = self.shard_of(id);
@@ -805,7 +882,12 @@ impl Space {
     }
 }
 
-fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelError> {
+/// Writes one mutation; `text` is the known text object of a splice's field.
+fn write_mutation(
+    tx: &mut Transaction<'_>,
+    m: &Mutation,
+    text: Option<&ObjId>,
+) -> Result<(), ModelError> {
     let object_map = |tx: &Transaction<'_>, id: &ObjectId| -> Result<ObjId, ModelError> {
         Reader {
             doc: tx,
@@ -814,38 +896,19 @@ fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelErr
         .object_map(id)?
         .ok_or(ModelError::NotFound { id: *id })
     };
-    let fields_map = |tx: &Transaction<'_>, id: &ObjectId| -> Result<ObjId, ModelError> {
-        let obj = object_map(tx, id)?;
-        match tx.get(&obj, codec::FIELDS_KEY)? {
-            Some((automerge::Value::Object(ObjType::Map), f)) => Ok(f),
-            _ => Err(ModelError::Corrupt {
-                reason: format!("object {id} has no fields map"),
-            }),
-        }
-    };
     match m {
         Mutation::Create {
             id,
             type_name,
             fields,
-        } => {
-            let state = ObjectState {
-                id: *id,
-                type_name: type_name.clone(),
-                fields: fields.clone(),
-                deleted: false,
-            };
-            codec::put_object(tx, &state)?;
-        }
+        } => codec::put_object(tx, id, type_name, fields)?,
         Mutation::Set { id, field, value } => {
-            let fields = fields_map(tx, id)?;
-            codec::put_value(tx, &fields, field, value)?;
+            let obj = object_map(tx, id)?;
+            codec::put_value(tx, &obj, field, value)?;
         }
         Mutation::Remove { id, field } => {
-            let fields = fields_map(tx, id)?;
-            if tx.get(&fields, field.as_str())?.is_some() {
-                tx.delete(&fields, field.as_str())?;
-            }
+            let obj = object_map(tx, id)?;
+            codec::remove_field(tx, &obj, field)?;
         }
         Mutation::Delete { id } => {
             let obj = object_map(tx, id)?;
@@ -858,8 +921,12 @@ fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelErr
             delete,
             insert,
         } => {
-            let fields = fields_map(tx, id)?;
-            match tx.get(&fields, field.as_str())? {
+            if let Some(text) = text {
+                tx.splice_text(text, *pos, *delete as isize, insert)?;
+                return Ok(());
+            }
+            let obj = object_map(tx, id)?;
+            match tx.get(&obj, field.as_str())? {
                 Some((automerge::Value::Object(ObjType::Text), text)) => {
                     tx.splice_text(&text, *pos, *delete as isize, insert)?;
                 }

@@ -638,3 +638,30 @@ fn a_space_that_was_never_saved_is_reported() {
     let err = Space::open(id, actor(1), Vec::new()).err().unwrap();
     assert_eq!(err.code(), "model.corrupt_chunk");
 }
+
+#[test]
+fn text_objects_are_cached_after_the_first_splice() {
+    let mut s = space();
+    let mut b = WriteBatch::new();
+    let id = b.create("doc", fields(&[("body", Value::Text(String::new()))]));
+    s.apply(b).unwrap();
+    for i in 0..3 {
+        let mut b = WriteBatch::new();
+        b.splice_text(id, "body", i, 0, "x");
+        s.apply(b).unwrap();
+        assert_eq!(
+            s.text_objs.get(&id).map(Vec::len),
+            Some(1),
+            "after splice {i}"
+        );
+    }
+    // Replacing the field drops the cached object; the next splice edits the new text.
+    let mut b = WriteBatch::new();
+    b.set(id, "body", Value::Text("new".into()));
+    s.apply(b).unwrap();
+    assert_eq!(s.text_objs.get(&id).map(Vec::len), Some(0));
+    let mut b = WriteBatch::new();
+    b.splice_text(id, "body", 3, 0, "!");
+    s.apply(b).unwrap();
+    assert_eq!(s.text(&id, "body").unwrap(), "new!");
+}
