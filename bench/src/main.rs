@@ -4,6 +4,7 @@
 //! to `target/bench/native.json` (override with `ECHO_BENCH_JSON`).
 
 mod baseline;
+mod engine;
 mod identity;
 mod query;
 mod report;
@@ -19,6 +20,8 @@ type Section = (&'static str, fn(&mut Report));
 
 const SECTIONS: &[Section] = &[
     ("baseline", baseline::run),
+    ("engine", engine::run),
+    ("layout", engine::layout),
     ("store", store::run),
     ("identity", identity::run),
     ("query", query::run),
@@ -26,6 +29,13 @@ const SECTIONS: &[Section] = &[
 
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).collect();
+    if wanted.first().map(String::as_str) == Some(engine::COLD_OPEN_FLAG) {
+        if let Err(e) = engine::cold_open_child(&wanted[1..]) {
+            eprintln!("cold open failed: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(unknown) = wanted
         .iter()
         .find(|w| !SECTIONS.iter().any(|(name, _)| name == w))
