@@ -23,8 +23,8 @@ setup:
 	scripts/setup.sh
 
 start: setup
-	@echo "ECHO: the browser vault (make start serving it) comes with the browser issue;"
-	@echo "until then, make start runs the engine's benchmarks on this machine."
+	@echo "ECHO's vault runs in the browser and comes with the browser issue; until then,"
+	@echo "make start runs the engine's benchmarks on this machine (same as make bench)."
 	cargo run --release -p echo-bench
 
 bench: setup
@@ -39,10 +39,12 @@ test: setup
 	@echo "make test: all steps passed"
 
 # nextest when installed (the project's machines have it), else cargo test.
+# nextest does not run doc tests: cargo test --doc first, so that nextest's
+# summary is the last test-runner line of the run.
 test-native:
 	@echo "== tests (native)"
 	@if cargo nextest --version >/dev/null 2>&1; then \
-	  set -x; cargo nextest run --workspace; cargo test --workspace --doc; \
+	  set -x; cargo test --workspace --doc; cargo nextest run --workspace; \
 	else \
 	  echo "cargo-nextest not found: using cargo test"; set -x; cargo test --workspace; \
 	fi

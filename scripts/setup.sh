@@ -40,7 +40,7 @@ if ((${#missing[@]})); then
     log "apt: installing ${missing[*]}"
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+      apt-get install -y -qq "${missing[@]}" </dev/null
   elif [ "$(wasm_route)" = debian ]; then
     die "no apt-get here and no wasm32 std: run 'rustup target add $WASM_TARGET' (and install chromium for browser tests)"
   else
