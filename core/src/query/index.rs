@@ -15,6 +15,18 @@ type FieldIndex = BTreeMap<Key, Bucket>;
 /// Reverse references: target → (source, top-level field of the source).
 type Backlinks = HashMap<ObjectId, BTreeSet<(ObjectId, String)>>;
 
+/// Ordering walks the first order field's index only for at least this many
+/// matches, and only when they outnumber the window this many times.
+#[cfg(not(test))]
+const ORDER_WALK_MIN: usize = 256;
+#[cfg(not(test))]
+const ORDER_WALK_FACTOR: usize = 4;
+/// Tests exercise the walk on small sets.
+#[cfg(test)]
+const ORDER_WALK_MIN: usize = 1;
+#[cfg(test)]
+const ORDER_WALK_FACTOR: usize = 1;
+
 /// The ids holding one value: inline while there is one (most values of a
 /// high-cardinality field), a set beyond.
 #[derive(Clone, Debug)]
@@ -382,6 +394,11 @@ impl Index {
             .limit
             .map_or(usize::MAX, |l| query.offset.saturating_add(l));
         if !query.order.is_empty() {
+            // Large matching sets with a small window: only the top of the
+            // first order field's index needs sorting.
+            if let Some(top) = self.top_by_index(&ids, query, end) {
+                ids = top;
+            }
             // Look every sort value up once: keys[i * k + j] is row i's
             // value of order field j.
             let order = &query.order;
@@ -416,6 +433,38 @@ impl Index {
             .collect()
     }
 
+    /// For a window of `end` ids over many more `matched` ones (ascending),
+    /// ordered descending by a first field: the matched ids of the top
+    /// buckets of that field's index, whole buckets, at least `end` of them.
+    /// Every other match sorts after them. `None` when not worth it or when
+    /// the index runs out (matches without the field would come next).
+    fn top_by_index(
+        &self,
+        matched: &[ObjectId],
+        query: &Query,
+        end: usize,
+    ) -> Option<Vec<ObjectId>> {
+        let first = query.order.first()?;
+        if !first.descending
+            || end == 0
+            || matched.len() < ORDER_WALK_MIN
+            || end.saturating_mul(ORDER_WALK_FACTOR) >= matched.len()
+        {
+            return None;
+        }
+        self.ensure_fields(&[first.field.as_str()]);
+        let lazy = self.lazy.borrow();
+        let fi = lazy.fields.get(&first.field)?;
+        let mut picked = Vec::new();
+        for bucket in fi.values().rev() {
+            picked.extend(bucket.iter().filter(|id| matched.binary_search(id).is_ok()));
+            if picked.len() >= end {
+                return Some(picked);
+            }
+        }
+        None
+    }
+
     /// Builds the field indexes and backlinks `node` can use for candidates.
     fn ensure_indexes(&self, node: &Node) {
         let mut wanted = Vec::new();
@@ -424,11 +473,16 @@ impl Index {
         if backlinks {
             self.ensure_backlinks();
         }
+        self.ensure_fields(&wanted);
+    }
+
+    /// Builds the indexes of these fields that don't exist yet.
+    fn ensure_fields(&self, wanted: &[&str]) {
         if wanted.is_empty() {
             return;
         }
         let mut lazy = self.lazy.borrow_mut();
-        for field in wanted {
+        for &field in wanted {
             if lazy.fields.contains_key(field) {
                 continue;
             }
