@@ -19,8 +19,9 @@ ECHO_CACHE_DIR="${ECHO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/echo}"
 WASM_TARGET=wasm32-unknown-unknown
 DEBIAN_WASM_LD=/usr/lib/llvm-19/bin/wasm-ld
 
-log() { printf '\033[1m[%s]\033[0m %s\n' "$(basename "$0")" "$*" >&2; }
-die() { printf '\033[1;31m[%s] error:\033[0m %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+if [ -t 2 ]; then _b=$'\033[1m' _r=$'\033[1;31m' _n=$'\033[0m'; else _b="" _r="" _n=""; fi
+log() { printf '%s[%s]%s %s\n' "$_b" "$(basename "$0")" "$_n" "$*" >&2; }
+die() { printf '%s[%s] error:%s %s\n' "$_r" "$(basename "$0")" "$_n" "$*" >&2; exit 1; }
 
 # Echoes "rustup" or "debian". ECHO_WASM_ROUTE overrides the detection.
 wasm_route() {
