@@ -172,7 +172,7 @@ pub fn run(report: &mut Report) {
         "type, order by number desc, limit 20",
         median_us(samples),
         "us",
-        "median, sorts ~10k",
+        "median; walks the number index from the top",
     );
     let text = Query::new(Filter::TextContains {
         field: workload::F_TITLE.into(),

@@ -49,8 +49,10 @@
 //! a type or equality query over 100k objects touches only its bucket.
 //! `TextContains` alone is a full scan (no text index yet). Ordering reads
 //! the order fields of every match once and selects the window (O(r) when
-//! limited); it does not walk the order field's index yet, so "top 20 of
-//! 10k matches" costs about 10k lookups.
+//! limited). A small window over many matches ordered *descending* by a
+//! field ("latest 20") instead walks that field's index from the top (built
+//! lazily) and sorts only the top buckets; ascending windows still read
+//! every match, since matches without the field sort first.
 //!
 //! # Semantics
 //!
