@@ -33,12 +33,12 @@ use automerge::{
     ROOT,
 };
 
-use serde::{Deserialize, Serialize};
-
 use super::error::ModelError;
 use super::id::{ObjectId, SpaceId};
+use super::init;
 use super::object::ObjectState;
 use super::value::{Reference, Value};
+use crate::query::MAX_VALUE_DEPTH;
 
 /// The key of an object's initial state.
 pub(crate) const INIT_KEY: &str = "\u{0}init";
@@ -46,7 +46,6 @@ pub(crate) const INIT_KEY: &str = "\u{0}init";
 pub(crate) const DELETED_KEY: &str = "\u{0}deleted";
 /// The one key of a map that marks a removed field.
 pub(crate) const REMOVED_KEY: &str = "\u{0}removed";
-const INIT_VERSION: u8 = 1;
 /// The one key of a map that encodes a [`Reference`].
 pub(crate) const REF_KEY: &str = "\u{0}ref";
 /// The root key under which space properties live (in shard 0). It cannot
@@ -65,13 +64,33 @@ pub(crate) fn check_key(key: &str) -> Result<(), ModelError> {
 
 /// Checks every map key inside a value.
 pub(crate) fn check_value(value: &Value) -> Result<(), ModelError> {
+    check_nested(value, 0)
+}
+
+fn check_nested(value: &Value, depth: usize) -> Result<(), ModelError> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(ModelError::TooDeep {
+            max: MAX_VALUE_DEPTH,
+        });
+    }
     match value {
-        Value::List(items) => items.iter().try_for_each(check_value),
+        Value::List(items) => items.iter().try_for_each(|v| check_nested(v, depth + 1)),
         Value::Map(map) => map.iter().try_for_each(|(k, v)| {
             check_key(k)?;
-            check_value(v)
+            check_nested(v, depth + 1)
         }),
         _ => Ok(()),
+    }
+}
+
+/// Rewrites references to `own` space as local ones, so one object has one
+/// spelling of a reference to it.
+pub(crate) fn normalize_refs(value: &mut Value, own: SpaceId) {
+    match value {
+        Value::Ref(r) if r.space == Some(own) => r.space = None,
+        Value::List(items) => items.iter_mut().for_each(|v| normalize_refs(v, own)),
+        Value::Map(map) => map.values_mut().for_each(|v| normalize_refs(v, own)),
+        _ => {}
     }
 }
 
@@ -176,18 +195,6 @@ fn fill_list<T: Transactable>(
     Ok(())
 }
 
-#[derive(Serialize)]
-struct InitOut<'a> {
-    type_name: &'a str,
-    fields: Vec<(&'a str, &'a Value)>,
-}
-
-#[derive(Deserialize)]
-struct InitIn {
-    type_name: String,
-    fields: BTreeMap<String, Value>,
-}
-
 /// Writes a new object: its map, its initial state, its text fields.
 pub(crate) fn put_object<T: Transactable>(
     tx: &mut T,
@@ -196,17 +203,9 @@ pub(crate) fn put_object<T: Transactable>(
     fields: &BTreeMap<String, Value>,
 ) -> Result<(), automerge::AutomergeError> {
     let obj = tx.put_object(ROOT, id.to_string(), ObjType::Map)?;
-    let init = InitOut {
+    let bytes = init::encode(
         type_name,
-        fields: fields
-            .iter()
-            .filter(|(_, v)| !matches!(v, Value::Text(_)))
-            .map(|(k, v)| (k.as_str(), v))
-            .collect(),
-    };
-    let mut bytes = vec![INIT_VERSION];
-    bytes.extend(
-        postcard::to_stdvec(&init).expect("in-memory serialization of plain data cannot fail"),
+        fields.iter().filter(|(_, v)| !matches!(v, Value::Text(_))),
     );
     tx.put(&obj, INIT_KEY, ScalarValue::Bytes(bytes))?;
     for (name, value) in fields {
@@ -225,19 +224,6 @@ pub(crate) fn remove_field<T: Transactable>(
 ) -> Result<(), automerge::AutomergeError> {
     let tombstone = tx.put_object(obj, prop, ObjType::Map)?;
     tx.put(&tombstone, REMOVED_KEY, true)
-}
-
-fn decode_init(id: &ObjectId, bytes: &[u8]) -> Result<InitIn, ModelError> {
-    let corrupt = |why: String| ModelError::Corrupt {
-        reason: format!("object {id}: initial state {why}"),
-    };
-    match bytes.split_first() {
-        Some((&INIT_VERSION, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| corrupt(format!("does not decode: {e}")))
-        }
-        Some((v, _)) => Err(corrupt(format!("has unknown version {v}"))),
-        None => Err(corrupt("is empty".into())),
-    }
 }
 
 /// Reads a document at the current state or at `heads`.
@@ -286,7 +272,7 @@ impl<D: ReadDoc> Reader<'_, D> {
         };
         let init = match self.get(&obj, INIT_KEY)? {
             Some((AmValue::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Bytes(b) => decode_init(id, b)?,
+                ScalarValue::Bytes(b) => init::decode(id, b)?,
                 _ => {
                     return Err(ModelError::Corrupt {
                         reason: format!("object {id}: initial state is not bytes"),
@@ -320,7 +306,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                 fields.remove(item.key.as_ref());
                 continue;
             }
-            let value = self.value(item.value.clone(), &field_id)?;
+            let value = self.value(item.value.clone(), &field_id, 0)?;
             fields.insert(item.key.to_string(), value);
         }
         Ok(Some(ObjectState {
@@ -342,25 +328,32 @@ impl<D: ReadDoc> Reader<'_, D> {
 
     pub fn properties(&self) -> Result<BTreeMap<String, Value>, ModelError> {
         match self.get(&ROOT, PROPERTIES_KEY)? {
-            Some((AmValue::Object(ObjType::Map), m)) => self.map(&m),
+            Some((AmValue::Object(ObjType::Map), m)) => self.map(&m, 0),
             _ => Ok(BTreeMap::new()),
         }
     }
 
-    fn map(&self, obj: &ObjId) -> Result<BTreeMap<String, Value>, ModelError> {
+    fn map(&self, obj: &ObjId, depth: usize) -> Result<BTreeMap<String, Value>, ModelError> {
         let range = match self.heads {
             None => self.doc.map_range(obj, ..),
             Some(h) => self.doc.map_range_at(obj, .., h),
         };
         let mut out = BTreeMap::new();
         for item in range {
-            let value = self.value(item.value.clone(), &item.id())?;
+            let value = self.value(item.value.clone(), &item.id(), depth + 1)?;
             out.insert(item.key.to_string(), value);
         }
         Ok(out)
     }
 
-    fn value(&self, value: ValueRef<'_>, id: &ObjId) -> Result<Value, ModelError> {
+    /// Reads a value `depth` levels below a field. Peers may write deeper
+    /// nesting than apps can; it is refused rather than followed down the stack.
+    fn value(&self, value: ValueRef<'_>, id: &ObjId, depth: usize) -> Result<Value, ModelError> {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(ModelError::Corrupt {
+                reason: format!("a value nests deeper than {MAX_VALUE_DEPTH} levels"),
+            });
+        }
         Ok(match value {
             ValueRef::Scalar(s) => scalar_to_value(&s),
             ValueRef::Object(ObjType::Text) => Value::Text(match self.heads {
@@ -374,7 +367,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                 };
                 let mut items = Vec::new();
                 for item in range {
-                    items.push(self.value(item.value.clone(), &item.id())?);
+                    items.push(self.value(item.value.clone(), &item.id(), depth + 1)?);
                 }
                 Value::List(items)
             }
@@ -384,7 +377,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                         return decode_ref(text).map(Value::Ref);
                     }
                 }
-                Value::Map(self.map(id)?)
+                Value::Map(self.map(id, depth)?)
             }
         })
     }

@@ -12,6 +12,8 @@ pub enum ModelError {
     InvalidFieldName { name: String },
     #[error("invalid type name {name:?}: type names must be 1 to 128 characters")]
     InvalidTypeName { name: String },
+    #[error("a value nests more than {max} levels of lists and maps; flatten it")]
+    TooDeep { max: usize },
     #[error("object {id} does not exist in this space")]
     NotFound { id: ObjectId },
     #[error("object {id} already exists")]
@@ -61,6 +63,7 @@ impl ModelError {
             ModelError::InvalidId { .. } => "model.invalid_id",
             ModelError::InvalidFieldName { .. } => "model.invalid_field_name",
             ModelError::InvalidTypeName { .. } => "model.invalid_type_name",
+            ModelError::TooDeep { .. } => "model.too_deep",
             ModelError::NotFound { .. } => "model.not_found",
             ModelError::AlreadyExists { .. } => "model.already_exists",
             ModelError::Deleted { .. } => "model.deleted",

@@ -5,6 +5,7 @@ mod batch;
 mod codec;
 mod error;
 mod id;
+mod init;
 mod object;
 mod persist;
 mod shard;

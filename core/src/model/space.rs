@@ -88,6 +88,10 @@ pub enum Resolved<'a> {
 pub enum SpaceEvent {
     /// A live query's result changed.
     Live(LiveDiff),
+    /// Changes merged from a peer left an object that cannot be read (e.g.
+    /// a malformed initial state). It is left out of the index and queries on
+    /// every replica alike, until a later change makes it readable.
+    Unreadable { object: ObjectId, reason: String },
 }
 
 /// The result of an applied write batch.
@@ -195,9 +199,18 @@ impl Space {
 
     /// Applies a batch atomically: every mutation is validated first and an
     /// invalid one rejects the whole batch, leaving the space untouched.
-    pub fn apply(&mut self, batch: WriteBatch) -> Result<Committed, ModelError> {
+    pub fn apply(&mut self, mut batch: WriteBatch) -> Result<Committed, ModelError> {
         if batch.is_empty() {
             return Ok(Committed::default());
+        }
+        for m in &mut batch.mutations {
+            match m {
+                Mutation::Create { fields, .. } => fields
+                    .values_mut()
+                    .for_each(|v| codec::normalize_refs(v, self.id)),
+                Mutation::Set { value, .. } => codec::normalize_refs(value, self.id),
+                _ => {}
+            }
         }
         let new_states = self.validate(&batch)?;
         self.write_to_documents(&batch)?;
@@ -712,7 +725,8 @@ impl Space {
                 heads: Some(&hs),
             };
             for id in reader.object_ids() {
-                if let Some(state) = reader.object(&id)? {
+                // Unreadable objects are left out, as in the index.
+                if let Ok(Some(state)) = reader.object(&id) {
                     index.upsert(state);
                 }
             }
@@ -799,7 +813,13 @@ impl Space {
         }
         for id in &touched {
             self.text_objs.remove(id);
-            self.reload_object(id)?;
+            if let Err(e) = self.reload_object(id) {
+                self.index.remove(id);
+                self.events.push_back(SpaceEvent::Unreadable {
+                    object: *id,
+                    reason: e.to_string(),
+                });
+            }
             self.stale_text.remove(id);
             let shard = self.shard_of(id);
             self.shards[shard].unsaved.insert(*id);
@@ -862,8 +882,9 @@ impl Space {
                 heads: None,
             };
             for id in reader.object_ids() {
-                count += 1;
-                let from_doc = reader.object(&id).map_err(|e| e.to_string())?;
+                // An unreadable object must be absent from the index.
+                let from_doc = reader.object(&id).ok().flatten();
+                count += usize::from(from_doc.is_some());
                 let indexed = self.index.get(&id);
                 if from_doc.as_ref() != indexed {
                     return Err(format!(

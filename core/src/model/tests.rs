@@ -665,3 +665,79 @@ fn text_objects_are_cached_after_the_first_splice() {
     s.apply(b).unwrap();
     assert_eq!(s.text(&id, "body").unwrap(), "new!");
 }
+
+#[test]
+fn references_to_the_own_space_are_stored_as_local() {
+    let mut s = space();
+    let target = ObjectId::random();
+    let mut b = WriteBatch::new();
+    let id = b.create(
+        "t",
+        fields(&[("r", Value::Ref(Reference::remote(s.id(), target)))]),
+    );
+    s.apply(b).unwrap();
+    assert_eq!(
+        s.get(&id).unwrap().unwrap().field("r"),
+        Some(&Value::Ref(Reference::local(target)))
+    );
+    let mut b = WriteBatch::new();
+    b.set(
+        id,
+        "rs",
+        Value::List(vec![Value::Ref(Reference::remote(s.id(), target))]),
+    );
+    s.apply(b).unwrap();
+    assert_eq!(
+        s.get(&id).unwrap().unwrap().field("rs"),
+        Some(&Value::List(vec![Value::Ref(Reference::local(target))]))
+    );
+    s.verify_index().unwrap();
+}
+
+#[test]
+fn values_nested_too_deep_are_refused() {
+    let mut s = space();
+    let mut deep = Value::Null;
+    for _ in 0..40 {
+        deep = Value::List(vec![deep]);
+    }
+    let mut b = WriteBatch::new();
+    b.create("t", fields(&[("deep", deep)]));
+    assert_eq!(s.apply(b).unwrap_err().code(), "model.too_deep");
+}
+
+#[test]
+fn a_malformed_object_from_a_peer_is_reported_and_left_out() {
+    use automerge::transaction::Transactable;
+    // A peer writes an object whose initial state is garbage, bypassing the engine.
+    let mut honest = space();
+    let mut peer = Space::create(honest.id(), actor(9), SpaceOptions { shard_count: 4 }).unwrap();
+    let bad = ObjectId::random();
+    let mut b = WriteBatch::new();
+    let good = b.create("t", fields(&[]));
+    peer.apply(b).unwrap();
+    let shard = peer.shard_of(&bad);
+    {
+        let doc = peer.shards[shard].doc(&peer.id_text, &peer.actor).unwrap();
+        let mut tx = doc.transaction();
+        let obj = tx
+            .put_object(automerge::ROOT, bad.to_string(), automerge::ObjType::Map)
+            .unwrap();
+        tx.put(
+            &obj,
+            codec::INIT_KEY,
+            automerge::ScalarValue::Bytes(vec![1, 0xff, 0xff]),
+        )
+        .unwrap();
+        tx.commit();
+    }
+    sync(&mut peer, &mut honest);
+    assert!(honest.get(&good).unwrap().is_some());
+    assert!(honest.get(&bad).unwrap().is_none());
+    let event = honest.poll_event();
+    assert!(
+        matches!(event, Some(SpaceEvent::Unreadable { object, .. }) if object == bad),
+        "{event:?}"
+    );
+    honest.verify_index().unwrap();
+}
