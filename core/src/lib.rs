@@ -9,3 +9,4 @@ pub mod identity;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod sync;

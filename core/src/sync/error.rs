@@ -1,0 +1,71 @@
+//! Errors of the sync module. Every variant has a stable `code()`.
+
+use thiserror::Error;
+
+use crate::identity::{IdentityError, Rejection};
+use crate::model::ModelError;
+
+/// Errors a [`Replica`](super::Replica) call returns.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// This device may not write to the space now; nothing was applied.
+    #[error("this device may not write to the space: {reason}")]
+    WriteRefused { reason: Rejection },
+    #[error("shard bundle data is malformed: {reason}")]
+    MalformedBundle { reason: String },
+    #[error("shard bundle format version {found} is not supported (this build reads version {supported})")]
+    UnsupportedVersion { found: u8, supported: u8 },
+    #[error("the control log is of space {control}, the data of space {data}")]
+    SpaceMismatch { control: String, data: String },
+    #[error("no genesis among the credentials; a space's control log starts with its genesis")]
+    NoGenesis,
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+}
+
+impl SyncError {
+    /// A stable, machine-readable code. Wrapped model and identity errors
+    /// keep their own codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SyncError::WriteRefused { .. } => "sync.write_refused",
+            SyncError::MalformedBundle { .. } => "sync.malformed_bundle",
+            SyncError::UnsupportedVersion { .. } => "sync.unsupported_version",
+            SyncError::SpaceMismatch { .. } => "sync.space_mismatch",
+            SyncError::NoGenesis => "sync.no_genesis",
+            SyncError::Model(e) => e.code(),
+            SyncError::Identity(e) => e.code(),
+        }
+    }
+}
+
+/// Why a received bundle was not applied. Rejected bundles are not
+/// applied, not kept and never relayed.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum BundleRejection {
+    /// The signed bundle failed verification against the control log
+    /// (bad signature, tampered change, wrong space, reader, revoked
+    /// device, ...). The code is the identity module's
+    /// (`identity.bundle.*`).
+    #[error(transparent)]
+    Bundle(Rejection),
+    #[error("the bundle is for shard {shard}, but this space has {shard_count} shards")]
+    NoSuchShard { shard: u16, shard_count: usize },
+    #[error("the bundle's shard label is not signed by its signer (moved to another shard?)")]
+    BadShardBinding,
+    #[error("the verified changes could not be merged: {reason}")]
+    ApplyFailed { reason: String },
+}
+
+impl BundleRejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BundleRejection::Bundle(r) => r.code(),
+            BundleRejection::NoSuchShard { .. } => "sync.bundle.no_such_shard",
+            BundleRejection::BadShardBinding => "sync.bundle.bad_shard_binding",
+            BundleRejection::ApplyFailed { .. } => "sync.bundle.apply_failed",
+        }
+    }
+}
