@@ -1,0 +1,399 @@
+//! Signed replication of `model::Space` replicas through `sync::Replica`:
+//! only changes signed by a device of a member whose role writes, at the
+//! control-log point the bundle names, are applied by honest peers.
+
+use automerge::Change;
+use echo_core::identity::{
+    Credential, CredentialKind, DeviceCertificate, DeviceKey, IdentityKey, IdentityPublicKey,
+    Issuer, Role, Signature,
+};
+use echo_core::model::{
+    Heads, ObjectId, ObjectState, Space, SpaceId, SpaceOptions, Value, WriteBatch,
+};
+use echo_core::sync::{Outcome, Replica, ShardBundle, SyncError};
+
+const OPTIONS: SpaceOptions = SpaceOptions { shard_count: 4 };
+
+struct Person {
+    id: IdentityKey,
+    dev: DeviceKey,
+    cert: DeviceCertificate,
+}
+
+fn person() -> Person {
+    let id = IdentityKey::generate().unwrap();
+    let dev = DeviceKey::generate().unwrap();
+    let cert = id
+        .certify_device(&dev.request_authorization(id.public_key()))
+        .unwrap();
+    Person { id, dev, cert }
+}
+
+fn credentials(r: &Replica) -> Vec<Credential> {
+    r.control().credentials().cloned().collect()
+}
+
+fn share_credentials(from: &Replica, to: &mut Replica) -> Outcome {
+    let out = to.receive_credentials(credentials(from)).unwrap();
+    assert!(out.refused.is_empty(), "{:?}", out.refused);
+    out.released
+}
+
+fn relay(from: &Replica, to: &mut Replica) -> Outcome {
+    to.receive(from.all_bundles().to_vec()).unwrap()
+}
+
+/// Object states (text refreshed) and heads.
+fn state(r: &mut Replica) -> (Vec<ObjectState>, Heads) {
+    let space = r.space_mut();
+    let mut ids: Vec<ObjectId> = space.index().iter().map(|o| o.id).collect();
+    ids.sort();
+    let objects = ids
+        .iter()
+        .map(|id| space.get(id).unwrap().unwrap().clone())
+        .collect();
+    (objects, space.heads().unwrap())
+}
+
+fn note(text: &str) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    b.create(
+        "note",
+        [
+            ("title", Value::String(text.into())),
+            ("body", Value::Text(text.into())),
+        ],
+    );
+    b
+}
+
+/// A member joins: its replica is built from the owner's control log, and
+/// its identity key authorizes its device in the space.
+fn join(owner: &mut Replica, p: Person, role: Role) -> Replica {
+    owner
+        .issue(CredentialKind::Admit {
+            member: p.id.public_key(),
+            role,
+        })
+        .unwrap();
+    let (mut r, out) =
+        Replica::join(credentials(owner), p.id.public_key(), p.dev, OPTIONS).unwrap();
+    assert!(out.refused.is_empty());
+    r.issue_as(
+        Issuer::Identity(&p.id),
+        CredentialKind::AuthorizeDevice {
+            certificate: p.cert,
+        },
+    )
+    .unwrap();
+    share_credentials(&r, owner);
+    r
+}
+
+/// Owner, editor and reader replicas with the same control log.
+fn three() -> (Replica, Replica, Replica) {
+    let o = person();
+    let mut owner =
+        Replica::create(SpaceId::random(), o.id.public_key(), o.dev, o.cert, OPTIONS).unwrap();
+    let mut editor = join(&mut owner, person(), Role::Editor);
+    let mut reader = join(&mut owner, person(), Role::Reader);
+    share_credentials(&owner, &mut editor);
+    share_credentials(&owner, &mut reader);
+    assert_eq!(owner.control().state(), editor.control().state());
+    assert_eq!(owner.control().state(), reader.control().state());
+    (owner, editor, reader)
+}
+
+/// Bundles a device makes when it bypasses `Replica::write`: its data
+/// (caught up from `r`), a write on a raw `Space`, signed by hand.
+fn bypass(r: &mut Replica, batch: WriteBatch) -> Vec<ShardBundle> {
+    let id = r.id();
+    let mut raw = Space::create(id, r.device().actor_id(), OPTIONS).unwrap();
+    let all = r.space_mut().changes_since(&Heads::default()).unwrap();
+    raw.apply_changes(all).unwrap();
+    let before = raw.heads().unwrap();
+    raw.apply(batch).unwrap();
+    raw.changes_since(&before)
+        .unwrap()
+        .into_iter()
+        .map(|sc| {
+            let changes: Vec<Change> = sc
+                .changes
+                .into_iter()
+                .map(|b| Change::from_bytes(b).unwrap())
+                .collect();
+            let bundle = r
+                .device()
+                .sign_changes(id, r.control().heads(), &changes)
+                .unwrap();
+            ShardBundle::bind(r.device(), sc.shard, bundle)
+        })
+        .collect()
+}
+
+fn codes(out: &Outcome) -> Vec<&'static str> {
+    out.rejected.iter().map(|r| r.code()).collect()
+}
+
+#[test]
+fn owner_and_editor_writes_converge_everywhere() {
+    let (mut owner, mut editor, mut reader) = three();
+    owner.write(note("from the owner")).unwrap();
+    let e = editor.write(note("from the editor")).unwrap();
+    let sealed_owner = owner.seal().unwrap();
+    let sealed_editor = editor.seal().unwrap();
+    assert_eq!(sealed_owner.len(), 1);
+    assert_eq!(sealed_editor.len(), 1);
+    assert!(owner.seal().unwrap().is_empty(), "nothing new to seal");
+
+    // Wire form round trip.
+    let wire: Vec<Vec<u8>> = sealed_editor.iter().map(ShardBundle::to_bytes).collect();
+    let (out, errors) = owner.receive_bytes(&wire).unwrap();
+    assert!(errors.is_empty());
+    assert_eq!(out.accepted, 1);
+    assert_eq!(out.applied.changed, e.changed);
+
+    // The owner relays the editor's bundle as-is to the reader.
+    let out = relay(&owner, &mut reader);
+    assert_eq!((out.accepted, out.rejected.len(), out.waiting), (2, 0, 0));
+    let out = relay(&reader, &mut editor);
+    assert_eq!((out.accepted, out.duplicates), (1, 1));
+    // Everything again: only duplicates.
+    let out = relay(&owner, &mut editor);
+    assert_eq!((out.accepted, out.duplicates), (0, 2));
+
+    let s = state(&mut owner);
+    assert_eq!(s.0.len(), 2);
+    assert_eq!(s, state(&mut editor));
+    assert_eq!(s, state(&mut reader));
+    for r in [&mut owner, &mut editor, &mut reader] {
+        r.space_mut().verify_index().unwrap();
+        assert_eq!(r.all_bundles().len(), 2);
+    }
+    assert_eq!(owner.bundles_since(1).len(), 1);
+    assert!(owner.bundles_since(5).is_empty());
+}
+
+#[test]
+fn a_readers_writes_are_refused_locally_and_rejected_by_every_honest_peer() {
+    let (mut owner, mut editor, mut reader) = three();
+    owner.write(note("o")).unwrap();
+    let b = owner.seal().unwrap();
+    editor.receive(b.clone()).unwrap();
+    reader.receive(b).unwrap();
+
+    let before = state(&mut reader);
+    let err = reader.write(note("r")).unwrap_err();
+    assert_eq!(err.code(), "sync.write_refused");
+    match &err {
+        SyncError::WriteRefused { reason } => {
+            assert_eq!(reason.code(), "identity.bundle.read_only")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(state(&mut reader), before, "nothing applied");
+    assert!(reader.seal().unwrap().is_empty());
+
+    // A reader that bypasses the check.
+    let forged = bypass(&mut reader, note("sneaky"));
+    assert!(!forged.is_empty());
+    for honest in [&mut owner, &mut editor] {
+        let before = state(honest);
+        let kept = honest.all_bundles().len();
+        let out = honest.receive(forged.clone()).unwrap();
+        assert_eq!(out.accepted, 0);
+        assert!(codes(&out)
+            .iter()
+            .all(|c| *c == "identity.bundle.read_only"));
+        assert_eq!(out.rejected.len(), forged.len());
+        assert_eq!(out.rejected[0].signer, reader.device().public_key());
+        assert_eq!(state(honest), before, "no change");
+        assert_eq!(honest.all_bundles().len(), kept, "not kept, not relayed");
+        assert_eq!(out.waiting, 0);
+    }
+}
+
+#[test]
+fn forged_signatures_tampered_changes_and_moved_bundles_are_rejected() {
+    let (mut owner, mut editor, _reader) = three();
+    editor.write(note("one")).unwrap();
+    let first = editor.seal().unwrap();
+    editor.write(note("two")).unwrap();
+    let second = editor.seal().unwrap();
+    let before = state(&mut owner);
+
+    let mut forged = first[0].clone();
+    forged.bundle.signature = Signature::from_bytes([7; 64]);
+    let out = owner.receive(vec![forged]).unwrap();
+    assert_eq!(codes(&out), ["identity.bundle.bad_signature"]);
+
+    // A flipped byte: the change no longer decodes, or its hash changed.
+    let mut tampered = first[0].clone();
+    let last = tampered.bundle.changes[0].len() - 1;
+    tampered.bundle.changes[0][last] ^= 1;
+    let out = owner.receive(vec![tampered]).unwrap();
+    let code = codes(&out)[0];
+    assert!(
+        code == "identity.bundle.malformed_change" || code == "identity.bundle.bad_signature",
+        "{code}"
+    );
+
+    // A valid change of the same device swapped in.
+    let mut swapped = first[0].clone();
+    swapped.bundle.changes = second[0].bundle.changes.clone();
+    let out = owner.receive(vec![swapped]).unwrap();
+    assert_eq!(codes(&out), ["identity.bundle.bad_signature"]);
+
+    // The bundle moved to another shard by a relay.
+    let mut moved = first[0].clone();
+    moved.shard = (moved.shard + 1) % OPTIONS.shard_count;
+    let out = owner.receive(vec![moved]).unwrap();
+    assert_eq!(codes(&out), ["sync.bundle.bad_shard_binding"]);
+    let mut moved = first[0].clone();
+    moved.shard = OPTIONS.shard_count;
+    let out = owner.receive(vec![moved]).unwrap();
+    assert_eq!(codes(&out), ["sync.bundle.no_such_shard"]);
+
+    assert_eq!(state(&mut owner), before);
+    assert_eq!(owner.all_bundles().len(), 0);
+
+    // The genuine ones still go through.
+    let out = owner.receive([first, second].concat()).unwrap();
+    assert_eq!(out.accepted, 2);
+    assert_eq!(state(&mut owner).0.len(), 2);
+}
+
+#[test]
+fn a_revoked_device_keeps_its_earlier_changes_and_loses_the_later_ones() {
+    let (mut owner, mut editor, mut reader) = three();
+    let editor_dev = editor.device().public_key();
+    let editor_id: IdentityPublicKey = editor.identity();
+    editor.write(note("before")).unwrap();
+    let early = editor.seal().unwrap();
+
+    let revocation = owner
+        .issue(CredentialKind::RevokeDevice {
+            identity: editor_id,
+            device: editor_dev,
+        })
+        .unwrap()
+        .hash();
+    share_credentials(&owner, &mut reader);
+
+    // Made before the revocation (its cut does not contain it): accepted,
+    // even though it arrives after.
+    for r in [&mut owner, &mut reader] {
+        let out = r.receive(early.clone()).unwrap();
+        assert_eq!((out.accepted, out.rejected.len()), (1, 0));
+    }
+
+    // Written before hearing of the revocation, sealed when it arrives:
+    // signed at the heads it was made at, so it stays valid.
+    editor.write(note("concurrent")).unwrap();
+    share_credentials(&owner, &mut editor);
+    let concurrent = editor.seal().unwrap();
+    assert_eq!(concurrent.len(), 1);
+    assert!(!concurrent[0].bundle.control_heads.contains(&revocation));
+    assert!(editor.control().heads().contains(&revocation));
+
+    // After: refused locally; forced bundles name heads with the revocation.
+    let err = editor.write(note("after")).unwrap_err();
+    match err {
+        SyncError::WriteRefused { reason } => {
+            assert_eq!(reason.code(), "identity.bundle.device_revoked")
+        }
+        other => panic!("{other:?}"),
+    }
+    let late = bypass(&mut editor, note("after, forced"));
+    for r in [&mut owner, &mut reader] {
+        let out = r.receive(concurrent.clone()).unwrap();
+        assert_eq!(out.accepted, 1);
+        let before = state(r);
+        let out = r.receive(late.clone()).unwrap();
+        assert_eq!(codes(&out), ["identity.bundle.device_revoked"]);
+        assert_eq!(state(r), before);
+        assert_eq!(before.0.len(), 2, "earlier changes stay applied");
+    }
+    assert_eq!(state(&mut owner), state(&mut reader));
+}
+
+#[test]
+fn bundles_wait_for_the_credentials_admitting_their_signer() {
+    let (mut owner, _editor, mut reader) = three();
+    // A new editor, known to the owner only.
+    let mut late = join(&mut owner, person(), Role::Editor);
+    late.write(note("late 1")).unwrap();
+    let mut bundles = late.seal().unwrap();
+    late.write(note("late 2")).unwrap();
+    bundles.extend(late.seal().unwrap());
+    assert_eq!(bundles.len(), 2);
+
+    let before = state(&mut reader);
+    let out = reader.receive(bundles.clone()).unwrap();
+    assert_eq!((out.accepted, out.rejected.len(), out.waiting), (0, 0, 2));
+    assert_eq!(reader.pending(), 2);
+    assert_eq!(state(&mut reader), before);
+    // Offered again while waiting: duplicates.
+    let out = reader.receive(bundles.clone()).unwrap();
+    assert_eq!((out.duplicates, out.waiting), (2, 2));
+
+    let released = share_credentials(&owner, &mut reader);
+    assert_eq!((released.accepted, released.waiting), (2, 0));
+    assert_eq!(released.applied.changed.len(), 2);
+    assert_eq!(reader.pending(), 0);
+    assert_eq!(reader.all_bundles().len(), 2, "released bundles are kept");
+    owner.receive(bundles).unwrap();
+    assert_eq!(state(&mut reader), state(&mut owner));
+}
+
+#[test]
+fn a_full_pending_queue_drops_with_a_typed_error() {
+    let (mut owner, _editor, reader) = three();
+    let mut reader = {
+        let creds = credentials(&reader);
+        let p = person();
+        let (r, _) = Replica::join(creds, p.id.public_key(), p.dev, OPTIONS).unwrap();
+        r.with_pending_limits(1, 1 << 20)
+    };
+    let mut late = join(&mut owner, person(), Role::Editor);
+    late.write(note("a")).unwrap();
+    let mut bundles = late.seal().unwrap();
+    late.write(note("b")).unwrap();
+    bundles.extend(late.seal().unwrap());
+    let out = reader.receive(bundles).unwrap();
+    assert_eq!(out.waiting, 1);
+    assert_eq!(out.dropped.len(), 1);
+    assert_eq!(out.dropped[0].error.code(), "identity.pending_changes_full");
+    assert_eq!(out.dropped[0].signer, late.device().public_key());
+}
+
+#[test]
+fn a_bundle_replayed_into_another_space_is_rejected() {
+    let (_owner, mut editor, _reader) = three();
+    let o = person();
+    let mut other =
+        Replica::create(SpaceId::random(), o.id.public_key(), o.dev, o.cert, OPTIONS).unwrap();
+    editor.write(note("elsewhere")).unwrap();
+    let bundles = editor.seal().unwrap();
+    let before = state(&mut other);
+    let out = other.receive(bundles).unwrap();
+    assert_eq!(codes(&out), ["identity.bundle.wrong_space"]);
+    assert_eq!(state(&mut other), before);
+}
+
+#[test]
+fn changes_of_other_devices_are_never_sealed_as_own() {
+    let (mut owner, mut editor, _reader) = three();
+    owner.write(note("o")).unwrap();
+    editor.receive(owner.seal().unwrap()).unwrap();
+    editor.write(note("e")).unwrap();
+    let sealed = editor.seal().unwrap();
+    let actor = editor.device().actor_id();
+    for sb in &sealed {
+        for raw in &sb.bundle.changes {
+            assert_eq!(*Change::from_bytes(raw.clone()).unwrap().actor_id(), actor);
+        }
+    }
+    assert_eq!(owner.receive(sealed).unwrap().accepted, 1);
+    assert_eq!(state(&mut owner), state(&mut editor));
+}
