@@ -122,6 +122,14 @@ impl std::fmt::Debug for Replica {
     }
 }
 
+fn merge(out: &mut Outcome, seen: &mut HashSet<crate::model::ObjectId>, committed: Committed) {
+    for id in committed.changed {
+        if seen.insert(id) {
+            out.applied.changed.push(id);
+        }
+    }
+}
+
 fn key_of(bundle: &ShardBundle) -> [u8; 64] {
     bundle.bundle.signature.to_bytes()
 }
@@ -480,7 +488,11 @@ impl Replica {
         Ok((self.receive(decoded)?, errors))
     }
 
-    /// Merges verified bundles (one `apply_changes` call) and keeps them.
+    /// Merges verified bundles, one `apply_changes` call per shard, and
+    /// keeps them. When a shard's call fails (e.g. a writer signed two
+    /// different changes with one sequence number), its bundles are
+    /// retried one by one and those that still fail are rejected, so one
+    /// bad bundle does not hold back the others.
     fn apply_accepted(
         &mut self,
         accepted: Vec<ShardBundle>,
@@ -489,21 +501,50 @@ impl Replica {
         if accepted.is_empty() {
             return Ok(());
         }
-        let mut by_shard: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
-        for sb in &accepted {
-            by_shard
-                .entry(sb.shard)
-                .or_default()
-                .extend(sb.bundle.changes.iter().cloned());
-        }
-        let incoming = by_shard
-            .into_iter()
-            .map(|(shard, changes)| ShardChanges { shard, changes })
-            .collect();
-        out.applied = self.space.apply_changes(incoming)?;
-        out.accepted += accepted.len();
+        let mut by_shard: BTreeMap<u16, Vec<ShardBundle>> = BTreeMap::new();
         for sb in accepted {
-            self.keep(sb);
+            by_shard.entry(sb.shard).or_default().push(sb);
+        }
+        let mut seen: HashSet<_> = out.applied.changed.iter().copied().collect();
+        for (shard, bundles) in by_shard {
+            let changes = bundles
+                .iter()
+                .flat_map(|sb| sb.bundle.changes.iter().cloned())
+                .collect();
+            match self
+                .space
+                .apply_changes(vec![ShardChanges { shard, changes }])
+            {
+                Ok(committed) => {
+                    merge(out, &mut seen, committed);
+                    out.accepted += bundles.len();
+                    for sb in bundles {
+                        self.keep(sb);
+                    }
+                }
+                Err(_) => {
+                    for sb in bundles {
+                        let one = ShardChanges {
+                            shard,
+                            changes: sb.bundle.changes.clone(),
+                        };
+                        match self.space.apply_changes(vec![one]) {
+                            Ok(committed) => {
+                                merge(out, &mut seen, committed);
+                                out.accepted += 1;
+                                self.keep(sb);
+                            }
+                            Err(e) => out.rejected.push(RejectedBundle {
+                                signer: sb.bundle.signer,
+                                shard,
+                                reason: BundleRejection::ApplyFailed {
+                                    reason: e.to_string(),
+                                },
+                            }),
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }

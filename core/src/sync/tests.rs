@@ -181,3 +181,39 @@ fn parts_must_belong_together() {
     .unwrap_err();
     assert_eq!(err.code(), "sync.no_genesis");
 }
+
+#[test]
+fn an_equivocating_writer_loses_only_the_conflicting_bundle() {
+    let (mut owner, mut editor) = owner_and_editor(ONE_SHARD);
+    // The same device signs two different changes with sequence number 1.
+    let id = editor.id();
+    let mut raw = Space::create(id, editor.device().actor_id(), ONE_SHARD).unwrap();
+    raw.apply(note(99)).unwrap();
+    let twin = raw.changes_since(&Default::default()).unwrap();
+    let twin: Vec<automerge::Change> = twin[0]
+        .changes
+        .iter()
+        .map(|b| automerge::Change::from_bytes(b.clone()).unwrap())
+        .collect();
+    let twin = editor
+        .device()
+        .sign_changes(id, editor.control().heads(), &twin)
+        .unwrap();
+    let twin = ShardBundle::bind(editor.device(), 0, twin);
+
+    editor.write(note(1)).unwrap();
+    let genuine = editor.seal().unwrap();
+    owner.write(note(2)).unwrap();
+    let own = owner.seal().unwrap();
+    owner.receive(genuine).unwrap();
+    let mut editor_gets = own.clone();
+    editor_gets.push(twin.clone());
+    let out = editor.receive(editor_gets).unwrap();
+    assert_eq!(out.accepted, 1, "the owner's bundle");
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].code(), "sync.bundle.apply_failed");
+    let out = owner.receive(vec![twin]).unwrap();
+    assert_eq!(out.rejected[0].code(), "sync.bundle.apply_failed");
+    assert_eq!(objects(&mut owner), objects(&mut editor));
+    owner.space_mut().verify_index().unwrap();
+}
