@@ -149,12 +149,27 @@ pub fn run(report: &mut Report) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 
-    warm_queries(report, &mut space);
+    warm_queries(report, &mut space, &objects);
     live_latency(report, &mut space, &objects);
     text_trace(report);
 }
 
-fn warm_queries(report: &mut Report, space: &mut Space) {
+fn warm_queries(report: &mut Report, space: &mut Space, objects: &[GenObject]) {
+    let probe = objects
+        .iter()
+        .find(|o| o.type_name == "type3")
+        .expect("the workload has type3 objects");
+    let selective = Query {
+        filter: Filter::And(vec![
+            Filter::Type("type3".into()),
+            Filter::Field {
+                field: workload::F_NUMBER.into(),
+                op: Compare::Eq,
+                value: Value::Int(probe.number),
+            },
+        ]),
+        ..Query::default()
+    };
     let eq = Query {
         filter: Filter::And(vec![
             Filter::Type("type3".into()),

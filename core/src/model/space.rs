@@ -101,6 +101,13 @@ pub struct Committed {
     pub changed: Vec<ObjectId>,
 }
 
+/// A text field's Automerge object and its length in code points.
+pub(crate) struct CachedText {
+    field: String,
+    obj: ObjId,
+    len: usize,
+}
+
 pub struct Space {
     pub(crate) id: SpaceId,
     pub(crate) id_text: String,
@@ -113,7 +120,7 @@ pub struct Space {
     /// Text objects of text fields, so a keystroke does not look up its
     /// object and field in the document each time. Dropped for a field a
     /// local write replaces and for every object a merge touches.
-    pub(crate) text_objs: HashMap<ObjectId, Vec<(String, ObjId)>>,
+    pub(crate) text_objs: HashMap<ObjectId, Vec<CachedText>>,
     /// Whether the space's meta chunk is in storage.
     pub(crate) meta_saved: bool,
     /// A save was prepared and the host has not reported back yet.
@@ -212,8 +219,17 @@ impl Space {
                 _ => {}
             }
         }
-        let new_states = self.validate(&batch)?;
+        let (new_states, text_lens) = self.validate(&batch)?;
         self.write_to_documents(&batch)?;
+        for (id, field, len) in text_lens {
+            if let Some(cached) = self
+                .text_objs
+                .get_mut(&id)
+                .and_then(|fs| fs.iter_mut().find(|c| c.field == field))
+            {
+                cached.len = len;
+            }
+        }
 
         let mut changed = Vec::with_capacity(new_states.len());
         let mut seen = HashSet::with_capacity(new_states.len());
@@ -226,7 +242,7 @@ impl Space {
                 }
                 Mutation::Set { field, .. } | Mutation::Remove { field, .. } => {
                     if let Some(fields) = self.text_objs.get_mut(&id) {
-                        fields.retain(|(f, _)| f != field);
+                        fields.retain(|c| c.field != *field);
                     }
                 }
                 Mutation::Create { .. } | Mutation::Delete { .. } => {}
@@ -249,7 +265,13 @@ impl Space {
     /// Checks every mutation against the current state and computes the new
     /// state of every object the batch changes (text contents excepted: those
     /// are re-read from the document later).
-    fn validate(&mut self, batch: &WriteBatch) -> Result<Vec<(ObjectId, ObjectState)>, ModelError> {
+    /// Also returns the final length of every text field the batch splices
+    /// that existed before it (for the text cache).
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &mut self,
+        batch: &WriteBatch,
+    ) -> Result<(Vec<(ObjectId, ObjectState)>, Vec<(ObjectId, String, usize)>), ModelError> {
         let mut next: HashMap<ObjectId, ObjectState> = HashMap::new();
         let mut order = Vec::new();
         // Fields whose value this batch wrote: their content is known exactly.
@@ -367,10 +389,16 @@ impl Space {
                 Mutation::SpliceText { .. } => unreachable!("handled above"),
             }
         }
-        Ok(order
+        let lens = text_lens
+            .into_iter()
+            .filter(|(key, _)| !created.contains(&key.0) && !written.contains(key))
+            .map(|((id, field), len)| (id, field.to_owned(), len))
+            .collect();
+        let states = order
             .into_iter()
             .map(|id| (id, next.remove(&id).expect("every ordered id has a state")))
-            .collect())
+            .collect();
+        Ok((states, lens))
     }
 
     /// Writes the batch into the shard documents: one transaction per touched
@@ -408,8 +436,8 @@ impl Space {
                     {
                         self.text_objs
                             .get(id)
-                            .and_then(|fs| fs.iter().find(|(f, _)| f == field))
-                            .map(|(_, t)| t)
+                            .and_then(|fs| fs.iter().find(|c| c.field == *field))
+                            .map(|c| &c.obj)
                     }
                     _ => None,
                 };
@@ -569,23 +597,37 @@ impl Space {
 
     fn text_obj(&mut self, id: &ObjectId, field: &str) -> Result<(usize, ObjId), ModelError> {
         let shard = self.shard_of(id);
-        if let Some(text) = self.cached_text_obj(id, field) {
-            return Ok((shard, text.clone()));
-        }
-        let text = self.lookup_text_obj(shard, id, field)?;
-        self.text_objs
-            .entry(*id)
-            .or_default()
-            .push((field.to_owned(), text.clone()));
-        Ok((shard, text))
+        Ok((shard, self.cached_text(shard, id, field)?.obj.clone()))
     }
 
-    fn cached_text_obj(&self, id: &ObjectId, field: &str) -> Option<&ObjId> {
-        self.text_objs
-            .get(id)?
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, t)| t)
+    /// The cached text object and length of a field, looked up on first use.
+    fn cached_text(
+        &mut self,
+        shard: usize,
+        id: &ObjectId,
+        field: &str,
+    ) -> Result<&CachedText, ModelError> {
+        let known = self
+            .text_objs
+            .get(id)
+            .and_then(|fs| fs.iter().position(|c| c.field == field));
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let obj = self.lookup_text_obj(shard, id, field)?;
+                let len = self.shards[shard]
+                    .doc(&self.id_text, &self.actor)?
+                    .length(&obj);
+                let fields = self.text_objs.entry(*id).or_default();
+                fields.push(CachedText {
+                    field: field.to_owned(),
+                    obj,
+                    len,
+                });
+                fields.len() - 1
+            }
+        };
+        Ok(&self.text_objs[id][at])
     }
 
     fn lookup_text_obj(
@@ -623,10 +665,8 @@ impl Space {
     }
 
     fn text_len(&mut self, id: &ObjectId, field: &str) -> Result<usize, ModelError> {
-        let (shard, text) = self.text_obj(id, field)?;
-        Ok(self.shards[shard]
-            .doc(&self.id_text, &self.actor)?
-            .length(&text))
+        let shard = self.shard_of(id);
+        Ok(self.cached_text(shard, id, field)?.len)
     }
 
     /// Re-reads from the documents the objects whose text lags in the index:

@@ -741,3 +741,30 @@ fn a_malformed_object_from_a_peer_is_reported_and_left_out() {
     );
     honest.verify_index().unwrap();
 }
+
+#[test]
+fn cached_text_lengths_follow_local_and_merged_edits() {
+    let id = SpaceId::random();
+    let mut a = Space::create(id, actor(1), SpaceOptions { shard_count: 2 }).unwrap();
+    let mut b_space = Space::create(id, actor(2), SpaceOptions { shard_count: 2 }).unwrap();
+    let mut b = WriteBatch::new();
+    let doc = b.create("doc", fields(&[("body", Value::Text("abc".into()))]));
+    a.apply(b).unwrap();
+    sync(&mut a, &mut b_space);
+
+    let mut b = WriteBatch::new();
+    b.splice_text(doc, "body", 3, 0, "de"); // caches the length, then 5
+    a.apply(b).unwrap();
+    let mut b = WriteBatch::new();
+    b.splice_text(doc, "body", 5, 1, "");
+    assert_eq!(a.apply(b).unwrap_err().code(), "model.text_range", "length 5 must be known");
+
+    let mut b = WriteBatch::new();
+    b.splice_text(doc, "body", 0, 0, "XYZ");
+    b_space.apply(b).unwrap();
+    sync(&mut b_space, &mut a); // a merge makes the text longer: 8
+    let mut b = WriteBatch::new();
+    b.splice_text(doc, "body", 8, 0, "!");
+    a.apply(b).unwrap();
+    assert_eq!(a.text(&doc, "body").unwrap(), "XYZabcde!");
+}
