@@ -197,7 +197,8 @@ fn warm_queries(report: &mut Report, space: &mut Space, objects: &[GenObject]) {
         ..Query::default()
     };
     for (name, q) in [
-        ("warm query type + field equality", &eq),
+        ("warm query type + number equality", &selective),
+        ("warm query type + bool equality (half match)", &eq),
         ("warm query range (~1% of objects)", &range),
     ] {
         let hits = space.query(q).expect("query").len();
