@@ -397,3 +397,227 @@ fn changes_of_other_devices_are_never_sealed_as_own() {
     assert_eq!(owner.receive(sealed).unwrap().accepted, 1);
     assert_eq!(state(&mut owner), state(&mut editor));
 }
+
+mod property {
+    //! Three replicas (owner + two members with random roles that change
+    //! at random), random writes, bypassing writes by those who may not
+    //! write, and random delivery of bundles and credentials: in the end
+    //! every replica holds the same membership state and the same data,
+    //! every honest write, and no bundle a verifier would refuse.
+
+    use super::*;
+    use echo_core::identity::CredentialHash;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    const ROLES: [Role; 3] = [Role::Reader, Role::Editor, Role::Admin];
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write { replica: usize, n: i64 },
+        Set { replica: usize, pick: usize, n: i64 },
+        Seal { replica: usize },
+        Deliver { to: usize, pick: usize },
+        Relay { from: usize, to: usize },
+        Credentials { from: usize, to: usize },
+        ChangeRole { member: usize, role: usize },
+        Revoke { member: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let r = 0..3usize;
+        prop_oneof![
+            4 => (r.clone(), -9i64..9).prop_map(|(replica, n)| Op::Write { replica, n }),
+            2 => (r.clone(), any::<usize>(), -9i64..9).prop_map(|(replica, pick, n)| Op::Set { replica, pick, n }),
+            3 => r.clone().prop_map(|replica| Op::Seal { replica }),
+            4 => (r.clone(), any::<usize>()).prop_map(|(to, pick)| Op::Deliver { to, pick }),
+            1 => (r.clone(), r.clone()).prop_map(|(from, to)| Op::Relay { from, to }),
+            3 => (r.clone(), r).prop_map(|(from, to)| Op::Credentials { from, to }),
+            2 => (1..3usize, 0..3usize).prop_map(|(member, role)| Op::ChangeRole { member, role }),
+            1 => (1..3usize).prop_map(|member| Op::Revoke { member }),
+        ]
+    }
+
+    struct World {
+        replicas: Vec<Replica>,
+        /// Every bundle ever sealed or forged, in order.
+        network: Vec<ShardBundle>,
+        forged: HashSet<[u8; 64]>,
+        forged_objects: Vec<ObjectId>,
+        honest_objects: Vec<ObjectId>,
+    }
+
+    fn setup(roles: [usize; 2]) -> World {
+        let o = person();
+        let mut owner =
+            Replica::create(SpaceId::random(), o.id.public_key(), o.dev, o.cert, OPTIONS).unwrap();
+        let mut replicas = Vec::new();
+        for role in roles {
+            let p = person();
+            owner
+                .issue(CredentialKind::Admit {
+                    member: p.id.public_key(),
+                    role: ROLES[role],
+                })
+                .unwrap();
+            let (mut r, _) =
+                Replica::join(credentials(&owner), p.id.public_key(), p.dev, OPTIONS).unwrap();
+            r.issue_as(
+                Issuer::Identity(&p.id),
+                CredentialKind::AuthorizeDevice {
+                    certificate: p.cert,
+                },
+            )
+            .unwrap();
+            replicas.push(r);
+        }
+        replicas.insert(0, owner);
+        World {
+            replicas,
+            network: Vec::new(),
+            forged: HashSet::new(),
+            forged_objects: Vec::new(),
+            honest_objects: Vec::new(),
+        }
+    }
+
+    fn live_ids(r: &Replica) -> Vec<ObjectId> {
+        let mut ids: Vec<ObjectId> = r
+            .space()
+            .index()
+            .iter()
+            .filter(|o| !o.deleted)
+            .map(|o| o.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn write(w: &mut World, replica: usize, batch: WriteBatch, created: Option<ObjectId>) {
+        let r = &mut w.replicas[replica];
+        if r.can_write() {
+            r.write(batch).unwrap();
+            w.honest_objects.extend(created);
+        } else {
+            let err = r.write(batch.clone()).unwrap_err();
+            assert_eq!(err.code(), "sync.write_refused");
+            for b in bypass(r, batch) {
+                w.forged.insert(b.bundle.signature.to_bytes());
+                w.network.push(b);
+            }
+            w.forged_objects.extend(created);
+        }
+    }
+
+    fn apply(w: &mut World, op: &Op) {
+        match *op {
+            Op::Write { replica, n } => {
+                let mut b = WriteBatch::new();
+                let id = b.create("note", [("n", Value::Int(n))]);
+                write(w, replica, b, Some(id));
+            }
+            Op::Set { replica, pick, n } => {
+                let ids = live_ids(&w.replicas[replica]);
+                if ids.is_empty() {
+                    return;
+                }
+                let mut b = WriteBatch::new();
+                b.set(ids[pick % ids.len()], "n", Value::Int(n));
+                write(w, replica, b, None);
+            }
+            Op::Seal { replica } => {
+                let sealed = w.replicas[replica].seal().unwrap();
+                w.network.extend(sealed);
+            }
+            Op::Deliver { to, pick } => {
+                if w.network.is_empty() {
+                    return;
+                }
+                let b = w.network[pick % w.network.len()].clone();
+                let out = w.replicas[to].receive(vec![b]).unwrap();
+                assert!(out.dropped.is_empty());
+            }
+            Op::Relay { from, to } => {
+                if from != to {
+                    let bundles = w.replicas[from].all_bundles().to_vec();
+                    w.replicas[to].receive(bundles).unwrap();
+                }
+            }
+            Op::Credentials { from, to } => {
+                if from != to {
+                    let creds = credentials(&w.replicas[from]);
+                    w.replicas[to].receive_credentials(creds).unwrap();
+                }
+            }
+            Op::ChangeRole { member, role } => {
+                let identity = w.replicas[member].identity();
+                w.replicas[0]
+                    .issue(CredentialKind::ChangeRole {
+                        member: identity,
+                        role: ROLES[role],
+                    })
+                    .unwrap();
+            }
+            Op::Revoke { member } => {
+                let identity = w.replicas[member].identity();
+                let device = w.replicas[member].device().public_key();
+                // Refused when the owner has not seen the device yet.
+                let _ = w.replicas[0].issue(CredentialKind::RevokeDevice { identity, device });
+            }
+        }
+    }
+
+    fn settle(w: &mut World) {
+        for _ in 0..2 {
+            for from in 0..3 {
+                for to in 0..3 {
+                    apply(w, &Op::Credentials { from, to });
+                }
+            }
+            for r in 0..3 {
+                apply(w, &Op::Seal { replica: r });
+            }
+            let network = w.network.clone();
+            for r in &mut w.replicas {
+                r.receive(network.clone()).unwrap();
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn replicas_agree_and_no_unauthorized_write_is_accepted(
+            roles in [0..3usize, 0..3usize],
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let mut w = setup(roles);
+            for op in &ops {
+                apply(&mut w, op);
+            }
+            settle(&mut w);
+
+            let state = w.replicas[0].control().state().clone();
+            let heads: Vec<CredentialHash> = w.replicas[0].control().heads();
+            let data = super::state(&mut w.replicas[0]).0;
+            for r in &mut w.replicas {
+                prop_assert_eq!(r.control().state(), &state);
+                prop_assert_eq!(r.control().heads(), heads.clone());
+                prop_assert_eq!(r.pending(), 0);
+                prop_assert_eq!(&super::state(r).0, &data);
+                r.space_mut().verify_index().unwrap();
+                for b in r.all_bundles() {
+                    prop_assert!(!w.forged.contains(&b.bundle.signature.to_bytes()));
+                    prop_assert!(r.control().verify_bundle(&b.bundle).is_ok());
+                }
+                for id in &w.forged_objects {
+                    prop_assert!(r.space().index().get(id).is_none(), "forged object {id} applied");
+                }
+                for id in &w.honest_objects {
+                    prop_assert!(r.space().index().get(id).is_some(), "honest object {id} missing");
+                }
+            }
+        }
+    }
+}
