@@ -9,6 +9,7 @@ mod identity;
 mod query;
 mod report;
 mod store;
+mod sync;
 mod trace;
 mod workload;
 
@@ -25,6 +26,7 @@ const SECTIONS: &[Section] = &[
     ("store", store::run),
     ("identity", identity::run),
     ("query", query::run),
+    ("sync", sync::run),
 ];
 
 fn main() {

@@ -1,0 +1,191 @@
+//! Section "sync": the verification hook in the data path.
+//!
+//! An editor's replica makes 100,000 changes (one field set per write),
+//! seals them into signed shard bundles, and a fresh replica of the owner
+//! receives them: verify every bundle against the control log, then merge
+//! (`Replica::receive`). Compared with merging the same changes into a
+//! fresh `Space` unverified (`Space::apply_changes`). A second, smaller
+//! run seals after every write (one change per bundle), the worst case.
+//!
+//! Takes about a minute on a 2-core machine.
+
+use std::time::Instant;
+
+use echo_core::identity::{
+    CredentialKind, DeviceCertificate, DeviceKey, IdentityKey, Issuer, Role,
+};
+use echo_core::model::{ObjectId, ShardChanges, Space, SpaceId, SpaceOptions, Value, WriteBatch};
+use echo_core::sync::{Replica, ShardBundle};
+
+use crate::report::Report;
+
+const SECTION: &str = "sync";
+const CHANGES: usize = 100_000;
+const SMALL_BUNDLE_CHANGES: usize = 10_000;
+const OBJECTS: usize = 1_000;
+
+struct Person {
+    id: IdentityKey,
+    dev: DeviceKey,
+    cert: DeviceCertificate,
+}
+
+fn person() -> Person {
+    let id = IdentityKey::generate().expect("OS randomness");
+    let dev = DeviceKey::generate().expect("OS randomness");
+    let cert = id
+        .certify_device(&dev.request_authorization(id.public_key()))
+        .expect("own request");
+    Person { id, dev, cert }
+}
+
+pub fn run(report: &mut Report) {
+    let options = SpaceOptions::default();
+    let o = person();
+    let owner_id = o.id.public_key();
+    let mut owner =
+        Replica::create(SpaceId::random(), owner_id, o.dev, o.cert, options).expect("create space");
+    let e = person();
+    owner
+        .issue(CredentialKind::Admit {
+            member: e.id.public_key(),
+            role: Role::Editor,
+        })
+        .expect("admit");
+    let creds = || owner.control().credentials().cloned().collect::<Vec<_>>();
+    let (mut editor, _) = Replica::join(creds(), e.id.public_key(), e.dev, options).expect("join");
+    editor
+        .issue_as(
+            Issuer::Identity(&e.id),
+            CredentialKind::AuthorizeDevice {
+                certificate: e.cert,
+            },
+        )
+        .expect("authorize");
+    let creds: Vec<_> = editor.control().credentials().cloned().collect();
+    let space = owner.id();
+    // A fresh receiver: the owner's identity on a new device would need
+    // its own authorization; receiving needs none, so any device will do.
+    let receiver = || {
+        let dev = DeviceKey::generate().expect("OS randomness");
+        let (r, out) = Replica::join(creds.clone(), owner_id, dev, options).expect("join");
+        assert!(out.refused.is_empty());
+        r
+    };
+
+    let mut batch = WriteBatch::new();
+    let ids: Vec<ObjectId> = (0..OBJECTS)
+        .map(|i| batch.create("item", [("n", Value::Int(i as i64))]))
+        .collect();
+    editor.write(batch).expect("create objects");
+    let mut bundles = editor.seal().expect("seal");
+
+    let t = Instant::now();
+    for i in 0..CHANGES {
+        let mut b = WriteBatch::new();
+        b.set(ids[i % OBJECTS], "n", Value::Int(i as i64));
+        editor.write(b).expect("write");
+    }
+    let write_us = t.elapsed().as_secs_f64() * 1e6 / CHANGES as f64;
+    let t = Instant::now();
+    let sealed = editor.seal().expect("seal");
+    let seal_us = t.elapsed().as_secs_f64() * 1e6 / CHANGES as f64;
+    let changes: usize = sealed.iter().map(ShardBundle::len).sum();
+    assert_eq!(changes, CHANGES, "one change per write");
+    report.say(
+        SECTION,
+        &format!(
+            "{CHANGES} changes on {OBJECTS} objects in {} shards, sealed into {} bundles",
+            options.shard_count,
+            sealed.len()
+        ),
+    );
+    bundles.extend(sealed);
+    let total: usize = bundles.iter().map(ShardBundle::len).sum();
+
+    // Unverified baseline: the same changes, straight into a Space.
+    let plain: Vec<ShardChanges> = bundles
+        .iter()
+        .map(|b| ShardChanges {
+            shard: b.shard,
+            changes: b.bundle.changes.clone(),
+        })
+        .collect();
+    let mut bare = Space::create(
+        space,
+        DeviceKey::generate().expect("OS randomness").actor_id(),
+        options,
+    )
+    .expect("space");
+    let t = Instant::now();
+    let committed = bare.apply_changes(plain).expect("apply");
+    let apply_us = t.elapsed().as_secs_f64() * 1e6 / total as f64;
+    assert_eq!(committed.changed.len(), OBJECTS);
+
+    let mut r = receiver();
+    let n = bundles.len();
+    let t = Instant::now();
+    let out = r.receive(bundles).expect("receive");
+    let receive_us = t.elapsed().as_secs_f64() * 1e6 / total as f64;
+    assert_eq!((out.accepted, out.rejected.len()), (n, 0));
+    assert_eq!(out.applied.changed.len(), OBJECTS);
+
+    report.add(
+        SECTION,
+        "write through Replica::write",
+        write_us,
+        "µs/change",
+        "write check + Space::apply",
+    );
+    report.add(
+        SECTION,
+        "seal 100k changes",
+        seal_us,
+        "µs/change",
+        "find own changes + sign",
+    );
+    report.add(
+        SECTION,
+        "receive 100k sealed changes",
+        receive_us,
+        "µs/change",
+        "verify (decode, signatures, authorization) + merge",
+    );
+    report.add(
+        SECTION,
+        "Space::apply_changes, same changes unverified",
+        apply_us,
+        "µs/change",
+        "",
+    );
+    report.add(
+        SECTION,
+        "receive / apply_changes",
+        receive_us / apply_us,
+        "ratio",
+        "cost of verification in the data path",
+    );
+
+    // Worst case: a seal after every write, one change per bundle.
+    let mut small = Vec::with_capacity(SMALL_BUNDLE_CHANGES);
+    for i in 0..SMALL_BUNDLE_CHANGES {
+        let mut b = WriteBatch::new();
+        b.set(ids[i % OBJECTS], "m", Value::Int(i as i64));
+        editor.write(b).expect("write");
+        small.extend(editor.seal().expect("seal"));
+    }
+    let mut r = receiver();
+    r.receive(editor.all_bundles()[..n].to_vec())
+        .expect("catch up");
+    let t = Instant::now();
+    let out = r.receive(small).expect("receive");
+    let small_us = t.elapsed().as_secs_f64() * 1e6 / SMALL_BUNDLE_CHANGES as f64;
+    assert_eq!(out.accepted, SMALL_BUNDLE_CHANGES);
+    report.add(
+        SECTION,
+        "receive 10k changes, 1/bundle",
+        small_us,
+        "µs/change",
+        "two signature checks per bundle (bundle + shard binding)",
+    );
+}
