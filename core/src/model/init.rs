@@ -20,7 +20,8 @@ use crate::query::MAX_VALUE_DEPTH;
 
 const VERSION: u8 = 1;
 
-#[derive(Serialize, Deserialize)]
+/// A node as decoded. [`NodeOut`] is the same encoding, borrowed.
+#[derive(Deserialize)]
 enum Node {
     Null,
     Bool(bool),
@@ -34,11 +35,34 @@ enum Node {
     Text(String),
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Arena {
     type_name: String,
     fields: Vec<(String, u32)>,
     nodes: Vec<Node>,
+}
+
+/// [`Node`] borrowing from the value being encoded (postcard encodes both
+/// alike: variants by index, strings and bytes length-prefixed).
+#[derive(Serialize)]
+enum NodeOut<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(&'a str),
+    Bytes(&'a [u8]),
+    List(Vec<u32>),
+    Map(Vec<(&'a str, u32)>),
+    Ref(Reference),
+    Text(&'a str),
+}
+
+#[derive(Serialize)]
+struct ArenaOut<'a> {
+    type_name: &'a str,
+    fields: Vec<(&'a str, u32)>,
+    nodes: Vec<NodeOut<'a>>,
 }
 
 /// The type name and fields of a newly created object.
@@ -50,17 +74,17 @@ pub(crate) struct InitialState {
 /// Encodes a type name and fields. `fields` must already be checked to nest
 /// at most [`MAX_VALUE_DEPTH`] levels.
 pub(crate) fn encode<'a>(
-    type_name: &str,
+    type_name: &'a str,
     fields: impl Iterator<Item = (&'a String, &'a Value)>,
 ) -> Vec<u8> {
-    let mut arena = Arena {
-        type_name: type_name.to_owned(),
+    let mut arena = ArenaOut {
+        type_name,
         fields: Vec::new(),
         nodes: Vec::new(),
     };
     for (name, value) in fields {
         let index = push(&mut arena.nodes, value);
-        arena.fields.push((name.clone(), index));
+        arena.fields.push((name.as_str(), index));
     }
     let mut bytes = vec![VERSION];
     bytes.extend(
@@ -70,22 +94,22 @@ pub(crate) fn encode<'a>(
 }
 
 /// Appends `value` (parent first, then its children) and returns its index.
-fn push(nodes: &mut Vec<Node>, value: &Value) -> u32 {
+fn push<'a>(nodes: &mut Vec<NodeOut<'a>>, value: &'a Value) -> u32 {
     let index = nodes.len();
-    nodes.push(Node::Null);
+    nodes.push(NodeOut::Null);
     let node = match value {
-        Value::Null => Node::Null,
-        Value::Bool(b) => Node::Bool(*b),
-        Value::Int(n) => Node::Int(*n),
-        Value::Float(f) => Node::Float(*f),
-        Value::String(s) => Node::String(s.clone()),
-        Value::Bytes(b) => Node::Bytes(b.clone()),
-        Value::Ref(r) => Node::Ref(*r),
-        Value::Text(t) => Node::Text(t.clone()),
-        Value::List(items) => Node::List(items.iter().map(|v| push(nodes, v)).collect()),
-        Value::Map(map) => Node::Map(
+        Value::Null => NodeOut::Null,
+        Value::Bool(b) => NodeOut::Bool(*b),
+        Value::Int(n) => NodeOut::Int(*n),
+        Value::Float(f) => NodeOut::Float(*f),
+        Value::String(s) => NodeOut::String(s),
+        Value::Bytes(b) => NodeOut::Bytes(b),
+        Value::Ref(r) => NodeOut::Ref(*r),
+        Value::Text(t) => NodeOut::Text(t),
+        Value::List(items) => NodeOut::List(items.iter().map(|v| push(nodes, v)).collect()),
+        Value::Map(map) => NodeOut::Map(
             map.iter()
-                .map(|(k, v)| (k.clone(), push(nodes, v)))
+                .map(|(k, v)| (k.as_str(), push(nodes, v)))
                 .collect(),
         ),
     };
@@ -188,7 +212,7 @@ mod tests {
         assert!(matches!(decoded.fields["c"], Value::Float(f) if f.is_nan()));
     }
 
-    fn arena_bytes(arena: &Arena) -> Vec<u8> {
+    fn arena_bytes(arena: &ArenaOut<'_>) -> Vec<u8> {
         let mut bytes = vec![VERSION];
         bytes.extend(postcard::to_stdvec(arena).unwrap());
         bytes
@@ -198,37 +222,37 @@ mod tests {
     fn hostile_arenas_are_rejected_without_recursion() {
         // A chain a million levels deep: decoding reads a flat list, and the
         // rebuild stops at the depth cap instead of exhausting the stack.
-        let mut nodes: Vec<Node> = (1..1_000_000u32).map(|i| Node::List(vec![i])).collect();
-        nodes.push(Node::Null);
-        let deep = Arena {
-            type_name: "t".into(),
-            fields: vec![("f".into(), 0)],
+        let mut nodes: Vec<NodeOut> = (1..1_000_000u32).map(|i| NodeOut::List(vec![i])).collect();
+        nodes.push(NodeOut::Null);
+        let deep = ArenaOut {
+            type_name: "t",
+            fields: vec![("f", 0)],
             nodes,
         };
         let err = decode(&id(), &arena_bytes(&deep)).err().unwrap();
         assert!(err.to_string().contains("deeper"), "{err}");
 
-        let cycle = Arena {
-            type_name: "t".into(),
-            fields: vec![("f".into(), 0)],
-            nodes: vec![Node::List(vec![0])],
+        let cycle = ArenaOut {
+            type_name: "t",
+            fields: vec![("f", 0)],
+            nodes: vec![NodeOut::List(vec![0])],
         };
         assert!(decode(&id(), &arena_bytes(&cycle)).is_err());
-        let backwards = Arena {
-            type_name: "t".into(),
-            fields: vec![("f".into(), 1)],
-            nodes: vec![Node::Null, Node::List(vec![0])],
+        let backwards = ArenaOut {
+            type_name: "t",
+            fields: vec![("f", 1)],
+            nodes: vec![NodeOut::Null, NodeOut::List(vec![0])],
         };
         assert!(decode(&id(), &arena_bytes(&backwards)).is_err());
-        let shared = Arena {
-            type_name: "t".into(),
-            fields: vec![("f".into(), 0), ("g".into(), 0)],
-            nodes: vec![Node::Int(1)],
+        let shared = ArenaOut {
+            type_name: "t",
+            fields: vec![("f", 0), ("g", 0)],
+            nodes: vec![NodeOut::Int(1)],
         };
         assert!(decode(&id(), &arena_bytes(&shared)).is_err());
-        let missing = Arena {
-            type_name: "t".into(),
-            fields: vec![("f".into(), 7)],
+        let missing = ArenaOut {
+            type_name: "t",
+            fields: vec![("f", 7)],
             nodes: vec![],
         };
         assert!(decode(&id(), &arena_bytes(&missing)).is_err());

@@ -245,10 +245,26 @@ impl Space {
                         fields.retain(|c| c.field != *field);
                     }
                 }
-                Mutation::Create { .. } | Mutation::Delete { .. } => {}
+                Mutation::Delete { .. } => {}
+                Mutation::Create { .. } => {}
             }
             if seen.insert(id) {
                 changed.push(id);
+            }
+            if let Mutation::Create {
+                id,
+                type_name,
+                fields,
+            } = m
+            {
+                if !states.contains_key(&id) {
+                    self.index.upsert(ObjectState {
+                        id,
+                        type_name,
+                        fields,
+                        deleted: false,
+                    });
+                }
             }
         }
         for id in &changed {
@@ -273,7 +289,6 @@ impl Space {
         batch: &WriteBatch,
     ) -> Result<(Vec<(ObjectId, ObjectState)>, Vec<(ObjectId, String, usize)>), ModelError> {
         let mut next: HashMap<ObjectId, ObjectState> = HashMap::new();
-        let mut order = Vec::new();
         // Fields whose value this batch wrote: their content is known exactly.
         let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
         let mut created: HashSet<ObjectId> = HashSet::new();
@@ -285,7 +300,7 @@ impl Space {
                 type_name, fields, ..
             } = m
             {
-                if next.contains_key(&id) || self.index.get(&id).is_some() {
+                if created.contains(&id) || self.index.get(&id).is_some() {
                     return Err(ModelError::AlreadyExists { id });
                 }
                 if type_name.is_empty() || type_name.chars().count() > MAX_TYPE_NAME {
@@ -297,16 +312,13 @@ impl Space {
                     codec::check_key(k)?;
                     codec::check_value(v)?;
                 }
-                let state = ObjectState {
-                    id,
-                    type_name: type_name.clone(),
-                    fields: fields.clone(),
-                    deleted: false,
-                };
-                next.insert(id, state);
+                // No copy of the new state: `apply` moves the fields into the
+                // index after the write, unless a later mutation changes them.
                 created.insert(id);
-                order.push(id);
                 continue;
+            }
+            if created.contains(&id) && !next.contains_key(&id) {
+                next.insert(id, created_state(batch, id));
             }
             if let Mutation::SpliceText {
                 field,
@@ -364,7 +376,6 @@ impl Space {
                     .get(&id)
                     .ok_or_else(|| ModelError::NotFound { id })?;
                 slot.insert(current.clone());
-                order.push(id);
             }
             let state = next.get_mut(&id).expect("inserted above");
             if state.deleted {
@@ -394,10 +405,7 @@ impl Space {
             .filter(|(key, _)| !created.contains(&key.0) && !written.contains(key))
             .map(|((id, field), len)| (id, field.to_owned(), len))
             .collect();
-        let states = order
-            .into_iter()
-            .map(|id| (id, next.remove(&id).expect("every ordered id has a state")))
-            .collect();
+        let states = next.into_iter().collect();
         Ok((states, lens))
     }
 
@@ -1002,6 +1010,27 @@ fn write_mutation(
         }
     }
     Ok(())
+}
+
+/// The state an object created earlier in `batch` starts with.
+fn created_state(batch: &WriteBatch, id: ObjectId) -> ObjectState {
+    batch
+        .mutations
+        .iter()
+        .find_map(|m| match m {
+            Mutation::Create {
+                id: i,
+                type_name,
+                fields,
+            } if *i == id => Some(ObjectState {
+                id,
+                type_name: type_name.clone(),
+                fields: fields.clone(),
+                deleted: false,
+            }),
+            _ => None,
+        })
+        .expect("only called for objects the batch creates")
 }
 
 fn check_range(

@@ -768,3 +768,21 @@ fn cached_text_lengths_follow_local_and_merged_edits() {
     a.apply(b).unwrap();
     assert_eq!(a.text(&doc, "body").unwrap(), "XYZabcde!");
 }
+
+#[test]
+fn an_object_created_and_changed_in_one_batch_ends_in_its_last_state() {
+    let mut s = space();
+    let mut b = WriteBatch::new();
+    let a = b.create("t", fields(&[("x", Value::Int(1)), ("y", Value::Int(2))]));
+    b.set(a, "x", 10i64).remove(a, "y");
+    let gone = b.create("t", fields(&[]));
+    b.delete(gone);
+    let plain = b.create("t", fields(&[("z", Value::Int(3))]));
+    s.apply(b).unwrap();
+    let state = s.get(&a).unwrap().unwrap().clone();
+    assert_eq!(state.field("x"), Some(&Value::Int(10)));
+    assert_eq!(state.field("y"), None);
+    assert!(s.get(&gone).unwrap().unwrap().deleted);
+    assert_eq!(s.get(&plain).unwrap().unwrap().field("z"), Some(&Value::Int(3)));
+    s.verify_index().unwrap();
+}
