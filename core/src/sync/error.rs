@@ -19,6 +19,14 @@ pub enum SyncError {
     SpaceMismatch { control: String, data: String },
     #[error("no genesis among the credentials; a space's control log starts with its genesis")]
     NoGenesis,
+    #[error("stored sync data of space {space} is corrupt at {key:?}: {reason}. Restore this space from a peer")]
+    CorruptChunk {
+        space: String,
+        key: String,
+        reason: String,
+    },
+    #[error("a save is already in progress; report its outcome (save_done / save_failed) before preparing another")]
+    SaveInFlight,
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -35,6 +43,8 @@ impl SyncError {
             SyncError::UnsupportedVersion { .. } => "sync.unsupported_version",
             SyncError::SpaceMismatch { .. } => "sync.space_mismatch",
             SyncError::NoGenesis => "sync.no_genesis",
+            SyncError::CorruptChunk { .. } => "sync.corrupt_chunk",
+            SyncError::SaveInFlight => "sync.save_in_flight",
             SyncError::Model(e) => e.code(),
             SyncError::Identity(e) => e.code(),
         }

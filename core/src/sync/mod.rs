@@ -18,6 +18,7 @@
 //! The rules are in `docs/membership.md` ("The data path").
 
 mod error;
+mod persist;
 mod replica;
 mod wire;
 
@@ -25,6 +26,7 @@ mod wire;
 mod tests;
 
 pub use error::{BundleRejection, SyncError};
+pub use persist::{ReplicaReceipt, ReplicaSave};
 pub use replica::{
     CredentialsOutcome, DroppedBundle, Outcome, RejectedBundle, Replica, MAX_SEAL_BYTES,
     MAX_SEAL_CHANGES,

@@ -90,23 +90,28 @@ pub struct CredentialsOutcome {
 /// [`write`](Self::write) (writes made on the `Space` directly are not
 /// sealed).
 pub struct Replica {
-    space: Space,
-    control: SpaceControl,
-    device: DeviceKey,
-    identity: IdentityPublicKey,
-    pending: PendingChanges,
+    pub(super) space: Space,
+    pub(super) control: SpaceControl,
+    pub(super) device: DeviceKey,
+    pub(super) identity: IdentityPublicKey,
+    pub(super) pending: PendingChanges,
     /// Shard and binding of each waiting bundle, by bundle signature.
-    pending_meta: HashMap<[u8; 64], (u16, Signature)>,
+    pub(super) pending_meta: HashMap<[u8; 64], (u16, Signature)>,
     /// Data heads at the last seal (`None`: not read yet, for a space
     /// opened from storage; every stored change counts as sealed).
-    sealed: Option<Heads>,
+    pub(super) sealed: Option<Heads>,
     /// Writes since the last seal.
-    unsealed: bool,
+    pub(super) unsealed: bool,
     /// Bundles sealed before a control-log change, not handed out yet.
-    outbox: Vec<ShardBundle>,
+    pub(super) outbox: Vec<ShardBundle>,
     /// Accepted bundles (own and received), in acceptance order.
-    bundles: Vec<ShardBundle>,
-    kept: HashMap<[u8; 64], usize>,
+    pub(super) bundles: Vec<ShardBundle>,
+    pub(super) kept: HashMap<[u8; 64], usize>,
+    /// Credentials and bundles already in storage (prefixes of the log's
+    /// credentials and of `bundles`).
+    pub(super) saved_credentials: usize,
+    pub(super) saved_bundles: usize,
+    pub(super) save_in_flight: bool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -216,6 +221,9 @@ impl Replica {
             outbox: Vec::new(),
             bundles: Vec::new(),
             kept: HashMap::new(),
+            saved_credentials: 0,
+            saved_bundles: 0,
+            save_in_flight: false,
         })
     }
 
@@ -329,7 +337,7 @@ impl Replica {
 
     /// Seals unsealed writes at the current control heads (called before
     /// the control log changes, so changes name the heads they were made at).
-    fn seal_into_outbox(&mut self) -> Result<(), SyncError> {
+    pub(super) fn seal_into_outbox(&mut self) -> Result<(), SyncError> {
         if !self.unsealed {
             return Ok(());
         }
@@ -385,7 +393,7 @@ impl Replica {
         Ok(ShardBundle::bind(&self.device, shard, bundle))
     }
 
-    fn keep(&mut self, bundle: ShardBundle) {
+    pub(super) fn keep(&mut self, bundle: ShardBundle) {
         self.kept.insert(key_of(&bundle), self.bundles.len());
         self.bundles.push(bundle);
     }

@@ -217,3 +217,78 @@ fn an_equivocating_writer_loses_only_the_conflicting_bundle() {
     assert_eq!(objects(&mut owner), objects(&mut editor));
     owner.space_mut().verify_index().unwrap();
 }
+
+#[test]
+fn a_replica_saves_and_reopens_with_its_log_and_bundles() {
+    use crate::identity::ChaChaKeyWrap;
+    use crate::model::space_prefix;
+    use crate::store::{ChunkStore, CompactionPolicy, MemoryStore};
+
+    let (mut owner, mut editor) = owner_and_editor(SpaceOptions { shard_count: 4 });
+    editor.write(note(1)).unwrap();
+    owner.receive(editor.seal().unwrap()).unwrap();
+    owner.write(note(2)).unwrap();
+    let policy = CompactionPolicy::default();
+    let mut store = MemoryStore::new();
+    let save = owner.prepare_save(&policy).unwrap().unwrap();
+    assert!(matches!(
+        owner.prepare_save(&policy),
+        Err(SyncError::SaveInFlight)
+    ));
+    store.apply(save.batch).unwrap();
+    owner.save_done(save.receipt);
+    assert!(!owner.has_unsaved_changes());
+    assert!(owner.prepare_save(&policy).unwrap().is_none());
+    // The save sealed the owner's write; the next seal hands it out.
+    assert_eq!(owner.seal().unwrap().len(), 1);
+    assert_eq!(owner.all_bundles().len(), 2);
+
+    // A failed save is offered again.
+    owner.write(note(3)).unwrap();
+    let failed = owner.prepare_save(&policy).unwrap().unwrap();
+    let failed_keys = failed.batch.len();
+    owner.save_failed(failed.receipt);
+    let save = owner.prepare_save(&policy).unwrap().unwrap();
+    assert_eq!(save.batch.len(), failed_keys);
+    store.apply(save.batch).unwrap();
+    owner.save_done(save.receipt);
+    owner.seal().unwrap();
+
+    let id = owner.id();
+    let entries = store.list_prefix(&space_prefix(&id)).unwrap();
+    assert!(entries.iter().any(|(k, _)| k.contains("/control/")));
+    assert!(entries.iter().any(|(k, _)| k.contains("/bundles/")));
+
+    // The same device, reopened: same log, data and bundles.
+    let (wrap, _) = ChaChaKeyWrap::generate().unwrap();
+    let sealed_key = owner.device().seal_with(&wrap).unwrap();
+    let same_device = || DeviceKey::unseal_with(&sealed_key, &wrap).unwrap();
+    let identity = owner.identity();
+    let mut reopened = Replica::open(id, identity, same_device(), entries.clone()).unwrap();
+    assert_eq!(objects(&mut reopened), objects(&mut owner));
+    assert_eq!(reopened.control().heads(), owner.control().heads());
+    assert_eq!(reopened.control().state(), owner.control().state());
+    assert_eq!(reopened.all_bundles(), owner.all_bundles());
+    assert!(!reopened.has_unsaved_changes());
+
+    // Stored changes count as sealed: a new write seals alone.
+    reopened.write(note(4)).unwrap();
+    let sealed = reopened.seal().unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(sealed[0].len(), 1);
+    // The stored bundles relay: a fresh peer gets the same data.
+    editor.receive(reopened.all_bundles().to_vec()).unwrap();
+    assert_eq!(objects(&mut editor), objects(&mut reopened));
+
+    // Missing or damaged chunks are named.
+    let err = Replica::open(id, identity, same_device(), Vec::new()).unwrap_err();
+    assert_eq!(err.code(), "sync.corrupt_chunk");
+    for part in ["/bundles/", "/control/"] {
+        let mut damaged = entries.clone();
+        let i = damaged.iter().position(|(k, _)| k.contains(part)).unwrap();
+        let last = damaged[i].1.len() - 1;
+        damaged[i].1[last] ^= 1;
+        let err = Replica::open(id, identity, same_device(), damaged).unwrap_err();
+        assert_eq!(err.code(), "sync.corrupt_chunk", "{part}");
+    }
+}
