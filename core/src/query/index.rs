@@ -27,6 +27,16 @@ const ORDER_WALK_MIN: usize = 1;
 #[cfg(test)]
 const ORDER_WALK_FACTOR: usize = 1;
 
+/// Intersecting ascending ids with an index set walks the set alongside when
+/// it holds at most this many times as many ids, and probes it otherwise.
+#[cfg(not(test))]
+const MERGE_FACTOR: usize = 8;
+/// Tests exercise both ways on small sets.
+#[cfg(test)]
+const MERGE_FACTOR: usize = 1;
+/// `In` narrows by probing each of its buckets; up to this many values.
+const NARROW_MAX_KEYS: usize = 16;
+
 /// The ids holding one value: inline while there is one (most values of a
 /// high-cardinality field), a set beyond.
 #[derive(Clone, Debug)]
@@ -101,10 +111,18 @@ impl<'a> IntoIterator for &'a Bucket {
     }
 }
 
+/// A built field index and how many objects have the field (deleted ones
+/// included), so an ascending order walk knows whether any match lacks it.
+#[derive(Clone, Debug, Default)]
+struct FieldIdx {
+    values: FieldIndex,
+    present: usize,
+}
+
 /// Indexes built on first use and maintained by every later upsert.
 #[derive(Clone, Debug, Default)]
 struct Lazy {
-    fields: HashMap<String, FieldIndex>,
+    fields: HashMap<String, FieldIdx>,
     backlinks: Option<Backlinks>,
 }
 
@@ -383,7 +401,9 @@ impl Index {
                 .map(|s| s.id)
                 .collect(),
         };
-        out.sort_unstable();
+        // Stable sort: candidates are mostly ascending runs (index buckets,
+        // unions of them), which it merges in linear time.
+        out.sort();
         out.dedup();
         out
     }
@@ -433,11 +453,12 @@ impl Index {
             .collect()
     }
 
-    /// For a window of `end` ids over many more `matched` ones (ascending),
-    /// ordered descending by a first field: the matched ids of the top
-    /// buckets of that field's index, whole buckets, at least `end` of them.
-    /// Every other match sorts after them. `None` when not worth it or when
-    /// the index runs out (matches without the field would come next).
+    /// For a window of `end` ids over many more `matched` ones (ascending):
+    /// the matched ids of the first buckets, in the first order field's
+    /// direction, of that field's index, whole buckets, at least `end` of
+    /// them. Every other match sorts after them. `None` when not worth it,
+    /// when ascending and some object lacks the field (it would sort first),
+    /// or when the index runs out (matches without the field come next).
     fn top_by_index(
         &self,
         matched: &[ObjectId],
@@ -445,8 +466,7 @@ impl Index {
         end: usize,
     ) -> Option<Vec<ObjectId>> {
         let first = query.order.first()?;
-        if !first.descending
-            || end == 0
+        if end == 0
             || matched.len() < ORDER_WALK_MIN
             || end.saturating_mul(ORDER_WALK_FACTOR) >= matched.len()
         {
@@ -455,8 +475,18 @@ impl Index {
         self.ensure_fields(&[first.field.as_str()]);
         let lazy = self.lazy.borrow();
         let fi = lazy.fields.get(&first.field)?;
+        // Ascending, matches without the field come first: walk only when
+        // no object lacks it.
+        if !first.descending && fi.present != self.objects.len() {
+            return None;
+        }
+        let buckets: Box<dyn Iterator<Item = &Bucket>> = if first.descending {
+            Box::new(fi.values.values().rev())
+        } else {
+            Box::new(fi.values.values())
+        };
         let mut picked = Vec::new();
-        for bucket in fi.values().rev() {
+        for bucket in buckets {
             picked.extend(bucket.iter().filter(|id| matched.binary_search(id).is_ok()));
             if picked.len() >= end {
                 return Some(picked);
@@ -509,8 +539,11 @@ impl Index {
                 rest = &rest[run..];
             }
             // Sorted and distinct: a bulk build.
-            lazy.fields
-                .insert(field.to_owned(), entries.into_iter().collect());
+            let built = FieldIdx {
+                values: entries.into_iter().collect(),
+                present: pairs.len(),
+            };
+            lazy.fields.insert(field.to_owned(), built);
         }
     }
 
@@ -533,7 +566,7 @@ impl Index {
         match node {
             Node::Type(t) => Some(self.by_type.get(t).map_or(0, BTreeSet::len)),
             Node::Cmp { field, op, value } => {
-                let fi = lazy.fields.get(field)?;
+                let fi = &lazy.fields.get(field)?.values;
                 match op {
                     Compare::Ne => None,
                     Compare::Eq => Some(fi.get(&Key(value.clone())).map_or(0, Bucket::len)),
@@ -541,7 +574,7 @@ impl Index {
                 }
             }
             Node::In { field, keys } => {
-                let fi = lazy.fields.get(field)?;
+                let fi = &lazy.fields.get(field)?.values;
                 Some(keys.iter().map(|k| fi.get(k).map_or(0, Bucket::len)).sum())
             }
             Node::RefIn { targets, .. } => {
@@ -596,7 +629,7 @@ impl Index {
             }
         }
         for (field, span) in spans {
-            let e = match (&span, lazy.fields.get(field)) {
+            let e = match (&span, lazy.fields.get(field).map(|f| &f.values)) {
                 (Some(s), Some(fi)) => count_span(fi, s, bound(&best)),
                 _ => 0,
             };
@@ -620,7 +653,7 @@ impl Index {
                     .map_or_else(Vec::new, |s| s.iter().copied().collect()),
             ),
             Node::Cmp { field, op, value } => {
-                let fi = lazy.fields.get(field)?;
+                let fi = &lazy.fields.get(field)?.values;
                 match op {
                     Compare::Ne => None,
                     Compare::Eq => exact(
@@ -631,7 +664,7 @@ impl Index {
                 }
             }
             Node::In { field, keys } => {
-                let fi = lazy.fields.get(field)?;
+                let fi = &lazy.fields.get(field)?.values;
                 exact(
                     keys.iter()
                         .filter_map(|k| fi.get(k))
@@ -654,20 +687,44 @@ impl Index {
             }
             // Reachable only yields existing objects.
             Node::Ids(ids) => exact(ids.iter().copied().collect()),
-            Node::And(nodes) => match self.pick(nodes, lazy, usize::MAX)?.1 {
-                Pick::Node(n) => {
-                    let (ids, exact) = self.candidates(n, lazy)?;
-                    Some((ids, exact && nodes.len() == 1))
-                }
-                Pick::Span(field, Some(span)) => {
-                    // Exact when the And is nothing but ranges on this field.
-                    let only_ranges = nodes.iter().all(|n| {
+            Node::And(nodes) => {
+                // The smallest conjunct drives; every other conjunct an index
+                // can decide per id narrows its ids (probing or merging sorted
+                // sets, never reading objects); the rest are checked later.
+                let pick = self.pick(nodes, lazy, usize::MAX)?.1;
+                let (mut ids, mut is_exact) = match &pick {
+                    Pick::Node(d) => self.candidates(d, lazy)?,
+                    Pick::Span(field, Some(span)) => {
+                        (span_ids(&lazy.fields.get(*field)?.values, span), true)
+                    }
+                    Pick::Span(_, None) => return exact(Vec::new()),
+                };
+                // What the driver already answers: itself, or (a span) every
+                // range conjunct on its field.
+                let covered = |n: &Node| match &pick {
+                    Pick::Node(d) => std::ptr::eq(n, *d),
+                    Pick::Span(field, _) => {
                         matches!(n, Node::Cmp { field: f, op, .. } if f == field && op.is_range())
-                    });
-                    Some((span_ids(lazy.fields.get(field)?, &span), only_ranges))
+                    }
+                };
+                let rest: Vec<&Node> = nodes.iter().filter(|n| !covered(n)).collect();
+                if rest.is_empty() {
+                    return Some((ids, is_exact));
                 }
-                Pick::Span(_, None) => exact(Vec::new()),
-            },
+                ids.sort();
+                ids.dedup();
+                for n in rest {
+                    if ids.is_empty() {
+                        break;
+                    }
+                    if self.can_narrow(n, lazy) {
+                        self.narrow(n, lazy, &mut ids);
+                    } else {
+                        is_exact = false;
+                    }
+                }
+                Some((ids, is_exact))
+            }
             Node::Or(nodes) => {
                 let mut out = Vec::new();
                 let mut all_exact = true;
@@ -684,6 +741,111 @@ impl Index {
             | Node::ListContains { .. }
             | Node::Not(_) => None,
         }
+    }
+
+    /// Can [`narrow`](Index::narrow) decide `node` for any id from built
+    /// indexes alone (without reading objects)?
+    fn can_narrow(&self, node: &Node, lazy: &Lazy) -> bool {
+        match node {
+            Node::Type(_) | Node::Ids(_) => true,
+            Node::Cmp {
+                field,
+                op: Compare::Eq,
+                ..
+            } => lazy.fields.contains_key(field),
+            Node::In { field, keys } => {
+                keys.len() <= NARROW_MAX_KEYS && lazy.fields.contains_key(field)
+            }
+            Node::And(nodes) | Node::Or(nodes) => nodes.iter().all(|n| self.can_narrow(n, lazy)),
+            Node::Not(n) => self.can_narrow(n, lazy),
+            _ => false,
+        }
+    }
+
+    /// Keeps exactly the ids (ascending, distinct) that match `node`
+    /// (deleted-ness aside). Only for nodes [`can_narrow`](Index::can_narrow)
+    /// accepts. Costs O(ids · log set) probing, or O(ids + set) merging when
+    /// the set is not much larger than `ids`.
+    fn narrow(&self, node: &Node, lazy: &Lazy, ids: &mut Vec<ObjectId>) {
+        match node {
+            Node::Type(t) => match self.by_type.get(t) {
+                Some(set) => retain_in(ids, set),
+                None => ids.clear(),
+            },
+            Node::Cmp { field, value, .. } => {
+                match lazy
+                    .fields
+                    .get(field)
+                    .and_then(|fi| fi.values.get(&Key(value.clone())))
+                {
+                    Some(Bucket::Many(set)) => retain_in(ids, set),
+                    Some(Bucket::One(x)) => ids.retain(|id| id == x),
+                    None => ids.clear(),
+                }
+            }
+            Node::In { field, keys } => {
+                let Some(fi) = lazy.fields.get(field).map(|f| &f.values) else {
+                    return ids.clear();
+                };
+                let buckets: Vec<&Bucket> = keys.iter().filter_map(|k| fi.get(k)).collect();
+                ids.retain(|id| {
+                    buckets.iter().any(|b| match b {
+                        Bucket::One(x) => x == id,
+                        Bucket::Many(set) => set.contains(id),
+                    })
+                });
+            }
+            Node::Ids(set) => ids.retain(|id| set.contains(id)),
+            Node::And(nodes) => {
+                for n in nodes {
+                    if ids.is_empty() {
+                        break;
+                    }
+                    self.narrow(n, lazy, ids);
+                }
+            }
+            Node::Or(nodes) => {
+                let mut out = Vec::new();
+                for n in nodes {
+                    let mut part = ids.clone();
+                    self.narrow(n, lazy, &mut part);
+                    out.extend(part);
+                }
+                // Sorted runs: the stable sort merges them.
+                out.sort();
+                out.dedup();
+                *ids = out;
+            }
+            Node::Not(n) => {
+                let mut hit = ids.clone();
+                self.narrow(n, lazy, &mut hit);
+                let mut hit = hit.into_iter().peekable();
+                ids.retain(|id| {
+                    if hit.peek() == Some(id) {
+                        hit.next();
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            // `can_narrow` rejects the rest.
+            _ => {}
+        }
+    }
+}
+
+/// Keeps the ids (ascending) that are in `set`: merges when the set is at
+/// most [`MERGE_FACTOR`] times larger, probes it otherwise.
+fn retain_in(ids: &mut Vec<ObjectId>, set: &BTreeSet<ObjectId>) {
+    if set.len() <= ids.len().saturating_mul(MERGE_FACTOR) {
+        let mut it = set.iter().peekable();
+        ids.retain(|id| {
+            while it.next_if(|x| *x < id).is_some() {}
+            it.peek() == Some(&id)
+        });
+    } else {
+        ids.retain(|id| set.contains(id));
     }
 }
 
@@ -824,12 +986,15 @@ fn remove_from_type(
     }
 }
 
-fn update_field_index(fi: &mut FieldIndex, id: ObjectId, old: Option<&Value>, new: Option<&Value>) {
+fn update_field_index(fi: &mut FieldIdx, id: ObjectId, old: Option<&Value>, new: Option<&Value>) {
     match (old, new) {
         (None, None) => return,
         (Some(o), Some(n)) if total_eq(o, n) => return,
+        (None, Some(_)) => fi.present += 1,
+        (Some(_), None) => fi.present -= 1,
         _ => {}
     }
+    let fi = &mut fi.values;
     if let Some(o) = old {
         let key = Key(o.clone());
         if fi.get_mut(&key).is_some_and(|b| b.remove(&id)) {

@@ -33,26 +33,40 @@
 //!    field index (within the value's kind), `References` / `RefersTo` →
 //!    reverse references, `Reachable` → its set. For `And` it estimates every
 //!    indexable conjunct (bucket sizes; range sizes counted up to the best so
-//!    far) and takes the smallest; `Or` is the union when every branch is
-//!    indexable. `Not`, `Exists`, `Ne`, `TextContains`, `ListContains` and
-//!    `All` can't narrow: a query made only of them scans every object.
-//! 4. Every candidate is checked against the whole filter, deleted objects
-//!    are dropped (unless `include_deleted`), then the result is ordered and
-//!    sliced by `offset` / `limit` (partial selection when limited).
+//!    far) and takes the smallest as the driver; `Or` is the union when every
+//!    branch is indexable. `Not`, `Exists`, `Ne`, `TextContains`,
+//!    `ListContains` and `All` can't narrow: a query made only of them scans
+//!    every object.
+//! 4. The other conjuncts of an `And` that indexes decide per id (`Type`,
+//!    `=`, `In` of up to 16 values, `Reachable`, and `And` / `Or` / `Not` of
+//!    such) narrow the driver's ids without reading objects: each id is
+//!    probed in the type set or bucket (O(log n)), or, when that set is at
+//!    most 8 times larger than the ids, both are walked together in id order
+//!    (O(ids + set)). `type = X and flag = v` over 100k objects costs about
+//!    O(smaller side), whatever the sizes; it never sorts the larger side.
+//! 5. If anything is left undecided (a range on another field, `Exists`,
+//!    `Ne`, text, `RefersTo`, …), every remaining candidate is checked
+//!    against the whole filter. Deleted objects are dropped (unless
+//!    `include_deleted`), then the result is ordered and sliced by `offset` /
+//!    `limit` (partial selection when limited).
 //!
-//! When the chosen index answers the filter exactly (a lone `Type`, `=`,
-//! `In`, range, `References`, `RefersTo` or `Reachable`, a union of such, or
-//! an `And` of ranges on one field) step 4 only drops deleted ids, without
+//! When the indexes answer the filter exactly (a lone `Type`, `=`, `In`,
+//! range, `References`, `RefersTo` or `Reachable`, a union of such, an `And`
+//! of ranges on one field, or an `And` whose driver is exact and whose other
+//! conjuncts all narrow as in step 4) step 5 only drops deleted ids, without
 //! reading the objects.
 //!
-//! Cost: O(c · f + r log r) for c candidates, filter size f and r results;
-//! a type or equality query over 100k objects touches only its bucket.
-//! `TextContains` alone is a full scan (no text index yet). Ordering reads
-//! the order fields of every match once and selects the window (O(r) when
-//! limited). A small window over many matches ordered *descending* by a
-//! field ("latest 20") instead walks that field's index from the top (built
-//! lazily) and sorts only the top buckets; ascending windows still read
-//! every match, since matches without the field sort first.
+//! Cost: O(c · f + r log r) for c candidates left to check, filter size f
+//! and r results (candidates come out of the indexes in ascending runs,
+//! which the final sort merges in linear time); a type or equality query over
+//! 100k objects touches only its bucket. `TextContains` alone is a full scan
+//! (no text index yet). Ordering reads the order fields of every match once
+//! and selects the window (O(r) when limited). A small window over many
+//! matches ("latest 20", "first page") instead walks the first order
+//! field's index (built lazily) from the top when descending, or from the
+//! bottom when ascending and every object has that field (matches without it
+//! would sort first; each field index counts the objects holding it), and
+//! sorts only the buckets it needs.
 //!
 //! # Semantics
 //!

@@ -1161,6 +1161,129 @@ mod property {
             }
         }
     }
+
+    // Conjunctions of index answers: the planner intersects them through the
+    // indexes (merging or probing sets, `Or` / `Not` / `In` / `Reachable`
+    // included) and walks the order field's index both ways. Many objects
+    // with few distinct values, so every part matches a lot.
+
+    const M: u8 = 60;
+
+    fn small() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            (0i64..3).prop_map(Value::Int),
+            Just(Value::Float(1.0)),
+            Just(Value::String("x".into())),
+        ]
+    }
+
+    fn dense_object() -> impl Strategy<Value = ObjectState> {
+        (
+            0..M,
+            0..3u8,
+            prop::option::weighted(0.9, small()),
+            prop::option::weighted(0.6, small()),
+            prop::option::weighted(0.5, (0..M).prop_map(rf)),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(n, t, a, b, r, deleted)| ObjectState {
+                id: oid(n),
+                type_name: format!("t{t}"),
+                fields: [("a", a), ("b", b), ("r", r)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                    .collect(),
+                deleted,
+            })
+    }
+
+    fn indexable() -> impl Strategy<Value = Filter> {
+        let ab = || prop_oneof![Just("a"), Just("b")];
+        let leaf = prop_oneof![
+            4 => (0..4u8).prop_map(|t| Filter::Type(format!("t{t}"))),
+            4 => (ab(), small()).prop_map(|(f, v)| Filter::eq(f, v)),
+            2 => (ab(), prop::collection::vec(small(), 0..3))
+                .prop_map(|(f, values)| Filter::In { field: f.into(), values }),
+            1 => (0..M, 1..3u32).prop_map(|(n, max_depth)| Filter::Reachable {
+                root: oid(n),
+                field: "r".into(),
+                direction: Direction::Incoming,
+                max_depth,
+            }),
+            // Not decidable from indexes alone: checked on the objects.
+            1 => Just(Filter::Exists("b".into())),
+            1 => (ab(), small()).prop_map(|(f, v)| Filter::field(f, Compare::Ne, v)),
+            1 => (ab(), small()).prop_map(|(f, v)| Filter::field(f, Compare::Ge, v)),
+        ];
+        let nested = leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Filter::And),
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Filter::Or),
+                inner.prop_map(|f| Filter::Not(Box::new(f))),
+            ]
+        });
+        prop::collection::vec(nested, 1..4).prop_map(Filter::And)
+    }
+
+    fn dense_query() -> impl Strategy<Value = Query> {
+        (
+            indexable(),
+            prop::collection::vec((prop_oneof![Just("a"), Just("b")], any::<bool>()), 0..3),
+            prop::option::of(0..8usize),
+            prop_oneof![3 => Just(0usize), 1 => 0..3usize],
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(filter, order, limit, offset, include_deleted)| Query {
+                filter,
+                order: order
+                    .into_iter()
+                    .map(|(f, descending)| Order {
+                        field: f.into(),
+                        descending,
+                    })
+                    .collect(),
+                limit,
+                offset,
+                include_deleted,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conjunctions_of_index_answers_match_naive(
+            initial in prop::collection::vec(dense_object(), 0..80),
+            updates in prop::collection::vec(dense_object(), 0..10),
+            removed in prop::collection::vec(0..M, 0..4),
+            queries in prop::collection::vec(dense_query(), 1..5),
+        ) {
+            let mut index = Index::new();
+            let mut objs = BTreeMap::new();
+            for o in initial {
+                objs.insert(o.id, o.clone());
+                index.upsert(o);
+            }
+            for q in &queries {
+                let got = index.run(q).expect("valid");
+                prop_assert_eq!(&got, &naive::run(&objs, q), "query {:?}", q);
+            }
+            // The built indexes (and their presence counts) are maintained.
+            for o in updates {
+                objs.insert(o.id, o.clone());
+                index.upsert(o);
+            }
+            for n in removed {
+                objs.remove(&oid(n));
+                index.remove(&oid(n));
+            }
+            for q in &queries {
+                let got = index.run(q).expect("valid");
+                prop_assert_eq!(&got, &naive::run(&objs, q), "after updates: {:?}", q);
+            }
+        }
+    }
 }
 
 #[test]
@@ -1213,4 +1336,53 @@ fn range_conjuncts_on_one_field_merge() {
         between((Compare::Lt, Value::Int(3)), (Compare::Le, Value::Int(1))),
         ids(&[0, 1])
     );
+}
+
+#[test]
+fn ascending_window_walks_the_index_only_when_every_object_has_the_field() {
+    let mut index = Index::new();
+    for n in 0..40u8 {
+        let ty = if n % 2 == 0 { "even" } else { "odd" };
+        let flag = Value::Bool(n % 4 < 2);
+        index.upsert(obj(
+            n,
+            ty,
+            vec![("n", Value::Int(40 - i64::from(n))), ("f", flag)],
+        ));
+    }
+    let first_two = |index: &Index| {
+        index
+            .run(
+                &Query::new(Filter::And(vec![
+                    Filter::type_is("even"),
+                    Filter::eq("f", true),
+                ]))
+                .order_by("n", false)
+                .limit(2),
+            )
+            .expect("valid")
+    };
+    // Even with f = true: 0, 4, 8, …, 36; ascending n = 40 - id.
+    assert_eq!(first_two(&index), ids(&[36, 32]));
+    // An object without `n` sorts first, so the walk must not skip it.
+    index.upsert(obj(8, "even", vec![("f", Value::Bool(true))]));
+    assert_eq!(first_two(&index), ids(&[8, 36]));
+    // A non-matching object without `n` doesn't change the window.
+    index.upsert(obj(
+        8,
+        "even",
+        vec![("n", Value::Int(32)), ("f", Value::Bool(true))],
+    ));
+    index.upsert(obj(50, "odd", vec![("f", Value::Bool(true))]));
+    assert_eq!(first_two(&index), ids(&[36, 32]));
+    // Removing it restores the count of objects holding `n`.
+    index.remove(&oid(50));
+    assert_eq!(first_two(&index), ids(&[36, 32]));
+    let desc = Query::new(Filter::And(vec![
+        Filter::type_is("even"),
+        Filter::eq("f", true),
+    ]))
+    .order_by("n", true)
+    .limit(3);
+    assert_eq!(index.run(&desc).expect("valid"), ids(&[0, 4, 8]));
 }
