@@ -417,8 +417,9 @@ impl Replica {
     /// credentials (bounded; see [`Outcome::dropped`]); the others are
     /// rejected with a reason and not kept.
     ///
-    /// Errors only when merging verified changes fails in the model.
-    pub fn receive(&mut self, bundles: Vec<ShardBundle>) -> Result<Outcome, SyncError> {
+    /// Never fails as a whole: a bundle whose merge fails is rejected
+    /// alone (`sync.bundle.apply_failed`).
+    pub fn receive(&mut self, bundles: Vec<ShardBundle>) -> Outcome {
         let mut out = Outcome::default();
         let mut accepted = Vec::new();
         let mut staged = HashSet::new();
@@ -474,17 +475,14 @@ impl Replica {
                 Err(r) => out.rejected.push(reject(BundleRejection::Bundle(r))),
             }
         }
-        self.apply_accepted(accepted, &mut out)?;
+        self.apply_accepted(accepted, &mut out);
         out.waiting = self.pending.len();
-        Ok(out)
+        out
     }
 
     /// Decodes bundles in wire form and receives them. Undecodable ones
     /// are returned as errors beside the outcome; they change nothing.
-    pub fn receive_bytes(
-        &mut self,
-        bundles: &[Vec<u8>],
-    ) -> Result<(Outcome, Vec<SyncError>), SyncError> {
+    pub fn receive_bytes(&mut self, bundles: &[Vec<u8>]) -> (Outcome, Vec<SyncError>) {
         let mut decoded = Vec::with_capacity(bundles.len());
         let mut errors = Vec::new();
         for bytes in bundles {
@@ -493,7 +491,7 @@ impl Replica {
                 Err(e) => errors.push(e),
             }
         }
-        Ok((self.receive(decoded)?, errors))
+        (self.receive(decoded), errors)
     }
 
     /// Merges verified bundles, one `apply_changes` call per shard, and
@@ -501,13 +499,9 @@ impl Replica {
     /// different changes with one sequence number), its bundles are
     /// retried one by one and those that still fail are rejected, so one
     /// bad bundle does not hold back the others.
-    fn apply_accepted(
-        &mut self,
-        accepted: Vec<ShardBundle>,
-        out: &mut Outcome,
-    ) -> Result<(), SyncError> {
+    fn apply_accepted(&mut self, accepted: Vec<ShardBundle>, out: &mut Outcome) {
         if accepted.is_empty() {
-            return Ok(());
+            return;
         }
         let mut by_shard: BTreeMap<u16, Vec<ShardBundle>> = BTreeMap::new();
         for sb in accepted {
@@ -554,7 +548,6 @@ impl Replica {
                 }
             }
         }
-        Ok(())
     }
 
     // ----------------------------------------------------------- credentials
@@ -580,7 +573,7 @@ impl Replica {
             }
         }
         out.waiting = self.control.waiting();
-        out.released = self.release_pending()?;
+        out.released = self.release_pending();
         Ok(out)
     }
 
@@ -604,10 +597,10 @@ impl Replica {
     }
 
     /// Judges waiting bundles whose credentials have arrived.
-    fn release_pending(&mut self) -> Result<Outcome, SyncError> {
+    fn release_pending(&mut self) -> Outcome {
         let mut out = Outcome::default();
         if self.pending.is_empty() {
-            return Ok(out);
+            return out;
         }
         let released = self.pending.release_ready(&self.control);
         for (bundle, reason) in released.rejected {
@@ -628,8 +621,8 @@ impl Replica {
                 });
             }
         }
-        self.apply_accepted(accepted, &mut out)?;
+        self.apply_accepted(accepted, &mut out);
         out.waiting = self.pending.len();
-        Ok(out)
+        out
     }
 }

@@ -92,7 +92,7 @@ fn shard_bundles_round_trip_and_garbage_is_an_error() {
     }
     // Garbage through receive_bytes changes nothing.
     let before = objects(&mut owner);
-    let (out, errors) = owner.receive_bytes(&[vec![1, 2, 3], vec![]]).unwrap();
+    let (out, errors) = owner.receive_bytes(&[vec![1, 2, 3], vec![]]);
     assert_eq!(errors.len(), 2);
     assert_eq!(out.accepted + out.rejected.len(), 0);
     assert_eq!(objects(&mut owner), before);
@@ -105,10 +105,10 @@ fn bundles_out_of_causal_order_are_merged_once_complete() {
     let first = editor.seal().unwrap();
     editor.write(note(2)).unwrap();
     let second = editor.seal().unwrap();
-    let out = owner.receive(second).unwrap();
+    let out = owner.receive(second);
     assert_eq!(out.accepted, 1);
     assert!(out.applied.changed.is_empty(), "waits inside Automerge");
-    let out = owner.receive(first).unwrap();
+    let out = owner.receive(first);
     assert_eq!(out.applied.changed.len(), 2);
     assert_eq!(objects(&mut owner), objects(&mut editor));
 }
@@ -118,10 +118,10 @@ fn a_tampered_copy_of_a_kept_bundle_is_rejected_not_a_duplicate() {
     let (mut owner, mut editor) = owner_and_editor(ONE_SHARD);
     editor.write(note(1)).unwrap();
     let sealed = editor.seal().unwrap();
-    owner.receive(sealed.clone()).unwrap();
+    owner.receive(sealed.clone());
     let mut copy = sealed[0].clone();
     copy.bundle.control_heads.clear();
-    let out = owner.receive(vec![copy, sealed[0].clone()]).unwrap();
+    let out = owner.receive(vec![copy, sealed[0].clone()]);
     assert_eq!(out.duplicates, 1);
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].code(), "identity.bundle.malformed");
@@ -158,7 +158,7 @@ fn large_seals_are_split_into_bounded_bundles() {
     assert_eq!(sealed.len(), 2);
     assert_eq!(sealed[0].len(), MAX_SEAL_CHANGES);
     assert_eq!(sealed[1].len(), 10);
-    let out = owner.receive(sealed).unwrap();
+    let out = owner.receive(sealed);
     assert_eq!(out.accepted, 2);
     assert_eq!(owner.space().len(), MAX_SEAL_CHANGES + 10);
 }
@@ -205,14 +205,14 @@ fn an_equivocating_writer_loses_only_the_conflicting_bundle() {
     let genuine = editor.seal().unwrap();
     owner.write(note(2)).unwrap();
     let own = owner.seal().unwrap();
-    owner.receive(genuine).unwrap();
+    owner.receive(genuine);
     let mut editor_gets = own.clone();
     editor_gets.push(twin.clone());
-    let out = editor.receive(editor_gets).unwrap();
+    let out = editor.receive(editor_gets);
     assert_eq!(out.accepted, 1, "the owner's bundle");
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].code(), "sync.bundle.apply_failed");
-    let out = owner.receive(vec![twin]).unwrap();
+    let out = owner.receive(vec![twin]);
     assert_eq!(out.rejected[0].code(), "sync.bundle.apply_failed");
     assert_eq!(objects(&mut owner), objects(&mut editor));
     owner.space_mut().verify_index().unwrap();
@@ -226,7 +226,7 @@ fn a_replica_saves_and_reopens_with_its_log_and_bundles() {
 
     let (mut owner, mut editor) = owner_and_editor(SpaceOptions { shard_count: 4 });
     editor.write(note(1)).unwrap();
-    owner.receive(editor.seal().unwrap()).unwrap();
+    owner.receive(editor.seal().unwrap());
     owner.write(note(2)).unwrap();
     let policy = CompactionPolicy::default();
     let mut store = MemoryStore::new();
@@ -277,7 +277,7 @@ fn a_replica_saves_and_reopens_with_its_log_and_bundles() {
     assert_eq!(sealed.len(), 1);
     assert_eq!(sealed[0].len(), 1);
     // The stored bundles relay: a fresh peer gets the same data.
-    editor.receive(reopened.all_bundles().to_vec()).unwrap();
+    editor.receive(reopened.all_bundles().to_vec());
     assert_eq!(objects(&mut editor), objects(&mut reopened));
 
     // Missing or damaged chunks are named.
