@@ -1,0 +1,127 @@
+//! `echo-signal`: serve a vault site and an app site.
+//!
+//! ```text
+//! echo-signal --vault-dir shell/dist --vault-addr 127.0.0.1:8600 \
+//!             --app-dir demo-app/dist --app-addr 127.0.0.1:8601
+//! ```
+//!
+//! then open http://app.localhost:8601 (which embeds http://vault.localhost:8600).
+//! Exits 0 after SIGINT/SIGTERM, 1 when it cannot start (missing directory,
+//! taken port), 2 on bad arguments.
+
+use clap::Parser;
+use echo_signal::{Config, Server, SiteConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// ECHO's server: serves a vault origin's files and an app's files, each
+/// with its own security headers. `GET /healthz` answers 200 on both.
+#[derive(Parser, Debug)]
+#[command(name = "echo-signal", version)]
+struct Args {
+    /// Directory of the vault site (e.g. shell/dist).
+    #[arg(long, value_name = "DIR")]
+    vault_dir: Option<PathBuf>,
+    /// Address of the vault site.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8600")]
+    vault_addr: SocketAddr,
+    /// Directory of the app site (e.g. demo-app/dist).
+    #[arg(long, value_name = "DIR")]
+    app_dir: Option<PathBuf>,
+    /// Address of the app site.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8601")]
+    app_addr: SocketAddr,
+    /// Public origin of the vault, which the app site may frame
+    /// [default: http://vault.localhost:<vault port>].
+    #[arg(long, value_name = "URL")]
+    vault_origin: Option<String>,
+    /// Origins allowed to embed the vault (CSP frame-ancestors), space- or
+    /// comma-separated; repeatable [default: *, any app: the vault asks the
+    /// user before it serves an origin].
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    frame_ancestors: Vec<String>,
+    /// A vault page opened as a popup by the vault's iframe, served without
+    /// COOP so that it keeps its opener; repeatable.
+    #[arg(long, value_name = "PATH", default_value = "/consent.html")]
+    opener_page: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let frame_ancestors = args
+        .frame_ancestors
+        .iter()
+        .flat_map(|list| list.split_whitespace())
+        .map(str::to_string)
+        .collect();
+    let config = Config {
+        vault: args.vault_dir.map(|dir| SiteConfig {
+            dir,
+            addr: args.vault_addr,
+        }),
+        app: args.app_dir.map(|dir| SiteConfig {
+            dir,
+            addr: args.app_addr,
+        }),
+        vault_origin: args.vault_origin,
+        frame_ancestors,
+        opener_pages: args.opener_page,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("echo-signal: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("echo-signal: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), echo_signal::Error> {
+    let server = Server::bind(config).await?;
+    for (kind, addr, dir) in server.sites() {
+        eprintln!(
+            "echo-signal: {} site on http://{}.localhost:{} ({addr}) from {}",
+            kind.name(),
+            kind.name(),
+            addr.port(),
+            dir.display()
+        );
+    }
+    server.run(shutdown_signal()).await?;
+    eprintln!("echo-signal: stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    eprintln!("echo-signal: shutting down");
+}
