@@ -757,7 +757,11 @@ fn cached_text_lengths_follow_local_and_merged_edits() {
     a.apply(b).unwrap();
     let mut b = WriteBatch::new();
     b.splice_text(doc, "body", 5, 1, "");
-    assert_eq!(a.apply(b).unwrap_err().code(), "model.text_range", "length 5 must be known");
+    assert_eq!(
+        a.apply(b).unwrap_err().code(),
+        "model.text_range",
+        "length 5 must be known"
+    );
 
     let mut b = WriteBatch::new();
     b.splice_text(doc, "body", 0, 0, "XYZ");
@@ -783,6 +787,9 @@ fn an_object_created_and_changed_in_one_batch_ends_in_its_last_state() {
     assert_eq!(state.field("x"), Some(&Value::Int(10)));
     assert_eq!(state.field("y"), None);
     assert!(s.get(&gone).unwrap().unwrap().deleted);
-    assert_eq!(s.get(&plain).unwrap().unwrap().field("z"), Some(&Value::Int(3)));
+    assert_eq!(
+        s.get(&plain).unwrap().unwrap().field("z"),
+        Some(&Value::Int(3))
+    );
     s.verify_index().unwrap();
 }
