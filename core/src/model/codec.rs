@@ -1,22 +1,27 @@
 //! How objects are laid out in an Automerge document, both ways.
 //!
-//! Each object is a map under the document root, keyed by its id. Creating
-//! an object writes that map and **one** more operation: the object's initial
-//! state (type name and every non-text field) encoded as a single bytes value
-//! under [`INIT_KEY`]. Text fields are Automerge text objects beside it.
-//! Later writes put fields as their own keys of the map, which supersede the
-//! initial state: they causally follow the creation, so no replica can order
-//! them before it. Automerge charges per operation (ADR 0001 measures
-//! 10–20 µs each here), so this keeps creation at two operations per object
-//! instead of one per field and list element.
+//! A shard document's root map holds its objects *flat*, one key per object
+//! and one per field written after creation:
 //!
 //! ```text
-//! root[<object id>] = {
-//!     "\0init":    bytes   (postcard: type name + initial fields)
-//!     "\0deleted": true    (only once deleted)
-//!     <field>:     value   (written after creation; text fields from the start)
-//! }
+//! root[<id>]                  = bytes   initial state: type name + non-text fields
+//! root[<id> "\0" <field>]     = value   a field written after creation (and text
+//!                                       fields, created with the object)
+//! root[<id> "\0\0deleted"]    = true    once the object is deleted
+//! root["space"]               = map     space properties (shard 0)
 //! ```
+//!
+//! Creating an object is therefore **one** Automerge operation (plus one per
+//! text field): Automerge charges per operation (ADR 0001 measures ~70k
+//! instructions each), so this sets the create rate. Field keys written later
+//! supersede the initial state because they causally follow the creation (no
+//! replica can write to an object it has not seen); each field is its own
+//! key, so concurrent writes to different fields merge and concurrent writes
+//! to one field resolve by Automerge's deterministic winner, exactly as with
+//! one map per object. Root keys are ordered, so an object's fields are one
+//! range read (`<id>\0` .. `<id>\x01`). Field names cannot contain NUL's
+//! role as separator because names starting with NUL are rejected and an id
+//! never contains one.
 //!
 //! A written field value maps onto Automerge directly (scalars, lists, maps,
 //! text), except references — a map with the single key [`REF_KEY`] whose
@@ -40,10 +45,10 @@ use super::object::ObjectState;
 use super::value::{Reference, Value};
 use crate::query::MAX_VALUE_DEPTH;
 
-/// The key of an object's initial state.
-pub(crate) const INIT_KEY: &str = "\u{0}init";
-/// Present (and true) once an object is deleted.
-pub(crate) const DELETED_KEY: &str = "\u{0}deleted";
+/// Separates an object id from a field name in a root key.
+const FIELD_SEPARATOR: char = '\u{0}';
+/// The field-key suffix marking a deleted object (NUL-led: no field has it).
+const DELETED_SUFFIX: &str = "\u{0}deleted";
 /// The one key of a map that marks a removed field.
 pub(crate) const REMOVED_KEY: &str = "\u{0}removed";
 /// The one key of a map that encodes a [`Reference`].
@@ -195,35 +200,67 @@ fn fill_list<T: Transactable>(
     Ok(())
 }
 
-/// Writes a new object: its map, its initial state, its text fields.
+/// The root key of a field of an object.
+pub(crate) fn field_key(id: &ObjectId, field: &str) -> String {
+    format!("{id}{FIELD_SEPARATOR}{field}")
+}
+
+/// The root key whose presence marks an object deleted.
+pub(crate) fn deleted_key(id: &ObjectId) -> String {
+    field_key(id, DELETED_SUFFIX)
+}
+
+/// The object a root key belongs to, if it is an object or field key.
+pub(crate) fn object_of_key(key: &str) -> Option<ObjectId> {
+    key.split(FIELD_SEPARATOR).next()?.parse().ok()
+}
+
+/// Writes a new object: its initial state and its text fields.
 pub(crate) fn put_object<T: Transactable>(
     tx: &mut T,
     id: &ObjectId,
     type_name: &str,
     fields: &BTreeMap<String, Value>,
 ) -> Result<(), automerge::AutomergeError> {
-    let obj = tx.put_object(ROOT, id.to_string(), ObjType::Map)?;
     let bytes = init::encode(
         type_name,
         fields.iter().filter(|(_, v)| !matches!(v, Value::Text(_))),
     );
-    tx.put(&obj, INIT_KEY, ScalarValue::Bytes(bytes))?;
+    tx.put(ROOT, id.to_string(), ScalarValue::Bytes(bytes))?;
     for (name, value) in fields {
         if let Value::Text(_) = value {
-            put_value(tx, &obj, name, value)?;
+            put_value(tx, &ROOT, &field_key(id, name), value)?;
         }
     }
     Ok(())
 }
 
-/// Marks field `prop` of object map `obj` as removed.
+/// Writes field `field` of object `id`.
+pub(crate) fn put_field<T: Transactable>(
+    tx: &mut T,
+    id: &ObjectId,
+    field: &str,
+    value: &Value,
+) -> Result<(), automerge::AutomergeError> {
+    put_value(tx, &ROOT, &field_key(id, field), value)
+}
+
+/// Marks field `field` of object `id` as removed.
 pub(crate) fn remove_field<T: Transactable>(
     tx: &mut T,
-    obj: &ObjId,
-    prop: &str,
+    id: &ObjectId,
+    field: &str,
 ) -> Result<(), automerge::AutomergeError> {
-    let tombstone = tx.put_object(obj, prop, ObjType::Map)?;
+    let tombstone = tx.put_object(ROOT, field_key(id, field), ObjType::Map)?;
     tx.put(&tombstone, REMOVED_KEY, true)
+}
+
+/// Marks object `id` as deleted.
+pub(crate) fn mark_deleted<T: Transactable>(
+    tx: &mut T,
+    id: &ObjectId,
+) -> Result<(), automerge::AutomergeError> {
+    tx.put(ROOT, deleted_key(id), true)
 }
 
 /// Reads a document at the current state or at `heads`.
@@ -244,33 +281,25 @@ impl<D: ReadDoc> Reader<'_, D> {
         }
     }
 
-    /// The object map of `id`, if the object exists.
-    pub fn object_map(&self, id: &ObjectId) -> Result<Option<ObjId>, ModelError> {
-        match self.get(&ROOT, &id.to_string())? {
-            Some((AmValue::Object(ObjType::Map), obj)) => Ok(Some(obj)),
-            Some(_) => Err(ModelError::Corrupt {
-                reason: format!("object {id} is not a map"),
-            }),
-            None => Ok(None),
-        }
+    /// Whether object `id` exists.
+    pub fn exists(&self, id: &ObjectId) -> Result<bool, ModelError> {
+        Ok(self.get(&ROOT, &id.to_string())?.is_some())
     }
 
-    /// The Automerge value of field `name` written after creation (text
-    /// fields and updates; not fields only in the initial state).
+    /// The Automerge value of field `name` of object `id` written after
+    /// creation (text fields and updates; not fields only in the initial state).
     pub fn field_obj(
         &self,
-        obj: &ObjId,
+        id: &ObjectId,
         name: &str,
     ) -> Result<Option<(AmValue<'_>, ObjId)>, ModelError> {
-        Ok(self.get(obj, name)?)
+        Ok(self.get(&ROOT, &field_key(id, name))?)
     }
 
     /// Materializes one object.
     pub fn object(&self, id: &ObjectId) -> Result<Option<ObjectState>, ModelError> {
-        let Some(obj) = self.object_map(id)? else {
-            return Ok(None);
-        };
-        let init = match self.get(&obj, INIT_KEY)? {
+        let init = match self.get(&ROOT, &id.to_string())? {
+            None => return Ok(None),
             Some((AmValue::Scalar(s), _)) => match s.as_ref() {
                 ScalarValue::Bytes(b) => init::decode(id, b)?,
                 _ => {
@@ -279,35 +308,40 @@ impl<D: ReadDoc> Reader<'_, D> {
                     })
                 }
             },
-            _ => {
+            Some(_) => {
                 return Err(ModelError::Corrupt {
-                    reason: format!("object {id} has no initial state"),
+                    reason: format!("object {id}: initial state is not bytes"),
                 })
             }
         };
         let mut fields = init.fields;
         let mut deleted = false;
+        let prefix = format!("{id}{FIELD_SEPARATOR}");
+        let end = format!("{id}\u{1}");
         let range = match self.heads {
-            None => self.doc.map_range(&obj, ..),
-            Some(h) => self.doc.map_range_at(&obj, .., h),
+            None => self.doc.map_range(ROOT, prefix.clone()..end),
+            Some(h) => self.doc.map_range_at(ROOT, prefix.clone()..end, h),
         };
         for item in range {
-            if item.key == DELETED_KEY {
+            let Some(name) = item.key.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if name == DELETED_SUFFIX {
                 deleted = matches!(item.value, ValueRef::Scalar(ScalarValueRef::Boolean(true)));
                 continue;
             }
-            if item.key.starts_with('\u{0}') {
+            if name.starts_with('\u{0}') {
                 continue;
             }
             let field_id = item.id();
             if matches!(item.value, ValueRef::Object(ObjType::Map))
                 && self.get(&field_id, REMOVED_KEY)?.is_some()
             {
-                fields.remove(item.key.as_ref());
+                fields.remove(name);
                 continue;
             }
             let value = self.value(item.value.clone(), &field_id, 0)?;
-            fields.insert(item.key.to_string(), value);
+            fields.insert(name.to_owned(), value);
         }
         Ok(Some(ObjectState {
             id: *id,
@@ -323,7 +357,9 @@ impl<D: ReadDoc> Reader<'_, D> {
             None => self.doc.keys(ROOT),
             Some(h) => self.doc.keys_at(ROOT, h),
         };
-        keys.filter_map(|k| k.parse().ok()).collect()
+        keys.filter(|k| !k.contains(FIELD_SEPARATOR))
+            .filter_map(|k| k.parse().ok())
+            .collect()
     }
 
     pub fn properties(&self) -> Result<BTreeMap<String, Value>, ModelError> {

@@ -649,10 +649,10 @@ impl Space {
             doc: &*doc,
             heads: None,
         };
-        let obj = reader
-            .object_map(id)?
-            .ok_or(ModelError::NotFound { id: *id })?;
-        match reader.field_obj(&obj, field)? {
+        if !reader.exists(id)? {
+            return Err(ModelError::NotFound { id: *id });
+        }
+        match reader.field_obj(id, field)? {
             Some((automerge::Value::Object(ObjType::Text), text)) => Ok(text),
             Some((automerge::Value::Object(t), _)) => Err(ModelError::NotText {
                 id: *id,
@@ -852,7 +852,7 @@ impl Space {
                 };
                 if key == codec::PROPERTIES_KEY {
                     properties_touched = true;
-                } else if let Ok(id) = key.parse::<ObjectId>() {
+                } else if let Some(id) = codec::object_of_key(&key) {
                     if seen.insert(id) {
                         touched.push(id);
                     }
@@ -957,13 +957,18 @@ fn write_mutation(
     m: &Mutation,
     text: Option<&ObjId>,
 ) -> Result<(), ModelError> {
-    let object_map = |tx: &Transaction<'_>, id: &ObjectId| -> Result<ObjId, ModelError> {
-        Reader {
+    // Validation checked existence against the index; the document agrees
+    // unless it is corrupt, so this is a cheap second line of defence.
+    let exists = |tx: &Transaction<'_>, id: &ObjectId| -> Result<(), ModelError> {
+        match (Reader {
             doc: tx,
             heads: None,
+        })
+        .exists(id)?
+        {
+            true => Ok(()),
+            false => Err(ModelError::NotFound { id: *id }),
         }
-        .object_map(id)?
-        .ok_or(ModelError::NotFound { id: *id })
     };
     match m {
         Mutation::Create {
@@ -972,16 +977,16 @@ fn write_mutation(
             fields,
         } => codec::put_object(tx, id, type_name, fields)?,
         Mutation::Set { id, field, value } => {
-            let obj = object_map(tx, id)?;
-            codec::put_value(tx, &obj, field, value)?;
+            exists(tx, id)?;
+            codec::put_field(tx, id, field, value)?;
         }
         Mutation::Remove { id, field } => {
-            let obj = object_map(tx, id)?;
-            codec::remove_field(tx, &obj, field)?;
+            exists(tx, id)?;
+            codec::remove_field(tx, id, field)?;
         }
         Mutation::Delete { id } => {
-            let obj = object_map(tx, id)?;
-            tx.put(&obj, codec::DELETED_KEY, true)?;
+            exists(tx, id)?;
+            codec::mark_deleted(tx, id)?;
         }
         Mutation::SpliceText {
             id,
@@ -994,8 +999,12 @@ fn write_mutation(
                 tx.splice_text(text, *pos, *delete as isize, insert)?;
                 return Ok(());
             }
-            let obj = object_map(tx, id)?;
-            match tx.get(&obj, field.as_str())? {
+            match (Reader {
+                doc: tx,
+                heads: None,
+            })
+            .field_obj(id, field)?
+            {
                 Some((automerge::Value::Object(ObjType::Text), text)) => {
                     tx.splice_text(&text, *pos, *delete as isize, insert)?;
                 }

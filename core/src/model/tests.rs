@@ -720,12 +720,9 @@ fn a_malformed_object_from_a_peer_is_reported_and_left_out() {
     {
         let doc = peer.shards[shard].doc(&peer.id_text, &peer.actor).unwrap();
         let mut tx = doc.transaction();
-        let obj = tx
-            .put_object(automerge::ROOT, bad.to_string(), automerge::ObjType::Map)
-            .unwrap();
         tx.put(
-            &obj,
-            codec::INIT_KEY,
+            automerge::ROOT,
+            bad.to_string(),
             automerge::ScalarValue::Bytes(vec![1, 0xff, 0xff]),
         )
         .unwrap();
