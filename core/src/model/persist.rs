@@ -206,17 +206,26 @@ impl Space {
             chunks.insert((shard, seq), (key, value));
         }
 
-        let mut index = Index::new();
         let mut properties = BTreeMap::new();
         let mut per_shard: Vec<Vec<(String, Vec<u8>)>> =
             (0..shard_count).map(|_| Vec::new()).collect();
         let mut shards_meta: Vec<(bool, Vec<String>, usize, u64)> =
             vec![(false, Vec::new(), 0, 0); shard_count];
+        // Decode everything first, so the index is allocated once at its size.
+        let mut decoded = Vec::with_capacity(chunks.len());
+        let mut total = 0;
         for ((shard, seq), (key, bytes)) in chunks {
             let chunk: ShardChunk = decode(&space, &key, &bytes)?;
-            for state in chunk.objects {
+            total += chunk.objects.len();
+            decoded.push((shard, seq, key, bytes.len(), chunk));
+        }
+        let mut index = Index::with_capacity(total);
+        for (_, _, _, _, chunk) in decoded.iter_mut() {
+            for state in std::mem::take(&mut chunk.objects) {
                 index.upsert(state);
             }
+        }
+        for (shard, seq, key, bytes_len, chunk) in decoded {
             if let Some(props) = chunk.properties {
                 properties = props;
             }
@@ -225,7 +234,7 @@ impl Space {
                 None => m.0 = true,
                 Some(seq) => {
                     m.1.push(key.clone());
-                    m.2 += bytes.len();
+                    m.2 += bytes_len;
                     m.3 = m.3.max(seq + 1);
                 }
             }
