@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR ?= auto
 # Crates that must build for the browser (wasm32-unknown-unknown, release).
 WASM_CRATES := echo-core
 
-.PHONY: help setup start bench test test-native lint fmt-check wasm
+.PHONY: help setup start bench test test-native lint fmt-check ts-check wasm
 
 help:
 	@echo "make start   run the engine benchmarks (the vault comes with the browser issue)"
@@ -35,6 +35,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-native
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory fmt-check
+	@$(MAKE) --no-print-directory ts-check
 	@$(MAKE) --no-print-directory wasm
 	@echo "make test: all steps passed"
 
@@ -56,6 +57,18 @@ lint:
 fmt-check:
 	@echo "== rustfmt"
 	cargo fmt --all --check
+
+# The generated RPC types must type-check (tsc from scripts/npm-tools, ~3 s).
+# Installs the npm tools the way scripts/setup.sh does when they are missing.
+NPM_TOOLS := $(CURDIR)/.tools/npm
+ts-check:
+	@echo "== tsc --strict client/src/protocol.ts"
+	@if ! cmp -s scripts/npm-tools/package-lock.json "$(NPM_TOOLS)/package-lock.json" || \
+	    [ ! -x "$(NPM_TOOLS)/node_modules/.bin/tsc" ]; then \
+	  mkdir -p "$(NPM_TOOLS)" && cp scripts/npm-tools/package.json scripts/npm-tools/package-lock.json "$(NPM_TOOLS)/" && \
+	  (cd "$(NPM_TOOLS)" && npm ci --no-audit --no-fund </dev/null); \
+	fi
+	"$(NPM_TOOLS)/node_modules/.bin/tsc" --noEmit --strict --target es2022 client/src/protocol.ts
 
 wasm:
 	@echo "== wasm32 release build"

@@ -8,5 +8,6 @@
 pub mod identity;
 pub mod model;
 pub mod query;
+pub mod rpc;
 pub mod store;
 pub mod sync;

@@ -1,0 +1,197 @@
+// Generated from the Rust types of echo_core::rpc (core/src/rpc) by ts-rs.
+// Do not edit: run `ECHO_UPDATE_TS=1 cargo test -p echo-core rpc::ts`.
+// Wire forms and error codes are documented in core/src/rpc/mod.rs.
+
+/** The API versions this build speaks. */
+export const SUPPORTED_VERSIONS: readonly number[] = [1];
+
+/** Method names of API v1. */
+export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list", "space.properties", "space.set_property", "space.heads", "object.create", "object.update", "object.delete", "object.get", "object.batch", "query.run", "query.subscribe", "query.unsubscribe", "text.splice", "text.read"] as const;
+
+/** The `rpc.*` error codes; other modules' codes pass through (`model.*`, `query.*`, …). */
+export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
+
+/** Limits (see core/src/rpc/mod.rs). */
+export const LIMITS = { maxMessageBytes: 4194304, maxBatch: 10000, maxGetIds: 1000, maxNesting: 72, maxClientName: 128, maxSubscriptions: 256 } as const;
+
+/**
+ * What an app sends, externally tagged: `{ "hello": {..} }`,
+ * `{ "request": {..} }`, `{ "cancel": {..} }`.
+ *
+ * No field names the sender: the vault knows an app's origin only from the
+ * shell, which tags each port with the `event.origin` it checked.
+ */
+export type ClientMessage = { "hello": { versions: Array<number>, 
+/**
+ * The client library and version, for logs (e.g. `"echo-client 0.1"`).
+ */
+client: string, } } | { "request": { id: number, method: Request, } } | { "cancel": { id: number, } };
+
+/**
+ * What the vault sends, externally tagged.
+ */
+export type VaultMessage = { "welcome": { version: number, vault: VaultInfo, } } | { "refused": { error: RpcError, } } | { "response": { id: number, result: { Ok : Response } | { Err : RpcError }, } } | { "event": { subscription?: number, event: Event, } } | { "rejected": { error: RpcError, } };
+
+/**
+ * What the vault tells about itself in the handshake.
+ */
+export type VaultInfo = { 
+/**
+ * The vault build, for logs (e.g. `"echo-vault 0.1.0"`).
+ */
+vault: string, 
+/**
+ * How the vault's storage is reachable from this app's page.
+ */
+storage: StorageState, };
+
+/**
+ * The vault's storage as seen from the embedding app.
+ */
+export type StorageState = "persistent" | "partitioned";
+
+/**
+ * The states a client's connection goes through, for apps to show
+ * (the client derives them; the vault never sends them as such).
+ */
+export type ConnectionState = "connecting" | "connected" | "not_authorized" | "storage_partitioned" | "storage_blocked" | "disconnected";
+
+/**
+ * A call, externally tagged by its method name:
+ * `{ "object.get": { "space": "..", "ids": [".."] } }`.
+ *
+ * Space ids name spaces granted to the caller's origin; any other space
+ * answers `rpc.no_such_space`. Reads take an optional `at` (heads from
+ * `space.heads`) to read the space as it was then.
+ */
+export type Request = { "ping": Record<symbol, never> } | { "identity.info": Record<symbol, never> } | { "spaces.create": { properties?: { [key in string]: Value }, } } | { "spaces.list": Record<symbol, never> } | { "space.properties": { space: string, } } | { "space.set_property": { space: string, name: string, value: Value, } } | { "space.heads": { space: string, } } | { "object.create": { space: string, 
+/**
+ * Chosen by the app; a random id when absent.
+ */
+id?: string, type: string, fields?: { [key in string]: Value }, } } | { "object.update": { space: string, id: string, set?: { [key in string]: Value }, remove?: Array<string>, } } | { "object.delete": { space: string, id: string, } } | { "object.get": { space: string, ids: Array<string>, at?: Heads, } } | { "object.batch": { space: string, mutations: Array<Mutation>, } } | { "query.run": { space: string, query: Query, at?: Heads, resolve?: boolean, } } | { "query.subscribe": { space: string, query: Query, resolve?: boolean, } } | { "query.unsubscribe": { subscription: number, } } | { "text.splice": { space: string, id: string, field: string, pos: number, delete: number, insert: string, } } | { "text.read": { space: string, id: string, field: string, at?: Heads, } };
+
+/**
+ * A successful call's result, externally tagged by kind (see each
+ * [`Request`] variant for which one it gets).
+ */
+export type Response = { "done": Record<symbol, never> } | { "identity": IdentityInfo } | { "space": SpaceInfo } | { "spaces": { spaces: Array<SpaceInfo>, } } | { "properties": { properties: { [key in string]: Value }, } } | { "heads": { heads: Heads, } } | { "written": { created: Array<string>, } } | { "objects": { objects: Array<ObjectState | null>, } } | { "result": { ids: Array<string>, objects?: Array<ObjectState>, } } | { "subscribed": { subscription: number, ids: Array<string>, objects?: Array<ObjectState>, } } | { "text": { text: string, } };
+
+/**
+ * Something the vault pushes without being asked, externally tagged.
+ */
+export type Event = { "query_diff": { added: Array<string>, removed: Array<string>, changed: Array<string>, window?: Array<string>, objects?: Array<ObjectState>, } } | { "space_changed": { space: string, } } | { "access_revoked": { space?: string, } };
+
+/**
+ * A failed call as the app sees it.
+ *
+ * `code` is stable and machine-readable (`module.reason`, see the table in
+ * the module docs); `message` is one sentence for a person; `details`
+ * carries machine-readable context (e.g. `field` for the offending part of
+ * a request, `supported` for versions), all strings.
+ */
+export type RpcError = { code: string, message: string, details?: { [key in string]: string }, };
+
+/**
+ * The user's identity as an app sees it: public keys only.
+ */
+export type IdentityInfo = { 
+/**
+ * The identity public key (52 lower-case base32hex characters).
+ */
+identity_key: string, 
+/**
+ * This vault's device public key.
+ */
+device_key: string, display_name?: string, };
+
+/**
+ * A space as listed to an app.
+ */
+export type SpaceInfo = { space: string, 
+/**
+ * The user's role in it.
+ */
+role: Role, properties: { [key in string]: Value }, };
+
+/**
+ * A member's role in a space.
+ */
+export type Role = "reader" | "editor" | "admin" | "owner";
+
+/**
+ * A field value on the wire, externally tagged: `"null"`, `{ "bool": true }`,
+ * `{ "int": 5 }`, `{ "float": 1.5 }`, `{ "string": "hi" }`,
+ * `{ "bytes": "<base64>" }`, `{ "list": [..] }`, `{ "map": { .. } }`,
+ * `{ "ref": { "object": ".." } }`, `{ "text": "collaborative" }`.
+ */
+export type Value = "null" | { "bool": boolean } | { "int": Int } | { "float": Float } | { "string": string } | { "bytes": string } | { "list": Array<Value> } | { "map": { [key in string]: Value } } | { "ref": Reference } | { "text": string };
+
+/**
+ * An i64: a number when |n| <= 2^53 - 1, else its decimal string.
+ */
+export type Int = number | string;
+
+/**
+ * An f64: a number when finite, else one of three strings.
+ */
+export type Float = number | "NaN" | "Infinity" | "-Infinity";
+
+/**
+ * A reference on the wire: `{ object }` (same space) or `{ space, object }`.
+ */
+export type Reference = { 
+/**
+ * The other space's id; absent for a reference within the same space.
+ */
+space?: string, object: string, };
+
+/**
+ * An object's current state on the wire.
+ */
+export type ObjectState = { id: string, 
+/**
+ * The type name, e.g. `"task"`.
+ */
+type: string, fields: { [key in string]: Value }, 
+/**
+ * Soft-deleted: still readable; references to it resolve as deleted.
+ */
+deleted: boolean, };
+
+/**
+ * A point in a space's history: opaque strings `"<shard>:<64 hex digits>"`
+ * (a shard number and the lower-case hex of an Automerge change hash).
+ */
+export type Heads = Array<string>;
+
+/**
+ * A query on the wire. Only `filter` is required.
+ */
+export type Query = { filter: Filter, order?: Array<Order>, limit?: number, offset?: number, include_deleted?: boolean, };
+
+/**
+ * A filter on the wire, externally tagged like values: `"all"`,
+ * `{ "type": "task" }`, `{ "and": [..] }`, … Semantics: `echo_core::query`.
+ */
+export type Filter = "all" | { "type": string } | { "field": { field: string, op: Compare, value: Value, } } | { "in": { field: string, values: Array<Value>, } } | { "exists": string } | { "text_contains": { field: string, needle: string, } } | { "list_contains": { field: string, value: Value, } } | { "references": string } | { "refers_to": { field: string, target: Filter, } } | { "reachable": { root: string, field: string, direction: Direction, max_depth: number, } } | { "and": Array<Filter> } | { "or": Array<Filter> } | { "not": Filter };
+
+/**
+ * Comparison operators of a field filter.
+ */
+export type Compare = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+
+/**
+ * Direction of a `reachable` traversal.
+ */
+export type Direction = "outgoing" | "incoming";
+
+/**
+ * One sort key.
+ */
+export type Order = { field: string, descending?: boolean, };
+
+/**
+ * One write of an `object.batch`, externally tagged:
+ * `{ "create": { .. } }`, `{ "set": { .. } }`, …
+ */
+export type Mutation = { "create": { id?: string, type: string, fields?: { [key in string]: Value }, } } | { "set": { id: string, field: string, value: Value, } } | { "remove": { id: string, field: string, } } | { "delete": { id: string, } } | { "splice_text": { id: string, field: string, pos: number, delete: number, insert: string, } };

@@ -1,0 +1,122 @@
+//! TypeScript generation: `client/src/protocol.ts` is made from the Rust
+//! types by `ts-rs` (a dev-dependency: no wasm build ever includes it).
+//!
+//! The test below regenerates the file in memory and fails when the
+//! committed one differs, so a stale file fails `make test`. To update it:
+//!
+//! ```sh
+//! ECHO_UPDATE_TS=1 cargo test -p echo-core rpc::ts
+//! ```
+//!
+//! Why `ts-rs` (12): stable releases, reads the serde attributes used here
+//! (renames, external tagging, `skip_serializing_if` + `default` →
+//! optional), and a type's declaration is available as a string
+//! (`TS::decl`) so one file can be assembled without its per-type export
+//! layout. `specta` 2 is still a release candidate.
+
+use std::path::PathBuf;
+
+use ts_rs::{Config, TS};
+
+use super::*;
+
+/// Path of the generated file, from this crate's directory.
+const OUT: &str = "../client/src/protocol.ts";
+
+fn decl<T: TS>(cfg: &Config) -> String {
+    let mut out = String::new();
+    // ts-rs hands docs over as a finished JSDoc comment.
+    if let Some(docs) = T::docs() {
+        out.push_str(&docs);
+    }
+    out.push_str("export ");
+    out.push_str(&T::decl(cfg));
+    out.push_str("\n\n");
+    out
+}
+
+/// The whole generated file.
+pub(super) fn generate() -> String {
+    let cfg = Config::new();
+    let mut out = String::from(
+        "// Generated from the Rust types of echo_core::rpc (core/src/rpc) by ts-rs.\n\
+         // Do not edit: run `ECHO_UPDATE_TS=1 cargo test -p echo-core rpc::ts`.\n\
+         // Wire forms and error codes are documented in core/src/rpc/mod.rs.\n\n",
+    );
+    out.push_str(&format!(
+        "/** The API versions this build speaks. */\nexport const SUPPORTED_VERSIONS: readonly number[] = [{}];\n\n",
+        SUPPORTED_VERSIONS
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str(&format!(
+        "/** Method names of API v1. */\nexport const METHODS = [{}] as const;\n\n",
+        METHODS
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str(&format!(
+        "/** The `rpc.*` error codes; other modules' codes pass through (`model.*`, `query.*`, …). */\nexport const RPC_ERROR_CODES = [{}] as const;\n\n",
+        codes::ALL
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out.push_str(&format!(
+        "/** Limits (see core/src/rpc/mod.rs). */\nexport const LIMITS = {{ maxMessageBytes: {MAX_MESSAGE_BYTES}, maxBatch: {MAX_BATCH}, maxGetIds: {MAX_GET_IDS}, maxNesting: {MAX_NESTING}, maxClientName: {MAX_CLIENT_NAME}, maxSubscriptions: {MAX_SUBSCRIPTIONS} }} as const;\n\n"
+    ));
+    for d in [
+        decl::<ClientMessage>(&cfg),
+        decl::<VaultMessage>(&cfg),
+        decl::<VaultInfo>(&cfg),
+        decl::<StorageState>(&cfg),
+        decl::<ConnectionState>(&cfg),
+        decl::<Request>(&cfg),
+        decl::<Response>(&cfg),
+        decl::<Event>(&cfg),
+        decl::<RpcError>(&cfg),
+        decl::<IdentityInfo>(&cfg),
+        decl::<SpaceInfo>(&cfg),
+        decl::<Role>(&cfg),
+        decl::<WireValue>(&cfg),
+        decl::<WireInt>(&cfg),
+        decl::<WireFloat>(&cfg),
+        decl::<WireReference>(&cfg),
+        decl::<WireObject>(&cfg),
+        decl::<WireHeads>(&cfg),
+        decl::<WireQuery>(&cfg),
+        decl::<WireFilter>(&cfg),
+        decl::<WireCompare>(&cfg),
+        decl::<WireDirection>(&cfg),
+        decl::<WireOrder>(&cfg),
+        decl::<WireMutation>(&cfg),
+    ] {
+        out.push_str(&d);
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+#[test]
+fn protocol_ts_is_up_to_date() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(OUT);
+    let fresh = generate();
+    if std::env::var_os("ECHO_UPDATE_TS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "{} is stale: regenerate it with `ECHO_UPDATE_TS=1 cargo test -p echo-core rpc::ts` and commit it",
+        path.display()
+    );
+}
