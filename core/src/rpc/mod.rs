@@ -71,15 +71,18 @@
 //!   must send a big integer as a string, never a rounded number). TS type
 //!   `Int = number | string`.
 //! - **Floats**: a number when finite, else `"NaN"`, `"Infinity"`,
-//!   `"-Infinity"` (JSON has no such numbers).
+//!   `"-Infinity"` (JSON has no such numbers). A host parsing JSON text
+//!   with serde_json enables its `float_roundtrip` feature: the default
+//!   parser can be one ulp off.
 //! - **Bytes**: standard base64 with padding (RFC 4648 §4), one string —
 //!   compact in JSON and identical in both encodings (a `Vec<u8>` would be
 //!   a 4× longer number array in JSON). Decoding is strict.
 //! - **Heads**: an array of opaque strings `"<shard>:<64 hex digits>"`.
 //! - Counts, positions, limits and call / subscription ids are `u32`
 //!   (JavaScript numbers); nothing on the wire is a u64.
-//! - Optional fields are omitted when absent (decoding also takes `null`).
-//!   Structs refuse unknown fields, so a typo is an error, not a no-op.
+//! - Optional fields are omitted when absent (an `Option` field also takes
+//!   `null`). Structs refuse unknown fields, so a typo is an error, not a
+//!   no-op.
 //!
 //! # Limits
 //!

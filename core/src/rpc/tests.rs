@@ -1011,3 +1011,61 @@ fn requests_name_their_space() {
         );
     }
 }
+
+fn value_strategy() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        prop_oneof![
+            Just(MAX_SAFE_INTEGER),
+            Just(-MAX_SAFE_INTEGER),
+            Just(MAX_SAFE_INTEGER + 1),
+            Just(i64::MIN)
+        ]
+        .prop_map(Value::Int),
+        any::<f64>().prop_map(Value::Float),
+        ".{0,8}".prop_map(Value::String),
+        ".{0,8}".prop_map(Value::Text),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
+        (any::<bool>(), any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(remote, s, o)| {
+            Value::Ref(Reference {
+                space: remote.then(|| SpaceId::from_bytes(s)),
+                object: ObjectId::from_bytes(o),
+            })
+        }),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
+            proptest::collection::btree_map(".{0,4}", inner, 0..4).prop_map(Value::Map),
+        ]
+    })
+}
+
+/// Equality with floats compared bit for bit (NaN == NaN).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((k, a), (l, b))| k == l && same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_value_survives_the_wire(value in value_strategy()) {
+        let text = serde_json::to_string(&WireValue::from(&value)).unwrap();
+        let wire: WireValue = serde_json::from_str(&text).unwrap();
+        let back = Value::try_from(&wire).unwrap();
+        proptest::prop_assert!(same(&back, &value), "{text}");
+        // Decoding then encoding gives the same text: one wire form per value.
+        proptest::prop_assert_eq!(serde_json::to_string(&wire).unwrap(), text);
+    }
+}
