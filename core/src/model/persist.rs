@@ -33,11 +33,10 @@ use super::shard::{Shard, StoredDoc};
 use super::space::{Space, MAX_SHARD_COUNT};
 use super::value::Value;
 use crate::query::Index;
-use crate::store::{Batch, CompactionPolicy};
+use crate::store::{self, Batch, CompactionPolicy};
 
-const MAGIC: &[u8; 4] = b"ECHO";
+/// Format version of the space's chunks (meta and shard chunks).
 const FORMAT_VERSION: u8 = 1;
-const HEADER_LEN: usize = 4 + 1 + 4;
 
 #[derive(Serialize, Deserialize)]
 struct SpaceMeta {
@@ -68,40 +67,11 @@ fn incremental_key(space: &str, shard: usize, seq: u64) -> String {
     format!("space/{space}/s/{shard:04}/i/{seq:012}")
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.push(FORMAT_VERSION);
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-fn unframe<'a>(space: &str, key: &str, bytes: &'a [u8]) -> Result<&'a [u8], ModelError> {
-    let corrupt = |reason: String| ModelError::CorruptChunk {
-        space: space.to_owned(),
-        key: key.to_owned(),
-        reason,
-    };
-    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
-        return Err(corrupt("not an ECHO chunk (bad header)".into()));
-    }
-    if bytes[4] != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "format version {} is not supported (expected {FORMAT_VERSION})",
-            bytes[4]
-        )));
-    }
-    let crc = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
-    let payload = &bytes[HEADER_LEN..];
-    if crc32fast::hash(payload) != crc {
-        return Err(corrupt("checksum mismatch: the chunk was damaged".into()));
-    }
-    Ok(payload)
-}
-
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    frame(&postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"))
+    store::frame(
+        FORMAT_VERSION,
+        &postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"),
+    )
 }
 
 fn decode<'a, T: Deserialize<'a>>(
@@ -109,7 +79,12 @@ fn decode<'a, T: Deserialize<'a>>(
     key: &str,
     bytes: &'a [u8],
 ) -> Result<T, ModelError> {
-    postcard::from_bytes(unframe(space, key, bytes)?).map_err(|e| ModelError::CorruptChunk {
+    let payload = store::unframe(FORMAT_VERSION, bytes).map_err(|e| ModelError::CorruptChunk {
+        space: space.to_owned(),
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })?;
+    postcard::from_bytes(payload).map_err(|e| ModelError::CorruptChunk {
         space: space.to_owned(),
         key: key.to_owned(),
         reason: format!("the chunk does not decode: {e}"),

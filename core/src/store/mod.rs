@@ -36,12 +36,14 @@ mod batch;
 mod compaction;
 pub mod contract;
 mod error;
+mod frame;
 mod key;
 mod memory;
 
 pub use batch::{Batch, Op};
 pub use compaction::CompactionPolicy;
 pub use error::StoreError;
+pub use frame::{frame, unframe, FrameError};
 pub use key::{validate_key, validate_prefix, MAX_KEY_LEN};
 pub use memory::MemoryStore;
 

@@ -20,41 +20,22 @@ use super::replica::Replica;
 use super::wire::ShardBundle;
 use crate::identity::{Credential, CredentialKind, DeviceKey, IdentityPublicKey, SpaceControl};
 use crate::model::{space_prefix, SaveReceipt, Space, SpaceId};
-use crate::store::{Batch, CompactionPolicy};
+use crate::store::{self, Batch, CompactionPolicy};
 
 const CHUNK_VERSION: u8 = 1;
 const CONTROL: &str = "control/";
 const BUNDLES: &str = "bundles/";
 
 fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + payload.len());
-    out.push(CHUNK_VERSION);
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
+    store::frame(CHUNK_VERSION, payload)
 }
 
 fn unframe<'a>(space: &SpaceId, key: &str, bytes: &'a [u8]) -> Result<&'a [u8], SyncError> {
-    let corrupt = |reason: String| SyncError::CorruptChunk {
+    store::unframe(CHUNK_VERSION, bytes).map_err(|e| SyncError::CorruptChunk {
         space: space.to_string(),
         key: key.to_owned(),
-        reason,
-    };
-    if bytes.len() < 5 {
-        return Err(corrupt("truncated".into()));
-    }
-    if bytes[0] != CHUNK_VERSION {
-        return Err(corrupt(format!(
-            "format version {} is not supported (expected {CHUNK_VERSION})",
-            bytes[0]
-        )));
-    }
-    let crc = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-    let payload = &bytes[5..];
-    if crc32fast::hash(payload) != crc {
-        return Err(corrupt("checksum mismatch: the chunk was damaged".into()));
-    }
-    Ok(payload)
+        reason: e.to_string(),
+    })
 }
 
 /// A batch for the host to write atomically (space chunks, credentials,
