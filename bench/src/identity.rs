@@ -15,33 +15,16 @@ use std::time::Instant;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Change, ROOT};
-use echo_core::identity::{
-    Credential, CredentialKind, DeviceCertificate, DeviceKey, IdentityKey, Issuer, Role,
-    SignedChanges, SpaceControl,
-};
+use echo_core::identity::{Credential, CredentialKind, Issuer, Role, SignedChanges, SpaceControl};
 use echo_core::model::SpaceId;
 
+use crate::person::{person, Person};
 use crate::report::Report;
 
 const SECTION: &str = "identity";
 const CHANGES: usize = 100_000;
 const MEMBERS: usize = 1_000;
 const CREDENTIALS: usize = 10_000;
-
-struct Person {
-    id: IdentityKey,
-    dev: DeviceKey,
-    cert: DeviceCertificate,
-}
-
-fn person() -> Person {
-    let id = IdentityKey::generate().expect("OS randomness");
-    let dev = DeviceKey::generate().expect("OS randomness");
-    let cert = id
-        .certify_device(&dev.request_authorization(id.public_key()))
-        .expect("own request");
-    Person { id, dev, cert }
-}
 
 pub fn run(report: &mut Report) {
     verify_changes(report);

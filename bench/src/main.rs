@@ -6,6 +6,7 @@
 mod baseline;
 mod engine;
 mod identity;
+mod person;
 mod query;
 mod report;
 mod store;

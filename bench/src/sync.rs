@@ -11,33 +11,17 @@
 
 use std::time::Instant;
 
-use echo_core::identity::{
-    CredentialKind, DeviceCertificate, DeviceKey, IdentityKey, Issuer, Role,
-};
+use echo_core::identity::{CredentialKind, DeviceKey, Issuer, Role};
 use echo_core::model::{ObjectId, ShardChanges, Space, SpaceId, SpaceOptions, Value, WriteBatch};
 use echo_core::sync::{Replica, ShardBundle};
 
+use crate::person::person;
 use crate::report::Report;
 
 const SECTION: &str = "sync";
 const CHANGES: usize = 100_000;
 const SMALL_BUNDLE_CHANGES: usize = 10_000;
 const OBJECTS: usize = 1_000;
-
-struct Person {
-    id: IdentityKey,
-    dev: DeviceKey,
-    cert: DeviceCertificate,
-}
-
-fn person() -> Person {
-    let id = IdentityKey::generate().expect("OS randomness");
-    let dev = DeviceKey::generate().expect("OS randomness");
-    let cert = id
-        .certify_device(&dev.request_authorization(id.public_key()))
-        .expect("own request");
-    Person { id, dev, cert }
-}
 
 pub fn run(report: &mut Report) {
     let options = SpaceOptions::default();
