@@ -9,13 +9,17 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= auto
 
 # Crates that must build for the browser (wasm32-unknown-unknown, release).
-WASM_CRATES := echo-core
+WASM_CRATES := echo-core echo-vault
+# Crates with browser tests (tests/*.rs run by wasm-bindgen-test in headless
+# Chromium, inside workers): scripts/wasm-test.sh CRATE.
+WASM_TEST_CRATES := echo-vault
 
-.PHONY: help setup start bench test test-native lint fmt-check ts-check wasm
+.PHONY: help setup start bench test test-native test-wasm lint fmt-check ts-check wasm
 
 help:
 	@echo "make start   run the engine benchmarks (the vault comes with the browser issue)"
-	@echo "make test    unit + property tests, clippy -D warnings, rustfmt check, wasm32 build"
+	@echo "make test    unit + property tests, browser tests (headless Chromium), clippy -D warnings,"
+	@echo "             rustfmt check, wasm32 build"
 	@echo "make bench   native benchmarks: prints a table, writes target/bench/native.json"
 	@echo "make setup   install the toolchain pieces (apt, rustup components, wasm tools)"
 
@@ -33,6 +37,7 @@ bench: setup
 # Steps run in order and stop at the first failure.
 test: setup
 	@$(MAKE) --no-print-directory test-native
+	@$(MAKE) --no-print-directory test-wasm
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory ts-check
@@ -49,6 +54,13 @@ test-native:
 	else \
 	  echo "cargo-nextest not found: using cargo test"; set -x; cargo test --workspace; \
 	fi
+
+# The browser tests: wasm32 builds of each crate's tests/*.rs, run by the
+# pinned wasm-bindgen-test-runner in headless Chromium (one browser per test
+# binary). Natively those crates compile without their browser code.
+test-wasm:
+	@echo "== tests (wasm32, headless Chromium)"
+	@for crate in $(WASM_TEST_CRATES); do scripts/wasm-test.sh "$$crate"; done
 
 lint:
 	@echo "== clippy"

@@ -13,8 +13,10 @@
 #            `apt-get update` runs once, only when something is missing.
 #   rustup   clippy, rustfmt components when missing.
 #   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
-#            workspace crate depends on wasm-bindgen directly, into
-#            ~/.cache/echo/wasm-bindgen-<version>/ (ECHO_CACHE_DIR overrides).
+#            workspace crate depends on wasm-bindgen directly (echo-vault
+#            does), into ~/.cache/echo/wasm-bindgen-<version>/ (ECHO_CACHE_DIR
+#            overrides): wasm-bindgen, and wasm-bindgen-test-runner for
+#            scripts/wasm-test.sh. The first install compiles for ~3-5 min.
 #   npm      scripts/npm-tools (binaryen's wasm-opt, playwright-core) into
 #            .tools/npm, at the same moment.
 # cargo-nextest is used when present; scripts/test.sh falls back to cargo test.
@@ -68,13 +70,16 @@ if uses_wasm_bindgen; then
   wbg="$(wasm_bindgen_version)"
   [ -n "$wbg" ] || die "a crate depends on wasm-bindgen but Cargo.lock has no version of it"
   bin="$(wasm_bindgen_bin "$wbg")"
-  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null | awk '{print $2}')" != "$wbg" ]; then
+  runner="$(dirname "$bin")/wasm-bindgen-test-runner"
+  if [ ! -x "$bin" ] || [ ! -x "$runner" ] ||
+     [ "$("$bin" --version 2>/dev/null | awk '{print $2}')" != "$wbg" ]; then
     root="$(dirname "$(dirname "$bin")")"
-    log "cargo: installing wasm-bindgen-cli $wbg into $root (takes ~2 min)"
+    log "cargo: installing wasm-bindgen-cli $wbg into $root (takes ~3-5 min, once per machine)"
     # Built by the host (rustup) toolchain. --locked can fail on this registry
     # (a locked dependency version is missing): try it, then resolve afresh.
-    (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root" --locked) ||
-      (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root")
+    # --force: a half-present install (one binary missing) is redone.
+    (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root" --force --locked) ||
+      (cd "$ECHO_ROOT" && cargo install wasm-bindgen-cli --version "=$wbg" --root "$root" --force)
   fi
 
   npm_dir="$ECHO_TOOLS_DIR/npm"

@@ -3,8 +3,11 @@
 //! The cases are plain data — a [`Case`] is a list of [`Step`]s, each an
 //! operation with its expected outcome — so an asynchronous host (IndexedDB
 //! in the browser) can mirror [`run_step`] with its own async calls and run
-//! the very same [`cases`]. Expected errors are given by their stable
-//! [`StoreError::code`].
+//! the very same [`cases`]: it performs each step, hands the result to
+//! [`check_outcome`] as an [`Outcome`], and checks rejected batches with
+//! [`check_unchanged`] and listings with [`check_listings`] /
+//! [`check_listed_value`] (crate `echo-vault` does, in `contract`). Expected
+//! errors are given by their stable [`StoreError::code`].
 //!
 //! ```
 //! use echo_core::store::{contract, ChunkStore, MemoryStore};
@@ -693,26 +696,10 @@ pub fn run_step(store: &mut dyn ChunkStore, case: &str, index: usize, step: &Ste
             } else {
                 None
             };
-            let got = store.apply(batch.clone());
-            compare(
-                case,
-                index,
-                &format!("apply of {} ops", batch.len()),
-                &got,
-                expect,
-                |_| String::from("()"),
-            );
+            let got = Outcome::Apply(store.apply(batch.clone()));
+            check_outcome(case, index, step, &got);
             if let Some(before) = before {
-                let after = snapshot(store, case);
-                if before != after {
-                    fail(
-                        case,
-                        index,
-                        "a rejected batch changed the store",
-                        &describe_entries(&before),
-                        &describe_entries(&after),
-                    );
-                }
+                check_unchanged(case, index, &before, &snapshot(store, case));
             }
         }
         _ => run_step_ref(store, case, index, step),
@@ -720,58 +707,122 @@ pub fn run_step(store: &mut dyn ChunkStore, case: &str, index: usize, step: &Ste
 }
 
 fn run_step_ref(store: &dyn ChunkStore, case: &str, index: usize, step: &Step) {
-    match step {
+    let got = match step {
         Step::Apply { .. } => {
             panic!("contract case {case:?}, step {index}: an apply step needs a mutable store")
         }
-        Step::Get { key, expect } => {
-            let got = store.get(key);
-            compare(
-                case,
-                index,
-                &format!("get({})", short_key(key)),
-                &got,
-                expect,
-                |v| match v {
-                    Some(v) => format!("Some({})", describe_value(v)),
-                    None => "None".into(),
-                },
-            )
-        }
-        Step::ListPrefix { prefix, expect } => {
-            let got = store.list_prefix(prefix);
-            compare(
-                case,
-                index,
-                &format!("list_prefix({})", short_key(prefix)),
-                &got,
-                expect,
-                |v| describe_entries(v),
-            )
-        }
-        Step::ListKeys { prefix, expect } => {
-            let got = store.list_keys(prefix);
-            compare(
-                case,
-                index,
-                &format!("list_keys({})", short_key(prefix)),
-                &got,
-                expect,
-                |v| describe_keys(v),
-            )
-        }
+        Step::Get { key, .. } => Outcome::Get(store.get(key)),
+        Step::ListPrefix { prefix, .. } => Outcome::ListPrefix(store.list_prefix(prefix)),
+        Step::ListKeys { prefix, .. } => Outcome::ListKeys(store.list_keys(prefix)),
+    };
+    check_outcome(case, index, step, &got);
+}
+
+// ------------------------------------------- hooks for hosts with own runners
+
+/// What a store returned for one [`Step`]. A host whose store cannot be a
+/// [`ChunkStore`] (an async store in the browser) performs each step itself
+/// and lets [`check_outcome`] judge the result, so every store is held to the
+/// same expectations with the same failure messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The result of `apply`.
+    Apply(Result<(), StoreError>),
+    /// The result of `get`.
+    Get(Result<Option<Vec<u8>>, StoreError>),
+    /// The result of `list_prefix`.
+    ListPrefix(Result<Vec<(Key, Vec<u8>)>, StoreError>),
+    /// The result of `list_keys`.
+    ListKeys(Result<Vec<Key>, StoreError>),
+}
+
+/// Panics with a clear message (case, step number, expected and got) if
+/// `got` is not what `step` expects, or is the outcome of another kind of
+/// step. For a failing [`Step::Apply`] the runner must also check, with
+/// [`check_unchanged`], that the store did not change.
+pub fn check_outcome(case: &str, index: usize, step: &Step, got: &Outcome) {
+    match (step, got) {
+        (Step::Apply { batch, expect }, Outcome::Apply(got)) => compare(
+            case,
+            index,
+            &format!("apply of {} ops", batch.len()),
+            got,
+            expect,
+            |_| String::from("()"),
+        ),
+        (Step::Get { key, expect }, Outcome::Get(got)) => compare(
+            case,
+            index,
+            &format!("get({})", short_key(key)),
+            got,
+            expect,
+            |v| match v {
+                Some(v) => format!("Some({})", describe_value(v)),
+                None => "None".into(),
+            },
+        ),
+        (Step::ListPrefix { prefix, expect }, Outcome::ListPrefix(got)) => compare(
+            case,
+            index,
+            &format!("list_prefix({})", short_key(prefix)),
+            got,
+            expect,
+            |v| describe_entries(v),
+        ),
+        (Step::ListKeys { prefix, expect }, Outcome::ListKeys(got)) => compare(
+            case,
+            index,
+            &format!("list_keys({})", short_key(prefix)),
+            got,
+            expect,
+            |v| describe_keys(v),
+        ),
+        (step, got) => panic!(
+            "contract case {case:?}, step {index}: the runner passed an outcome of another step \
+             (step {step:?}, outcome {got:?})"
+        ),
+    }
+}
+
+/// Panics if a rejected batch changed the store: `before` and `after` are
+/// the store's `list_prefix("")` around the failed apply.
+pub fn check_unchanged(
+    case: &str,
+    index: usize,
+    before: &[(Key, Vec<u8>)],
+    after: &[(Key, Vec<u8>)],
+) {
+    if before != after {
+        fail(
+            case,
+            index,
+            "a rejected batch changed the store",
+            &describe_entries(before),
+            &describe_entries(after),
+        );
     }
 }
 
 /// Checks that `list_prefix("")` and `list_keys("")` agree, are strictly
 /// sorted, and that `get` returns each listed value.
 pub fn check_consistent(store: &dyn ChunkStore, case: &str) {
-    let entries = store
-        .list_prefix("")
-        .unwrap_or_else(|e| panic!("contract case {case:?}: list_prefix(\"\") failed: {e}"));
+    let entries = snapshot(store, case);
     let keys = store
         .list_keys("")
         .unwrap_or_else(|e| panic!("contract case {case:?}: list_keys(\"\") failed: {e}"));
+    check_listings(case, &entries, &keys);
+    for (key, value) in &entries {
+        let got = store
+            .get(key)
+            .unwrap_or_else(|e| panic!("contract case {case:?}: get({key:?}) failed: {e}"));
+        check_listed_value(case, key, value, got.as_deref());
+    }
+}
+
+/// The listing half of [`check_consistent`], for hosts with own runners:
+/// `entries` and `keys` (of `list_prefix("")` and `list_keys("")`) list the
+/// same keys, strictly sorted byte-wise.
+pub fn check_listings(case: &str, entries: &[(Key, Vec<u8>)], keys: &[Key]) {
     let listed: Vec<&Key> = entries.iter().map(|(k, _)| k).collect();
     let keys_ref: Vec<&Key> = keys.iter().collect();
     assert!(
@@ -786,15 +837,15 @@ pub fn check_consistent(store: &dyn ChunkStore, case: &str) {
             pair[1]
         );
     }
-    for (key, value) in &entries {
-        let got = store
-            .get(key)
-            .unwrap_or_else(|e| panic!("contract case {case:?}: get({key:?}) failed: {e}"));
-        assert!(
-            got.as_ref() == Some(value),
-            "contract case {case:?}: get({key:?}) differs from its listed value"
-        );
-    }
+}
+
+/// The `get` half of [`check_consistent`]: `got` (of `get(key)`) is the
+/// `listed` value.
+pub fn check_listed_value(case: &str, key: &str, listed: &[u8], got: Option<&[u8]>) {
+    assert!(
+        got == Some(listed),
+        "contract case {case:?}: get({key:?}) differs from its listed value"
+    );
 }
 
 fn snapshot(store: &dyn ChunkStore, case: &str) -> Vec<(Key, Vec<u8>)> {

@@ -1,0 +1,29 @@
+//! ECHO's browser host: the engine's drivers in the vault's worker.
+//!
+//! For now it holds the storage piece of "the vault in the browser":
+//!
+//! - [`AsyncChunkStore`] — `echo_core::store::ChunkStore`'s contract with
+//!   async methods, which is what a store over IndexedDB can offer;
+//! - [`IdbStore`] (wasm32 only) — that contract on an IndexedDB database, one
+//!   readwrite transaction with durability `"strict"` per batch;
+//! - [`contract`] — an async runner of `echo_core::store::contract`'s data
+//!   driven cases, so the browser store is held to the very same cases as the
+//!   memory and file stores.
+//!
+//! Natively the crate compiles without the browser parts (everything that
+//! touches `wasm-bindgen` is behind `cfg(target_arch = "wasm32")`), so
+//! `cargo test --workspace` and clippy stay plain native runs; they test the
+//! trait and the runner on a memory store. The browser tests (`tests/`) run
+//! in headless Chromium inside a SharedWorker and a dedicated worker:
+//! `scripts/wasm-test.sh echo-vault` (part of `make test`).
+
+pub mod contract;
+mod error;
+#[cfg(target_arch = "wasm32")]
+mod idb;
+mod store;
+
+pub use error::map_dom_error;
+#[cfg(target_arch = "wasm32")]
+pub use idb::IdbStore;
+pub use store::{AsyncChunkStore, MemoryAsyncStore};
