@@ -208,67 +208,70 @@ mod tests {
         assert!(text.contains("after reopen"), "{text}");
     }
 
-    /// Keeps only the first op of each batch.
-    struct FirstOpOnly(MemoryAsyncStore);
+    /// A store that writes only part of each batch: `mangle` says what it
+    /// writes and what it answers.
+    struct Broken {
+        inner: MemoryAsyncStore,
+        mangle: fn(&Batch) -> (Batch, Result<(), StoreError>),
+    }
 
-    impl AsyncChunkStore for FirstOpOnly {
+    impl Broken {
+        fn new(mangle: fn(&Batch) -> (Batch, Result<(), StoreError>)) -> Self {
+            Self {
+                inner: MemoryAsyncStore::new(),
+                mangle,
+            }
+        }
+    }
+
+    impl AsyncChunkStore for Broken {
         async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key).await
+            self.inner.get(key).await
         }
         async fn list_prefix(&self, prefix: &str) -> Result<Vec<(Key, Vec<u8>)>, StoreError> {
-            self.0.list_prefix(prefix).await
+            self.inner.list_prefix(prefix).await
         }
         async fn list_keys(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-            self.0.list_keys(prefix).await
+            self.inner.list_keys(prefix).await
         }
         fn apply(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> {
-            self.0.apply(batch.into_ops().into_iter().take(1).collect())
+            let (written, answer) = (self.mangle)(&batch);
+            let write = self.inner.apply(written);
+            async move {
+                write.await?;
+                answer
+            }
         }
+    }
+
+    /// Keeps only the first op of each batch.
+    fn first_op_only(batch: &Batch) -> (Batch, Result<(), StoreError>) {
+        (batch.ops().iter().take(1).cloned().collect(), Ok(()))
+    }
+
+    /// Writes the valid ops of a batch that should be rejected whole.
+    fn partial_on_error(batch: &Batch) -> (Batch, Result<(), StoreError>) {
+        let valid = batch
+            .ops()
+            .iter()
+            .filter(|op| echo_core::store::validate_key(op.key()).is_ok())
+            .cloned()
+            .collect();
+        (valid, batch.validate())
     }
 
     #[test]
     fn the_runner_catches_a_broken_store() {
         let text = panic_text(std::panic::catch_unwind(|| {
-            block_on(run_all(|_| async { FirstOpOnly(MemoryAsyncStore::new()) }))
+            block_on(run_all(|_| async { Broken::new(first_op_only) }))
         }));
         assert!(text.contains("store contract violated"), "{text}");
-    }
-
-    /// Writes the valid ops of a batch that should be rejected whole.
-    struct PartialOnError(MemoryAsyncStore);
-
-    impl AsyncChunkStore for PartialOnError {
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key).await
-        }
-        async fn list_prefix(&self, prefix: &str) -> Result<Vec<(Key, Vec<u8>)>, StoreError> {
-            self.0.list_prefix(prefix).await
-        }
-        async fn list_keys(&self, prefix: &str) -> Result<Vec<Key>, StoreError> {
-            self.0.list_keys(prefix).await
-        }
-        fn apply(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> {
-            let valid: Batch = batch
-                .ops()
-                .iter()
-                .filter(|op| echo_core::store::validate_key(op.key()).is_ok())
-                .cloned()
-                .collect();
-            let whole = batch.validate();
-            let partial = self.0.apply(valid);
-            async move {
-                partial.await?;
-                whole
-            }
-        }
     }
 
     #[test]
     fn the_runner_catches_a_partly_applied_rejected_batch() {
         let text = panic_text(std::panic::catch_unwind(|| {
-            block_on(run_all(|_| async {
-                PartialOnError(MemoryAsyncStore::new())
-            }))
+            block_on(run_all(|_| async { Broken::new(partial_on_error) }))
         }));
         assert!(
             text.contains("a rejected batch changed the store"),
