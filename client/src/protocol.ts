@@ -43,12 +43,21 @@ vault: string,
 /**
  * How the vault's storage is reachable from this app's page.
  */
-storage: StorageState, };
+storage: StorageState, 
+/**
+ * What the user decided about this app's origin.
+ */
+consent: Consent, };
 
 /**
  * The vault's storage as seen from the embedding app.
  */
 export type StorageState = "persistent" | "partitioned";
+
+/**
+ * The user's decision about an app's origin, as the app is told it.
+ */
+export type Consent = "granted" | "required" | "denied";
 
 /**
  * The states a client's connection goes through, for apps to show
@@ -79,7 +88,7 @@ export type Response = { "done": Record<symbol, never> } | { "identity": Identit
 /**
  * Something the vault pushes without being asked, externally tagged.
  */
-export type Event = { "query_diff": { added: Array<string>, removed: Array<string>, changed: Array<string>, window?: Array<string>, objects?: Array<ObjectState>, } } | { "space_changed": { space: string, } } | { "access_revoked": { space?: string, } };
+export type Event = { "query_diff": { added: Array<string>, removed: Array<string>, changed: Array<string>, window?: Array<string>, objects?: Array<ObjectState>, } } | { "space_changed": { space: string, } } | { "access_granted": Record<symbol, never> } | { "access_revoked": { space?: string, } };
 
 /**
  * A failed call as the app sees it.
@@ -195,3 +204,65 @@ export type Order = { field: string, descending?: boolean, };
  * `{ "create": { .. } }`, `{ "set": { .. } }`, …
  */
 export type Mutation = { "create": { id?: string, type: string, fields?: { [key in string]: Value }, } } | { "set": { id: string, field: string, value: Value, } } | { "remove": { id: string, field: string, } } | { "delete": { id: string, } } | { "splice_text": { id: string, field: string, pos: number, delete: number, insert: string, } };
+
+/**
+ * What a vault page sends on an admin port.
+ */
+export type AdminMessage = { "request": { id: number, method: AdminRequest, } };
+
+/**
+ * A management call, externally tagged by its name.
+ */
+export type AdminRequest = { "vault.status": Record<symbol, never> } | { "apps.list": Record<symbol, never> } | { "consent.decide": { origin: string, allow: boolean, spaces?: Array<string>, } } | { "apps.revoke": { origin: string, } } | { "spaces.list": Record<symbol, never> } | { "identity.set_name": { name: string, } };
+
+/**
+ * The answer to an [`AdminRequest`].
+ */
+export type AdminResponse = { "done": Record<symbol, never> } | { "status": { identity: IdentityInfo, spaces: number, apps: number, 
+/**
+ * Open app connections.
+ */
+connections: number, } } | { "apps": { apps: Array<AppGrant>, } } | { "spaces": { spaces: Array<VaultSpace>, } };
+
+/**
+ * One origin's standing with the vault.
+ */
+export type AppGrant = { origin: string, 
+/**
+ * `true`: allowed; `false`: denied.
+ */
+allowed: boolean, 
+/**
+ * The spaces it may see (granted in the popup, or created by it).
+ */
+spaces: Array<string>, 
+/**
+ * Open connections of this origin now.
+ */
+connections: number, 
+/**
+ * When the user decided, in milliseconds since the Unix epoch.
+ */
+decided_at: number, };
+
+/**
+ * A space as the manage page lists it.
+ */
+export type VaultSpace = { space: string, properties: { [key in string]: Value }, 
+/**
+ * Live objects (`None` until the space was opened once in this run).
+ */
+objects?: number, 
+/**
+ * The origins it is granted to.
+ */
+apps: Array<string>, 
+/**
+ * The origin that created it, if an app did.
+ */
+created_by?: string, };
+
+/**
+ * What the engine sends on an admin port.
+ */
+export type AdminReply = { "response": { id: number, result: { Ok : AdminResponse } | { Err : RpcError }, } } | { "changed": Record<symbol, never> };

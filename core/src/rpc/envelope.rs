@@ -45,6 +45,23 @@ pub struct VaultInfo {
     pub vault: String,
     /// How the vault's storage is reachable from this app's page.
     pub storage: StorageState,
+    /// What the user decided about this app's origin.
+    pub consent: Consent,
+}
+
+/// The user's decision about an app's origin, as the app is told it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    /// Allowed: calls go through, on the spaces granted to the origin.
+    Granted,
+    /// Not decided yet: calls answer `rpc.not_authorized` (`details.reason
+    /// = "consent_required"`) until the user allows the app in the
+    /// vault's consent popup.
+    Required,
+    /// The user denied the app (`details.reason = "denied"`).
+    Denied,
 }
 
 /// The vault's storage as seen from the embedding app.

@@ -343,6 +343,9 @@ pub enum Event {
     },
     /// A space's properties or membership changed (e.g. after a sync).
     SpaceChanged { space: String },
+    /// The user allowed this app's origin (in the consent popup): calls go
+    /// through from now on, on the spaces listed in `spaces.list`.
+    AccessGranted {},
     /// Access ended: to one space (`space`), or to the whole vault (no
     /// `space`: the user revoked this app's consent; the vault closes the
     /// connection after this event, and pending calls fail).

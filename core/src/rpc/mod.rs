@@ -129,6 +129,7 @@
 //! `identity.*` ([`crate::identity::IdentityError`]). Apps match on the
 //! code; the message is for people.
 
+mod admin;
 mod envelope;
 mod errors;
 mod methods;
@@ -138,9 +139,10 @@ mod tests;
 mod ts;
 mod values;
 
+pub use admin::{AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, VaultSpace};
 pub use envelope::{
     answer_hello, check_limits, check_size, decode_client_message, negotiate, ClientMessage,
-    ConnectionState, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
+    Consent, ConnectionState, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
 };
 pub use errors::{codes, RpcError};
 pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, METHODS};

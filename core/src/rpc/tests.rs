@@ -289,6 +289,7 @@ fn every_response_and_event_round_trips() {
         vault: VaultInfo {
             vault: "echo-vault 0.1.0".into(),
             storage: StorageState::Partitioned,
+            consent: Consent::Granted,
         },
     });
     round_trip(&VaultMessage::Refused {
@@ -910,6 +911,7 @@ fn the_vault_picks_the_highest_common_version_or_refuses() {
     let vault = VaultInfo {
         vault: "echo-vault test".into(),
         storage: StorageState::Persistent,
+        consent: Consent::Required,
     };
     assert_eq!(
         answer_hello(&[1, 2], "c", vault.clone()),

@@ -75,6 +75,7 @@ pub(super) fn generate() -> String {
         decl::<VaultMessage>(&cfg),
         decl::<VaultInfo>(&cfg),
         decl::<StorageState>(&cfg),
+        decl::<Consent>(&cfg),
         decl::<ConnectionState>(&cfg),
         decl::<Request>(&cfg),
         decl::<Response>(&cfg),
@@ -95,6 +96,12 @@ pub(super) fn generate() -> String {
         decl::<WireDirection>(&cfg),
         decl::<WireOrder>(&cfg),
         decl::<WireMutation>(&cfg),
+        decl::<AdminMessage>(&cfg),
+        decl::<AdminRequest>(&cfg),
+        decl::<AdminResponse>(&cfg),
+        decl::<AppGrant>(&cfg),
+        decl::<VaultSpace>(&cfg),
+        decl::<AdminReply>(&cfg),
     ] {
         out.push_str(&d);
     }
