@@ -1,0 +1,38 @@
+// Bundles the benchmark pages: src/<page>.js -> dist/<page>.js + dist/<page>.html,
+// and copies automerge's wasm next to them (the page loads it explicitly).
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const PAGES = ['automerge', 'yjs', 'echo'];
+
+export async function buildPages({ quiet = false } = {}) {
+  const dist = join(here, 'dist');
+  mkdirSync(dist, { recursive: true });
+  const result = await build({
+    entryPoints: PAGES.map((p) => join(here, 'src', `${p}.js`)),
+    outdir: dist,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    sourcemap: true,
+    logLevel: quiet ? 'warning' : 'info',
+    metafile: true,
+  });
+  // Only the /slim entries may be bundled (the fullfat ones embed the wasm; we load it explicitly).
+  const fat = Object.keys(result.metafile.inputs).filter((f) => /automerge\/dist\/.*fullfat/.test(f));
+  if (fat.length) throw new Error(`fullfat automerge entry bundled: ${fat.join(', ')}`);
+  copyFileSync(join(here, 'node_modules/@automerge/automerge/dist/automerge.wasm'), join(dist, 'automerge.wasm'));
+  for (const p of PAGES) {
+    writeFileSync(
+      join(dist, `${p}.html`),
+      `<!doctype html><meta charset="utf-8"><title>bench: ${p}</title><script type="module" src="./${p}.js"></script>\n`,
+    );
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await buildPages();

@@ -1,0 +1,416 @@
+#!/usr/bin/env node
+// Browser benchmark harness: ECHO vs automerge-repo vs Yjs in headless Chromium.
+//
+//   node bench/browser/run.mjs                 full suite (many minutes)
+//   ECHO_BENCH_QUICK=1 node bench/browser/run.mjs   small sizes, for development
+//
+// Environment (all optional):
+//   ECHO_BENCH_QUICK=1          small sizes (1k objects, 10k for the load, 100 updates, 10k edits), 1 run, no warm-up
+//   ECHO_BENCH_RUNS=N           measured runs per figure (default 5; quick 1); the median is reported
+//   ECHO_BENCH_WARMUP=N         discarded warm-up runs before them (default 1; quick 0)
+//   ECHO_BENCH_TIMEOUT_S=S      per timed phase of one run (default 300; quick 60); then "did not finish within S s"
+//   ECHO_BENCH_STORES=a,b       subset of: echo,automerge,yjs
+//   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w4   (w5 = memory, measured during w2)
+//   ECHO_BENCH_N, ECHO_BENCH_LOAD_N, ECHO_BENCH_UPDATES, ECHO_BENCH_TEXT_EDITS   override sizes (0 edits = whole trace)
+//   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
+//   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
+//   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
+import { execSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '..', '..');
+const env = process.env;
+
+// ---- install + build --------------------------------------------------------
+if (!existsSync(join(here, 'node_modules', 'playwright-core')) || !existsSync(join(here, 'node_modules', 'esbuild')) || !existsSync(join(here, 'node_modules', 'yjs'))) {
+  console.error('[bench] installing pinned packages (npm ci) ...');
+  execSync('npm ci --no-audit --no-fund', { cwd: here, stdio: 'inherit' });
+}
+const { buildPages } = await import('./build.mjs');
+const { startServer, loadTrace } = await import('./server.mjs');
+const { chromium } = await import('playwright-core');
+await buildPages({ quiet: true });
+
+// ---- configuration ----------------------------------------------------------
+const QUICK = env.ECHO_BENCH_QUICK === '1' || env.ECHO_BENCH_QUICK === 'true';
+const num = (v, d) => (v === undefined || v === '' ? d : Number(v));
+const cfg = {
+  quick: QUICK,
+  runs: num(env.ECHO_BENCH_RUNS, QUICK ? 1 : 5),
+  warmup: num(env.ECHO_BENCH_WARMUP, QUICK ? 0 : 1),
+  timeoutS: num(env.ECHO_BENCH_TIMEOUT_S, QUICK ? 60 : 300),
+  n: num(env.ECHO_BENCH_N, QUICK ? 1000 : 10000),
+  batch: 100,
+  loadN: num(env.ECHO_BENCH_LOAD_N, QUICK ? 10000 : 100000),
+  loadBatch: 1000, // setup of workload 2 (untimed)
+  updates: num(env.ECHO_BENCH_UPDATES, QUICK ? 100 : 1000),
+  textEdits: num(env.ECHO_BENCH_TEXT_EDITS, QUICK ? 10000 : 0),
+  trace: 'automerge-paper',
+  tracesDir: resolve(env.ECHO_TRACES_DIR ?? join(repoRoot, '..', 'shared', 'data', 'traces')),
+  chromium: env.ECHO_BENCH_CHROMIUM ?? '/usr/bin/chromium',
+  out: resolve(env.ECHO_BENCH_OUT ?? join(here, 'results.json')),
+};
+const STORES = [
+  { id: 'echo', page: 'echo', label: 'ECHO' },
+  { id: 'automerge', page: 'automerge', label: 'automerge-repo' },
+  { id: 'yjs', page: 'yjs', label: 'Yjs' },
+];
+const wantStores = env.ECHO_BENCH_STORES ? env.ECHO_BENCH_STORES.split(',').map((s) => s.trim()) : STORES.map((s) => s.id);
+const wantWorkloads = env.ECHO_BENCH_WORKLOADS ? env.ECHO_BENCH_WORKLOADS.split(',').map((s) => s.trim()) : ['w1', 'w1p', 'w1b', 'w2', 'w3', 'w4'];
+
+const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+const log = (...a) => console.error('[bench]', ...a);
+const fmtN = (n) => n.toLocaleString('en-US');
+
+// ---- browser plumbing -------------------------------------------------------
+class Timeout extends Error {}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, rej) => { timer = setTimeout(() => rej(new Timeout(`${what}: did not finish within ${ms / 1000} s`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+let baseUrl;
+
+/** One run = one fresh profile (so IndexedDB starts empty); reloads happen inside it. */
+async function withProfile(fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'echo-bench-profile-'));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: cfg.chromium,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 800, height: 600 },
+  });
+  const errors = [];
+  try {
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('pageerror', (e) => errors.push(String(e?.stack ?? e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    return await fn({ ctx, page, errors });
+  } finally {
+    await ctx.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function openPage(page, store, query = '') {
+  await page.goto(`${baseUrl}/${store.page}.html${query}`, { waitUntil: 'load' });
+  await page.waitForFunction(() => window.__bench, null, { timeout: 60000 });
+}
+const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.run(s, p), [name, params]);
+
+async function reload(page, store) {
+  await openPage(page, store);
+}
+
+async function heapAfterGc(ctx, page) {
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('HeapProfiler.enable');
+  for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
+  const { usedSize, totalSize } = await cdp.send('Runtime.getHeapUsage');
+  await cdp.detach();
+  return { usedSize, totalSize };
+}
+
+// ---- workloads --------------------------------------------------------------
+// Each run(store, page, ...) does one fresh-profile run and returns
+// { ms, verify: {ok, problems}, extra } ; timed phases are bounded by cfg.timeoutS.
+const T = () => cfg.timeoutS * 1000;
+const SETUP_T = () => Math.max(600, cfg.timeoutS * 3) * 1000;
+
+const WORKLOADS = [
+  {
+    id: 'w1',
+    title: () => `1. create ${fmtN(cfg.n)} one by one, until durable`,
+    stores: ['echo', 'automerge', 'yjs'],
+    unit: 's',
+    async run({ store, page }) {
+      await openPage(page, store);
+      const variant = store.id === 'automerge' ? 'one-doc' : undefined;
+      const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
+      await reload(page, store);
+      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+    },
+  },
+  {
+    id: 'w1p',
+    title: () => `1. create ${fmtN(cfg.n)} one by one — one document per object`,
+    stores: ['automerge'],
+    unit: 's',
+    async run({ store, page }) {
+      await openPage(page, store);
+      const variant = 'doc-per-object';
+      const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
+      await reload(page, store);
+      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+    },
+  },
+  {
+    id: 'w1b',
+    title: () => `1. create ${fmtN(cfg.n)} in batches of ${cfg.batch}, until durable`,
+    stores: ['echo', 'automerge', 'yjs'],
+    unit: 's',
+    async run({ store, page }) {
+      await openPage(page, store);
+      const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: cfg.batch }), T(), 'create');
+      await reload(page, store);
+      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff }), SETUP_T(), 'verify');
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+    },
+  },
+  {
+    id: 'w2',
+    title: () => `2. reload → first "type=task and done=false" (${fmtN(cfg.loadN)} objects)`,
+    stores: ['echo', 'automerge', 'yjs'],
+    unit: 's',
+    async run({ store, page, ctx }) {
+      await openPage(page, store);
+      const setup = await withTimeout(step(page, 'create', { n: cfg.loadN, batch: cfg.loadBatch }), SETUP_T(), 'setup');
+      const q = `?auto=query&handoff=${encodeURIComponent(JSON.stringify(setup.handoff))}`;
+      const t0 = Date.now();
+      await page.goto(`${baseUrl}/${store.page}.html${q}`, { waitUntil: 'commit' });
+      const r = await withTimeout(
+        (async () => {
+          await page.waitForFunction(() => window.__bench, null, { timeout: T() });
+          return page.evaluate(() => window.__bench.auto);
+        })(),
+        T(),
+        'load+query',
+      );
+      const wallMs = Date.now() - t0;
+      // Workload 5: memory once the store is loaded and idle, after GC.
+      await step(page, 'idle', {});
+      const heap = await heapAfterGc(ctx, page);
+      const mem = await step(page, 'memory', {});
+      const verify = await withTimeout(step(page, 'verifyQuery', { n: cfg.loadN }), SETUP_T(), 'verify');
+      if (!r.first || r.first.type !== 'task' || r.first.done !== false) {
+        verify.ok = false;
+        verify.problems.push(`first result is not a match: ${JSON.stringify(r.first)}`);
+      }
+      return {
+        ms: r.ms,
+        verify,
+        extra: {
+          wallMs,
+          setupMs: setup.ms,
+          jsHeapBytes: heap.usedSize + mem.extraJsHeapBytes,
+          wasmBytes: mem.wasmBytes,
+        },
+      };
+    },
+  },
+  {
+    id: 'w3',
+    title: () => `3. ${fmtN(cfg.updates)} single-field updates, each awaited until durable`,
+    stores: ['echo', 'automerge', 'yjs'],
+    unit: 's',
+    async run({ store, page }) {
+      await openPage(page, store);
+      const n = cfg.n;
+      await withTimeout(step(page, 'create', { n, batch: cfg.batch }), SETUP_T(), 'setup');
+      const r = await withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates');
+      await reload(page, store);
+      const verify = await withTimeout(step(page, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
+      return { ms: r.ms, verify, extra: { idb: r.idb } };
+    },
+  },
+  {
+    id: 'w4',
+    title: () => `4. text: replay ${cfg.trace} (${fmtN(traceInfo?.edits ?? 0)} edits), until durable`,
+    stores: ['echo', 'automerge', 'yjs'],
+    unit: 's',
+    skip: () => (traceInfo ? null : `trace ${cfg.trace}.json.gz not found in ${cfg.tracesDir} (set ECHO_TRACES_DIR)`),
+    async run({ store, page }) {
+      await openPage(page, store);
+      const r = await withTimeout(step(page, 'text', { trace: cfg.trace, edits: cfg.textEdits }), T(), 'replay');
+      if (!r.textOk) return { ms: r.ms, verify: { ok: false, problems: ['text differs from the trace end content before reload'] }, extra: {} };
+      await reload(page, store);
+      const verify = await withTimeout(step(page, 'verifyText', { trace: cfg.trace, edits: cfg.textEdits, handoff: r.handoff }), SETUP_T(), 'verify');
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+    },
+  },
+];
+
+let traceInfo = null;
+{
+  const t = loadTrace(cfg.tracesDir, cfg.trace, cfg.textEdits);
+  if (t) traceInfo = { edits: t.patches.length, totalEdits: t.totalEdits, length: t.expected.length };
+  else log(`editing trace ${cfg.trace}.json.gz is not in ${cfg.tracesDir}: workload 4 is skipped`);
+}
+
+// ---- statistics + table -----------------------------------------------------
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+function summarise(values) {
+  if (!values.length) return null;
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values), n: values.length };
+}
+const fmtSecs = (ms) => {
+  const s = ms / 1000;
+  return s >= 100 ? s.toFixed(0) : s >= 10 ? s.toFixed(1) : s >= 1 ? s.toFixed(2) : s.toFixed(3);
+};
+const fmtMB = (b) => (b / 1048576).toFixed(b >= 100 * 1048576 ? 0 : 1);
+
+function cell(res, fmt, unit) {
+  if (!res) return '—';
+  if (res.status === 'unavailable') return 'n/a';
+  if (res.status === 'timeout') return `did not finish within ${cfg.timeoutS} s`;
+  if (res.status === 'lost-data') return 'LOST DATA (no score)';
+  if (res.status === 'error') return 'error';
+  if (res.status === 'skipped') return 'skipped';
+  const s = res.summary;
+  if (!s) return '—';
+  if (s.n === 1) return `${fmt(s.median)} ${unit}`;
+  return `${fmt(s.median)} ${unit} (${fmt(s.min)}–${fmt(s.max)})`;
+}
+
+function renderTable(rows, storesShown, echoAvailable) {
+  const competitors = storesShown.filter((s) => s.id !== 'echo');
+  const header = ['workload', ...storesShown.map((s) => s.label)];
+  if (echoAvailable) for (const c of competitors) header.push(`ECHO/${c.label}`);
+  const lines = [header];
+  for (const row of rows) {
+    const line = [row.title];
+    for (const s of storesShown) line.push(cell(row.cells[s.id], row.fmt, row.unit));
+    if (echoAvailable) {
+      const e = row.cells.echo;
+      for (const c of competitors) {
+        const o = row.cells[c.id];
+        line.push(e?.summary && o?.summary && e.status === 'ok' && o.status === 'ok' ? (e.summary.median / o.summary.median).toFixed(2) + '×' : '—');
+      }
+    }
+    lines.push(line);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => String(l[i]).length)));
+  const fmtLine = (l) => '| ' + l.map((c, i) => String(c).padEnd(widths[i])).join(' | ') + ' |';
+  const out = [fmtLine(lines[0]), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.slice(1).map(fmtLine)];
+  return out.join('\n');
+}
+
+// ---- main -------------------------------------------------------------------
+const { server, port } = await startServer({ root: join(here, 'dist'), tracesDir: cfg.tracesDir });
+baseUrl = `http://app.localhost:${port}`;
+log(`serving ${baseUrl}  (quick=${cfg.quick} runs=${cfg.runs} warmup=${cfg.warmup} timeout=${cfg.timeoutS}s)`);
+
+// Which stores are really there (the ECHO slot may not be filled in yet)?
+const storeInfo = {};
+for (const s of STORES.filter((s) => wantStores.includes(s.id))) {
+  try {
+    storeInfo[s.id] = await withProfile(async ({ page }) => {
+      await openPage(page, s);
+      return step(page, 'info', {});
+    });
+  } catch (e) {
+    storeInfo[s.id] = { available: false, error: String(e?.message ?? e) };
+  }
+  log(`${s.label}: ${storeInfo[s.id].available ? 'available' : 'not available' + (storeInfo[s.id].error ? ` (${storeInfo[s.id].error.split('\n')[0]})` : '')}`);
+}
+const storesShown = STORES.filter((s) => wantStores.includes(s.id));
+const echoAvailable = !!storeInfo.echo?.available;
+
+const results = [];
+const rows = [];
+const startedAt = new Date();
+
+for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
+  const row = { id: w.id, title: w.title(), unit: 's', fmt: fmtSecs, cells: {} };
+  const memRows = w.id === 'w2'
+    ? [
+      { id: 'w5-js', title: '5. memory after 2: JS heap after GC', unit: 'MB', fmt: fmtMB, cells: {} },
+      { id: 'w5-wasm', title: '5. memory after 2: wasm memory', unit: 'MB', fmt: fmtMB, cells: {} },
+    ]
+    : [];
+  const skip = w.skip?.();
+  for (const s of storesShown) {
+    if (!w.stores.includes(s.id)) continue;
+    if (!storeInfo[s.id]?.available) {
+      row.cells[s.id] = { status: 'unavailable' };
+      for (const m of memRows) m.cells[s.id] = { status: 'unavailable' };
+      continue;
+    }
+    if (skip) {
+      row.cells[s.id] = { status: 'skipped', reason: skip };
+      continue;
+    }
+    const total = cfg.warmup + cfg.runs;
+    const runs = [];
+    let status = 'ok';
+    let reason = null;
+    for (let i = 0; i < total; i++) {
+      const warm = i < cfg.warmup;
+      const label = `${w.id} ${s.label} ${warm ? 'warm-up' : `run ${i - cfg.warmup + 1}/${cfg.runs}`}`;
+      const t0 = Date.now();
+      let r;
+      try {
+        r = await withProfile(async (p) => {
+          try {
+            return await w.run({ store: s, ...p });
+          } catch (e) {
+            if (p.errors.length) e.pageErrors = p.errors.slice(0, 5);
+            throw e;
+          }
+        });
+      } catch (e) {
+        if (e instanceof Timeout) {
+          status = 'timeout';
+          reason = e.message;
+          log(`${label}: ${e.message}`);
+        } else {
+          status = 'error';
+          reason = String(e?.stack ?? e) + (e.pageErrors ? `\npage errors:\n${e.pageErrors.join('\n')}` : '');
+          log(`${label}: ERROR ${reason}`);
+        }
+        break; // a store that cannot finish a run gets no figure; don't repeat it
+      }
+      if (!r.verify.ok) {
+        status = 'lost-data';
+        reason = r.verify.problems.slice(0, 5).join('; ');
+        log(`${label}: VERIFY FAILED ${reason}`);
+        break;
+      }
+      log(`${label}: ${fmtSecs(r.ms)} s${r.extra?.jsHeapBytes ? `, heap ${fmtMB(r.extra.jsHeapBytes)} MB, wasm ${fmtMB(r.extra.wasmBytes)} MB` : ''} (run took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      if (!warm) runs.push(r);
+    }
+    const cellRes = { status, reason, runs: runs.map((r) => ({ ms: r.ms, extra: r.extra })), summary: status === 'ok' ? summarise(runs.map((r) => r.ms)) : null };
+    row.cells[s.id] = cellRes;
+    for (const m of memRows) {
+      const key = m.id === 'w5-js' ? 'jsHeapBytes' : 'wasmBytes';
+      m.cells[s.id] = { status, reason, summary: status === 'ok' ? summarise(runs.map((r) => r.extra[key])) : null };
+    }
+    results.push({ workload: w.id, title: row.title, store: s.id, ...cellRes });
+  }
+  rows.push(row, ...memRows);
+}
+server.close();
+
+const table = renderTable(rows, storesShown, echoAvailable);
+const meta = {
+  startedAt: startedAt.toISOString(),
+  finishedAt: new Date().toISOString(),
+  chromium: cfg.chromium,
+  config: cfg,
+  trace: traceInfo,
+  stores: storeInfo,
+  note: 'times in ms (summary = median/min/max over measured runs, warm-up excluded); memory in bytes',
+};
+writeFileSync(cfg.out, JSON.stringify({ meta, rows: rows.map(({ fmt, ...r }) => r), results }, null, 2));
+const txt = cfg.out.replace(/\.json$/, '') + '.txt';
+writeFileSync(txt, table + '\n');
+console.log(table);
+log(`wrote ${cfg.out} and ${txt}`);

@@ -1,0 +1,47 @@
+// ===================== ECHO ADAPTER SLOT (to be filled in) =====================
+//
+// Implement the BenchAdapter interface (adapter.d.ts) on top of the client SDK
+// (client/src/index.ts), then set `available: true`. Nothing else in the harness
+// needs to change: run.mjs picks the store up as the "ECHO" column and adds the
+// ECHO/competitor ratio columns.
+//
+// Notes for whoever fills this in:
+//  - The page is http://app.localhost:PORT/echo.html. The server (server.mjs) serves
+//    any other *.localhost host from the directory given by env
+//    ECHO_BENCH_SITE_<HOST> (e.g. ECHO_BENCH_SITE_VAULT=/path/to/vault/dist for
+//    http://vault.localhost:PORT), so the vault's SharedWorker can live on its own site.
+//  - durable(): resolve only when the vault has committed every write issued so far
+//    to IndexedDB (its transaction `complete`), not when the worker received it.
+//  - firstMatch(where): use the engine's query, {type:'task', done:false}; resolve on the
+//    first result (the figure is ms since navigation start, so a streaming query counts).
+//  - extraMemory(): the engine runs in the vault SharedWorker, which the page's CDP heap
+//    figure does not include; report the worker's JS heap (performance.memory or a
+//    measurement message) and its wasm memory (engine export) here.
+//  - Import the SDK with a relative path, e.g. `import { ... } from '../../../client/src/index.ts'`
+//    (esbuild bundles TypeScript directly).
+import './instrument.js';
+import { installDriver } from './driver.js';
+
+const notYet = () => {
+  throw new Error('ECHO adapter not implemented yet (bench/browser/src/echo.js)');
+};
+
+const adapter = {
+  name: 'ECHO',
+  available: false,
+  open: notYet,
+  handoff: () => ({}),
+  create: notYet,
+  createBatch: notYet,
+  update: notYet,
+  durable: notYet,
+  firstMatch: notYet,
+  queryAll: notYet,
+  count: notYet,
+  get: notYet,
+  textInit: notYet,
+  textSplice: notYet,
+  textGet: notYet,
+};
+
+installDriver(adapter);
