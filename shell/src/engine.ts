@@ -1,0 +1,347 @@
+// Joining the engine worker (docs/browser-vault.md, sections 1, 2 and 4):
+// a SharedWorker when the page has one, else the dedicated-worker fallback —
+// one leader page (Web Lock "echo-engine-leader") runs a dedicated Worker and
+// the other vault pages relay their connections to it over
+// BroadcastChannel("echo-engine-bus").
+import {
+  BUS_NAME,
+  ENGINE_URL,
+  LEADER_LOCK,
+  SHARED_WORKER_OPTIONS,
+  rpcError,
+  type ControlMessage,
+  type EngineStatus,
+  type StorageScope,
+} from "./control";
+
+/** A page's connection to the engine. */
+export interface EngineLink {
+  /** "shared": SharedWorker; "fallback": dedicated worker (leader or relay). */
+  readonly kind: "shared" | "fallback";
+  /** The last status the engine reported (null: none yet). */
+  readonly status: EngineStatus | null;
+  /** Called on every status the engine reports, and at once with a known one. */
+  onStatus(callback: (status: EngineStatus) => void): void;
+  /** Called when connections of this page were lost (a relay's leader left). */
+  onDisconnect(callback: () => void): void;
+  /** Hands the engine one end of an app connection, tagged with its origin. */
+  attachApp(origin: string, port: MessagePort): void;
+  /** Hands the engine one end of a management connection. */
+  attachAdmin(port: MessagePort): void;
+}
+
+/** Joins the engine through `scope` (the globals or a storage-access handle). */
+export function joinEngine(scope: StorageScope): EngineLink {
+  if (scope.sharedWorker) {
+    try {
+      return new SharedLink(scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }));
+    } catch (error) {
+      console.warn("echo: SharedWorker failed, using a dedicated worker", error);
+    }
+  }
+  return new FallbackLink(scope);
+}
+
+abstract class BaseLink {
+  status: EngineStatus | null = null;
+  private statusCallbacks: Array<(status: EngineStatus) => void> = [];
+  protected disconnectCallbacks: Array<() => void> = [];
+
+  onStatus(callback: (status: EngineStatus) => void): void {
+    this.statusCallbacks.push(callback);
+    if (this.status) callback(this.status);
+  }
+
+  onDisconnect(callback: () => void): void {
+    this.disconnectCallbacks.push(callback);
+  }
+
+  protected setStatus(status: EngineStatus): void {
+    this.status = status;
+    for (const callback of this.statusCallbacks) callback(status);
+  }
+
+  protected disconnected(): void {
+    for (const callback of this.disconnectCallbacks) callback();
+  }
+}
+
+/** Reads an engine status out of a control-port message, if it is one. */
+function asStatus(data: unknown): EngineStatus | null {
+  if (typeof data !== "object" || data === null) return null;
+  const d = data as { engine?: unknown; error?: unknown };
+  if (d.engine === "ready") return { engine: "ready" };
+  if (d.engine === "failed") {
+    const e = (d.error ?? {}) as { code?: unknown; message?: unknown };
+    return {
+      engine: "failed",
+      error: rpcError(
+        typeof e.code === "string" ? e.code : "rpc.internal",
+        typeof e.message === "string" ? e.message : "The vault engine failed to start.",
+      ),
+    };
+  }
+  return null;
+}
+
+class SharedLink extends BaseLink implements EngineLink {
+  readonly kind = "shared";
+  private readonly port: MessagePort;
+
+  constructor(worker: SharedWorker) {
+    super();
+    this.port = worker.port;
+    this.port.onmessage = (event) => {
+      const status = asStatus(event.data);
+      if (status) this.setStatus(status);
+    };
+    worker.onerror = () => {
+      this.setStatus({
+        engine: "failed",
+        error: rpcError("rpc.internal", "The vault engine's worker script failed to load."),
+      });
+    };
+  }
+
+  attachApp(origin: string, port: MessagePort): void {
+    const message: ControlMessage = { attach: { origin, port } };
+    this.port.postMessage(message, [port]);
+  }
+
+  attachAdmin(port: MessagePort): void {
+    const message: ControlMessage = { attach_admin: { port } };
+    this.port.postMessage(message, [port]);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Dedicated-worker fallback.
+
+/** One message on the bus: `{to: "leader" | <page id> | "*", conn, data}`. */
+interface BusMessage {
+  to: string;
+  conn: string;
+  data: BusData;
+}
+
+type BusData =
+  | { open: { kind: "app"; origin: string } | { kind: "admin" } } // follower → leader
+  | { opened: { leader: string } } // leader → follower
+  | { msg: unknown } // either way, one message of the connection
+  | { close: Record<string, never> } // either way
+  | { leader: string } // leader → all: a new leader took over
+  | { leader_gone: string } // leader → all: it is leaving
+  | { status_query: string } // follower → leader
+  | { status: EngineStatus } // leader → follower / all
+  | { bye: string }; // follower → leader: the page is leaving
+
+/** A connection of this page, relayed to a leader. */
+interface OwnConn {
+  kind: { kind: "app"; origin: string } | { kind: "admin" };
+  /** The engine's end, held by this page. */
+  port: MessagePort;
+  /** Messages read from `port` while no leader acknowledged the connection. */
+  pending: unknown[];
+  /** The leader that acknowledged it (null: not yet). */
+  leader: string | null;
+}
+
+class FallbackLink extends BaseLink implements EngineLink {
+  readonly kind = "fallback";
+  private readonly id = crypto.randomUUID();
+  private readonly bus: BroadcastChannel | null;
+  private worker: Worker | null = null;
+  private isLeader = false;
+  private nextConn = 1;
+  private readonly own = new Map<string, OwnConn>();
+  /** As leader: the worker-side ports of connections relayed by other pages. */
+  private readonly relayed = new Map<string, MessagePort>();
+
+  constructor(scope: StorageScope) {
+    super();
+    this.bus = scope.broadcastChannel ? scope.broadcastChannel(BUS_NAME) : null;
+    if (this.bus) this.bus.onmessage = (event: MessageEvent) => this.onBus(event.data as BusMessage);
+    addEventListener("pagehide", () => this.leave());
+    if (!scope.locks || !this.bus) {
+      // Nobody to share with: this page runs its own engine.
+      this.becomeLeader();
+      return;
+    }
+    void scope.locks
+      .request(LEADER_LOCK, () => {
+        this.becomeLeader();
+        // Held for the life of the page.
+        return new Promise<never>(() => {});
+      })
+      .catch((error: unknown) => {
+        console.error("echo: cannot take the engine leader lock", error);
+        this.setStatus({
+          engine: "failed",
+          error: rpcError("rpc.storage_blocked", "Web Locks are not available to the vault."),
+        });
+      });
+    this.send({ to: "leader", conn: "", data: { status_query: this.id } });
+  }
+
+  attachApp(origin: string, port: MessagePort): void {
+    this.attach({ kind: "app", origin }, port);
+  }
+
+  attachAdmin(port: MessagePort): void {
+    this.attach({ kind: "admin" }, port);
+  }
+
+  private attach(kind: OwnConn["kind"], port: MessagePort): void {
+    if (this.isLeader && this.worker) {
+      this.post(kind, port);
+      return;
+    }
+    const conn = `${this.id}/${this.nextConn++}`;
+    const entry: OwnConn = { kind, port, pending: [], leader: null };
+    this.own.set(conn, entry);
+    port.onmessage = (event) => {
+      if (entry.leader === null) entry.pending.push(event.data);
+      else this.send({ to: "leader", conn, data: { msg: event.data } });
+    };
+    this.send({ to: "leader", conn, data: { open: kind } });
+  }
+
+  /** As leader: hands a port to the dedicated worker. */
+  private post(kind: OwnConn["kind"], port: MessagePort): void {
+    const message: ControlMessage =
+      kind.kind === "app" ? { attach: { origin: kind.origin, port } } : { attach_admin: { port } };
+    this.worker?.postMessage(message, [port]);
+  }
+
+  private send(message: BusMessage): void {
+    try {
+      this.bus?.postMessage(message);
+    } catch (error) {
+      console.warn("echo: cannot relay a message", error);
+    }
+  }
+
+  private becomeLeader(): void {
+    this.isLeader = true;
+    const worker = new Worker(ENGINE_URL, { type: "module", name: "echo-engine" });
+    this.worker = worker;
+    worker.onmessage = (event) => {
+      const status = asStatus(event.data);
+      if (!status) return;
+      this.setStatus(status);
+      this.send({ to: "*", conn: "", data: { status } });
+    };
+    worker.onerror = () => {
+      const status: EngineStatus = {
+        engine: "failed",
+        error: rpcError("rpc.internal", "The vault engine's worker script failed to load."),
+      };
+      this.setStatus(status);
+      this.send({ to: "*", conn: "", data: { status } });
+    };
+    // Own connections: those a previous leader acknowledged are lost; those
+    // nobody acknowledged yet go to our worker, with what they buffered.
+    let lost = false;
+    for (const [conn, entry] of this.own) {
+      this.own.delete(conn);
+      if (entry.leader !== null) {
+        entry.port.close();
+        lost = true;
+        continue;
+      }
+      const channel = new MessageChannel();
+      this.post(entry.kind, channel.port2);
+      for (const message of entry.pending) channel.port1.postMessage(message);
+      entry.port.onmessage = (event) => channel.port1.postMessage(event.data);
+      channel.port1.onmessage = (event) => entry.port.postMessage(event.data);
+    }
+    this.send({ to: "*", conn: "", data: { leader: this.id } });
+    if (lost) this.disconnected();
+  }
+
+  private onBus(message: BusMessage): void {
+    if (typeof message !== "object" || message === null) return;
+    const { to, conn, data } = message;
+    if (to === "leader") {
+      if (this.isLeader) this.onLeaderMessage(conn, data);
+      return;
+    }
+    if (to !== this.id && to !== "*") return;
+    if ("status" in data) {
+      this.setStatus(data.status);
+    } else if ("leader" in data) {
+      if (data.leader === this.id) return;
+      // A new leader: connections another leader acknowledged are gone; the
+      // others are opened again with it.
+      this.dropAcknowledged((leader) => leader !== data.leader);
+      for (const [id, entry] of this.own) {
+        if (entry.leader === null) this.send({ to: "leader", conn: id, data: { open: entry.kind } });
+      }
+      this.send({ to: "leader", conn: "", data: { status_query: this.id } });
+    } else if ("leader_gone" in data) {
+      this.dropAcknowledged((leader) => leader === data.leader_gone);
+    } else if ("opened" in data) {
+      const entry = this.own.get(conn);
+      if (!entry || entry.leader !== null) return;
+      entry.leader = data.opened.leader;
+      for (const pending of entry.pending) this.send({ to: "leader", conn, data: { msg: pending } });
+      entry.pending = [];
+    } else if ("msg" in data) {
+      this.own.get(conn)?.port.postMessage(data.msg);
+    } else if ("close" in data) {
+      const entry = this.own.get(conn);
+      if (entry) {
+        entry.port.close();
+        this.own.delete(conn);
+        this.disconnected();
+      }
+    }
+  }
+
+  private dropAcknowledged(match: (leader: string) => boolean): void {
+    let lost = false;
+    for (const [id, entry] of this.own) {
+      if (entry.leader !== null && match(entry.leader)) {
+        entry.port.close();
+        this.own.delete(id);
+        lost = true;
+      }
+    }
+    if (lost) this.disconnected();
+  }
+
+  /** As leader: a message from a follower page. */
+  private onLeaderMessage(conn: string, data: BusData): void {
+    const page = conn.split("/")[0] ?? "";
+    if ("open" in data) {
+      if (this.relayed.has(conn)) return;
+      const channel = new MessageChannel();
+      this.relayed.set(conn, channel.port1);
+      channel.port1.onmessage = (event) =>
+        this.send({ to: page, conn, data: { msg: event.data } });
+      this.post(data.open, channel.port2);
+      this.send({ to: page, conn, data: { opened: { leader: this.id } } });
+    } else if ("msg" in data) {
+      const port = this.relayed.get(conn);
+      if (port) port.postMessage(data.msg);
+      else this.send({ to: page, conn, data: { close: {} } });
+    } else if ("close" in data) {
+      this.relayed.get(conn)?.close();
+      this.relayed.delete(conn);
+    } else if ("bye" in data) {
+      for (const [id, port] of this.relayed) {
+        if (id.startsWith(`${data.bye}/`)) {
+          port.close();
+          this.relayed.delete(id);
+        }
+      }
+    } else if ("status_query" in data) {
+      if (this.status) this.send({ to: data.status_query, conn: "", data: { status: this.status } });
+    }
+  }
+
+  private leave(): void {
+    if (this.isLeader) this.send({ to: "*", conn: "", data: { leader_gone: this.id } });
+    else this.send({ to: "leader", conn: "", data: { bye: this.id } });
+  }
+}

@@ -1,0 +1,281 @@
+// The manage page (/manage.html): the vault's identity, the apps and what
+// they were granted (with Revoke), the spaces, and storage use. Lists again
+// on every admin `changed` event.
+import { describeError, type AdminClient, type AppGrant, type VaultSpace } from "./admin-client";
+import { byId, formatBytes, h, replace } from "./dom";
+import { errorText, openAdmin, spaceName } from "./page";
+
+const bannerEl = byId("banner");
+const identityEl = byId("identity");
+const countsEl = byId("counts");
+const appsEl = byId("apps");
+const spacesEl = byId("spaces");
+const storageEl = byId("storage");
+const updatedEl = byId("updated");
+const nameForm = byId<HTMLFormElement>("name-form");
+const nameInput = byId<HTMLInputElement>("name-input");
+const nameButton = byId<HTMLButtonElement>("name-save");
+
+let client: AdminClient | null = null;
+let refreshing = false;
+let again = false;
+let spacesById = new Map<string, VaultSpace>();
+
+function banner(text: string): void {
+  bannerEl.textContent = text;
+  bannerEl.hidden = text === "";
+}
+
+function loading(el: HTMLElement, what: string): void {
+  if (!el.firstChild || el.dataset["loaded"] !== "yes") {
+    replace(el, h("p", { class: "muted loading" }, `Loading ${what}…`));
+  }
+}
+
+async function refresh(): Promise<void> {
+  if (!client) return;
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  const admin = client;
+  loading(identityEl, "identity");
+  loading(appsEl, "apps");
+  loading(spacesEl, "spaces");
+  try {
+    const [status, apps, spaces] = await Promise.all([admin.status(), admin.apps(), admin.spaces()]);
+    spacesById = new Map(spaces.map((space) => [space.space, space]));
+    renderIdentity(status.identity.identity_key, status.identity.device_key, status.identity.display_name);
+    renderCounts(status.spaces, status.apps, status.connections);
+    renderApps(apps);
+    renderSpaces(spaces);
+    banner("");
+    updatedEl.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    banner(`Cannot read the vault: ${describeError(error)}`);
+    for (const el of [identityEl, appsEl, spacesEl]) {
+      if (el.dataset["loaded"] !== "yes") replace(el, h("p", { class: "error-text" }, "Not available."));
+    }
+  } finally {
+    refreshing = false;
+    if (again) {
+      again = false;
+      void refresh();
+    }
+  }
+}
+
+function loaded(el: HTMLElement): void {
+  el.dataset["loaded"] = "yes";
+}
+
+function keyRow(label: string, value: string): HTMLElement {
+  return h("div", { class: "kv" }, h("dt", {}, label), h("dd", {}, h("code", { class: "key" }, value)));
+}
+
+function renderIdentity(identityKey: string, deviceKey: string, displayName: string | undefined): void {
+  replace(
+    identityEl,
+    h(
+      "dl",
+      { class: "kvs" },
+      h("div", { class: "kv" }, h("dt", {}, "Name"), h("dd", {}, displayName ?? h("span", { class: "muted" }, "not set"))),
+      keyRow("Identity key", identityKey),
+      keyRow("This device", deviceKey),
+    ),
+  );
+  if (document.activeElement !== nameInput) nameInput.value = displayName ?? "";
+  loaded(identityEl);
+}
+
+function renderCounts(spaces: number, apps: number, connections: number): void {
+  const stat = (n: number, one: string, many: string): HTMLElement =>
+    h("div", { class: "stat" }, h("span", { class: "stat-n" }, String(n)), h("span", { class: "stat-l" }, n === 1 ? one : many));
+  replace(
+    countsEl,
+    stat(spaces, "space", "spaces"),
+    stat(apps, "app", "apps"),
+    stat(connections, "open connection", "open connections"),
+  );
+}
+
+function renderApps(apps: AppGrant[]): void {
+  loaded(appsEl);
+  if (apps.length === 0) {
+    replace(
+      appsEl,
+      h("p", { class: "empty" }, "No app has asked for your vault yet. Apps you allow or deny show up here."),
+    );
+    return;
+  }
+  const sorted = [...apps].sort((a, b) => b.decided_at - a.decided_at);
+  const list = h("ul", { class: "cards" });
+  for (const app of sorted) {
+    const revoke = h("button", { type: "button", class: "danger" }, app.allowed ? "Revoke" : "Forget");
+    revoke.addEventListener("click", () => void revokeApp(app.origin, revoke));
+    const spaceNames = app.spaces.map((id) => {
+      const space = spacesById.get(id);
+      return space ? spaceName(space) : `Space ${id.slice(0, 8)}`;
+    });
+    list.appendChild(
+      h(
+        "li",
+        { class: "card" },
+        h(
+          "div",
+          { class: "card-head" },
+          h("span", { class: "origin" }, app.origin),
+          h("span", { class: app.allowed ? "badge ok" : "badge no" }, app.allowed ? "Allowed" : "Denied"),
+          app.connections > 0 &&
+            h("span", { class: "badge live" }, app.connections === 1 ? "1 open" : `${app.connections} open`),
+        ),
+        h(
+          "p",
+          { class: "card-body" },
+          app.allowed
+            ? spaceNames.length
+              ? `Can see: ${spaceNames.join(", ")}`
+              : "Can see no space yet (it may create its own)."
+            : "Cannot see anything.",
+        ),
+        h(
+          "div",
+          { class: "card-foot" },
+          h("span", { class: "muted" }, `Decided ${formatDate(app.decided_at)}`),
+          revoke,
+        ),
+      ),
+    );
+  }
+  replace(appsEl, list);
+}
+
+function renderSpaces(spaces: VaultSpace[]): void {
+  loaded(spacesEl);
+  if (spaces.length === 0) {
+    replace(spacesEl, h("p", { class: "empty" }, "No spaces yet. Spaces that apps create appear here."));
+    return;
+  }
+  const table = h(
+    "table",
+    { class: "table" },
+    h(
+      "thead",
+      {},
+      h("tr", {}, h("th", {}, "Space"), h("th", {}, "Objects"), h("th", {}, "Apps"), h("th", {}, "Created by")),
+    ),
+  );
+  const body = h("tbody");
+  for (const space of spaces) {
+    body.appendChild(
+      h(
+        "tr",
+        {},
+        h("td", {}, h("div", {}, spaceName(space)), h("code", { class: "muted small" }, space.space)),
+        h("td", { class: "num" }, space.objects === undefined ? "—" : String(space.objects)),
+        h("td", {}, space.apps.length ? space.apps.join(", ") : h("span", { class: "muted" }, "none")),
+        h("td", {}, space.created_by ?? h("span", { class: "muted" }, "you")),
+      ),
+    );
+  }
+  table.appendChild(body);
+  replace(spacesEl, table);
+}
+
+function formatDate(ms: number): string {
+  const date = new Date(ms);
+  return Number.isFinite(date.getTime()) ? date.toLocaleString() : "at an unknown time";
+}
+
+async function revokeApp(origin: string, button: HTMLButtonElement): Promise<void> {
+  if (!client) return;
+  if (!confirm(`Revoke ${origin}? It loses access to your vault at once and has to ask again.`)) return;
+  button.disabled = true;
+  button.textContent = "Revoking…";
+  try {
+    await client.revoke(origin);
+    await refresh();
+  } catch (error) {
+    banner(`Could not revoke ${origin}: ${describeError(error)}`);
+    button.disabled = false;
+    button.textContent = "Revoke";
+  }
+}
+
+async function renderStorage(): Promise<void> {
+  const storage = navigator.storage as StorageManager | undefined;
+  if (!storage || typeof storage.estimate !== "function") {
+    replace(storageEl, h("p", { class: "muted" }, "This browser does not report storage use."));
+    return;
+  }
+  try {
+    const [estimate, persisted] = await Promise.all([
+      storage.estimate(),
+      typeof storage.persisted === "function" ? storage.persisted() : Promise.resolve(false),
+    ]);
+    const usage = estimate.usage ?? 0;
+    const quota = estimate.quota ?? 0;
+    const bar = h("progress", { max: String(quota || 1), value: String(usage) });
+    const percent = quota ? ` (${((usage / quota) * 100).toFixed(usage / quota < 0.01 ? 2 : 0)} %)` : "";
+    const children: Array<HTMLElement> = [
+      h("p", {}, `${formatBytes(usage)} used of ${formatBytes(quota)} available${percent}`),
+      bar,
+    ];
+    if (persisted) {
+      children.push(h("p", { class: "muted" }, "Storage is persistent: the browser will not clear it on its own."));
+    } else if (typeof storage.persist === "function") {
+      const button = h("button", { type: "button" }, "Keep my vault's storage");
+      button.addEventListener("click", () => {
+        void storage.persist().then((granted) => {
+          if (!granted) banner("The browser did not make the storage persistent.");
+          void renderStorage();
+        });
+      });
+      children.push(
+        h("p", { class: "muted" }, "The browser may clear this storage when space runs low."),
+        button,
+      );
+    }
+    replace(storageEl, ...children);
+  } catch (error) {
+    replace(storageEl, h("p", { class: "error-text" }, `Cannot read storage use: ${describeError(error)}`));
+  }
+}
+
+nameForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!client) return;
+  const name = nameInput.value.trim();
+  if (!name) return;
+  nameButton.disabled = true;
+  client
+    .setName(name)
+    .then(() => refresh())
+    .catch((error: unknown) => banner(`Could not set the name: ${describeError(error)}`))
+    .finally(() => {
+      nameButton.disabled = false;
+    });
+});
+
+let changedTimer: ReturnType<typeof setTimeout> | null = null;
+
+openAdmin(
+  (admin) => {
+    client = admin;
+    admin.onChanged(() => {
+      // Bursts of changes: list once.
+      if (changedTimer) clearTimeout(changedTimer);
+      changedTimer = setTimeout(() => {
+        changedTimer = null;
+        void refresh();
+        void renderStorage();
+      }, 100);
+    });
+    void refresh();
+  },
+  (status) => {
+    if (status.engine === "failed") banner(`The vault cannot start: ${errorText(status.error)}`);
+  },
+);
+void renderStorage();

@@ -1,0 +1,164 @@
+// The engine's worker entry (/engine-worker.js; docs/browser-vault.md,
+// sections 2, 4 and 6). Runs as the SharedWorker "echo-engine" (control ports
+// arrive by `connect`) or as the dedicated worker of the fallback (the worker
+// itself is the control port). Loads the echo-vault wasm, starts the engine
+// once under the exclusive Web Lock "echo-engine", answers every control port
+// `{engine: "ready"}` / `{engine: "failed"}` and forwards `attach` /
+// `attach_admin` to the engine (queued until it is ready).
+import type { RpcError } from "../client/src/protocol";
+
+/** Set by scripts/web-build.mjs: the wasm-bindgen JS and wasm, relative to this script (null: built without). */
+declare const __ECHO_WASM_JS__: string | null;
+declare const __ECHO_WASM_BG__: string | null;
+
+interface VaultEngine {
+  attach_app(port: MessagePort, origin: string): void;
+  attach_admin(port: MessagePort): void;
+}
+
+interface EchoVaultModule {
+  default(input?: { module_or_path: URL | string }): Promise<unknown>;
+  VaultEngine: { start(): Promise<VaultEngine> };
+}
+
+type Attach =
+  | { kind: "app"; origin: string; port: MessagePort }
+  | { kind: "admin"; port: MessagePort };
+
+type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
+
+const ENGINE_LOCK = "echo-engine";
+
+let status: EngineStatus | null = null;
+let engine: VaultEngine | null = null;
+const queued: Attach[] = [];
+const controls: Array<(message: EngineStatus) => void> = [];
+
+function toRpcError(error: unknown, fallbackCode = "rpc.internal"): RpcError {
+  if (typeof error === "object" && error !== null) {
+    const e = error as { code?: unknown; message?: unknown };
+    if (typeof e.code === "string" && typeof e.message === "string") return { code: e.code, message: e.message };
+    if (typeof e.message === "string") return { code: fallbackCode, message: e.message };
+  }
+  return { code: fallbackCode, message: String(error) };
+}
+
+async function loadEngine(): Promise<VaultEngine> {
+  if (__ECHO_WASM_JS__ === null || __ECHO_WASM_BG__ === null) {
+    throw { code: "rpc.internal", message: "This vault was built without its engine (web-build --no-wasm)." };
+  }
+  const jsUrl = new URL(__ECHO_WASM_JS__, import.meta.url).href;
+  const wasmUrl = new URL(__ECHO_WASM_BG__, import.meta.url);
+  const wasm = (await import(jsUrl)) as EchoVaultModule;
+  await wasm.default({ module_or_path: wasmUrl });
+  return await wasm.VaultEngine.start();
+}
+
+/** Starts the engine once, holding the exclusive lock "echo-engine" for as long as it runs. */
+function start(): void {
+  const locks = (self as unknown as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  const run = async (): Promise<void> => {
+    try {
+      engine = await loadEngine();
+      setStatus({ engine: "ready" });
+    } catch (error) {
+      console.error("echo-engine: cannot start", error);
+      setStatus({ engine: "failed", error: toRpcError(error) });
+      throw error;
+    }
+  };
+  if (!locks) {
+    void run().catch(() => {});
+    return;
+  }
+  locks
+    .request(ENGINE_LOCK, { mode: "exclusive" }, async () => {
+      await run();
+      // Held while this worker lives: no second engine on the same database.
+      await new Promise<never>(() => {});
+    })
+    .catch((error: unknown) => {
+      if (!status) setStatus({ engine: "failed", error: toRpcError(error, "rpc.storage_blocked") });
+    });
+}
+
+function setStatus(next: EngineStatus): void {
+  status = next;
+  for (const send of controls) send(next);
+  const pending = queued.splice(0);
+  for (const attach of pending) deliver(attach);
+}
+
+function deliver(attach: Attach): void {
+  if (engine) {
+    try {
+      if (attach.kind === "app") engine.attach_app(attach.port, attach.origin);
+      else engine.attach_admin(attach.port);
+    } catch (error) {
+      refuse(attach, toRpcError(error));
+    }
+    return;
+  }
+  if (status?.engine === "failed") refuse(attach, status.error);
+  else queued.push(attach);
+}
+
+/** Without an engine, answers a connection with its error. */
+function refuse(attach: Attach, error: RpcError): void {
+  const { port } = attach;
+  if (attach.kind === "app") {
+    // The app's first message is its hello: refuse it as the vault would.
+    port.onmessage = () => {
+      port.postMessage({ refused: { error } });
+      port.close();
+    };
+  } else {
+    port.onmessage = (event: MessageEvent) => {
+      const request = (event.data as { request?: { id?: unknown } } | null)?.request;
+      if (request && typeof request.id === "number") {
+        port.postMessage({ response: { id: request.id, result: { Err: error } } });
+      }
+    };
+  }
+}
+
+/** Reads one control message; anything else is ignored. */
+function onControl(data: unknown): void {
+  if (typeof data !== "object" || data === null) return;
+  const message = data as {
+    attach?: { origin?: unknown; port?: unknown };
+    attach_admin?: { port?: unknown };
+  };
+  if (message.attach) {
+    const { origin, port } = message.attach;
+    if (typeof origin === "string" && port instanceof MessagePort) deliver({ kind: "app", origin, port });
+  } else if (message.attach_admin) {
+    const { port } = message.attach_admin;
+    if (port instanceof MessagePort) deliver({ kind: "admin", port });
+  }
+}
+
+function addControl(send: (message: EngineStatus) => void): void {
+  controls.push(send);
+  if (status) send(status);
+}
+
+const scope = self as unknown as {
+  onconnect?: ((event: MessageEvent) => void) | null;
+  onmessage: ((event: MessageEvent) => void) | null;
+  postMessage(message: unknown): void;
+};
+
+if ("onconnect" in scope) {
+  scope.onconnect = (event: MessageEvent) => {
+    const port = event.ports[0];
+    if (!port) return;
+    port.onmessage = (message: MessageEvent) => onControl(message.data);
+    addControl((message) => port.postMessage(message));
+  };
+} else {
+  scope.onmessage = (event: MessageEvent) => onControl(event.data);
+  addControl((message) => scope.postMessage(message));
+}
+
+start();
