@@ -11,3 +11,4 @@ pub mod query;
 pub mod rpc;
 pub mod store;
 pub mod sync;
+pub mod vault;

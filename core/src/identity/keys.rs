@@ -326,6 +326,15 @@ impl fmt::Debug for DeviceKey {
 }
 
 impl DeviceKey {
+    /// A second handle on the same secret key (each replica of a space
+    /// signs with it). Explicit rather than `Clone`, so copies of a secret
+    /// are visible where they are made; each copy is zeroized on drop.
+    pub fn duplicate(&self) -> Self {
+        Self {
+            signing: self.signing.clone(),
+        }
+    }
+
     /// A new device key from the OS random source.
     pub fn generate() -> Result<Self, IdentityError> {
         let seed = random_seed()?;

@@ -901,6 +901,11 @@ impl Space {
         self.live.unsubscribe(id)
     }
 
+    /// A live query's current result (`None` when it is not open).
+    pub fn live_result(&self, id: SubscriptionId) -> Option<Vec<ObjectId>> {
+        self.live.result(id)
+    }
+
     /// The next event for the host, if any.
     pub fn poll_event(&mut self) -> Option<SpaceEvent> {
         self.events.pop_front()

@@ -142,7 +142,7 @@ mod values;
 pub use admin::{AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, VaultSpace};
 pub use envelope::{
     answer_hello, check_limits, check_size, decode_client_message, negotiate, ClientMessage,
-    Consent, ConnectionState, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
+    ConnectionState, Consent, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
 };
 pub use errors::{codes, RpcError};
 pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, METHODS};

@@ -13,7 +13,7 @@ use crate::identity::{
     SpaceControl, Verdict,
 };
 use crate::model::{
-    Committed, Heads, ModelError, ShardChanges, Space, SpaceId, SpaceOptions, WriteBatch,
+    Committed, Heads, ModelError, ShardChanges, Space, SpaceId, SpaceOptions, Value, WriteBatch,
 };
 
 /// The most changes [`Replica::seal`] puts in one bundle.
@@ -323,6 +323,20 @@ impl Replica {
         let committed = self.space.apply(batch)?;
         self.unsealed = true;
         Ok(committed)
+    }
+
+    /// Sets a property of the space (its name, …), under the same write
+    /// check as [`write`](Self::write); sealed with the next seal.
+    pub fn set_property(&mut self, name: &str, value: Value) -> Result<(), SyncError> {
+        if let Err(reason) = self.write_permission() {
+            return Err(SyncError::WriteRefused { reason });
+        }
+        if self.sealed.is_none() {
+            self.sealed = Some(self.space.heads()?);
+        }
+        self.space.set_property(name, value)?;
+        self.unsealed = true;
+        Ok(())
     }
 
     /// Signs this device's changes made since the last seal: one bundle

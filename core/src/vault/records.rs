@@ -1,0 +1,156 @@
+//! The vault's own records beside the spaces' chunks: its identity, the
+//! user's decisions about apps (grants), and the spaces it holds.
+//!
+//! Keys (all under [`PREFIX`]):
+//!
+//! ```text
+//! vault/identity              sealed identity and device keys, the device certificate, display name
+//! vault/grants/<origin, hex>  one app origin: allowed or denied, its spaces, when decided
+//! vault/spaces/<space id>     one space: which app created it, its properties
+//! ```
+//!
+//! Values are framed like every stored chunk (`store::frame`: magic,
+//! version, CRC-32) around a postcard payload, so damage is reported by key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::VaultError;
+use crate::identity::{DeviceCertificate, SealedKey};
+use crate::model::{SpaceId, Value};
+use crate::store;
+
+/// The key prefix of the vault's records.
+pub const PREFIX: &str = "vault/";
+const IDENTITY_KEY: &str = "vault/identity";
+const GRANTS: &str = "vault/grants/";
+const SPACES: &str = "vault/spaces/";
+const RECORD_VERSION: u8 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct IdentityRecord {
+    pub sealed_identity: Vec<u8>,
+    pub sealed_device: Vec<u8>,
+    pub certificate: DeviceCertificate,
+    pub display_name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct GrantRecord {
+    pub allowed: bool,
+    pub spaces: BTreeSet<SpaceId>,
+    pub decided_at: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SpaceRecord {
+    pub created_by: Option<String>,
+    /// The space's properties as last set here, so listings need not open
+    /// the space.
+    pub properties: BTreeMap<String, Value>,
+}
+
+pub(crate) fn identity_key() -> &'static str {
+    IDENTITY_KEY
+}
+
+/// An origin as a key segment: the lower-case hex of its bytes (origins
+/// hold `:` and `/`, which keys give other meanings).
+pub(crate) fn grant_key(origin: &str) -> String {
+    let mut key = String::with_capacity(GRANTS.len() + origin.len() * 2);
+    key.push_str(GRANTS);
+    for b in origin.bytes() {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+pub(crate) fn space_key(id: &SpaceId) -> String {
+    format!("{SPACES}{id}")
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    store::frame(
+        RECORD_VERSION,
+        &postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"),
+    )
+}
+
+fn decode<T: for<'a> Deserialize<'a>>(key: &str, bytes: &[u8]) -> Result<T, VaultError> {
+    let corrupt = |reason: String| VaultError::CorruptRecord {
+        key: key.to_owned(),
+        reason,
+    };
+    let payload = store::unframe(RECORD_VERSION, bytes).map_err(|e| corrupt(e.to_string()))?;
+    postcard::from_bytes(payload).map_err(|e| corrupt(format!("the record does not decode: {e}")))
+}
+
+fn origin_from_hex(key: &str, hex: &str) -> Result<String, VaultError> {
+    let bad = || VaultError::CorruptRecord {
+        key: key.to_owned(),
+        reason: "the key does not name an origin".into(),
+    };
+    if !hex.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad()))
+        .collect::<Result<Vec<u8>, _>>()?;
+    String::from_utf8(bytes).map_err(|_| bad())
+}
+
+/// The vault's records as read from storage (everything under [`PREFIX`]).
+#[derive(Debug, Default)]
+pub struct StoredVault {
+    pub(crate) identity: Option<IdentityRecord>,
+    pub(crate) grants: BTreeMap<String, GrantRecord>,
+    pub(crate) spaces: BTreeMap<SpaceId, SpaceRecord>,
+}
+
+impl StoredVault {
+    /// Decodes the entries a host listed under [`PREFIX`]. A damaged
+    /// record is an error naming its key.
+    pub fn parse(entries: Vec<(String, Vec<u8>)>) -> Result<Self, VaultError> {
+        let mut out = StoredVault::default();
+        for (key, value) in entries {
+            if key == IDENTITY_KEY {
+                out.identity = Some(decode(&key, &value)?);
+            } else if let Some(hex) = key.strip_prefix(GRANTS) {
+                let origin = origin_from_hex(&key, hex)?;
+                out.grants.insert(origin, decode(&key, &value)?);
+            } else if let Some(id) = key.strip_prefix(SPACES) {
+                let id: SpaceId = id.parse().map_err(|_| VaultError::CorruptRecord {
+                    key: key.clone(),
+                    reason: "the key does not name a space".into(),
+                })?;
+                out.spaces.insert(id, decode(&key, &value)?);
+            } else {
+                return Err(VaultError::CorruptRecord {
+                    key,
+                    reason: "unrecognized key among the vault's records".into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the vault has an identity yet (false on first run).
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// The sealed device key to unseal before [`super::Vault::open`].
+    pub fn sealed_device(&self) -> Result<Option<SealedKey>, VaultError> {
+        match &self.identity {
+            None => Ok(None),
+            Some(record) => SealedKey::from_bytes(&record.sealed_device)
+                .map(Some)
+                .map_err(|e| VaultError::CorruptRecord {
+                    key: IDENTITY_KEY.to_owned(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+}
