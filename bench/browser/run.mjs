@@ -114,13 +114,50 @@ async function reload(page, store) {
   await openPage(page, store);
 }
 
+// JS heap after GC, via CDP: the page itself plus every worker of our sites (the ECHO
+// vault runs its engine in a SharedWorker, which the page's own isolate does not include).
+// backingStorageSize = ArrayBuffer backing stores (wasm memories among them, in recent V8).
 async function heapAfterGc(ctx, page) {
   const cdp = await ctx.newCDPSession(page);
-  await cdp.send('HeapProfiler.enable');
-  for (let i = 0; i < 3; i++) await cdp.send('HeapProfiler.collectGarbage');
-  const { usedSize, totalSize } = await cdp.send('Runtime.getHeapUsage');
-  await cdp.detach();
-  return { usedSize, totalSize };
+  const measure = async (send) => {
+    await send('HeapProfiler.enable').catch(() => {});
+    for (let i = 0; i < 3; i++) await send('HeapProfiler.collectGarbage');
+    return send('Runtime.getHeapUsage');
+  };
+  const own = await measure((m, p) => cdp.send(m, p));
+  const workers = [];
+  const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
+  const pending = new Map();
+  let nextId = 1;
+  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+    const msg = JSON.parse(message);
+    const k = `${sessionId}:${msg.id}`;
+    if (msg.id && pending.has(k)) {
+      const { resolve, reject } = pending.get(k);
+      pending.delete(k);
+      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
+    }
+  });
+  for (const t of targetInfos) {
+    if (!['shared_worker', 'worker', 'service_worker'].includes(t.type)) continue;
+    if (!/^https?:\/\/([a-z0-9-]+\.)*localhost:/.test(t.url) || !t.url.includes(`:${new URL(baseUrl).port}/`)) continue;
+    try {
+      const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+      const send = (method, params = {}) => new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(`${sessionId}:${id}`, { resolve, reject });
+        cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+      });
+      const h = await withTimeout(measure(send), 30000, 'worker heap');
+      workers.push({ type: t.type, url: t.url, usedSize: h.usedSize, backingStorageSize: h.backingStorageSize ?? 0 });
+      await cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {});
+    } catch (e) {
+      workers.push({ type: t.type, url: t.url, error: String(e?.message ?? e) });
+    }
+  }
+  await cdp.detach().catch(() => {});
+  const sum = (k) => (own[k] ?? 0) + workers.reduce((a, w) => a + (w[k] ?? 0), 0);
+  return { usedSize: sum('usedSize'), backingStorageSize: sum('backingStorageSize'), page: own, workers };
 }
 
 // ---- workloads --------------------------------------------------------------
@@ -208,6 +245,8 @@ const WORKLOADS = [
           setupMs: setup.ms,
           jsHeapBytes: heap.usedSize + mem.extraJsHeapBytes,
           wasmBytes: mem.wasmBytes,
+          backingStorageBytes: heap.backingStorageSize,
+          workers: heap.workers,
         },
       };
     },
@@ -334,6 +373,7 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
     ? [
       { id: 'w5-js', title: '5. memory after 2: JS heap after GC', unit: 'MB', fmt: fmtMB, cells: {} },
       { id: 'w5-wasm', title: '5. memory after 2: wasm memory', unit: 'MB', fmt: fmtMB, cells: {} },
+      { id: 'w5-total', title: '5. memory after 2: JS heap + wasm', unit: 'MB', fmt: fmtMB, cells: {} },
     ]
     : [];
   const skip = w.skip?.();
@@ -384,14 +424,14 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
         log(`${label}: VERIFY FAILED ${reason}`);
         break;
       }
-      log(`${label}: ${fmtSecs(r.ms)} s${r.extra?.jsHeapBytes ? `, heap ${fmtMB(r.extra.jsHeapBytes)} MB, wasm ${fmtMB(r.extra.wasmBytes)} MB` : ''} (run took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      log(`${label}: ${fmtSecs(r.ms)} s${r.extra?.jsHeapBytes ? `, heap ${fmtMB(r.extra.jsHeapBytes)} MB, wasm ${fmtMB(r.extra.wasmBytes)} MB, ArrayBuffer backing ${fmtMB(r.extra.backingStorageBytes)} MB` : ''} (run took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
       if (!warm) runs.push(r);
     }
     const cellRes = { status, reason, runs: runs.map((r) => ({ ms: r.ms, extra: r.extra })), summary: status === 'ok' ? summarise(runs.map((r) => r.ms)) : null };
     row.cells[s.id] = cellRes;
     for (const m of memRows) {
-      const key = m.id === 'w5-js' ? 'jsHeapBytes' : 'wasmBytes';
-      m.cells[s.id] = { status, reason, summary: status === 'ok' ? summarise(runs.map((r) => r.extra[key])) : null };
+      const pick = { 'w5-js': (x) => x.jsHeapBytes, 'w5-wasm': (x) => x.wasmBytes, 'w5-total': (x) => x.jsHeapBytes + x.wasmBytes }[m.id];
+      m.cells[s.id] = { status, reason, summary: status === 'ok' ? summarise(runs.map((r) => pick(r.extra))) : null };
     }
     results.push({ workload: w.id, title: row.title, store: s.id, ...cellRes });
   }
