@@ -178,7 +178,7 @@ const WORKLOADS = [
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
       await reload(page, store);
       const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
   {
@@ -192,7 +192,7 @@ const WORKLOADS = [
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
       await reload(page, store);
       const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
   {
@@ -205,7 +205,7 @@ const WORKLOADS = [
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: cfg.batch }), T(), 'create');
       await reload(page, store);
       const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
   {
@@ -263,7 +263,7 @@ const WORKLOADS = [
       const r = await withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates');
       await reload(page, store);
       const verify = await withTimeout(step(page, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { idb: r.idb } };
+      return { ms: r.ms, verify, extra: { idb: r.idb, diag: r.diag } };
     },
   },
   {
@@ -278,7 +278,7 @@ const WORKLOADS = [
       if (!r.textOk) return { ms: r.ms, verify: { ok: false, problems: ['text differs from the trace end content before reload'] }, extra: {} };
       await reload(page, store);
       const verify = await withTimeout(step(page, 'verifyText', { trace: cfg.trace, edits: cfg.textEdits, handoff: r.handoff }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb } };
+      return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
 ];
@@ -403,6 +403,11 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
             return await w.run({ store: s, ...p });
           } catch (e) {
             if (p.errors.length) e.pageErrors = p.errors.slice(0, 5);
+            if (e instanceof Timeout) {
+              // How far did it get? (the page is usually just waiting on IndexedDB by then)
+              const st = await withTimeout(step(p.page, 'idb', {}), 3000, 'idb stats').catch(() => null);
+              if (st) e.message += ` (${fmtN(st.completed)} of ${fmtN(st.opened)} IndexedDB write transactions committed by then)`;
+            }
             throw e;
           }
         });

@@ -66,6 +66,9 @@ export interface BenchAdapter {
   /** Current content of the text field. */
   textGet(): Promise<string>;
 
+  /** Optional store-specific counters, copied into results.json. */
+  diagnostics?(): Record<string, unknown>;
+
   /**
    * Memory this page cannot see itself (e.g. the vault SharedWorker's JS heap and wasm memory).
    * The harness adds it to the page's own JS heap (CDP, after GC) and wasm memories (instrument.js).

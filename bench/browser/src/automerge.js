@@ -1,7 +1,7 @@
 // automerge-repo 2.5.6 + IndexedDB storage, with @automerge/automerge 3.5.0 through
 // the /slim entries and the wasm loaded explicitly (automerge.wasm is copied into dist/).
 import './instrument.js';
-import { idbIdle } from './instrument.js';
+import { idbIdle, idbStats } from './instrument.js';
 import * as A from '@automerge/automerge/slim';
 import { Repo, initializeWasm } from '@automerge/automerge-repo/slim';
 import { IndexedDBStorageAdapter } from '@automerge/automerge-repo-storage-indexeddb';
@@ -22,6 +22,7 @@ let variant = 'one-doc';
 let handle = null; // one-doc, and the text workload
 let urls = []; // doc-per-object: one url per object, in creation order
 let byId = new Map(); // doc-per-object: id -> handle
+const diag = { pendingAfterFlush: 0 }; // how often flush() resolved while an IDB write was still in flight
 
 const adapter = {
   name: 'automerge-repo',
@@ -76,7 +77,12 @@ const adapter = {
     // `complete`). Belt and braces: also wait until no readwrite IDB transaction of this
     // page is outstanding (catches a throttled background save that is still in flight).
     await repo.flush();
+    if (idbStats().pending > 0) diag.pendingAfterFlush++;
     await idbIdle();
+  },
+
+  diagnostics() {
+    return { ...diag };
   },
 
   async firstMatch(where) {

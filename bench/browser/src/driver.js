@@ -34,7 +34,7 @@ export function installDriver(adapter) {
       const tIssued = performance.now();
       await adapter.durable();
       const t1 = performance.now();
-      return { ms: t1 - t0, issuedMs: tIssued - t0, handoff: adapter.handoff(), idb: idbStats() };
+      return { ms: t1 - t0, issuedMs: tIssued - t0, handoff: adapter.handoff(), idb: idbStats(), diag: adapter.diagnostics?.() };
     },
 
     // Workload 3: `count` single-field updates, each awaited until durable.
@@ -46,7 +46,7 @@ export function installDriver(adapter) {
         await adapter.durable();
       }
       const t1 = performance.now();
-      return { ms: t1 - t0, handoff: adapter.handoff(), idb: idbStats() };
+      return { ms: t1 - t0, handoff: adapter.handoff(), idb: idbStats(), diag: adapter.diagnostics?.() };
     },
 
     // After a reload: is everything there?
@@ -106,7 +106,7 @@ export function installDriver(adapter) {
       await adapter.durable();
       const t1 = performance.now();
       const final = await adapter.textGet();
-      return { ms: t1 - t0, issuedMs: tIssued - t0, edits: p.length, textOk: final === t.expected, handoff: adapter.handoff(), idb: idbStats() };
+      return { ms: t1 - t0, issuedMs: tIssued - t0, edits: p.length, textOk: final === t.expected, handoff: adapter.handoff(), idb: idbStats(), diag: adapter.diagnostics?.() };
     },
 
     async verifyText({ trace, edits, handoff }) {
