@@ -24,7 +24,16 @@ const PROBE_TIMEOUT_MS = 2000;
 const embedded = window.parent !== window;
 let link: EngineLink | null = null;
 
-/** Where the engine's storage is reachable from here, if it is. */
+/**
+ * Where the engine's storage is reachable from here, if it is.
+ *
+ * `hasStorageAccess()` true is not enough in an iframe: Chromium answers true
+ * once third-party cookies are allowed, while the plain `indexedDB` and
+ * `SharedWorker` stay partitioned by the top-level site. So the shell always
+ * asks `requestStorageAccess` for the non-cookie storage (it resolves at once
+ * when access is already there) and uses the handle's first-party versions;
+ * the globals only where the browser grants no such handle.
+ */
 async function storageSetup(): Promise<Setup> {
   const doc = document as unknown as StorageAccessDocument;
   let has = true;
@@ -33,7 +42,6 @@ async function storageSetup(): Promise<Setup> {
       () => false,
     );
   }
-  if (has) return { ok: true, scope: globalScope() };
 
   if (typeof doc.requestStorageAccess === "function") {
     try {
@@ -47,15 +55,17 @@ async function storageSetup(): Promise<Setup> {
         REQUEST_ACCESS_TIMEOUT_MS,
         () => null,
       );
-      if (handle !== null) {
-        // A browser that grants cookie access only resolves with nothing; its
-        // globals are then the first-party ones.
-        return { ok: true, scope: handle ? handleScope(handle) : globalScope() };
+      if (handle && (handle.SharedWorker || handle.indexedDB || handle.locks)) {
+        return { ok: true, scope: handleScope(handle) };
       }
+      // A browser that grants cookie access only resolves with nothing; its
+      // globals are then the first-party ones.
+      if (handle === undefined) return { ok: true, scope: globalScope() };
     } catch {
-      // Refused: fall through to the probe.
+      // Refused.
     }
   }
+  if (has) return { ok: true, scope: globalScope() };
 
   const works = await probeIndexedDB();
   return works
@@ -123,6 +133,8 @@ function answer(setup: Setup, origin: string, target: Window): void {
 }
 
 function startEngine(scope: StorageScope): EngineLink {
+  // For tests and debugging: which storage the engine was joined through.
+  document.documentElement.dataset["storage"] = scope.via;
   const engine = joinEngine(scope);
   engine.onStatus((status) => {
     if (status.engine === "failed") console.error("echo: the vault engine failed", status.error);

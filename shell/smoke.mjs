@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// A smoke check of the built vault site, by hand:
+//
+//   node shell/smoke.mjs [--build] [web-build flags, e.g. --no-wasm --no-demo]
+//
+// --build runs scripts/web-build.mjs first (with the other flags). Then it
+// starts target/debug/echo-signal (build it once: cargo build -p echo-signal)
+// with --vault-dir shell/dist and an app site (demo-app/dist when it exists
+// and --no-demo is not given, else a throw-away probe app), opens
+// http://vault.localhost:8600/{consent,manage,vault,index}.html in headless
+// Chromium (playwright-core from .tools/npm, /usr/bin/chromium) and fails on
+// any CSP violation, console error or page error. Then a probe app page on
+// http://app.localhost:8601 embeds vault.html in each storage regime of
+// TOOLCHAIN.md and checks the shell's answer to {echo: "connect"}:
+// "connected" with a port and the engine's reply to a hello when the iframe
+// gets storage access, "refused" with storage_partitioned / storage_blocked
+// otherwise. Ports: ECHO_SMOKE_VAULT_PORT / ECHO_SMOKE_APP_PORT (8600/8601).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const TOOLS = resolve(process.env.ECHO_TOOLS_DIR ?? join(ROOT, ".tools"), "npm");
+const args = process.argv.slice(2);
+const BUILD = args.includes("--build");
+const buildFlags = args.filter((a) => a !== "--build");
+const NO_WASM = buildFlags.includes("--no-wasm") || !existsSync(join(ROOT, "pkg", "echo-vault", "echo_vault.js"));
+const VAULT_PORT = Number(process.env.ECHO_SMOKE_VAULT_PORT ?? 8600);
+const APP_PORT = Number(process.env.ECHO_SMOKE_APP_PORT ?? 8601);
+const VAULT = `http://vault.localhost:${VAULT_PORT}`;
+const APP = `http://app.localhost:${APP_PORT}`;
+
+const { chromium } = createRequire(join(TOOLS, "package.json"))("playwright-core");
+
+let failures = 0;
+const ok = (msg) => console.log(`  ok   ${msg}`);
+const fail = (msg) => {
+  failures++;
+  console.log(`  FAIL ${msg}`);
+};
+
+if (BUILD) {
+  const run = spawnSync(process.execPath, [join(ROOT, "scripts", "web-build.mjs"), ...buildFlags], { stdio: "inherit" });
+  if (run.status !== 0) process.exit(run.status ?? 1);
+}
+const server = join(ROOT, "target", "debug", "echo-signal");
+if (!existsSync(server)) {
+  console.error("target/debug/echo-signal is missing: cargo build -p echo-signal");
+  process.exit(1);
+}
+if (!existsSync(join(ROOT, "shell", "dist", "manage.html"))) {
+  console.error("shell/dist is not built: node scripts/web-build.mjs (or pass --build)");
+  process.exit(1);
+}
+
+// The probe app: an app page that embeds the vault and reports what it answered.
+const probeDir = await mkdtemp(join(tmpdir(), "echo-smoke-app-"));
+await writeFile(
+  join(probeDir, "probe.html"),
+  `<!doctype html><html><head><meta charset="utf-8"><title>probe</title>
+<script type="module" src="/probe.js"></script></head><body></body></html>\n`,
+);
+await writeFile(
+  join(probeDir, "probe.js"),
+  `const vault = ${JSON.stringify(VAULT)};
+window.__probe = new Promise((resolve) => {
+  const frame = document.createElement("iframe");
+  frame.src = vault + "/vault.html";
+  frame.addEventListener("load", () => {
+    const started = Date.now();
+    addEventListener("message", (event) => {
+      if (event.origin !== vault || event.source !== frame.contentWindow) return;
+      const data = event.data;
+      const result = { echo: data.echo, state: data.state, error: data.error, storage: data.storage,
+                       ports: event.ports.length, ms: Date.now() - started };
+      if (data.echo !== "connected" || !event.ports[0]) return resolve(result);
+      const port = event.ports[0];
+      const timer = setTimeout(() => resolve({ ...result, reply: "none within 5 s" }), 5000);
+      port.onmessage = (reply) => { clearTimeout(timer); resolve({ ...result, reply: reply.data }); };
+      port.postMessage({ hello: { versions: [1], client: "echo-smoke" } });
+    });
+    frame.contentWindow.postMessage({ echo: "connect" }, vault);
+  }, { once: true });
+  document.body.appendChild(frame);
+});
+`,
+);
+const useDemo = !buildFlags.includes("--no-demo") && existsSync(join(ROOT, "demo-app", "dist", "index.html"));
+let appDir = probeDir;
+if (useDemo) {
+  // The demo app's files plus the probe, in a copy (dist/ stays as built).
+  appDir = join(probeDir, "site");
+  await mkdir(appDir);
+  spawnSync("cp", ["-r", join(ROOT, "demo-app", "dist", "."), appDir]);
+  spawnSync("cp", [join(probeDir, "probe.html"), join(probeDir, "probe.js"), appDir]);
+}
+
+const proc = spawn(
+  server,
+  ["--vault-dir", join(ROOT, "shell", "dist"), "--vault-addr", `127.0.0.1:${VAULT_PORT}`,
+   "--app-dir", appDir, "--app-addr", `127.0.0.1:${APP_PORT}`],
+  { stdio: ["ignore", "inherit", "inherit"] },
+);
+const stopServer = () => {
+  if (proc.exitCode === null) proc.kill("SIGTERM");
+};
+process.on("exit", stopServer);
+
+async function waitHealthy(url) {
+  for (let i = 0; i < 100; i++) {
+    if (proc.exitCode !== null) throw new Error(`echo-signal exited with ${proc.exitCode}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+// Chromium as in TOOLCHAIN.md: Debian's binary, root-safe args, and
+// Playwright's --disable-features list without ThirdPartyStoragePartitioning
+// (Chromium honours only the last --disable-features).
+const ROOT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const PW_DISABLED = ["AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+  "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+  "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+  "PreconnectToSearch"];
+const REGIMES = {
+  "storage-access": { cookieControlsMode: 0, partitioning: true, expect: "connected" },
+  partitioned: { cookieControlsMode: 1, partitioning: true, expect: "storage_partitioned" },
+  blocked: { cookieControlsMode: 1, partitioning: false, expect: "storage_blocked" },
+};
+
+async function launch(regime) {
+  const r = REGIMES[regime];
+  const dir = await mkdtemp(join(tmpdir(), `echo-smoke-${regime}-`));
+  await mkdir(join(dir, "Default"));
+  await writeFile(join(dir, "Default", "Preferences"), JSON.stringify({ profile: { cookie_controls_mode: r.cookieControlsMode } }));
+  const disable = [...PW_DISABLED, ...(r.partitioning ? [] : ["ThirdPartyStoragePartitioning"])];
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    headless: true,
+    args: [...ROOT_ARGS, `--disable-features=${disable.join(",")}`],
+  });
+  return { context, close: async () => { await context.close().catch(() => {}); await rm(dir, { recursive: true, force: true }); } };
+}
+
+/** Console errors, page errors and CSP violations of a page while `fn` runs. */
+function watch(page) {
+  const problems = [];
+  const expected = [];
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const text = m.text();
+    if (/^Failed to load resource/.test(text)) return; // reported with its URL below
+    // Chromium's own notes when it refuses requestStorageAccess (partitioned, blocked).
+    if (/^requestStorageAccess: /.test(text)) return void expected.push(text);
+    // Built without the engine, its failure is expected (and logged).
+    if (NO_WASM && /vault engine failed|cannot start|without its engine/.test(text)) expected.push(text);
+    else problems.push(`console: ${text}`);
+  });
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+  return { problems, expected };
+}
+
+async function checkPage(context, path, check) {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile ?? ""}:${e.lineNumber ?? ""}`));
+  });
+  const seen = watch(page);
+  const response = await page.goto(`${VAULT}${path}`, { waitUntil: "load" });
+  if (!response || response.status() !== 200) fail(`${path}: HTTP ${response?.status()}`);
+  await page.waitForTimeout(1500);
+  const csp = await page.evaluate(() => window.__csp);
+  for (const v of csp) seen.problems.push(`CSP: ${v}`);
+  if (check) await check(page, seen);
+  if (seen.problems.length) fail(`${path}: ${seen.problems.join(" | ")}`);
+  else ok(`${path}: no CSP violation, console error or page error${seen.expected.length ? ` (engine failure expected: no wasm)` : ""}`);
+  await page.close();
+}
+
+try {
+  await waitHealthy(`http://127.0.0.1:${VAULT_PORT}/healthz`);
+  await waitHealthy(`http://127.0.0.1:${APP_PORT}/healthz`);
+  console.log(`smoke: ${VAULT} and ${APP}${NO_WASM ? " (no engine wasm: engine failure expected)" : ""}`);
+
+  // Top-level vault pages.
+  {
+    const { context, close } = await launch("storage-access");
+    await checkPage(context, "/manage.html", async (page) => {
+      const banner = await page.locator("#banner").textContent();
+      const hidden = await page.locator("#banner").isHidden();
+      const storage = await page.locator("#storage").innerText();
+      if (!/used of/.test(storage)) fail(`/manage.html: storage panel says ${JSON.stringify(storage)}`);
+      if (NO_WASM) {
+        if (hidden || !/cannot/i.test(banner ?? "")) fail(`/manage.html: no engine error shown (${banner})`);
+        else ok(`/manage.html shows the engine's failure: ${banner}`);
+      } else if (!hidden) fail(`/manage.html: banner ${banner}`);
+      else ok(`/manage.html: identity ${(await page.locator("#identity").innerText()).split("\n").join(" ")}`);
+    });
+    await checkPage(context, "/consent.html", async (page) => {
+      const notice = await page.locator("#notice").textContent();
+      if (!/Open it from an app/.test(notice ?? "")) fail(`/consent.html without opener: ${notice}`);
+      else ok("/consent.html without an opener says so, buttons disabled: " +
+        String(await page.locator("#allow").isDisabled()));
+    });
+    await checkPage(context, "/vault.html");
+    await checkPage(context, "/index.html");
+    const sw = await context.newPage();
+    await sw.goto(`${VAULT}/manage.html`);
+    const registered = await sw.evaluate(async () => {
+      const reg = await Promise.race([navigator.serviceWorker.ready, new Promise((r) => setTimeout(() => r(null), 5000))]);
+      if (!reg) return null;
+      const keys = await caches.keys();
+      const cached = keys.length ? (await (await caches.open(keys[0])).keys()).length : 0;
+      return { scope: reg.scope, keys, cached };
+    });
+    if (!registered) fail("service worker: not ready within 5 s");
+    else ok(`service worker active at ${registered.scope}, caches ${registered.keys.join(",")}, ${registered.cached} entries`);
+    await sw.close();
+    await close();
+  }
+
+  // The iframe shell in each storage regime.
+  for (const [regime, r] of Object.entries(REGIMES)) {
+    const { context, close } = await launch(regime);
+    const page = await context.newPage();
+    const seen = watch(page);
+    await page.goto(`${APP}/probe.html`);
+    const result = await page.evaluate(() => Promise.race([window.__probe,
+      new Promise((res) => setTimeout(() => res({ echo: "no answer within 8 s" }), 8000))]));
+    const via = await page.frames().find((f) => f.url().startsWith(VAULT))?.evaluate(() => document.documentElement.dataset.storage);
+    result.via = via;
+    const got = result.echo === "refused" ? result.state : result.echo;
+    const summary = JSON.stringify(result);
+    if (got !== r.expect) fail(`${regime}: expected ${r.expect}, got ${summary}`);
+    else if (result.ms > 5000) fail(`${regime}: answered after ${result.ms} ms (> 5 s)`);
+    else if (r.expect === "connected" && (result.ports !== 1 || !result.reply || typeof result.reply !== "object"))
+      fail(`${regime}: connected without a working port: ${summary}`);
+    else if (r.expect === "connected" && result.via !== "handle")
+      fail(`${regime}: joined the engine through the ${result.via} (partitioned) storage, not the storage-access handle`);
+    else ok(`${regime}: ${summary}`);
+    if (seen.problems.length) fail(`${regime}: ${seen.problems.join(" | ")}`);
+    await close();
+  }
+} catch (error) {
+  fail(String(error?.stack ?? error));
+} finally {
+  stopServer();
+  await rm(probeDir, { recursive: true, force: true });
+}
+console.log(failures ? `smoke: ${failures} failed` : "smoke: all passed");
+process.exit(failures ? 1 : 0);
