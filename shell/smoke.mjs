@@ -62,7 +62,7 @@ const probeDir = await mkdtemp(join(tmpdir(), "echo-smoke-app-"));
 await writeFile(
   join(probeDir, "probe.html"),
   `<!doctype html><html><head><meta charset="utf-8"><title>probe</title>
-<script type="module" src="/probe.js"></script></head><body></body></html>\n`,
+<script type="module" src="/probe.js"></script></head><body><button id="consent">Ask</button></body></html>\n`,
 );
 await writeFile(
   join(probeDir, "probe.js"),
@@ -86,6 +86,16 @@ window.__probe = new Promise((resolve) => {
     frame.contentWindow.postMessage({ echo: "connect" }, vault);
   }, { once: true });
   document.body.appendChild(frame);
+});
+// The SDK's side of the consent popup (docs/browser-vault.md, section 3).
+window.__consent = [];
+document.getElementById("consent").addEventListener("click", () => {
+  const popup = window.open(vault + "/consent.html", "echo-consent", "popup,width=480,height=640");
+  addEventListener("message", (event) => {
+    if (event.source !== popup || event.origin !== vault) return;
+    window.__consent.push(event.data);
+    if (event.data.echo === "consent_ready") popup.postMessage({ echo: "consent_request", app_name: "Smoke probe" }, vault);
+  });
 });
 `,
 );
@@ -192,6 +202,35 @@ async function checkPage(context, path, check) {
   await page.close();
 }
 
+/** Opens the consent popup from the probe app and answers its handshake. */
+async function checkConsent(page) {
+  const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("#consent")]);
+  const seen = watch(popup);
+  await popup.waitForLoadState("load");
+  try {
+    await popup.waitForFunction((app) => document.getElementById("origin")?.textContent === app, APP, { timeout: 5000 });
+    ok(`consent popup shows the requesting origin ${APP} (${await popup.locator("#app-name").textContent()})`);
+  } catch {
+    fail(`consent popup shows ${JSON.stringify(await popup.locator("#origin").textContent())}, not ${APP}`);
+    return;
+  }
+  await popup.waitForTimeout(500);
+  if (NO_WASM) {
+    await popup.click("#deny");
+    await popup.waitForFunction(() => /Could not save/.test(document.getElementById("notice")?.textContent ?? ""), null, { timeout: 5000 })
+      .then(() => ok("consent popup: Deny without an engine shows the error, popup stays open"))
+      .catch(async () => fail(`consent popup after Deny: ${await popup.locator("#notice").textContent()}`));
+  } else {
+    const closed = popup.waitForEvent("close", { timeout: 5000 }).then(() => true, () => false);
+    await popup.click("#deny");
+    if (!(await closed)) fail("consent popup did not close after Deny");
+    const messages = await page.evaluate(() => window.__consent);
+    if (messages.some((m) => m.echo === "consent_result" && m.allowed === false)) ok("consent popup: Deny → consent_result {allowed: false}, closed");
+    else fail(`consent popup: opener got ${JSON.stringify(messages)}`);
+  }
+  if (seen.problems.length) fail(`consent popup: ${seen.problems.join(" | ")}`);
+}
+
 try {
   await waitHealthy(`http://127.0.0.1:${VAULT_PORT}/healthz`);
   await waitHealthy(`http://127.0.0.1:${APP_PORT}/healthz`);
@@ -253,6 +292,7 @@ try {
     else if (r.expect === "connected" && result.via !== "handle")
       fail(`${regime}: joined the engine through the ${result.via} (partitioned) storage, not the storage-access handle`);
     else ok(`${regime}: ${summary}`);
+    if (regime === "storage-access") await checkConsent(page);
     if (seen.problems.length) fail(`${regime}: ${seen.problems.join(" | ")}`);
     await close();
   }
