@@ -1,0 +1,527 @@
+// The task board's page: connection banner, lists, tasks, notes. Plain
+// DOM; every element tests use has a data-testid (see demo-app/README.md).
+
+import { connect, EchoError, type ConnectionState } from "../../client/src/index.js";
+import { Board } from "./board.js";
+import { vaultUrl } from "./config.js";
+import { byTestId, h } from "./dom.js";
+import { allTags, cleanName, formatTags, isDate, isOverdue, parseTags, today, visibleTasks, type Task } from "./model.js";
+import { NoteSync } from "./note.js";
+
+const VAULT_URL = vaultUrl();
+const vault = connect({ vaultUrl: VAULT_URL, clientName: "echo-taskboard 0.1" });
+const board = new Board(vault);
+
+const LIST_KEY = "echo-taskboard.selected-list";
+
+const ui = {
+  status: byTestId("state"),
+  statusText: byTestId("state-text"),
+  connect: byTestId<HTMLButtonElement>("connect"),
+  retry: byTestId<HTMLButtonElement>("retry"),
+  busy: byTestId("busy"),
+  busyText: document.getElementById("busy-text") as HTMLElement,
+  board: byTestId("board"),
+  lists: byTestId<HTMLUListElement>("lists"),
+  newListForm: byTestId<HTMLFormElement>("new-list-form"),
+  newListName: byTestId<HTMLInputElement>("new-list-name"),
+  addList: byTestId<HTMLButtonElement>("add-list"),
+  noList: byTestId("no-list"),
+  noListText: document.getElementById("no-list-text") as HTMLElement,
+  listView: byTestId("list-view"),
+  listName: byTestId("current-list-name"),
+  renameForm: byTestId<HTMLFormElement>("rename-list-form"),
+  renameInput: byTestId<HTMLInputElement>("rename-list-input"),
+  renameCancel: byTestId<HTMLButtonElement>("rename-list-cancel"),
+  listActions: document.getElementById("list-actions") as HTMLElement,
+  renameList: byTestId<HTMLButtonElement>("rename-list"),
+  deleteList: byTestId<HTMLButtonElement>("delete-list"),
+  deleteListConfirm: byTestId<HTMLButtonElement>("delete-list-confirm"),
+  newTaskForm: byTestId<HTMLFormElement>("new-task-form"),
+  newTaskTitle: byTestId<HTMLInputElement>("new-task-title"),
+  newTaskDue: byTestId<HTMLInputElement>("new-task-due"),
+  newTaskTags: byTestId<HTMLInputElement>("new-task-tags"),
+  addTask: byTestId<HTMLButtonElement>("add-task"),
+  tagFilter: byTestId<HTMLSelectElement>("tag-filter"),
+  overdueFilter: byTestId<HTMLInputElement>("overdue-filter"),
+  overdueCount: byTestId("overdue-count"),
+  tasks: byTestId<HTMLUListElement>("tasks"),
+  noTasks: byTestId("no-tasks"),
+  toast: byTestId("error"),
+  toastText: document.getElementById("toast-text") as HTMLElement,
+  toastClose: document.getElementById("toast-close") as HTMLButtonElement,
+};
+
+let selectedList: string | null = localStorage.getItem(LIST_KEY);
+
+// ------------------------------------------------------------ feedback
+
+let busyCount = 0;
+let busyTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Runs a vault operation with progress shown (after 150 ms) and errors in the toast. */
+async function run<T>(label: string, fn: () => Promise<T>, ...controls: Array<HTMLButtonElement | HTMLInputElement | null>): Promise<T | undefined> {
+  busyCount++;
+  ui.busyText.textContent = label;
+  document.body.classList.add("working");
+  if (busyTimer === undefined) busyTimer = setTimeout(() => (ui.busy.hidden = busyCount === 0), 150);
+  for (const c of controls) if (c) c.disabled = true;
+  try {
+    return await fn();
+  } catch (e) {
+    showError(e);
+    return undefined;
+  } finally {
+    for (const c of controls) if (c) c.disabled = false;
+    busyCount--;
+    if (busyCount === 0) {
+      clearTimeout(busyTimer);
+      busyTimer = undefined;
+      ui.busy.hidden = true;
+      document.body.classList.remove("working");
+    }
+  }
+}
+
+let toastTimer: ReturnType<typeof setTimeout> | undefined;
+
+function showError(e: unknown): void {
+  const message =
+    e instanceof EchoError
+      ? e.code === "rpc.not_authorized"
+        ? "The vault did not allow this: connect the app to your vault first."
+        : e.code === "rpc.disconnected" || e.code === "rpc.timeout"
+          ? `The vault did not answer (${e.code}). Your change may not be saved; try again once connected.`
+          : `${e.message} (${e.code})`
+      : e instanceof Error
+        ? e.message
+        : String(e);
+  ui.toastText.textContent = message;
+  ui.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (ui.toast.hidden = true), 8000);
+  console.warn("taskboard:", e);
+}
+
+ui.toastClose.addEventListener("click", () => (ui.toast.hidden = true));
+
+// ------------------------------------------------------------ connection
+
+const STATE_TEXT: Record<ConnectionState, string> = {
+  connecting: "Connecting to your vault…",
+  connected: "Connected to your vault",
+  not_authorized: "This app needs your permission to use your vault.",
+  storage_partitioned:
+    "Your browser keeps the vault's storage separate on this site, so tasks would not reach your vault. Open the vault site once in a tab, then try again.",
+  storage_blocked: "Your browser blocks the vault's storage (private browsing, or site data blocked). Allow site data for the vault, then try again.",
+  disconnected: "Disconnected from your vault — reconnecting…",
+};
+
+function renderState(): void {
+  const state = vault.state;
+  ui.status.dataset["state"] = state;
+  let textValue = STATE_TEXT[state];
+  if (state === "not_authorized") {
+    const reason = vault.lastError?.details["reason"];
+    if (reason === "revoked") textValue = "Access to your vault was revoked. Connect again to keep using the board.";
+    else if (vault.consent === "denied") textValue = "You denied this app access to your vault. You can change your mind:";
+  }
+  ui.statusText.textContent = textValue;
+  ui.connect.hidden = state !== "not_authorized";
+  ui.retry.hidden = !(state === "storage_partitioned" || state === "storage_blocked" || (state === "disconnected" && vault.lastError?.code === "rpc.unsupported_version"));
+  ui.board.classList.toggle("offline", state !== "connected");
+  if (!board.isOpen) {
+    ui.noListText.textContent = state === "connected" ? "Loading your board…" : "Your board appears here once the app is connected to your vault.";
+  }
+}
+
+vault.onStateChange((state) => {
+  renderState();
+  if (state === "connected" && !board.isOpen) void openBoard();
+});
+
+ui.connect.addEventListener("click", () => {
+  // requestAccess opens a popup: it must run in the click, before any await.
+  const pending = vault.requestAccess({ appName: "Task board" });
+  ui.connect.disabled = true;
+  pending
+    .then((r) => {
+      if (!r.allowed) showError(new Error("You denied access. The board stays empty until you allow it."));
+    })
+    .catch((e: unknown) => {
+      if (e instanceof EchoError && e.details["reason"] === "popup_closed") showError(new Error("The vault's window was closed before you decided."));
+      else if (e instanceof EchoError && e.details["reason"] === "popup_blocked") showError(new Error("Your browser blocked the vault's window. Allow pop-ups for this site and try again."));
+      else showError(e);
+    })
+    .finally(() => {
+      ui.connect.disabled = false;
+      renderState();
+    });
+});
+
+ui.retry.addEventListener("click", () => vault.reconnect());
+
+async function openBoard(): Promise<void> {
+  await run("Loading your board…", () => board.open());
+  if (board.isOpen) {
+    ui.board.dataset["ready"] = "true";
+    render();
+  }
+}
+
+board.onChange(() => render());
+
+// ------------------------------------------------------------ lists
+
+function render(): void {
+  renderLists();
+  renderListView();
+}
+
+function currentList() {
+  if (selectedList && board.lists.has(selectedList)) return board.lists.get(selectedList) ?? null;
+  const first = board.sortedLists()[0] ?? null;
+  return first;
+}
+
+function selectList(id: string): void {
+  selectedList = id;
+  localStorage.setItem(LIST_KEY, id);
+  resetListHeader();
+  ui.tagFilter.value = "";
+  render();
+}
+
+function renderLists(): void {
+  const current = currentList();
+  const now = today();
+  const items = board.sortedLists().map((list) => {
+    const tasks = [...board.tasks.values()].filter((t) => t.list === list.id);
+    const open = tasks.filter((t) => !t.done).length;
+    const overdue = tasks.filter((t) => isOverdue(t, now)).length;
+    const button = h(
+      "button",
+      { type: "button", class: "list-button", testid: `list-${list.name}`, dataset: { listId: list.id } },
+      h("span", { class: "list-button-name" }, list.name),
+      overdue > 0 ? h("span", { class: "badge overdue", title: `${overdue} overdue` }, String(overdue)) : null,
+      h("span", { class: "badge", title: `${open} open` }, String(open)),
+    );
+    if (current?.id === list.id) {
+      button.classList.add("selected");
+      button.setAttribute("aria-current", "true");
+    }
+    button.addEventListener("click", () => selectList(list.id));
+    return h("li", {}, button);
+  });
+  ui.lists.replaceChildren(...items);
+}
+
+ui.newListForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = cleanName(ui.newListName.value);
+  if (!name || !board.isOpen) return;
+  void run("Adding the list…", async () => {
+    const id = await board.addList(name);
+    ui.newListName.value = "";
+    selectList(id);
+  }, ui.addList);
+});
+
+function resetListHeader(): void {
+  ui.renameForm.hidden = true;
+  ui.listActions.hidden = false;
+  ui.listName.hidden = false;
+  ui.deleteList.hidden = false;
+  ui.deleteListConfirm.hidden = true;
+}
+
+ui.renameList.addEventListener("click", () => {
+  const list = currentList();
+  if (!list) return;
+  ui.renameInput.value = list.name;
+  ui.renameForm.hidden = false;
+  ui.listActions.hidden = true;
+  ui.listName.hidden = true;
+  ui.renameInput.focus();
+  ui.renameInput.select();
+});
+
+ui.renameCancel.addEventListener("click", () => resetListHeader());
+
+ui.renameForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const list = currentList();
+  const name = cleanName(ui.renameInput.value);
+  if (!list || !name) return;
+  void run("Renaming the list…", async () => {
+    await board.renameList(list.id, name);
+    resetListHeader();
+  });
+});
+
+ui.deleteList.addEventListener("click", () => {
+  ui.deleteList.hidden = true;
+  ui.deleteListConfirm.hidden = false;
+  ui.deleteListConfirm.focus();
+});
+
+ui.deleteListConfirm.addEventListener("blur", () => setTimeout(resetListHeader, 200));
+
+ui.deleteListConfirm.addEventListener("click", () => {
+  const list = currentList();
+  if (!list) return;
+  void run("Deleting the list…", async () => {
+    await board.deleteList(list.id);
+    selectedList = null;
+    localStorage.removeItem(LIST_KEY);
+    resetListHeader();
+  }, ui.deleteListConfirm);
+});
+
+// ------------------------------------------------------------ tasks
+
+interface TaskRow {
+  task: Task;
+  li: HTMLLIElement;
+  done: HTMLInputElement;
+  title: HTMLElement;
+  due: HTMLElement;
+  overdue: HTMLElement;
+  tags: HTMLElement;
+  edit: HTMLButtonElement;
+  details: HTMLFormElement;
+  titleInput: HTMLInputElement;
+  dueInput: HTMLInputElement;
+  tagsInput: HTMLInputElement;
+  note: HTMLTextAreaElement;
+  noteSync: NoteSync;
+  noteStatus: HTMLElement;
+}
+
+const rows = new Map<string, TaskRow>();
+
+function renderListView(): void {
+  const list = currentList();
+  if (!list) {
+    ui.listView.hidden = true;
+    ui.noList.hidden = false;
+    if (board.isOpen) ui.noListText.textContent = "No lists yet. Create one on the left to start.";
+    for (const id of [...rows.keys()]) dropRow(id);
+    return;
+  }
+  ui.noList.hidden = true;
+  ui.listView.hidden = false;
+  ui.listName.textContent = list.name;
+  ui.listView.dataset["listId"] = list.id;
+
+  const now = today();
+  const listTasks = [...board.tasks.values()].filter((t) => t.list === list.id);
+  renderTagOptions(allTags(listTasks));
+  const overdue = listTasks.filter((t) => isOverdue(t, now)).length;
+  ui.overdueCount.textContent = overdue === 0 ? "" : overdue === 1 ? "1 task overdue" : `${overdue} tasks overdue`;
+
+  const shown = visibleTasks(board.tasks.values(), list.id, { tag: ui.tagFilter.value, overdueOnly: ui.overdueFilter.checked }, now);
+  const keep = new Set(shown.map((t) => t.id));
+  for (const id of [...rows.keys()]) if (!keep.has(id)) dropRow(id);
+  let prev: Element | null = null;
+  for (const task of shown) {
+    const row = rows.get(task.id) ?? createRow(task);
+    updateRow(row, task, now);
+    const expected: Element | null = prev ? prev.nextElementSibling : ui.tasks.firstElementChild;
+    if (expected !== row.li) ui.tasks.insertBefore(row.li, expected);
+    prev = row.li;
+  }
+  ui.noTasks.hidden = shown.length > 0;
+  ui.noTasks.textContent = listTasks.length === 0 ? "No tasks yet. Add one above." : "No tasks match the filter.";
+}
+
+function renderTagOptions(tags: string[]): void {
+  const current = ui.tagFilter.value;
+  const options = [h("option", {}, "All tags"), ...tags.map((t) => h("option", {}, t))];
+  (options[0] as HTMLOptionElement).value = "";
+  for (const o of options.slice(1)) (o as HTMLOptionElement).value = o.textContent ?? "";
+  const same = ui.tagFilter.options.length === options.length && [...ui.tagFilter.options].every((o, i) => o.value === (options[i] as HTMLOptionElement).value);
+  if (!same) {
+    ui.tagFilter.replaceChildren(...options);
+    ui.tagFilter.value = tags.includes(current) ? current : "";
+  }
+}
+
+ui.tagFilter.addEventListener("change", () => renderListView());
+ui.overdueFilter.addEventListener("change", () => renderListView());
+
+function dropRow(id: string): void {
+  const row = rows.get(id);
+  if (!row) return;
+  row.li.remove();
+  rows.delete(id);
+}
+
+function createRow(task: Task): TaskRow {
+  const done = h("input", { type: "checkbox", class: "task-done", testid: "task-done", ariaLabel: "Done" });
+  const title = h("span", { class: "task-title", testid: "task-title" });
+  const due = h("span", { class: "task-due", testid: "task-due" });
+  const overdue = h("span", { class: "badge overdue", testid: "task-overdue", hidden: true }, "Overdue");
+  const tags = h("span", { class: "task-tags", testid: "task-tags" });
+  const edit = h("button", { type: "button", class: "secondary small", testid: "task-edit" }, "Edit");
+  const del = h("button", { type: "button", class: "danger small", testid: "task-delete", ariaLabel: "Delete task" }, "Delete");
+
+  const titleInput = h("input", { type: "text", testid: "task-title-input", ariaLabel: "Title" });
+  titleInput.maxLength = 500;
+  const dueInput = h("input", { type: "date", testid: "task-due-input", ariaLabel: "Due date" });
+  const tagsInput = h("input", { type: "text", testid: "task-tags-input", ariaLabel: "Tags", placeholder: "tags, comma separated" });
+  const save = h("button", { type: "submit", class: "primary small", testid: "task-save" }, "Save");
+  const noteId = `note-${task.id}`;
+  const note = h("textarea", { class: "task-note", testid: "task-note", id: noteId, placeholder: "Notes — shared live with your other tabs and devices" });
+  note.rows = 4;
+  const noteStatus = h("span", { class: "note-status", testid: "task-note-status" });
+  const details = h(
+    "form",
+    { class: "task-details", testid: "task-details", hidden: true },
+    h("div", { class: "detail-fields" },
+      h("label", {}, "Title", titleInput),
+      h("label", {}, "Due", dueInput),
+      h("label", {}, "Tags", tagsInput),
+      save,
+    ),
+    h("label", { class: "note-label", for: noteId }, "Note ", noteStatus),
+    note,
+  );
+
+  const li = h(
+    "li",
+    { class: "task", testid: "task", dataset: { taskId: task.id } },
+    h("div", { class: "task-main" }, done, h("div", { class: "task-text" }, title, h("div", { class: "task-meta" }, due, overdue, tags)), edit, del),
+    details,
+  );
+
+  const id = task.id;
+  const noteSync = new NoteSync(note, task.note, {
+    splice: (s) => board.spliceNote(id, s.pos, s.delete, s.insert),
+    read: () => board.readNote(id),
+    focused: () => document.activeElement === note,
+    onError: (e) => showError(e),
+  });
+  const row: TaskRow = { task, li, done, title, due, overdue, tags, edit, details, titleInput, dueInput, tagsInput, note, noteSync, noteStatus };
+
+  let noteTimer: ReturnType<typeof setTimeout> | undefined;
+  const showNoteState = () => {
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => {
+      row.noteStatus.textContent = row.noteSync.pendingCount > 0 ? "saving…" : "saved";
+      if (row.noteSync.pendingCount > 0) showNoteState();
+    }, 300);
+  };
+  note.addEventListener("input", () => {
+    noteSync.input();
+    row.noteStatus.textContent = "saving…";
+    showNoteState();
+  });
+  note.addEventListener("compositionstart", () => noteSync.compositionStart());
+  note.addEventListener("compositionend", () => noteSync.compositionEnd());
+
+  done.addEventListener("change", () => {
+    const value = done.checked;
+    void run(value ? "Completing the task…" : "Reopening the task…", async () => {
+      try {
+        await board.updateTask(id, { done: value });
+      } catch (e) {
+        done.checked = row.task.done;
+        throw e;
+      }
+    });
+  });
+  del.addEventListener("click", () => void run("Deleting the task…", () => board.deleteTask(id), del));
+  edit.addEventListener("click", () => {
+    const open = details.hidden;
+    details.hidden = !open;
+    edit.textContent = open ? "Close" : "Edit";
+    li.classList.toggle("open", open);
+    if (open) {
+      fillEditor(row);
+      titleInput.focus();
+    }
+  });
+  details.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const newTitle = titleInput.value.trim();
+    if (newTitle === "") {
+      showError(new Error("A task needs a title."));
+      return;
+    }
+    const newDue = dueInput.value;
+    if (newDue !== "" && !isDate(newDue)) {
+      showError(new Error("The due date must be a date (YYYY-MM-DD)."));
+      return;
+    }
+    void run("Saving the task…", () => board.updateTask(id, { title: newTitle, due: newDue === "" ? null : newDue, tags: parseTags(tagsInput.value) }), save);
+  });
+  rows.set(task.id, row);
+  return row;
+}
+
+function fillEditor(row: TaskRow): void {
+  row.titleInput.value = row.task.title;
+  row.dueInput.value = row.task.due ?? "";
+  row.tagsInput.value = formatTags(row.task.tags);
+}
+
+function updateRow(row: TaskRow, task: Task, now: string): void {
+  const old = row.task;
+  row.task = task;
+  row.done.checked = task.done;
+  row.title.textContent = task.title;
+  row.li.classList.toggle("done", task.done);
+  row.li.dataset["done"] = String(task.done);
+  const late = isOverdue(task, now);
+  row.li.classList.toggle("is-overdue", late);
+  row.li.dataset["overdue"] = String(late);
+  row.overdue.hidden = !late;
+  row.due.textContent = task.due ? `Due ${task.due}` : "";
+  row.due.hidden = !task.due;
+  row.tags.replaceChildren(
+    ...task.tags.map((tag) => {
+      const chip = h("button", { type: "button", class: "tag", testid: "task-tag", title: `Show tasks tagged ${tag}` }, `#${tag}`);
+      chip.addEventListener("click", () => {
+        ui.tagFilter.value = tag;
+        renderListView();
+      });
+      return chip;
+    }),
+  );
+  // Editor fields follow remote changes unless the user is editing them.
+  if (!row.details.hidden) {
+    const active = document.activeElement;
+    if (active !== row.titleInput && row.titleInput.value === old.title) row.titleInput.value = task.title;
+    if (active !== row.dueInput && row.dueInput.value === (old.due ?? "")) row.dueInput.value = task.due ?? "";
+    if (active !== row.tagsInput && row.tagsInput.value === formatTags(old.tags)) row.tagsInput.value = formatTags(task.tags);
+  }
+  if (task.note !== old.note) row.noteSync.remote(task.note);
+}
+
+ui.newTaskForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const list = currentList();
+  const title = ui.newTaskTitle.value.trim();
+  if (!list || title === "") return;
+  const due = ui.newTaskDue.value;
+  if (due !== "" && !isDate(due)) {
+    showError(new Error("The due date must be a date (YYYY-MM-DD)."));
+    return;
+  }
+  void run("Adding the task…", async () => {
+    await board.addTask(list.id, { title, due: due || undefined, tags: parseTags(ui.newTaskTags.value) });
+    ui.newTaskTitle.value = "";
+    ui.newTaskDue.value = "";
+    ui.newTaskTags.value = "";
+    ui.newTaskTitle.focus();
+  }, ui.addTask);
+});
+
+// Overdue marks follow the calendar.
+setInterval(() => {
+  if (board.isOpen) render();
+}, 60_000);
+
+renderState();
+render();
