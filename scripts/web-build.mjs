@@ -21,6 +21,8 @@
 // ECHO_APP_URL (default http://app.localhost:8601) are the sites' origins; the
 // demo app gets them as the constants __ECHO_VAULT_URL__ / __ECHO_APP_URL__
 // (also as process.env.ECHO_VAULT_URL / process.env.ECHO_APP_URL).
+// ECHO_VAULT_PKG overrides pkg/echo-vault (shell/test/mock-engine is an
+// in-memory stand-in for trying the pages without the wasm engine).
 // ECHO_TOOLS_DIR as in scripts/lib.sh (esbuild and typescript come from
 // $ECHO_TOOLS_DIR/npm, installed by scripts/setup.sh).
 //
@@ -88,7 +90,7 @@ const SHELL = join(ROOT, "shell");
 const WORKER = join(ROOT, "worker");
 const DEMO = join(ROOT, "demo-app");
 const CLIENT = join(ROOT, "client");
-const PKG = join(ROOT, "pkg", "echo-vault");
+const PKG = process.env.ECHO_VAULT_PKG ? resolve(process.env.ECHO_VAULT_PKG) : join(ROOT, "pkg", "echo-vault");
 
 // --- helpers -----------------------------------------------------------------
 
@@ -366,6 +368,7 @@ async function buildVault() {
   const site = new Site("vault", SHELL, join(SHELL, "dist"));
   let wasmJs = null;
   let wasmBg = null;
+  if (process.env.ECHO_VAULT_PKG && !FLAGS.has("--no-wasm")) log(`engine from ${rel(PKG)} (ECHO_VAULT_PKG)`);
   if (FLAGS.has("--no-wasm")) {
     log("--no-wasm: the vault is built without its engine (pkg/echo-vault)");
   } else {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // A smoke check of the built vault site, by hand:
 //
-//   node shell/smoke.mjs [--build] [web-build flags, e.g. --no-wasm --no-demo]
+//   node shell/smoke.mjs [--build | --mock] [web-build flags, e.g. --no-wasm --no-demo]
 //
-// --build runs scripts/web-build.mjs first (with the other flags). Then it
+// --build runs scripts/web-build.mjs first (with the other flags); --mock
+// builds with the in-memory stand-in engine of shell/test/mock-engine instead
+// of pkg/echo-vault. With an engine (real or mock) the storage-access regime
+// also runs the whole consent flow: the app connects, asks, the user allows
+// in the popup, the manage page lists the app and revokes it. Then it
 // starts target/debug/echo-signal (build it once: cargo build -p echo-signal)
 // with --vault-dir shell/dist and an app site (demo-app/dist when it exists
 // and --no-demo is not given, else a throw-away probe app), opens
@@ -26,9 +30,12 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const TOOLS = resolve(process.env.ECHO_TOOLS_DIR ?? join(ROOT, ".tools"), "npm");
 const args = process.argv.slice(2);
-const BUILD = args.includes("--build");
-const buildFlags = args.filter((a) => a !== "--build");
-const NO_WASM = buildFlags.includes("--no-wasm") || !existsSync(join(ROOT, "pkg", "echo-vault", "echo_vault.js"));
+const BUILD = args.includes("--build") || args.includes("--mock");
+const MOCK = args.includes("--mock");
+const buildFlags = args.filter((a) => a !== "--build" && a !== "--mock");
+if (MOCK) process.env.ECHO_VAULT_PKG = join(ROOT, "shell", "test", "mock-engine");
+const NO_WASM = buildFlags.includes("--no-wasm") ||
+  (!MOCK && !existsSync(join(ROOT, "pkg", "echo-vault", "echo_vault.js")));
 const VAULT_PORT = Number(process.env.ECHO_SMOKE_VAULT_PORT ?? 8600);
 const APP_PORT = Number(process.env.ECHO_SMOKE_APP_PORT ?? 8601);
 const VAULT = `http://vault.localhost:${VAULT_PORT}`;
@@ -79,8 +86,14 @@ window.__probe = new Promise((resolve) => {
                        ports: event.ports.length, ms: Date.now() - started };
       if (data.echo !== "connected" || !event.ports[0]) return resolve(result);
       const port = event.ports[0];
+      window.__port = port;
+      window.__events = [];
       const timer = setTimeout(() => resolve({ ...result, reply: "none within 5 s" }), 5000);
-      port.onmessage = (reply) => { clearTimeout(timer); resolve({ ...result, reply: reply.data }); };
+      port.onmessage = (reply) => {
+        clearTimeout(timer);
+        resolve({ ...result, reply: reply.data });
+        port.onmessage = (later) => window.__events.push(later.data);
+      };
       port.postMessage({ hello: { versions: [1], client: "echo-smoke" } });
     });
     frame.contentWindow.postMessage({ echo: "connect" }, vault);
@@ -221,14 +234,66 @@ async function checkConsent(page) {
       .then(() => ok("consent popup: Deny without an engine shows the error, popup stays open"))
       .catch(async () => fail(`consent popup after Deny: ${await popup.locator("#notice").textContent()}`));
   } else {
+    const boxes = await popup.locator("input[name=space]").count();
+    if (boxes > 0) await popup.locator("input[name=space]").first().check();
+    await popup.screenshot({ path: join(tmpdir(), "echo-smoke-consent.png") });
     const closed = popup.waitForEvent("close", { timeout: 5000 }).then(() => true, () => false);
-    await popup.click("#deny");
-    if (!(await closed)) fail("consent popup did not close after Deny");
+    await popup.click("#allow");
+    if (!(await closed)) fail(`consent popup did not close after Allow: ${await popup.locator("#notice").textContent()}`);
     const messages = await page.evaluate(() => window.__consent);
-    if (messages.some((m) => m.echo === "consent_result" && m.allowed === false)) ok("consent popup: Deny → consent_result {allowed: false}, closed");
+    if (messages.some((m) => m.echo === "consent_result" && m.allowed === true))
+      ok(`consent popup: Allow (${boxes} space box(es)) → consent_result {allowed: true}, closed`);
     else fail(`consent popup: opener got ${JSON.stringify(messages)}`);
   }
   if (seen.problems.length) fail(`consent popup: ${seen.problems.join(" | ")}`);
+}
+
+/** As the user allowed the probe app: it gets access_granted, the manage page lists it, Revoke cuts it off. */
+async function checkGrantAndRevoke(context, page) {
+  const call = (id, method) => page.evaluate(([id, method]) => new Promise((resolve) => {
+    const port = window.__port;
+    const previous = port.onmessage;
+    port.onmessage = (event) => {
+      if (event.data.response?.id === id) { port.onmessage = previous; resolve(event.data.response.result); }
+      else previous?.(event);
+    };
+    port.postMessage({ request: { id, method } });
+  }), [id, method]);
+  await page.waitForTimeout(300);
+  const events = await page.evaluate(() => window.__events);
+  if (events.some((e) => e.event?.event?.access_granted)) ok("the app's connection got access_granted");
+  else fail(`no access_granted on the app's connection: ${JSON.stringify(events)}`);
+  const created = await call(1, { "spaces.create": { properties: { name: { string: "Smoke notes" } } } });
+  if (created.Ok?.space) ok(`the app created a space: ${created.Ok.space.space}`);
+  else fail(`spaces.create: ${JSON.stringify(created)}`);
+
+  const manage = await context.newPage();
+  const seen = watch(manage);
+  manage.on("dialog", (dialog) => dialog.accept());
+  await manage.goto(`${VAULT}/manage.html`);
+  const card = manage.locator(".card", { hasText: APP });
+  try {
+    await card.waitFor({ timeout: 5000 });
+    await manage.locator("td", { hasText: "Smoke notes" }).waitFor({ timeout: 5000 });
+    ok(`manage page lists ${APP} (${(await card.innerText()).split("\n").join(" / ")}) and its space`);
+  } catch {
+    fail(`manage page does not list the app and its space: ${await manage.locator("main").innerText()}`);
+    return;
+  }
+  await manage.screenshot({ path: join(tmpdir(), "echo-smoke-manage.png"), fullPage: true });
+  await card.locator("button", { hasText: "Revoke" }).click();
+  try {
+    await manage.locator("#apps .empty").waitFor({ timeout: 5000 });
+    ok("Revoke: the manage page lists no app any more");
+  } catch {
+    fail(`after Revoke: ${await manage.locator("#apps").innerText()}`);
+  }
+  await page.waitForTimeout(300);
+  const after = await page.evaluate(() => window.__events);
+  if (after.some((e) => e.event?.event?.access_revoked)) ok("the app's connection got access_revoked");
+  else fail(`no access_revoked on the app's connection: ${JSON.stringify(after)}`);
+  if (seen.problems.length) fail(`manage page: ${seen.problems.join(" | ")}`);
+  await manage.close();
 }
 
 try {
@@ -292,7 +357,10 @@ try {
     else if (r.expect === "connected" && result.via !== "handle")
       fail(`${regime}: joined the engine through the ${result.via} (partitioned) storage, not the storage-access handle`);
     else ok(`${regime}: ${summary}`);
-    if (regime === "storage-access") await checkConsent(page);
+    if (regime === "storage-access" && got === "connected") {
+      await checkConsent(page);
+      if (!NO_WASM) await checkGrantAndRevoke(context, page);
+    }
     if (seen.problems.length) fail(`${regime}: ${seen.problems.join(" | ")}`);
     await close();
   }
