@@ -296,6 +296,49 @@ async function checkGrantAndRevoke(context, page) {
   await manage.close();
 }
 
+/** Without SharedWorker: two manage pages, one leads (dedicated worker), one relays; the relay survives the leader. */
+async function checkFallback() {
+  const { context, close } = await launch("storage-access");
+  await context.addInitScript(() => {
+    delete window.SharedWorker;
+  });
+  const open = async () => {
+    const page = await context.newPage();
+    const seen = watch(page);
+    await page.goto(`${VAULT}/manage.html`);
+    return { page, seen };
+  };
+  const identity = (page) =>
+    page.waitForFunction(() => document.getElementById("identity")?.dataset.loaded === "yes", null, { timeout: 5000 })
+      .then(() => true, () => false);
+  const a = await open();
+  const b = await open();
+  if ((await identity(a.page)) && (await identity(b.page))) ok("no SharedWorker: the leader page and a relaying page both read the vault");
+  else fail(`no SharedWorker: ${await a.page.locator("#banner").textContent()} / ${await b.page.locator("#banner").textContent()}`);
+  // The relaying page names itself; the leader's engine must see it.
+  await b.page.fill("#name-input", "Relayed");
+  await b.page.click("#name-save");
+  try {
+    await a.page.locator("#identity", { hasText: "Relayed" }).waitFor({ timeout: 5000 });
+    ok("no SharedWorker: a write through the relay reaches the leader's engine, and its changed event the leader page");
+  } catch {
+    fail(`no SharedWorker: the leader page did not see the relayed write: ${await a.page.locator("#identity").innerText()}`);
+  }
+  await a.page.close();
+  await b.page.waitForTimeout(1000);
+  await b.page.evaluate(() => { document.getElementById("identity").dataset.loaded = "no"; });
+  await b.page.fill("#name-input", "After");
+  await b.page.click("#name-save");
+  try {
+    await b.page.locator("#identity", { hasText: "After" }).waitFor({ timeout: 5000 });
+    ok("no SharedWorker: after the leader left, the other page took over and reads and writes again");
+  } catch {
+    fail(`no SharedWorker: after the leader left: ${await b.page.locator("main").innerText()}`);
+  }
+  for (const { seen } of [a, b]) if (seen.problems.length) fail(`no SharedWorker: ${seen.problems.join(" | ")}`);
+  await close();
+}
+
 try {
   await waitHealthy(`http://127.0.0.1:${VAULT_PORT}/healthz`);
   await waitHealthy(`http://127.0.0.1:${APP_PORT}/healthz`);
@@ -337,6 +380,8 @@ try {
     await sw.close();
     await close();
   }
+
+  if (!NO_WASM) await checkFallback();
 
   // The iframe shell in each storage regime.
   for (const [regime, r] of Object.entries(REGIMES)) {
