@@ -16,8 +16,8 @@
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
 import { execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -83,9 +83,14 @@ function withTimeout(promise, ms, what) {
 
 let baseUrl;
 
-/** One run = one fresh profile (so IndexedDB starts empty); reloads happen inside it. */
-async function withProfile(fn) {
+/**
+ * One run = one fresh profile (so IndexedDB starts empty); reloads happen inside it.
+ * With `template`, the fresh profile starts as a copy of a closed profile that holds only a
+ * workload's untimed setup (w2's 100,000 objects), so the setup is not redone for every run.
+ */
+async function withProfile(fn, { template, keep = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'echo-bench-profile-'));
+  if (template) cpSync(template, dir, { recursive: true });
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: cfg.chromium,
     headless: true,
@@ -100,7 +105,7 @@ async function withProfile(fn) {
     return await fn({ ctx, page, errors });
   } finally {
     await ctx.close().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -213,10 +218,23 @@ const WORKLOADS = [
     title: () => `2. reload → first "type=task and done=false" (${fmtN(cfg.loadN)} objects)`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
-    async run({ store, page, ctx }) {
-      await openPage(page, store);
-      const setup = await withTimeout(step(page, 'create', { n: cfg.loadN, batch: cfg.loadBatch }), SETUP_T(), 'setup');
-      const q = `?auto=query&handoff=${encodeURIComponent(JSON.stringify(setup.handoff))}`;
+    // Untimed setup, once per store: a profile holding the objects (closed, then copied per run).
+    async prepare({ store }) {
+      const dir = mkdtempSync(join(tmpdir(), 'echo-bench-template-'));
+      const ctx = await chromium.launchPersistentContext(dir, { executablePath: cfg.chromium, headless: true, args: CHROMIUM_ARGS });
+      try {
+        const page = ctx.pages()[0] ?? (await ctx.newPage());
+        await openPage(page, store);
+        const setup = await withTimeout(step(page, 'create', { n: cfg.loadN, batch: cfg.loadBatch }), SETUP_T(), 'setup');
+        await step(page, 'idle', {});
+        await page.goto('about:blank');
+        return { template: dir, handoff: setup.handoff, setupMs: setup.ms };
+      } finally {
+        await ctx.close().catch(() => {});
+      }
+    },
+    async run({ store, page, ctx, prepared }) {
+      const q = `?auto=query&handoff=${encodeURIComponent(JSON.stringify(prepared.handoff))}`;
       const t0 = Date.now();
       await page.goto(`${baseUrl}/${store.page}.html${q}`, { waitUntil: 'commit' });
       const r = await withTimeout(
@@ -242,7 +260,7 @@ const WORKLOADS = [
         verify,
         extra: {
           wallMs,
-          setupMs: setup.ms,
+          setupMs: prepared.setupMs,
           jsHeapBytes: heap.usedSize + mem.extraJsHeapBytes,
           wasmBytes: mem.wasmBytes,
           backingStorageBytes: heap.backingStorageSize,
@@ -360,11 +378,14 @@ for (const s of STORES.filter((s) => wantStores.includes(s.id))) {
   }
   log(`${s.label}: ${storeInfo[s.id].available ? 'available' : 'not available' + (storeInfo[s.id].error ? ` (${storeInfo[s.id].error.split('\n')[0]})` : '')}`);
 }
+let chromiumVersion = '?';
+try { chromiumVersion = execSync(`${cfg.chromium} --version 2>/dev/null`).toString().trim().replace(/^Chromium /, '').split(' ')[0]; } catch {}
 const storesShown = STORES.filter((s) => wantStores.includes(s.id));
 const echoAvailable = !!storeInfo.echo?.available;
 
 const results = [];
 const rows = [];
+const memoryRows = []; // workload 5 rows go last
 const startedAt = new Date();
 
 for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
@@ -392,7 +413,19 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
     const runs = [];
     let status = 'ok';
     let reason = null;
-    for (let i = 0; i < total; i++) {
+    let prepared = null;
+    if (w.prepare) {
+      try {
+        const t0 = Date.now();
+        prepared = await w.prepare({ store: s });
+        log(`${w.id} ${s.label}: setup done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      } catch (e) {
+        status = e instanceof Timeout ? 'timeout' : 'error';
+        reason = String(e?.stack ?? e);
+        log(`${w.id} ${s.label}: setup failed: ${reason}`);
+      }
+    }
+    for (let i = 0; i < total && status === 'ok'; i++) {
       const warm = i < cfg.warmup;
       const label = `${w.id} ${s.label} ${warm ? 'warm-up' : `run ${i - cfg.warmup + 1}/${cfg.runs}`}`;
       const t0 = Date.now();
@@ -400,7 +433,7 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
       try {
         r = await withProfile(async (p) => {
           try {
-            return await w.run({ store: s, ...p });
+            return await w.run({ store: s, prepared, ...p });
           } catch (e) {
             if (p.errors.length) e.pageErrors = p.errors.slice(0, 5);
             if (e instanceof Timeout) {
@@ -410,7 +443,7 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
             }
             throw e;
           }
-        });
+        }, { template: prepared?.template });
       } catch (e) {
         if (e instanceof Timeout) {
           status = 'timeout';
@@ -430,9 +463,11 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
         break;
       }
       log(`${label}: ${fmtSecs(r.ms)} s${r.extra?.jsHeapBytes ? `, heap ${fmtMB(r.extra.jsHeapBytes)} MB, wasm ${fmtMB(r.extra.wasmBytes)} MB, ArrayBuffer backing ${fmtMB(r.extra.backingStorageBytes)} MB` : ''} (run took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      r.loadavg1 = loadavg()[0];
       if (!warm) runs.push(r);
     }
-    const cellRes = { status, reason, runs: runs.map((r) => ({ ms: r.ms, extra: r.extra })), summary: status === 'ok' ? summarise(runs.map((r) => r.ms)) : null };
+    if (prepared?.template) rmSync(prepared.template, { recursive: true, force: true });
+    const cellRes = { status, reason, runs: runs.map((r) => ({ ms: r.ms, loadavg1: r.loadavg1, extra: r.extra })), summary: status === 'ok' ? summarise(runs.map((r) => r.ms)) : null };
     row.cells[s.id] = cellRes;
     for (const m of memRows) {
       const pick = { 'w5-js': (x) => x.jsHeapBytes, 'w5-wasm': (x) => x.wasmBytes, 'w5-total': (x) => x.jsHeapBytes + x.wasmBytes }[m.id];
@@ -440,15 +475,21 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
     }
     results.push({ workload: w.id, title: row.title, store: s.id, ...cellRes });
   }
-  rows.push(row, ...memRows);
+  rows.push(row);
+  memoryRows.push(...memRows);
 }
 server.close();
+rows.push(...memoryRows);
 
-const table = renderTable(rows, storesShown, echoAvailable);
+const loads = results.flatMap((r) => r.runs.map((x) => x.loadavg1)).filter((x) => x !== undefined);
+const table = renderTable(rows, storesShown, echoAvailable) + `\n${cfg.quick ? 'QUICK mode (small sizes). ' : ''}${cfg.runs} run(s) + ${cfg.warmup} warm-up per figure; median (min–max). ` +
+  `Chromium ${chromiumVersion}; ${new Date().toISOString()}; 1-min load average during runs ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '?'} on ${cpus().length} cores.`;
 const meta = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   chromium: cfg.chromium,
+  chromiumVersion,
+  cores: cpus().length,
   config: cfg,
   trace: traceInfo,
   stores: storeInfo,
