@@ -20,7 +20,7 @@
 // gets storage access, "refused" with storage_partitioned / storage_blocked
 // otherwise. Ports: ECHO_SMOKE_VAULT_PORT / ECHO_SMOKE_APP_PORT (8600/8601).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -34,8 +34,7 @@ const BUILD = args.includes("--build") || args.includes("--mock");
 const MOCK = args.includes("--mock");
 const buildFlags = args.filter((a) => a !== "--build" && a !== "--mock");
 if (MOCK) process.env.ECHO_VAULT_PKG = join(ROOT, "shell", "test", "mock-engine");
-const NO_WASM = buildFlags.includes("--no-wasm") ||
-  (!MOCK && !existsSync(join(ROOT, "pkg", "echo-vault", "echo_vault.js")));
+let NO_WASM = true; // set once shell/dist is there: built with an engine (real or mock)?
 const VAULT_PORT = Number(process.env.ECHO_SMOKE_VAULT_PORT ?? 8600);
 const APP_PORT = Number(process.env.ECHO_SMOKE_APP_PORT ?? 8601);
 const VAULT = `http://vault.localhost:${VAULT_PORT}`;
@@ -63,6 +62,7 @@ if (!existsSync(join(ROOT, "shell", "dist", "manage.html"))) {
   console.error("shell/dist is not built: node scripts/web-build.mjs (or pass --build)");
   process.exit(1);
 }
+NO_WASM = !readdirSync(join(ROOT, "shell", "dist")).some((f) => /^echo_vault\.[0-9a-f]{8}\.js$/.test(f));
 
 // The probe app: an app page that embeds the vault and reports what it answered.
 const probeDir = await mkdtemp(join(tmpdir(), "echo-smoke-app-"));
@@ -118,7 +118,7 @@ if (useDemo) {
   // The demo app's files plus the probe, in a copy (dist/ stays as built).
   appDir = join(probeDir, "site");
   await mkdir(appDir);
-  spawnSync("cp", ["-r", join(ROOT, "demo-app", "dist", "."), appDir]);
+  spawnSync("cp", ["-r", `${join(ROOT, "demo-app", "dist")}/.`, appDir]);
   spawnSync("cp", [join(probeDir, "probe.html"), join(probeDir, "probe.js"), appDir]);
 }
 
@@ -190,6 +190,7 @@ function watch(page) {
     else problems.push(`console: ${text}`);
   });
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ""}`));
   page.on("response", (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
   });
@@ -339,6 +340,31 @@ async function checkFallback() {
   await close();
 }
 
+/** The demo app's page loads without CSP violations or errors and reaches a state. */
+async function checkDemo() {
+  const { context, close } = await launch("storage-access");
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
+  const seen = watch(page);
+  await page.goto(`${APP}/`);
+  await page.waitForFunction(() => document.querySelector("[data-testid=state]")?.dataset.state !== "connecting", null, { timeout: 12000 })
+    .catch(() => {});
+  const state = await page.locator("[data-testid=state]").getAttribute("data-state").catch(() => null);
+  const sw = await page.evaluate(async () => {
+    const reg = await Promise.race([navigator.serviceWorker.ready, new Promise((r) => setTimeout(() => r(null), 5000))]);
+    return reg ? { scope: reg.scope, caches: await caches.keys() } : null;
+  });
+  if (sw) ok(`demo app service worker active at ${sw.scope} (${sw.caches.join(",")})`);
+  else fail("demo app: no service worker within 5 s");
+  for (const v of await page.evaluate(() => window.__csp)) seen.problems.push(`CSP: ${v}`);
+  if (seen.problems.length) fail(`demo app: ${seen.problems.join(" | ")}`);
+  else ok(`demo app ${APP}/: no CSP violation, console error or page error; state ${state}`);
+  await close();
+}
+
 try {
   await waitHealthy(`http://127.0.0.1:${VAULT_PORT}/healthz`);
   await waitHealthy(`http://127.0.0.1:${APP_PORT}/healthz`);
@@ -376,12 +402,32 @@ try {
       return { scope: reg.scope, keys, cached };
     });
     if (!registered) fail("service worker: not ready within 5 s");
-    else ok(`service worker active at ${registered.scope}, caches ${registered.keys.join(",")}, ${registered.cached} entries`);
+    else {
+      ok(`service worker active at ${registered.scope}, caches ${registered.keys.join(",")}, ${registered.cached} entries`);
+      await context.setOffline(true);
+      for (const path of ["/manage.html", "/consent.html", "/vault.html"]) {
+        const page = await context.newPage();
+        const seen = watch(page);
+        try {
+          await page.goto(`${VAULT}${path}`, { waitUntil: "load" });
+          const css = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+          const controlled = await page.evaluate(() => navigator.serviceWorker.controller !== null);
+          if (!controlled || !/system-ui/.test(css)) fail(`offline ${path}: controlled ${controlled}, font ${css}`);
+          else if (seen.problems.length) fail(`offline ${path}: ${seen.problems.join(" | ")}`);
+          else ok(`offline ${path}: served by the service worker (controlled, CSS applied, no failed request)`);
+        } catch (error) {
+          fail(`offline ${path}: ${error.message}`);
+        }
+        await page.close();
+      }
+      await context.setOffline(false);
+    }
     await sw.close();
     await close();
   }
 
   if (!NO_WASM) await checkFallback();
+  if (useDemo) await checkDemo();
 
   // The iframe shell in each storage regime.
   for (const [regime, r] of Object.entries(REGIMES)) {
