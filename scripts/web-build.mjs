@@ -28,8 +28,9 @@
 //
 // Names: every asset but HTML, engine-worker.js and sw.js is content-hashed as
 // `name.<8 lower-case hex>.ext`, the first 8 hex digits of the SHA-256 of its
-// bytes (echo-signal caches such names forever), and the references to it are
-// rewritten. HTML must reference local scripts, styles and images by path
+// bytes (echo-signal caches such names forever; in the rare case that those 8
+// hold no digit, the prefix grows to the first digit, as echo-signal's rule
+// wants one), and the references to it are rewritten. HTML must reference local scripts, styles and images by path
 // (`<script type="module" src="src/main.ts">`, `<link rel="stylesheet"
 // href="styles/x.css">`); inline scripts, inline handlers and style attributes
 // are refused (the sites' CSP forbids them).
@@ -94,7 +95,16 @@ const PKG = process.env.ECHO_VAULT_PKG ? resolve(process.env.ECHO_VAULT_PKG) : j
 
 // --- helpers -----------------------------------------------------------------
 
-const sha8 = (bytes) => createHash("sha256").update(bytes).digest("hex").slice(0, 8);
+/**
+ * The hash part of a name: the first 8 hex digits of the SHA-256 of the bytes,
+ * longer only when those 8 hold no digit 0-9 (echo-signal wants one, so that
+ * words are not taken for hashes): the shortest such prefix.
+ */
+function sha8(bytes) {
+  const hex = createHash("sha256").update(bytes).digest("hex");
+  const firstDigit = hex.search(/[0-9]/);
+  return hex.slice(0, Math.max(8, firstDigit + 1));
+}
 
 /** `name.<hash>.ext` of `file` (a base name) for these bytes. */
 function hashedName(file, bytes) {
