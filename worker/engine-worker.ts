@@ -2,7 +2,7 @@
 // sections 2, 4 and 6). Runs as the SharedWorker "echo-engine" (control ports
 // arrive by `connect`) or as the dedicated worker of the fallback (the worker
 // itself is the control port). Loads the echo-vault wasm, starts the engine
-// once under the exclusive Web Lock "echo-engine", answers every control port
+// once (the engine holds the exclusive Web Lock "echo-engine"), answers every control port
 // `{engine: "ready"}` / `{engine: "failed"}` and forwards `attach` /
 // `attach_admin` to the engine (queued until it is ready).
 import type { RpcError } from "../client/src/protocol";
@@ -26,8 +26,6 @@ type Attach =
   | { kind: "admin"; port: MessagePort };
 
 type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
-
-const ENGINE_LOCK = "echo-engine";
 
 let status: EngineStatus | null = null;
 let engine: VaultEngine | null = null;
@@ -54,32 +52,22 @@ async function loadEngine(): Promise<VaultEngine> {
   return await wasm.VaultEngine.start();
 }
 
-/** Starts the engine once, holding the exclusive lock "echo-engine" for as long as it runs. */
+/**
+ * Starts the engine once. VaultEngine.start() itself holds the exclusive Web
+ * Lock "echo-engine" for the life of this worker (vault-wasm's engine.rs), so
+ * this entry must not request it too: that would wait forever.
+ */
 function start(): void {
-  const locks = (self as unknown as { navigator?: { locks?: LockManager } }).navigator?.locks;
-  const run = async (): Promise<void> => {
-    try {
-      engine = await loadEngine();
+  loadEngine().then(
+    (started) => {
+      engine = started;
       setStatus({ engine: "ready" });
-    } catch (error) {
+    },
+    (error: unknown) => {
       console.error("echo-engine: cannot start", error);
       setStatus({ engine: "failed", error: toRpcError(error) });
-      throw error;
-    }
-  };
-  if (!locks) {
-    void run().catch(() => {});
-    return;
-  }
-  locks
-    .request(ENGINE_LOCK, { mode: "exclusive" }, async () => {
-      await run();
-      // Held while this worker lives: no second engine on the same database.
-      await new Promise<never>(() => {});
-    })
-    .catch((error: unknown) => {
-      if (!status) setStatus({ engine: "failed", error: toRpcError(error, "rpc.storage_blocked") });
-    });
+    },
+  );
 }
 
 function setStatus(next: EngineStatus): void {
