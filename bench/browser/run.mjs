@@ -12,6 +12,7 @@
 //   ECHO_BENCH_STORES=a,b       subset of: echo,automerge,yjs
 //   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w4   (w5 = memory, measured during w2)
 //   ECHO_BENCH_N, ECHO_BENCH_LOAD_N, ECHO_BENCH_UPDATES, ECHO_BENCH_TEXT_EDITS   override sizes (0 edits = whole trace)
+//   ECHO_BENCH_VERIFY=kill      verify after SIGKILL of the browser + relaunch instead of a page reload (w2 always reloads)
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
@@ -53,6 +54,7 @@ const cfg = {
   tracesDir: resolve(env.ECHO_TRACES_DIR ?? join(repoRoot, '..', 'shared', 'data', 'traces')),
   chromium: env.ECHO_BENCH_CHROMIUM ?? '/usr/bin/chromium',
   out: resolve(env.ECHO_BENCH_OUT ?? join(here, 'results.json')),
+  verify: env.ECHO_BENCH_VERIFY === 'kill' ? 'kill' : 'reload',
 };
 const STORES = [
   { id: 'echo', page: 'echo', label: 'ECHO' },
@@ -91,20 +93,45 @@ let baseUrl;
 async function withProfile(fn, { template, keep = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'echo-bench-profile-'));
   if (template) cpSync(template, dir, { recursive: true });
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: cfg.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 800, height: 600 },
-  });
   const errors = [];
-  try {
+  const launch = async () => {
+    const ctx = await chromium.launchPersistentContext(dir, {
+      executablePath: cfg.chromium,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 800, height: 600 },
+    });
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     page.on('pageerror', (e) => errors.push(String(e?.stack ?? e)));
     page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    return await fn({ ctx, page, errors });
+    return { ctx, page };
+  };
+  const p = { errors, ...(await launch()) };
+  /**
+   * Before verifying: load the page again in the same profile. With ECHO_BENCH_VERIFY=kill,
+   * SIGKILL the browser instead (no unload, no orderly IndexedDB shutdown) and relaunch it on
+   * the same profile: only what was really committed when durable() resolved survives that.
+   */
+  p.reopen = async (store) => {
+    if (cfg.verify === 'kill') {
+      const out = execSync('ps -eo pid=,args=').toString();
+      const pids = out.split('\n').filter((l) => l.includes(`--user-data-dir=${dir}`) && !l.includes('--type=')).map((l) => Number(l.trim().split(/\s+/)[0]));
+      if (!pids.length) throw new Error('browser process not found for kill');
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      await p.ctx.close().catch(() => {});
+      for (let i = 0; i < 50 && existsSync(join(dir, 'SingletonLock')); i++) {
+        rmSync(join(dir, 'SingletonLock'), { force: true });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      Object.assign(p, await launch());
+    }
+    await openPage(p.page, store);
+    return p.page;
+  };
+  try {
+    return await fn(p);
   } finally {
-    await ctx.close().catch(() => {});
+    await p.ctx.close().catch(() => {});
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -115,9 +142,6 @@ async function openPage(page, store, query = '') {
 }
 const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.run(s, p), [name, params]);
 
-async function reload(page, store) {
-  await openPage(page, store);
-}
 
 // JS heap after GC, via CDP: the page itself plus every worker of our sites (the ECHO
 // vault runs its engine in a SharedWorker, which the page's own isolate does not include).
@@ -177,12 +201,12 @@ const WORKLOADS = [
     title: () => `1. create ${fmtN(cfg.n)} one by one, until durable`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
-    async run({ store, page }) {
+    async run({ store, page, reopen }) {
       await openPage(page, store);
       const variant = store.id === 'automerge' ? 'one-doc' : undefined;
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
-      await reload(page, store);
-      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
+      const page2 = await reopen(store);
+      const verify = await withTimeout(step(page2, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
@@ -191,12 +215,12 @@ const WORKLOADS = [
     title: () => `1. create ${fmtN(cfg.n)} one by one — one document per object`,
     stores: ['automerge'],
     unit: 's',
-    async run({ store, page }) {
+    async run({ store, page, reopen }) {
       await openPage(page, store);
       const variant = 'doc-per-object';
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
-      await reload(page, store);
-      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
+      const page2 = await reopen(store);
+      const verify = await withTimeout(step(page2, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
@@ -205,11 +229,11 @@ const WORKLOADS = [
     title: () => `1. create ${fmtN(cfg.n)} in batches of ${cfg.batch}, until durable`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
-    async run({ store, page }) {
+    async run({ store, page, reopen }) {
       await openPage(page, store);
       const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: cfg.batch }), T(), 'create');
-      await reload(page, store);
-      const verify = await withTimeout(step(page, 'verifyObjects', { n: cfg.n, handoff: r.handoff }), SETUP_T(), 'verify');
+      const page2 = await reopen(store);
+      const verify = await withTimeout(step(page2, 'verifyObjects', { n: cfg.n, handoff: r.handoff }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
@@ -274,13 +298,13 @@ const WORKLOADS = [
     title: () => `3. ${fmtN(cfg.updates)} single-field updates, each awaited until durable`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
-    async run({ store, page }) {
+    async run({ store, page, reopen }) {
       await openPage(page, store);
       const n = cfg.n;
       await withTimeout(step(page, 'create', { n, batch: cfg.batch }), SETUP_T(), 'setup');
       const r = await withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates');
-      await reload(page, store);
-      const verify = await withTimeout(step(page, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
+      const page2 = await reopen(store);
+      const verify = await withTimeout(step(page2, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { idb: r.idb, diag: r.diag } };
     },
   },
@@ -290,12 +314,12 @@ const WORKLOADS = [
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
     skip: () => (traceInfo ? null : `trace ${cfg.trace}.json.gz not found in ${cfg.tracesDir} (set ECHO_TRACES_DIR)`),
-    async run({ store, page }) {
+    async run({ store, page, reopen }) {
       await openPage(page, store);
       const r = await withTimeout(step(page, 'text', { trace: cfg.trace, edits: cfg.textEdits }), T(), 'replay');
       if (!r.textOk) return { ms: r.ms, verify: { ok: false, problems: ['text differs from the trace end content before reload'] }, extra: {} };
-      await reload(page, store);
-      const verify = await withTimeout(step(page, 'verifyText', { trace: cfg.trace, edits: cfg.textEdits, handoff: r.handoff }), SETUP_T(), 'verify');
+      const page2 = await reopen(store);
+      const verify = await withTimeout(step(page2, 'verifyText', { trace: cfg.trace, edits: cfg.textEdits, handoff: r.handoff }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
     },
   },
@@ -435,6 +459,7 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
           try {
             return await w.run({ store: s, prepared, ...p });
           } catch (e) {
+            if (!(e instanceof Error)) e = new Error(String(e));
             if (p.errors.length) e.pageErrors = p.errors.slice(0, 5);
             if (e instanceof Timeout) {
               // How far did it get? (the page is usually just waiting on IndexedDB by then)
