@@ -19,6 +19,29 @@
 //    measurement message) and its wasm memory (engine export) here.
 //  - Import the SDK with a relative path, e.g. `import { ... } from '../../../client/src/index.ts'`
 //    (esbuild bundles TypeScript directly).
+//
+// A likely mapping onto @echo/client as of client/README.md (untested here; the vault
+// stack was not runnable when this harness was written):
+//   open({handoff})      vault = connect({ vaultUrl: 'http://vault.localhost:PORT' }); await vault.whenConnected();
+//                        consent: vault.requestAccess() must run in a click handler -> the harness
+//                        would need to click in the page and then "Allow" in the consent popup
+//                        (playwright: context.waitForEvent('page')); do it once per fresh profile.
+//                        fresh: space = vault.space((await vault.spaces.create({ app: 'bench' })).id);
+//                        after reload: space = vault.space(handoff.spaceId)
+//   handoff()            { spaceId }
+//   create(o)            space.create(o.type, { title, done, priority, tags, ref: ref(id of o.ref) }, { id })
+//                        (not awaited; keep the promise in a pending set that durable() awaits)
+//   createBatch(objs)    space.batch(objs.map(o => mutation ...)) — one mutation batch
+//   update(id, f, v)     space.update(id, { [f]: v })
+//   durable()            await all pending call promises, IF the vault answers a write only after
+//                        its IndexedDB commit; otherwise a vault "flush"/heads-persisted call is needed
+//   firstMatch(where)    space.query(query(where.and(where.type('task'), where.eq('done', false))), { resolve: true })
+//                        — or a subscribe() whose first diff is the first result
+//   queryAll / count / get   space.query(...) / space.query(query(...all)) / space.get(id)
+//   textInit/Splice/Get  a 'doc' object with a text('') field; space.splice(id, 'text', pos, del, ins)
+//                        (positions are code points in the SDK — the traces here are BMP-only, so
+//                        UTF-16 == code points); space.readText(id, 'text')
+//   the benchmark's object ids ('obj-<i>') are not ECHO ids: keep a Map from bench id to newId().
 import './instrument.js';
 import { installDriver } from './driver.js';
 
