@@ -113,7 +113,7 @@ function renderApps(apps: AppGrant[]): void {
   const list = h("ul", { class: "cards" });
   for (const app of sorted) {
     const revoke = h("button", { type: "button", class: "danger" }, app.allowed ? "Revoke" : "Forget");
-    revoke.addEventListener("click", () => void revokeApp(app.origin, revoke));
+    revoke.addEventListener("click", () => void revokeApp(app.origin, app.allowed, revoke));
     const spaceNames = app.spaces.map((id) => {
       const space = spacesById.get(id);
       return space ? spaceName(space) : `Space ${id.slice(0, 8)}`;
@@ -188,9 +188,13 @@ function formatDate(ms: number): string {
   return Number.isFinite(date.getTime()) ? date.toLocaleString() : "at an unknown time";
 }
 
-async function revokeApp(origin: string, button: HTMLButtonElement): Promise<void> {
+async function revokeApp(origin: string, allowed: boolean, button: HTMLButtonElement): Promise<void> {
   if (!client) return;
-  if (!confirm(`Revoke ${origin}? It loses access to your vault at once and has to ask again.`)) return;
+  const question = allowed
+    ? `Revoke ${origin}? It loses access to your vault at once and has to ask again.`
+    : `Forget that you denied ${origin}? It may then ask again.`;
+  if (!confirm(question)) return;
+  const label = button.textContent;
   button.disabled = true;
   button.textContent = "Revoking…";
   try {
@@ -199,7 +203,7 @@ async function revokeApp(origin: string, button: HTMLButtonElement): Promise<voi
   } catch (error) {
     banner(`Could not revoke ${origin}: ${describeError(error)}`);
     button.disabled = false;
-    button.textContent = "Revoke";
+    button.textContent = label;
   }
 }
 
