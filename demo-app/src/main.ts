@@ -221,8 +221,9 @@ ui.newListForm.addEventListener("submit", (e) => {
   const name = cleanName(ui.newListName.value);
   if (!name || !board.isOpen) return;
   void run("Adding the list…", async () => {
+    const typed = ui.newListName.value;
     const id = await board.addList(name);
-    ui.newListName.value = "";
+    if (ui.newListName.value === typed) ui.newListName.value = "";
     selectList(id);
   }, ui.addList);
 });
@@ -510,11 +511,14 @@ ui.newTaskForm.addEventListener("submit", (e) => {
     return;
   }
   void run("Adding the task…", async () => {
-    await board.addTask(list.id, { title, due: due || undefined, tags: parseTags(ui.newTaskTags.value) });
-    ui.newTaskTitle.value = "";
-    ui.newTaskDue.value = "";
-    ui.newTaskTags.value = "";
-    ui.newTaskTitle.focus();
+    const tagsText = ui.newTaskTags.value;
+    const typedTitle = ui.newTaskTitle.value;
+    await board.addTask(list.id, { title, due: due || undefined, tags: parseTags(tagsText) });
+    // Clear what was submitted, not what the user typed meanwhile.
+    if (ui.newTaskTitle.value === typedTitle) ui.newTaskTitle.value = "";
+    if (ui.newTaskDue.value === due) ui.newTaskDue.value = "";
+    if (ui.newTaskTags.value === tagsText) ui.newTaskTags.value = "";
+    if (document.activeElement === document.body || document.activeElement === ui.addTask) ui.newTaskTitle.focus();
   }, ui.addTask);
 });
 
