@@ -293,6 +293,25 @@ async function checkGrantAndRevoke(context, page) {
   const after = await page.evaluate(() => window.__events);
   if (after.some((e) => e.event?.event?.access_revoked)) ok("the app's connection got access_revoked");
   else fail(`no access_revoked on the app's connection: ${JSON.stringify(after)}`);
+
+  // Asked again, the popup offers the space; allowed with it, the manage page says so.
+  const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("#consent")]);
+  const popupSeen = watch(popup);
+  const box = popup.locator("input[name=space]");
+  try {
+    await box.first().waitFor({ timeout: 5000 });
+    if (await box.first().isChecked()) fail("consent popup: a space is checked at first");
+    await box.first().check();
+    await popup.screenshot({ path: join(tmpdir(), "echo-smoke-consent-spaces.png") });
+    const closed = popup.waitForEvent("close", { timeout: 5000 }).then(() => true, () => false);
+    await popup.click("#allow");
+    if (!(await closed)) fail("consent popup did not close after Allow");
+    await manage.locator(".card", { hasText: "Can see: Smoke notes" }).waitFor({ timeout: 5000 });
+    ok("asked again: the popup lists the space unchecked; allowed with it, the manage page shows the grant");
+  } catch (error) {
+    fail(`second consent: ${error.message.split("\n")[0]}`);
+  }
+  for (const problem of popupSeen.problems) seen.problems.push(`popup: ${problem}`);
   if (seen.problems.length) fail(`manage page: ${seen.problems.join(" | ")}`);
   await manage.close();
 }

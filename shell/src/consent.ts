@@ -66,7 +66,7 @@ async function loadSpaces(admin: AdminClient): Promise<void> {
 }
 
 function describeSpace(apps: number, objects: number | undefined): string {
-  const parts = [apps === 1 ? "shared with 1 app" : `shared with ${apps} apps`];
+  const parts = [apps === 0 ? "no app has it" : apps === 1 ? "shared with 1 app" : `shared with ${apps} apps`];
   if (objects !== undefined) parts.push(objects === 1 ? "1 object" : `${objects} objects`);
   return parts.join(" · ");
 }
