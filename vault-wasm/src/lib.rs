@@ -18,11 +18,17 @@
 //! `scripts/wasm-test.sh echo-vault` (part of `make test`).
 
 pub mod contract;
+#[cfg(target_arch = "wasm32")]
+mod engine;
 mod error;
 #[cfg(target_arch = "wasm32")]
 mod idb;
+#[cfg(target_arch = "wasm32")]
+mod keyring;
 mod store;
 
+#[cfg(target_arch = "wasm32")]
+pub use engine::{VaultEngine, DATABASE};
 pub use error::map_dom_error;
 #[cfg(target_arch = "wasm32")]
 pub use idb::IdbStore;

@@ -1,0 +1,487 @@
+//! [`VaultEngine`]: the driver of `echo_core::vault::Vault` in the vault's
+//! worker — ports in, outputs out, spaces opened from IndexedDB on demand,
+//! and flushes written to it (group commit).
+//!
+//! One worker thread; everything is single-threaded: state sits in an
+//! `Rc<RefCell<..>>`, and futures run on the worker's event loop
+//! (`spawn_local`). The rules:
+//!
+//! - **Order**: every message from any port goes into one inbox, handled in
+//!   arrival order by one pump task. A message that needs a space opened
+//!   waits for the read (and so do the messages behind it); all others are
+//!   handled synchronously.
+//! - **Group commit**: after the pump ran, a flush starts when the vault
+//!   wants one and none is in flight; the flush writes one IndexedDB
+//!   transaction and, when its `complete` event came, releases the answers
+//!   held for it. Writes arriving meanwhile go into the next flush, so any
+//!   number of concurrent calls share a transaction.
+//! - **Format**: a connection speaks JSON text (strings) or structured
+//!   clones, whichever its first message used; the engine answers in kind.
+//!   JSON text is checked against `MAX_MESSAGE_BYTES` before parsing.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use echo_core::rpc::{
+    check_size, codes, decode_client_message, AdminMessage, ClientMessage, Probe, RpcError,
+    VaultMessage,
+};
+use echo_core::store::StoreError;
+use echo_core::vault::{ConnId, NewIdentity, Output, StoredVault, Vault, PREFIX};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, MessagePort};
+
+use crate::keyring::{describe, Keyring};
+use crate::{AsyncChunkStore, IdbStore};
+
+/// The name of the vault's IndexedDB database.
+pub const DATABASE: &str = "echo-vault";
+
+enum Inbound {
+    App(ConnId, JsValue),
+    Admin(ConnId, JsValue),
+    Closed(ConnId),
+}
+
+struct Port {
+    port: MessagePort,
+    /// Answers as JSON text (the connection's first message was a string).
+    json: Option<bool>,
+    // Kept alive as long as the port is attached.
+    _onmessage: Closure<dyn FnMut(MessageEvent)>,
+    _onclose: Closure<dyn FnMut(JsValue)>,
+}
+
+struct State {
+    vault: Vault,
+    store: Rc<IdbStore>,
+    ports: BTreeMap<ConnId, Port>,
+    inbox: VecDeque<Inbound>,
+    pumping: bool,
+    flushing: bool,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+fn rpc_error(e: impl Into<RpcError>) -> JsValue {
+    let e: RpcError = e.into();
+    to_js(&e)
+}
+
+fn to_js<T: Serialize>(value: &T) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or_else(|e| JsValue::from_str(&format!("unserializable value: {e}")))
+}
+
+fn store_blocked(e: StoreError) -> RpcError {
+    let code = match e {
+        StoreError::QuotaExceeded { .. } => e.code().to_owned(),
+        _ => codes::STORAGE_BLOCKED.to_owned(),
+    };
+    RpcError::new(
+        code,
+        format!("the vault cannot open its storage: {e}. If the browser blocks storage for this site, allow it and reload"),
+    )
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Holds the Web Lock `echo-engine` for the life of this worker, so two
+/// engines (an old and a new worker script, say) never share a database:
+/// resolves once the lock is held.
+async fn hold_engine_lock() -> Result<(), RpcError> {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .map_err(|e| RpcError::new(codes::INTERNAL, describe(&e)))?;
+    let locks = js_sys::Reflect::get(&navigator, &"locks".into()).unwrap_or(JsValue::UNDEFINED);
+    if locks.is_undefined() {
+        // No Web Locks (an old browser): one engine per worker script as before.
+        return Ok(());
+    }
+    let (acquired_tx, acquired) = futures_channel::oneshot::channel::<()>();
+    let acquired_tx = RefCell::new(Some(acquired_tx));
+    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        if let Some(tx) = acquired_tx.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+        // Never resolves: the lock is released when the worker ends.
+        js_sys::Promise::new(&mut |_, _| {}).into()
+    });
+    let request = js_sys::Reflect::get(&locks, &"request".into())
+        .map_err(|e| RpcError::new(codes::INTERNAL, describe(&e)))?
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| RpcError::new(codes::INTERNAL, "navigator.locks.request is not a function"))?;
+    request
+        .call2(&locks, &"echo-engine".into(), &callback)
+        .map_err(|e| {
+            RpcError::new(
+                codes::STORAGE_BLOCKED,
+                format!("the browser refuses Web Locks: {}", describe(&e)),
+            )
+        })?;
+    acquired
+        .await
+        .map_err(|_| RpcError::new(codes::INTERNAL, "the engine lock was dropped"))
+}
+
+/// The vault engine of one worker. See the module docs.
+#[wasm_bindgen]
+pub struct VaultEngine {
+    state: Shared,
+}
+
+#[wasm_bindgen]
+impl VaultEngine {
+    /// Opens IndexedDB and the identity (created on first run). Rejects
+    /// with an `RpcError`-shaped object.
+    pub async fn start() -> Result<VaultEngine, JsValue> {
+        Self::start_with(DATABASE).await.map_err(rpc_error)
+    }
+
+    /// Like [`start`](Self::start) on a database of another name (tests,
+    /// benchmarks).
+    #[wasm_bindgen(js_name = startWith)]
+    pub async fn start_with_js(database: String) -> Result<VaultEngine, JsValue> {
+        Self::start_with(&database).await.map_err(rpc_error)
+    }
+
+    /// A new app connection on `port`, tagged with the origin the shell
+    /// checked.
+    pub fn attach_app(&self, port: MessagePort, origin: String) {
+        let conn = self.state.borrow_mut().vault.connect_app(&origin);
+        self.attach(conn, port, false);
+        drain_outputs(&self.state);
+    }
+
+    /// A management connection of a top-level vault page on `port`.
+    pub fn attach_admin(&self, port: MessagePort) {
+        let conn = self.state.borrow_mut().vault.connect_admin();
+        self.attach(conn, port, true);
+    }
+
+    /// How many connections are attached (for the manage page and tests).
+    pub fn connections(&self) -> u32 {
+        self.state.borrow().ports.len() as u32
+    }
+}
+
+impl VaultEngine {
+    async fn start_with(database: &str) -> Result<VaultEngine, RpcError> {
+        hold_engine_lock().await?;
+        let store = Rc::new(IdbStore::open(database).await.map_err(store_blocked)?);
+        let entries = store.list_prefix(PREFIX).await.map_err(store_blocked)?;
+        let stored = StoredVault::parse(entries)?;
+        let keyring = Keyring::open_or_create().await?;
+        let vault = match stored.sealed_device()? {
+            Some(sealed) => {
+                let mut plain = keyring.unseal(sealed.ciphertext(), &sealed.aad()).await?;
+                let vault = Vault::open(stored, &plain);
+                plain.iter_mut().for_each(|b| *b = 0);
+                vault?
+            }
+            None => {
+                let new = NewIdentity::generate()?;
+                let [identity, device] = new.seal_requests();
+                let sealed_identity = keyring.seal(identity.plaintext(), &identity.aad()).await?;
+                let sealed_device = keyring.seal(device.plaintext(), &device.aad()).await?;
+                drop((identity, device));
+                Vault::create(new, [sealed_identity, sealed_device], stored)?
+            }
+        };
+        let state = Rc::new(RefCell::new(State {
+            vault,
+            store,
+            ports: BTreeMap::new(),
+            inbox: VecDeque::new(),
+            pumping: false,
+            flushing: false,
+        }));
+        // A new identity is stored before anything is served.
+        flush(&state).await;
+        if state.borrow().vault.wants_flush() {
+            return Err(RpcError::new(
+                codes::STORAGE_BLOCKED,
+                "the vault could not store its new identity",
+            ));
+        }
+        Ok(VaultEngine { state })
+    }
+
+    fn attach(&self, conn: ConnId, port: MessagePort, admin: bool) {
+        let weak = Rc::downgrade(&self.state);
+        let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(state) = weak.upgrade() {
+                let data = event.data();
+                let inbound = if admin {
+                    Inbound::Admin(conn, data)
+                } else {
+                    Inbound::App(conn, data)
+                };
+                enqueue(&state, inbound);
+            }
+        });
+        let weak = Rc::downgrade(&self.state);
+        let onclose = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            if let Some(state) = weak.upgrade() {
+                enqueue(&state, Inbound::Closed(conn));
+            }
+        });
+        port.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        // MessagePort's `close` event (where the browser has it) tells that
+        // the other end went away.
+        let _ = port.add_event_listener_with_callback("close", onclose.as_ref().unchecked_ref());
+        port.start();
+        self.state.borrow_mut().ports.insert(
+            conn,
+            Port {
+                port,
+                json: None,
+                _onmessage: onmessage,
+                _onclose: onclose,
+            },
+        );
+    }
+}
+
+fn enqueue(state: &Shared, inbound: Inbound) {
+    let start = {
+        let mut s = state.borrow_mut();
+        s.inbox.push_back(inbound);
+        !std::mem::replace(&mut s.pumping, true)
+    };
+    if start {
+        let state = state.clone();
+        wasm_bindgen_futures::spawn_local(async move { pump(&state).await });
+    }
+}
+
+/// Decodes an app message: JSON text (size-checked) or a structured clone.
+fn decode_app(data: &JsValue) -> (bool, Result<ClientMessage, echo_core::rpc::Undecodable>) {
+    if let Some(text) = data.as_string() {
+        if let Err(error) = check_size(text.len()) {
+            // Too large to parse: find the id only in a bounded prefix.
+            let id = probe_id(&text);
+            return (true, Err(echo_core::rpc::Undecodable { id, error }));
+        }
+        let decoded = decode_client_message(serde_json::from_str::<ClientMessage>(&text), || {
+            serde_json::from_str::<Probe>(&text).ok()
+        });
+        (true, decoded)
+    } else {
+        let decoded = decode_client_message(
+            serde_wasm_bindgen::from_value::<ClientMessage>(data.clone()),
+            || serde_wasm_bindgen::from_value::<Probe>(data.clone()).ok(),
+        );
+        (false, decoded)
+    }
+}
+
+/// The call id of an oversized JSON message, read from its first bytes.
+fn probe_id(text: &str) -> Option<u32> {
+    let head = text.get(..text.len().min(256)).unwrap_or("");
+    let at = head.find("\"id\"")?;
+    let digits: String = head[at + 4..]
+        .chars()
+        .skip_while(|c| *c == ':' || c.is_whitespace())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+async fn pump(state: &Shared) {
+    loop {
+        let next = state.borrow_mut().inbox.pop_front();
+        let Some(inbound) = next else { break };
+        match inbound {
+            Inbound::Closed(conn) => {
+                let mut s = state.borrow_mut();
+                s.ports.remove(&conn);
+                s.vault.disconnect(conn);
+            }
+            Inbound::Admin(conn, data) => {
+                let text = data.as_string();
+                let mut s = state.borrow_mut();
+                let Some(port) = s.ports.get_mut(&conn) else {
+                    continue;
+                };
+                port.json.get_or_insert(text.is_some());
+                let parsed = match &text {
+                    Some(t) if t.len() > echo_core::rpc::MAX_MESSAGE_BYTES => {
+                        Err(RpcError::too_large(
+                            "the message (bytes)",
+                            t.len(),
+                            echo_core::rpc::MAX_MESSAGE_BYTES,
+                        ))
+                    }
+                    Some(t) => serde_json::from_str::<AdminMessage>(t)
+                        .map_err(|e| RpcError::bad_request(e)),
+                    None => serde_wasm_bindgen::from_value::<AdminMessage>(data.clone())
+                        .map_err(|e| RpcError::bad_request(e)),
+                };
+                match parsed {
+                    Ok(message) => s.vault.admin_message(conn, message, now_ms()),
+                    Err(error) => {
+                        let id = text.as_deref().and_then(probe_id);
+                        s.vault.admin_undecodable(conn, id, error)
+                    }
+                }
+            }
+            Inbound::App(conn, data) => {
+                let (json, decoded) = decode_app(&data);
+                {
+                    let mut s = state.borrow_mut();
+                    match s.ports.get_mut(&conn) {
+                        Some(port) => {
+                            port.json.get_or_insert(json);
+                        }
+                        None => continue,
+                    }
+                }
+                // Open the space the call needs first (reads storage).
+                let to_open = match &decoded {
+                    Ok(ClientMessage::Request { method, .. }) => {
+                        state.borrow().vault.space_to_open(method)
+                    }
+                    _ => None,
+                };
+                if let Some(id) = to_open {
+                    if let Err(e) = open_space(state, id).await {
+                        let id_of_call = match &decoded {
+                            Ok(ClientMessage::Request { id, .. }) => Some(*id),
+                            _ => None,
+                        };
+                        let s = state.borrow();
+                        let message = match id_of_call {
+                            Some(id) => VaultMessage::Response { id, result: Err(e) },
+                            None => VaultMessage::Rejected { error: e },
+                        };
+                        send_app(&s, conn, &message);
+                        continue;
+                    }
+                }
+                state.borrow_mut().vault.app_message(conn, decoded);
+            }
+        }
+        drain_outputs(state);
+    }
+    state.borrow_mut().pumping = false;
+    drain_outputs(state);
+    kick_flush(state);
+}
+
+async fn open_space(state: &Shared, id: echo_core::model::SpaceId) -> Result<(), RpcError> {
+    let store = state.borrow().store.clone();
+    let entries = store
+        .list_prefix(&Vault::storage_prefix(&id))
+        .await
+        .map_err(RpcError::from)?;
+    state
+        .borrow_mut()
+        .vault
+        .open_space(id, entries)
+        .map_err(RpcError::from)
+}
+
+fn post(port: &Port, value: JsValue) {
+    // A closed port drops messages silently; nothing to do about a failure.
+    let _ = port.port.post_message(&value);
+}
+
+fn encode<T: Serialize>(port: &Port, message: &T) -> JsValue {
+    if port.json.unwrap_or(true) {
+        match serde_json::to_string(message) {
+            Ok(text) => JsValue::from_str(&text),
+            Err(e) => JsValue::from_str(&format!(
+                "{{\"rejected\":{{\"error\":{{\"code\":\"rpc.internal\",\"message\":{:?}}}}}}}",
+                e.to_string()
+            )),
+        }
+    } else {
+        to_js(message)
+    }
+}
+
+fn send_app(s: &State, conn: ConnId, message: &VaultMessage) {
+    if let Some(port) = s.ports.get(&conn) {
+        post(port, encode(port, message));
+    }
+}
+
+/// Sends everything the vault has for the ports, closes what it closed.
+fn drain_outputs(state: &Shared) {
+    let mut s = state.borrow_mut();
+    while let Some(output) = s.vault.poll_output() {
+        match output {
+            Output::App { conn, message } => send_app(&s, conn, &message),
+            Output::Admin { conn, message } => {
+                if let Some(port) = s.ports.get(&conn) {
+                    post(port, encode(port, &message));
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(port) = s.ports.remove(&conn) {
+                    port.port.close();
+                }
+            }
+        }
+    }
+}
+
+fn kick_flush(state: &Shared) {
+    let start = {
+        let mut s = state.borrow_mut();
+        if s.flushing || !s.vault.wants_flush() {
+            false
+        } else {
+            s.flushing = true;
+            true
+        }
+    };
+    if start {
+        let state = state.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            flush(&state).await;
+            state.borrow_mut().flushing = false;
+            // Writes that came in meanwhile.
+            kick_flush(&state);
+        });
+    }
+}
+
+/// Writes one flush and releases (or fails) its answers. After a failure,
+/// the spaces it reverted are opened again so their live queries resume.
+async fn flush(state: &Shared) {
+    let prepared = state.borrow_mut().vault.prepare_flush();
+    let flush = match prepared {
+        Ok(Some(flush)) => flush,
+        Ok(None) => return,
+        Err(e) => {
+            web_sys::console::error_1(&format!("echo-vault: cannot prepare a flush: {e}").into());
+            return;
+        }
+    };
+    let store = state.borrow().store.clone();
+    // Issued now (IdbStore::apply issues on the call), awaited below.
+    let written = store.apply(flush.batch).await;
+    match written {
+        Ok(()) => state.borrow_mut().vault.flush_done(flush.ticket),
+        Err(e) => {
+            web_sys::console::error_1(&format!("echo-vault: a flush failed: {e}").into());
+            state.borrow_mut().vault.flush_failed(flush.ticket, &e);
+            let reload = state.borrow().vault.spaces_to_reload();
+            for id in reload {
+                if let Err(e) = open_space(state, id).await {
+                    web_sys::console::error_1(
+                        &format!("echo-vault: cannot reopen space {id}: {}", e.message).into(),
+                    );
+                }
+            }
+        }
+    }
+    drain_outputs(state);
+}
