@@ -423,6 +423,9 @@ try {
     if (!registered) fail("service worker: not ready within 5 s");
     else {
       ok(`service worker active at ${registered.scope}, caches ${registered.keys.join(",")}, ${registered.cached} entries`);
+      // No page left, so the engine's SharedWorker ends and must start again offline.
+      for (const p of context.pages()) await p.close();
+      await new Promise((r) => setTimeout(r, 1500));
       await context.setOffline(true);
       for (const path of ["/manage.html", "/consent.html", "/vault.html"]) {
         const page = await context.newPage();
@@ -431,9 +434,14 @@ try {
           await page.goto(`${VAULT}${path}`, { waitUntil: "load" });
           const css = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
           const controlled = await page.evaluate(() => navigator.serviceWorker.controller !== null);
+          const engine = path === "/manage.html" && !NO_WASM
+            ? await page.waitForFunction(() => document.getElementById("identity")?.dataset.loaded === "yes", null, { timeout: 5000 })
+              .then(() => " and the engine started offline", () => null)
+            : "";
           if (!controlled || !/system-ui/.test(css)) fail(`offline ${path}: controlled ${controlled}, font ${css}`);
+          else if (engine === null) fail(`offline ${path}: the engine did not start: ${await page.locator("#banner").textContent()}`);
           else if (seen.problems.length) fail(`offline ${path}: ${seen.problems.join(" | ")}`);
-          else ok(`offline ${path}: served by the service worker (controlled, CSS applied, no failed request)`);
+          else ok(`offline ${path}: served by the service worker (controlled, CSS applied, no failed request)${engine}`);
         } catch (error) {
           fail(`offline ${path}: ${error.message}`);
         }
@@ -441,7 +449,6 @@ try {
       }
       await context.setOffline(false);
     }
-    await sw.close();
     await close();
   }
 
