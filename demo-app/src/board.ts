@@ -3,6 +3,7 @@
 // writes changes. The UI listens with `onChange`.
 
 import {
+  type EchoError,
   mutation,
   query,
   ref,
@@ -91,17 +92,40 @@ export class Board {
     const lists = await this.space.subscribe(query(where.type("list"), { order: ["order"] }), (diff, sub) => {
       this.setLists(sub.list());
       this.emit("lists", [...diff.added, ...diff.removed, ...diff.changed]);
-    }, { resolve: true });
+    }, { resolve: true, onError: (e) => this.lost(e) });
     this.listSub = lists;
     this.setLists(lists.list());
     const tasks = await this.space.subscribe(query(where.type("task")), (diff, sub) => {
       this.setTasks(sub.list());
       this.emit("tasks", [...diff.added, ...diff.removed, ...diff.changed]);
-    }, { resolve: true });
+    }, { resolve: true, onError: (e) => this.lost(e) });
     this.taskSub = tasks;
     this.setTasks(tasks.list());
     this.emit("lists", []);
     this.emit("tasks", []);
+  }
+
+  /** Forgets the space and its live queries (access revoked, or the space is no longer granted); `open()` starts afresh. */
+  close(): void {
+    const subs = [this.listSub, this.taskSub];
+    this.listSub = null;
+    this.taskSub = null;
+    this.space = null;
+    this.opening = null;
+    this.lists.clear();
+    this.tasks.clear();
+    for (const sub of subs) sub?.unsubscribe().catch(() => undefined);
+    this.emit("lists", []);
+    this.emit("tasks", []);
+  }
+
+  /** Called when a live query could not be re-opened after a reconnect. */
+  onLost: ((error: EchoError) => void) | null = null;
+
+  private lost(error: EchoError): void {
+    if (!this.isOpen) return;
+    this.close();
+    this.onLost?.(error);
   }
 
   /** One space per user for this app, found by its `app` property. Tabs opening at once agree through a Web Lock. */

@@ -136,9 +136,21 @@ function renderState(): void {
 }
 
 vault.onStateChange((state) => {
+  // Revoked: what was shown is no longer ours to show; a new grant opens the board afresh.
+  if (state === "not_authorized" && board.isOpen) {
+    board.close();
+    ui.board.dataset["ready"] = "false";
+  }
   renderState();
   if (state === "connected" && !board.isOpen) void openBoard();
 });
+
+// The board's space is no longer granted (e.g. allowed again without it): find or create it again.
+board.onLost = (error) => {
+  ui.board.dataset["ready"] = "false";
+  showError(error);
+  if (vault.state === "connected") void openBoard();
+};
 
 ui.connect.addEventListener("click", () => {
   // requestAccess opens a popup: it must run in the click, before any await.
