@@ -379,8 +379,23 @@ async function checkDemo() {
   if (sw) ok(`demo app service worker active at ${sw.scope} (${sw.caches.join(",")})`);
   else fail("demo app: no service worker within 5 s");
   for (const v of await page.evaluate(() => window.__csp)) seen.problems.push(`CSP: ${v}`);
+  if (!NO_WASM && state === "not_authorized") {
+    // The SDK's requestAccess() opens our consent popup; allowing gets the board going.
+    try {
+      const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("[data-testid=connect]")]);
+      const popupSeen = watch(popup);
+      await popup.waitForFunction((app) => document.getElementById("origin")?.textContent === app, APP, { timeout: 5000 });
+      await popup.waitForFunction(() => !document.getElementById("allow")?.disabled, null, { timeout: 5000 });
+      await popup.click("#allow");
+      await page.waitForFunction(() => document.querySelector("[data-testid=board]")?.dataset.ready === "true", null, { timeout: 10000 });
+      ok("demo app: Connect → consent popup (the SDK's handshake) → Allow → board ready");
+      for (const problem of popupSeen.problems) seen.problems.push(`popup: ${problem}`);
+    } catch (error) {
+      fail(`demo app consent flow: ${error.message.split("\n")[0]}; state ${await page.locator("[data-testid=state]").getAttribute("data-state")}`);
+    }
+  }
   if (seen.problems.length) fail(`demo app: ${seen.problems.join(" | ")}`);
-  else ok(`demo app ${APP}/: no CSP violation, console error or page error; state ${state}`);
+  else ok(`demo app ${APP}/: no CSP violation, console error or page error; state ${state} at first`);
   await close();
 }
 
