@@ -186,6 +186,11 @@ export class Subscription {
     return this.closedFlag;
   }
 
+  /** @internal The vault ended it. */
+  _end(): void {
+    this.closedFlag = true;
+  }
+
   /** Ends the live query (no callback runs after this resolves). */
   async unsubscribe(): Promise<void> {
     if (this.closedFlag) return;
@@ -512,8 +517,10 @@ export class Vault {
         this.consentValue = "granted";
         this.errorValue = undefined;
         if (this.welcomed) this.setState(this.welcomedState());
-      } else if ("access_revoked" in event && event.access_revoked.space === undefined) {
-        this.revoked();
+      } else if ("access_revoked" in event) {
+        const space = event.access_revoked.space;
+        if (space === undefined || space === null) this.revoked();
+        else this.spaceRevoked(space);
       }
     }
     for (const l of [...this.eventListeners]) {
@@ -522,6 +529,19 @@ export class Vault {
       } catch (e) {
         console.error("echo-client: an event listener threw", e);
       }
+    }
+  }
+
+  /** Access to one space ended: its live queries end (their `onError` gets `rpc.not_authorized`, `details.reason = "revoked"`). */
+  private spaceRevoked(space: string): void {
+    const error = new EchoError("rpc.not_authorized", `access to space ${space} was revoked`, { reason: "revoked", space });
+    for (const sub of [...this.subscriptions]) {
+      if (sub.space !== space) continue;
+      this.subscriptions.delete(sub);
+      if (sub.wireId !== undefined) this.byWireId.delete(sub.wireId);
+      sub.wireId = undefined;
+      sub._end();
+      if (sub.onError) sub.onError(error);
     }
   }
 
