@@ -7,6 +7,7 @@ import { CallTable, type CallOptions } from "./calls.js";
 import { EchoError } from "./errors.js";
 import { LiveResult, type QueryDiff } from "./live.js";
 import {
+  LIMITS,
   SUPPORTED_VERSIONS,
   type ClientMessage,
   type ConnectionState,
@@ -118,6 +119,21 @@ function expect<K extends string>(response: Response, kind: K, method: string): 
 
 function summary(info: SpaceInfo): SpaceSummary {
   return { id: info.space, role: info.role, properties: fieldsFromWire(info.properties ?? {}), wire: info };
+}
+
+/** `text` cut to at most `max` UTF-8 bytes, on a character boundary (the vault refuses longer client names). */
+function clampUtf8(text: string, max: number): string {
+  const encoder = new TextEncoder();
+  if (encoder.encode(text).length <= max) return text;
+  let out = "";
+  let bytes = 0;
+  for (const ch of text) {
+    const n = encoder.encode(ch).length;
+    if (bytes + n > max) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
 }
 
 function disconnected(message: string): EchoError {
@@ -261,7 +277,7 @@ export class Vault {
     this.baseUrl = (base.origin + base.pathname).replace(/\/+$/, "");
     this.options = {
       vaultUrl: options.vaultUrl,
-      clientName: options.clientName ?? CLIENT_NAME,
+      clientName: clampUtf8(options.clientName ?? CLIENT_NAME, LIMITS.maxClientName),
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       callTimeoutMs: options.callTimeoutMs ?? 30_000,
       heartbeatMs: options.heartbeatMs ?? 5_000,
