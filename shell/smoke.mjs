@@ -100,6 +100,25 @@ window.__probe = new Promise((resolve) => {
   }, { once: true });
   document.body.appendChild(frame);
 });
+// A second connect on the same iframe: a second, independent port.
+window.__second = () => new Promise((resolve) => {
+  const frame = document.querySelector("iframe");
+  const first = window.__port;
+  const firstEvents = window.__events;
+  const onMessage = (event) => {
+    if (event.origin !== vault || event.source !== frame.contentWindow || event.data.echo !== "connected") return;
+    removeEventListener("message", onMessage);
+    // The first probe's listener saw this answer too: keep the first port as the app's.
+    window.__port = first;
+    window.__events = firstEvents;
+    const port = event.ports[0];
+    if (!port || port === first) return resolve({ ports: event.ports.length, same: port === first });
+    port.onmessage = (reply) => resolve({ ports: 1, reply: Object.keys(reply.data)[0] });
+    port.postMessage({ hello: { versions: [1], client: "echo-smoke second" } });
+  };
+  addEventListener("message", onMessage);
+  frame.contentWindow.postMessage({ echo: "connect" }, vault);
+});
 // The SDK's side of the consent popup (docs/browser-vault.md, section 3).
 window.__consent = [];
 document.getElementById("consent").addEventListener("click", () => {
@@ -490,6 +509,11 @@ try {
       fail(`${regime}: joined the engine through the ${result.via} (partitioned) storage, not the storage-access handle`);
     else ok(`${regime}: ${summary}`);
     if (regime === "storage-access" && got === "connected") {
+      const second = await page.evaluate(() => Promise.race([window.__second(),
+        new Promise((res) => setTimeout(() => res({ reply: "none within 5 s" }), 5000))]));
+      const wanted = NO_WASM ? "refused" : "welcome";
+      if (second.ports === 1 && second.reply === wanted) ok(`a second connect gets a second port, answered with ${wanted}`);
+      else fail(`second connect: ${JSON.stringify(second)}`);
       await checkConsent(page);
       if (!NO_WASM) await checkGrantAndRevoke(context, page);
     }
