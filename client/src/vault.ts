@@ -842,6 +842,8 @@ export class Vault {
     setTimeout(() => {
       if (this.closedFlag || this.consentValue === "granted") return;
       if (this.stateValue === "not_authorized" || this.stateValue === "disconnected") {
+        if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = undefined;
         this.stopHeartbeat();
         this.closePort();
         this.calls.detach(disconnected("reconnecting after the user's consent"), false);
