@@ -14,25 +14,45 @@ WASM_CRATES := echo-core echo-vault
 # Chromium, inside workers): scripts/wasm-test.sh CRATE.
 WASM_TEST_CRATES := echo-vault
 
-.PHONY: help setup start bench test test-native test-wasm lint fmt-check ts-check wasm
+.PHONY: help setup start serve bench bench-browser test test-native test-wasm lint fmt-check \
+	ts-check wasm web test-web e2e signal
+
+VAULT_URL ?= http://vault.localhost:8600
+APP_URL ?= http://app.localhost:8601
 
 help:
-	@echo "make start   run the engine benchmarks (the vault comes with the browser issue)"
+	@echo "make start   build the vault (wasm engine, pages) and the demo app, serve both:"
+	@echo "             $(APP_URL) (demo app) and $(VAULT_URL)/manage.html (the vault)"
 	@echo "make test    unit + property tests, browser tests (headless Chromium), clippy -D warnings,"
-	@echo "             rustfmt check, wasm32 build"
-	@echo "make bench   native benchmarks: prints a table, writes target/bench/native.json"
-	@echo "make setup   install the toolchain pieces (apt, rustup components, wasm tools)"
+	@echo "             rustfmt check, wasm32 build, web build + unit tests, end-to-end tests"
+	@echo "make bench   native benchmarks + the browser benchmarks (tables; JSON in target/bench/)"
+	@echo "make setup   install the toolchain pieces (apt, rustup components, wasm tools, npm tools)"
 
 setup:
 	scripts/setup.sh
 
-start: setup
-	@echo "ECHO's vault runs in the browser and comes with the browser issue; until then,"
-	@echo "make start runs the engine's benchmarks on this machine (same as make bench)."
-	cargo run --release -p echo-bench
+# The vault site (shell/dist) and the demo app (demo-app/dist), served by
+# echo-signal until Ctrl-C.
+start: setup wasm web signal
+	@echo
+	@echo "  ECHO is up:"
+	@echo "    demo app (task board)   $(APP_URL)"
+	@echo "    your vault (manage)     $(VAULT_URL)/manage.html"
+	@echo "  Ctrl-C stops the server."
+	@echo
+	target/debug/echo-signal --vault-dir shell/dist --app-dir demo-app/dist
+
+signal:
+	cargo build -p echo-signal
 
 bench: setup
 	cargo run --release -p echo-bench
+	@$(MAKE) --no-print-directory bench-browser
+
+# In headless Chromium: the vault's own figures and the side-by-side
+# comparison with automerge-repo and Yjs (bench/browser/README.md).
+bench-browser: wasm web signal
+	node bench/browser/run.mjs
 
 # Steps run in order and stop at the first failure.
 test: setup
@@ -42,6 +62,9 @@ test: setup
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory ts-check
 	@$(MAKE) --no-print-directory wasm
+	@$(MAKE) --no-print-directory web
+	@$(MAKE) --no-print-directory test-web
+	@$(MAKE) --no-print-directory e2e
 	@echo "make test: all steps passed"
 
 # nextest when installed (the project's machines have it), else cargo test.
@@ -85,3 +108,20 @@ ts-check:
 wasm:
 	@echo "== wasm32 release build"
 	@for crate in $(WASM_CRATES); do scripts/wasm-build.sh "$$crate"; done
+
+# The vault site and the demo app (tsc --strict, then esbuild); needs the
+# engine from `make wasm`.
+web:
+	@echo "== web build (shell/, worker/, demo-app/)"
+	ECHO_VAULT_URL=$(VAULT_URL) ECHO_APP_URL=$(APP_URL) node scripts/web-build.mjs
+
+# Unit tests of the TypeScript packages (node's test runner).
+test-web:
+	@echo "== web unit tests (client/, demo-app/)"
+	cd client && npm test --silent
+	cd demo-app && npm test --silent
+
+# Playwright (playwright-core + Debian's Chromium) across real sites.
+e2e: signal
+	@echo "== end-to-end tests (e2e/, headless Chromium)"
+	node e2e/run.mjs

@@ -21,8 +21,7 @@
 // ECHO_APP_URL (default http://app.localhost:8601) are the sites' origins; the
 // demo app gets them as the constants __ECHO_VAULT_URL__ / __ECHO_APP_URL__
 // (also as process.env.ECHO_VAULT_URL / process.env.ECHO_APP_URL).
-// ECHO_VAULT_PKG overrides pkg/echo-vault (shell/test/mock-engine is an
-// in-memory stand-in for trying the pages without the wasm engine).
+// ECHO_VAULT_PKG overrides pkg/echo-vault (the wasm-bindgen output).
 // ECHO_TOOLS_DIR as in scripts/lib.sh (esbuild and typescript come from
 // $ECHO_TOOLS_DIR/npm, installed by scripts/setup.sh).
 //

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 // A smoke check of the built vault site, by hand:
 //
-//   node shell/smoke.mjs [--build | --mock] [web-build flags, e.g. --no-wasm --no-demo]
+//   node shell/smoke.mjs [--build] [web-build flags, e.g. --no-wasm --no-demo]
 //
-// --build runs scripts/web-build.mjs first (with the other flags); --mock
-// builds with the in-memory stand-in engine of shell/test/mock-engine instead
-// of pkg/echo-vault. With an engine (real or mock) the storage-access regime
+// --build runs scripts/web-build.mjs first (with the other flags). With the
+// engine (pkg/echo-vault, built by scripts/wasm-build.sh) the storage-access regime
 // also runs the whole consent flow: the app connects, asks, the user allows
 // in the popup, the manage page lists the app and revokes it. Then it
 // starts target/debug/echo-signal (build it once: cargo build -p echo-signal)
@@ -30,11 +29,9 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const TOOLS = resolve(process.env.ECHO_TOOLS_DIR ?? join(ROOT, ".tools"), "npm");
 const args = process.argv.slice(2);
-const BUILD = args.includes("--build") || args.includes("--mock");
-const MOCK = args.includes("--mock");
-const buildFlags = args.filter((a) => a !== "--build" && a !== "--mock");
-if (MOCK) process.env.ECHO_VAULT_PKG = join(ROOT, "shell", "test", "mock-engine");
-let NO_WASM = true; // set once shell/dist is there: built with an engine (real or mock)?
+const BUILD = args.includes("--build");
+const buildFlags = args.filter((a) => a !== "--build");
+let NO_WASM = true; // set once shell/dist is there: built with the engine?
 const VAULT_PORT = Number(process.env.ECHO_SMOKE_VAULT_PORT ?? 8600);
 const APP_PORT = Number(process.env.ECHO_SMOKE_APP_PORT ?? 8601);
 const VAULT = `http://vault.localhost:${VAULT_PORT}`;
