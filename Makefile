@@ -52,6 +52,7 @@ bench: setup
 # In headless Chromium: the vault's own figures and the side-by-side
 # comparison with automerge-repo and Yjs (bench/browser/README.md).
 bench-browser: wasm web signal
+	node bench/browser/vault.mjs
 	node bench/browser/run.mjs
 
 # Steps run in order and stop at the first failure.
