@@ -1,0 +1,53 @@
+// 4. Storage regimes without first-party vault storage: third-party storage blocked → the app's state is
+// storage_blocked; partitioned (no storage access) → storage_partitioned; each within 5 s of opening the page,
+// no hang, and calls then fail at once with that error.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { launchRegime } from "./lib/regimes.mjs";
+import { getSites } from "./lib/sites.mjs";
+import { openProbe, timing, waitState } from "./lib/util.mjs";
+
+const sites = await getSites();
+
+for (const [regime, expected] of [["blocked", "storage_blocked"], ["partitioned", "storage_partitioned"]]) {
+  test(`${regime} regime: the app's state becomes ${expected} within 5 s`, async (t) => {
+    const browser = await launchRegime(regime);
+    try {
+      const { context } = browser;
+      // The demo app: its banner shows the state and offers "Try again".
+      const page = await context.newPage();
+      const t0 = Date.now();
+      await page.goto(`${sites.demo}/`);
+      await page.waitForFunction((s) => document.querySelector("[data-testid=state]")?.dataset.state === s, expected, { timeout: 8000 });
+      const ms = Date.now() - t0;
+      timing(t, `${regime}: demo app ${expected} after`, ms);
+      assert.ok(ms < 5000, `${expected} after ${ms} ms (limit 5000 ms)`);
+      assert.equal(await page.getByTestId("retry").isVisible(), true, "the Try again button shows");
+      assert.equal(await page.getByTestId("connect").isVisible(), false, "no Connect button in a storage state");
+
+      // The SDK itself (probe app): the state, measured in the page from connect(); calls fail at once.
+      const probe = await openProbe(context, sites.probeA);
+      await waitState(probe, expected, 8000);
+      const r = await probe.evaluate(async () => {
+        const p = window.probe;
+        const first = p.states[0].at;
+        const reached = p.states.find((s) => s.state !== "connecting").at;
+        const call = await p.settle(p.vault.spaces.list());
+        const ping = await p.settle(p.vault.ping());
+        return { ms: reached - first, states: p.states.map((s) => s.state), call, ping, lastError: p.vault.lastError?.code };
+      });
+      timing(t, `${regime}: SDK ${expected} after`, r.ms);
+      assert.ok(r.ms < 5000, `SDK state after ${r.ms} ms`);
+      assert.deepEqual(r.states, ["connecting", expected], "no other state on the way");
+      const code = `rpc.${expected}`;
+      assert.equal(r.lastError, code);
+      for (const c of [r.call, r.ping]) {
+        assert.equal(c.ok, false);
+        assert.equal(c.code, code);
+        assert.ok(c.ms < 500, `a call failed after ${c.ms} ms, not at once`);
+      }
+    } finally {
+      await browser.close();
+    }
+  });
+}
