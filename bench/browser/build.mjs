@@ -8,8 +8,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const PAGES = ['automerge', 'yjs', 'echo'];
 
-export async function buildPages({ quiet = false } = {}) {
-  const dist = join(here, 'dist');
+export async function buildPages({ quiet = false, dist = join(here, 'dist') } = {}) {
   mkdirSync(dist, { recursive: true });
   const result = await build({
     entryPoints: PAGES.map((p) => join(here, 'src', `${p}.js`)),

@@ -13,6 +13,7 @@
 //   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w4   (w5 = memory, measured during w2)
 //   ECHO_BENCH_N, ECHO_BENCH_LOAD_N, ECHO_BENCH_UPDATES, ECHO_BENCH_TEXT_EDITS   override sizes (0 edits = whole trace)
 //   ECHO_BENCH_VERIFY=kill      verify after SIGKILL of the browser + relaunch instead of a page reload (w2 always reloads)
+//   ECHO_BENCH_DIST=dir         where the pages are built (default bench/browser/dist)
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
@@ -34,7 +35,8 @@ if (!existsSync(join(here, 'node_modules', 'playwright-core')) || !existsSync(jo
 const { buildPages } = await import('./build.mjs');
 const { startServer, loadTrace } = await import('./server.mjs');
 const { chromium } = await import('playwright-core');
-await buildPages({ quiet: true });
+const distDir = resolve(env.ECHO_BENCH_DIST ?? join(here, 'dist'));
+await buildPages({ quiet: true, dist: distDir });
 
 // ---- configuration ----------------------------------------------------------
 const QUICK = env.ECHO_BENCH_QUICK === '1' || env.ECHO_BENCH_QUICK === 'true';
@@ -385,7 +387,7 @@ function renderTable(rows, storesShown, echoAvailable) {
 }
 
 // ---- main -------------------------------------------------------------------
-const { server, port } = await startServer({ root: join(here, 'dist'), tracesDir: cfg.tracesDir });
+const { server, port } = await startServer({ root: distDir, tracesDir: cfg.tracesDir });
 baseUrl = `http://app.localhost:${port}`;
 log(`serving ${baseUrl}  (quick=${cfg.quick} runs=${cfg.runs} warmup=${cfg.warmup} timeout=${cfg.timeoutS}s)`);
 
@@ -421,6 +423,8 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
       { id: 'w5-total', title: '5. memory after 2: JS heap + wasm', unit: 'MB', fmt: fmtMB, cells: {} },
     ]
     : [];
+  rows.push(row);
+  memoryRows.push(...memRows);
   const skip = w.skip?.();
   for (const s of storesShown) {
     if (!w.stores.includes(s.id)) continue;
@@ -499,29 +503,34 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
       m.cells[s.id] = { status, reason, summary: status === 'ok' ? summarise(runs.map((r) => pick(r.extra))) : null };
     }
     results.push({ workload: w.id, title: row.title, store: s.id, ...cellRes });
+    writeResults(false);
   }
-  rows.push(row);
-  memoryRows.push(...memRows);
+  writeResults(false);
 }
-server.close();
-rows.push(...memoryRows);
+// Written after every cell (so an interrupted suite leaves what it measured) and at the end.
+function writeResults(final) {
+  const allRows = [...rows, ...memoryRows];
+  const loads = results.flatMap((r) => r.runs.map((x) => x.loadavg1)).filter((x) => x !== undefined);
+  const table = renderTable(allRows, storesShown, echoAvailable) + `\n${final ? '' : 'PARTIAL (suite still running or interrupted). '}${cfg.quick ? 'QUICK mode (small sizes). ' : ''}${cfg.runs} run(s) + ${cfg.warmup} warm-up per figure; median (min–max). ` +
+    `Chromium ${chromiumVersion}; ${new Date().toISOString()}; 1-min load average during runs ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '?'} on ${cpus().length} cores.`;
+  const meta = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: final ? new Date().toISOString() : null,
+    chromium: cfg.chromium,
+    chromiumVersion,
+    cores: cpus().length,
+    config: cfg,
+    trace: traceInfo,
+    stores: storeInfo,
+    note: 'times in ms (summary = median/min/max over measured runs, warm-up excluded); memory in bytes',
+  };
+  writeFileSync(cfg.out, JSON.stringify({ meta, complete: final, rows: allRows.map(({ fmt, ...r }) => r), results }, null, 2));
+  const txt = cfg.out.replace(/\.json$/, '') + '.txt';
+  writeFileSync(txt, table + '\n');
+  return { table, txt };
+}
 
-const loads = results.flatMap((r) => r.runs.map((x) => x.loadavg1)).filter((x) => x !== undefined);
-const table = renderTable(rows, storesShown, echoAvailable) + `\n${cfg.quick ? 'QUICK mode (small sizes). ' : ''}${cfg.runs} run(s) + ${cfg.warmup} warm-up per figure; median (min–max). ` +
-  `Chromium ${chromiumVersion}; ${new Date().toISOString()}; 1-min load average during runs ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '?'} on ${cpus().length} cores.`;
-const meta = {
-  startedAt: startedAt.toISOString(),
-  finishedAt: new Date().toISOString(),
-  chromium: cfg.chromium,
-  chromiumVersion,
-  cores: cpus().length,
-  config: cfg,
-  trace: traceInfo,
-  stores: storeInfo,
-  note: 'times in ms (summary = median/min/max over measured runs, warm-up excluded); memory in bytes',
-};
-writeFileSync(cfg.out, JSON.stringify({ meta, rows: rows.map(({ fmt, ...r }) => r), results }, null, 2));
-const txt = cfg.out.replace(/\.json$/, '') + '.txt';
-writeFileSync(txt, table + '\n');
+server.close();
+const { table, txt } = writeResults(true);
 console.log(table);
 log(`wrote ${cfg.out} and ${txt}`);
