@@ -132,11 +132,11 @@ export class CallTable {
     try {
       send({ request: { id, method: call.method } });
     } catch (e) {
-      // A value that cannot be cloned, a closed port, …: the call fails, nothing was sent.
+      // Too large, a value that cannot be serialized, a closed port, …: the call fails, nothing was sent.
       this.sent.delete(id);
       call.id = undefined;
       this.settle(call);
-      call.reject(new EchoError("rpc.bad_request", `${call.name} could not be sent: ${e instanceof Error ? e.message : String(e)}`));
+      call.reject(e instanceof EchoError ? e : new EchoError("rpc.bad_request", `${call.name} could not be sent: ${e instanceof Error ? e.message : String(e)}`));
     }
   }
 

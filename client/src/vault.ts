@@ -461,17 +461,36 @@ export class Vault {
     this.retryTimer = undefined;
     port.onmessage = (event: MessageEvent) => {
       if (this.port !== port) return;
-      this.portMessage(event.data as VaultMessage);
+      // The engine sends JSON text (docs/browser-vault.md); a plain object is taken as is.
+      let msg: unknown = event.data;
+      if (typeof msg === "string") {
+        try {
+          msg = JSON.parse(msg);
+        } catch {
+          console.warn("echo-client: the vault sent a message that is not JSON");
+          return;
+        }
+      }
+      this.portMessage(msg as VaultMessage);
     };
     port.onmessageerror = () => console.warn("echo-client: a message from the vault could not be deserialized");
     port.start();
     const hello: ClientMessage = { hello: { versions: [...SUPPORTED_VERSIONS], client: this.options.clientName } };
-    port.postMessage(hello);
+    port.postMessage(JSON.stringify(hello));
   }
 
+  /** Posts one message as JSON text (docs/browser-vault.md: app ports carry JSON strings). */
   private send(message: ClientMessage): void {
     if (!this.port) throw disconnected("the vault is not connected");
-    this.port.postMessage(message);
+    const json = JSON.stringify(message);
+    const max = LIMITS.maxMessageBytes;
+    if (json.length * 3 > max) {
+      const bytes = new TextEncoder().encode(json).length;
+      if (bytes > max) {
+        throw new EchoError("rpc.too_large", `the message is ${bytes} bytes, more than the limit of ${max}; split it into smaller calls`, { limit: String(max) });
+      }
+    }
+    this.port.postMessage(json);
   }
 
   private portMessage(msg: VaultMessage): void {

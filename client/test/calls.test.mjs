@@ -160,3 +160,11 @@ test("a send that throws fails that call only", async () => {
 test("methodName reads the request's tag", () => {
   assert.equal(methodName({ "object.batch": { space: "s", mutations: [] } }), "object.batch");
 });
+
+test("a send that throws an EchoError (e.g. rpc.too_large) fails the call with that error", async () => {
+  const t = new CallTable(1000);
+  t.attach(() => {
+    throw new EchoError("rpc.too_large", "big", { limit: "4194304" });
+  });
+  await assert.rejects(t.call({ ping: {} }), (e) => e.code === "rpc.too_large" && e.details.limit === "4194304");
+});
