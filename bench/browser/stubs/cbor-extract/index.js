@@ -1,0 +1,1 @@
+throw new Error('cbor-extract stand-in: no native accelerator');
