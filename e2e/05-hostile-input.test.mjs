@@ -1,0 +1,245 @@
+// 5. Hostile input on raw ports (the iframe handshake done by hand in the probe page, JSON text messages as
+// docs/browser-vault.md says): an ungranted origin gets nothing; forged origin fields give no access;
+// malformed JSON, wrong types, unknown methods, too deep nesting and messages over 4 MiB get their typed
+// errors; a flood of 20,000 calls is answered (or rate-limited) and the vault still answers a ping within 1 s
+// with the stored data unchanged.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launchRegime } from "./lib/regimes.mjs";
+import { getSites } from "./lib/sites.mjs";
+import { allowInPopup, openProbe, timing, waitState } from "./lib/util.mjs";
+
+const sites = await getSites();
+const ITEMS = 30;
+let browser, a, b, S, S2;
+
+/** Everything in space S as the granted SDK connection of the first app sees it. */
+const snapshot = () => a.evaluate(async (S) => {
+  const { vault, echo } = window.probe;
+  const all = await vault.space(S).query(echo.query(echo.where.all(), { includeDeleted: true }), { resolve: true });
+  return { count: all.ids.length, objects: all.objects.map((o) => JSON.stringify([o.id, o.type, o.fields, o.deleted])).sort() };
+}, S);
+
+before(async () => {
+  browser = await launchRegime("storage-access");
+  const { context } = browser;
+  a = await openProbe(context, sites.probeA, { state: "not_authorized" });
+  await allowInPopup(context, a);
+  await waitState(a, "connected");
+  ({ S, S2 } = await a.evaluate(async (n) => {
+    const { vault } = window.probe;
+    const S = (await vault.spaces.create({ name: "Hostile target" })).id;
+    const S2 = (await vault.spaces.create({ name: "Scratch" })).id;
+    for (let i = 0; i < n; i++) await vault.space(S).create("item", { n: i });
+    return { S, S2 };
+  }, ITEMS));
+  b = await openProbe(context, sites.probeB, { state: "not_authorized" });
+});
+after(async () => browser?.close());
+
+/** Runs `fn(conn, args)` in a page on a fresh raw connection (connect with `extra` fields, then hello unless `hello` is false). */
+async function onRaw(page, fn, args = {}, { extra = {}, hello = true } = {}) {
+  const conn = await page.evaluateHandle(async ({ extra, hello }) => {
+    const conn = await window.probe.raw();
+    await conn.connect(extra);
+    conn.welcome = hello ? await conn.hello() : null;
+    return conn;
+  }, { extra, hello });
+  const { answer, welcome } = await conn.evaluate((c) => ({ answer: c.answer, welcome: c.welcome }));
+  const out = await conn.evaluate(fn, args);
+  await conn.dispose();
+  return { answer, welcome, out };
+}
+
+const errOf = (r) => r?.response?.result?.Err ?? r?.rejected?.error ?? null;
+
+test("an ungranted origin gets rpc.not_authorized on every call, and nothing changes", async () => {
+  const before = await snapshot();
+  const { answer, welcome, out } = await onRaw(b, async (conn, { S }) => {
+    const id = "o3ear54v7fi8gp3j7p6mfagp4k";
+    const methods = [
+      { "spaces.list": {} },
+      { "spaces.create": {} },
+      { "identity.info": {} },
+      { "space.properties": { space: S } },
+      { "space.heads": { space: S } },
+      { "object.create": { space: S, type: "item", fields: { n: { int: -1 } } } },
+      { "object.update": { space: S, id, set: { n: { int: -2 } } } },
+      { "object.delete": { space: S, id } },
+      { "object.get": { space: S, ids: [id] } },
+      { "object.batch": { space: S, mutations: [{ create: { type: "item" } }] } },
+      { "query.run": { space: S, query: { filter: "all" } } },
+      { "query.subscribe": { space: S, query: { filter: "all" } } },
+      { "text.read": { space: S, id, field: "note" } },
+    ];
+    const results = [];
+    for (let i = 0; i < methods.length; i++) results.push([Object.keys(methods[i])[0], await conn.call(i + 1, methods[i])]);
+    return { results, ping: await conn.call(100, { ping: {} }) };
+  }, { S });
+  assert.equal(answer.echo, "connected");
+  assert.equal(welcome?.welcome?.vault?.consent, "required");
+  for (const [name, r] of out.results) {
+    assert.equal(r?.Err?.code, "rpc.not_authorized", `${name}: ${JSON.stringify(r)}`);
+    assert.equal(r.Err.details?.reason, "consent_required", `${name}: ${JSON.stringify(r.Err.details)}`);
+  }
+  assert.deepEqual(out.ping, { Ok: { done: {} } });
+  assert.deepEqual(await snapshot(), before);
+});
+
+test("forged origin fields (connect, hello, request) and a forged control message give no access", async () => {
+  const before = await snapshot();
+  // A connect naming another origin: the shell takes the origin from the browser, not the message.
+  const forgedConnect = await onRaw(b, async (conn, { S }) => conn.call(1, { "space.properties": { space: S } }), { S }, { extra: { origin: sites.probeA } });
+  assert.equal(forgedConnect.answer.echo, "connected");
+  assert.equal(forgedConnect.welcome?.welcome?.vault?.consent, "required", "a connect with an origin field is still the real origin");
+  assert.equal(forgedConnect.out?.Err?.code, "rpc.not_authorized");
+
+  const { out } = await onRaw(b, async (conn, { S, A }) => {
+    const r = {};
+    r.hello = await conn.hello({ origin: A });
+    r.welcome = await conn.hello();
+    r.request = await conn.exchange({ request: { id: 2, method: { "spaces.list": {} } }, origin: A }, 2);
+    r.inMethod = await conn.exchange({ request: { id: 3, method: { "space.properties": { space: S, origin: A } } } }, 3);
+    r.create = await conn.exchange({ request: { id: 4, method: { "object.create": { space: S, type: "item" } } }, origin: A }, 4);
+    r.after = await conn.call(5, { "space.properties": { space: S } });
+    return r;
+  }, { S, A: sites.probeA }, { hello: false });
+  assert.equal(errOf(out.hello)?.code, "rpc.bad_request", `hello with an origin field: ${JSON.stringify(out.hello)}`);
+  assert.equal(out.welcome?.welcome?.vault?.consent, "required");
+  for (const k of ["request", "inMethod", "create"]) {
+    const e = errOf(out[k]);
+    assert.ok(e, `${k}: no error: ${JSON.stringify(out[k])}`);
+    assert.ok(["rpc.bad_request", "rpc.not_authorized"].includes(e.code), `${k}: ${e.code}`);
+  }
+  assert.equal(out.after?.Err?.code, "rpc.not_authorized");
+
+  // An `attach` control message posted to the shell's window by the app: the shell ignores it.
+  const attach = await b.evaluate(async (A) => {
+    const conn = await window.probe.raw();
+    const channel = new MessageChannel();
+    const got = [];
+    channel.port1.onmessage = (e) => got.push(e.data);
+    conn.frame.contentWindow.postMessage({ attach: { origin: A, port: channel.port2 } }, new URL(window.probe.vaultUrl).origin, [channel.port2]);
+    channel.port1.postMessage(JSON.stringify({ hello: { versions: [1], client: "forged attach" } }));
+    channel.port1.postMessage(JSON.stringify({ request: { id: 1, method: { "spaces.list": {} } } }));
+    await new Promise((r) => setTimeout(r, 1500));
+    return got;
+  }, sites.probeA);
+  assert.deepEqual(attach, [], "no answer on a port smuggled in with a forged attach");
+  assert.deepEqual(await snapshot(), before);
+});
+
+test("malformed JSON, wrong types, unknown methods, too deep, too large: typed errors, connection usable", async () => {
+  const before = await snapshot();
+  const { welcome, out } = await onRaw(a, async (conn, { S }) => {
+    const r = {};
+    r.malformed = await conn.exchange('{"request": {"id": 5, ', 5);
+    r.notJson = await conn.exchange("hello vault", null);
+    r.notObject = await conn.exchange("42", null);
+    r.wrongTypes = await conn.exchange({ request: { id: 6, method: { "object.get": { space: 123, ids: "x" } } } }, 6);
+    r.idType = await conn.exchange({ request: { id: "seven", method: { ping: {} } } }, null);
+    r.negativeId = await conn.exchange({ request: { id: -1, method: { ping: {} } } }, null);
+    r.unknownField = await conn.exchange({ request: { id: 7, method: { ping: {} }, extra: true } }, 7);
+    r.unknown = await conn.exchange({ request: { id: 8, method: { "object.explode": {} } } }, 8);
+    r.unknownEnvelope = await conn.exchange({ launch: { id: 9 } }, null);
+    let f = "all";
+    for (let i = 0; i < 100; i++) f = { not: f };
+    r.deepFilter = await conn.exchange({ request: { id: 10, method: { "query.run": { space: S, query: { filter: f } } } } }, 10);
+    const big = "x".repeat(4 * 1024 * 1024 + 16);
+    r.tooLarge = await conn.exchange(JSON.stringify({ request: { id: 11, method: { "object.create": { space: S, type: "item", fields: { big: { string: big } } } } } }), 11, { timeoutMs: 20000 });
+    r.ping = await conn.call(12, { ping: {} });
+    return r;
+  }, { S });
+  assert.equal(welcome?.welcome?.vault?.consent, "granted");
+  const expect = {
+    malformed: "rpc.bad_request", notJson: "rpc.bad_request", notObject: "rpc.bad_request", wrongTypes: "rpc.bad_request",
+    idType: "rpc.bad_request", negativeId: "rpc.bad_request", unknownField: "rpc.bad_request", unknown: "rpc.unknown_method",
+    unknownEnvelope: "rpc.bad_request", deepFilter: "rpc.too_deep", tooLarge: "rpc.too_large",
+  };
+  for (const [k, code] of Object.entries(expect)) {
+    assert.equal(errOf(out[k])?.code, code, `${k}: ${JSON.stringify(out[k])?.slice(0, 300)}`);
+  }
+  // Errors that name a call go to that call.
+  for (const [k, id] of [["wrongTypes", 6], ["unknown", 8], ["deepFilter", 10], ["tooLarge", 11]]) assert.equal(out[k].response?.id, id, `${k} answered for its call`);
+  assert.equal(errOf(out.unknown).details?.method, "object.explode");
+  assert.equal(errOf(out.tooLarge).details?.limit, "4194304");
+  assert.equal(errOf(out.deepFilter).details?.limit, "72");
+  assert.deepEqual(out.ping, { Ok: { done: {} } }, "the connection still answers");
+  assert.deepEqual(await snapshot(), before, "nothing was written");
+});
+
+test("a value nested deeper than 72 levels is rpc.too_deep as a structured clone", async () => {
+  const { out } = await onRaw(a, async (conn, { S2 }) => {
+    let deep = { string: "x" };
+    for (let i = 0; i < 100; i++) deep = { list: [deep] };
+    return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "deep", fields: { d: deep } } } } }, 1, { clone: true });
+  }, { S2 }, { hello: false });
+  assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out));
+});
+
+test("a value nested deeper than 72 levels is rpc.too_deep as JSON text", {
+  todo: "BUG (engine, vault-wasm decode_app): serde_json's own recursion limit (128) fires first — a {list:[…]} level is 2 JSON levels, so 72 value levels never reach the MAX_NESTING guard; the answer is rpc.bad_request \"recursion limit exceeded\"",
+}, async () => {
+  const { out } = await onRaw(a, async (conn, { S2 }) => {
+    let deep = { string: "x" };
+    for (let i = 0; i < 100; i++) deep = { list: [deep] };
+    return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "deep", fields: { d: deep } } } } }, 1);
+  }, { S2 });
+  assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out)?.slice(0, 300));
+});
+
+test("a structured-clone message over 4 MiB is refused (rpc.too_large or rpc.bad_request)", {
+  todo: "BUG (engine, vault-wasm decode_app): the 4 MiB limit is checked for JSON text only; a structured-clone message (which the engine accepts, and the SDK sends) of 5 MiB is decoded and written",
+}, async () => {
+  const { out } = await onRaw(a, async (conn, { S2 }) => {
+    conn.send({ hello: { versions: [1], client: "clone" } }, true);
+    await conn.waitFor(0, (m) => m.welcome);
+    return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "big", fields: { big: { string: "y".repeat(5 * 1024 * 1024) } } } } } }, 1, { clone: true, timeoutMs: 20000 });
+  }, { S2 }, { hello: false });
+  assert.ok(["rpc.too_large", "rpc.bad_request"].includes(errOf(out)?.code), JSON.stringify(out)?.slice(0, 300));
+});
+
+test("a flood of 20,000 calls: answered or rate-limited; then a ping within 1 s, data unchanged", async (t) => {
+  const before = await snapshot();
+  assert.equal(before.count, ITEMS);
+  const t0 = Date.now();
+  const { out } = await onRaw(a, async (conn, { S, N }) => {
+    const from = conn.messages.length;
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) {
+      const method = i % 4 === 0 ? { ping: {} }
+        : i % 4 === 1 ? { "query.run": { space: S, query: { filter: { type: "item" } } } }
+          : i % 4 === 2 ? { "object.get": { space: S, ids: ["o3ear54v7fi8gp3j7p6mfagp4k"] } }
+            : { "object.update": { space: S, id: "not an id", set: { n: { int: 0 } } } };
+      conn.send({ request: { id: 1000 + i, method } });
+    }
+    const sentMs = performance.now() - t0;
+    await conn.waitFor(from, () => conn.messages.length - from >= N, 90000);
+    const codes = {};
+    const ids = new Set();
+    for (const m of conn.messages.slice(from)) {
+      const key = m.response ? (m.response.result.Ok ? "ok" : m.response.result.Err.code) : `message:${Object.keys(m)[0]}`;
+      codes[key] = (codes[key] ?? 0) + 1;
+      if (m.response) ids.add(m.response.id);
+    }
+    const answeredMs = performance.now() - t0;
+    const p0 = performance.now();
+    const ping = await conn.call(99999, { ping: {} }, 1000);
+    return { sentMs, answeredMs, codes, answered: ids.size, ping, pingMs: performance.now() - p0 };
+  }, { S, N: 20000 });
+  timing(t, "flood: 20,000 sent", out.sentMs);
+  timing(t, "flood: all answered", out.answeredMs);
+  timing(t, "ping after the flood", out.pingMs);
+  console.log(`  flood answers: ${JSON.stringify(out.codes)}`);
+  assert.equal(out.answered, 20000, `every call answered once: ${JSON.stringify(out.codes)}`);
+  for (const code of Object.keys(out.codes)) {
+    assert.ok(["ok", "rpc.rate_limited", "model.invalid_id", "model.not_found"].includes(code), `unexpected answer ${code}`);
+  }
+  assert.deepEqual(out.ping, { Ok: { done: {} } });
+  assert.ok(out.pingMs < 1000, `ping after the flood took ${out.pingMs} ms`);
+  // The app's own SDK connection is fine too, and the data is as it was.
+  const sdkPing = await a.evaluate(() => window.probe.settle(window.probe.vault.ping({ timeoutMs: 1000 })));
+  assert.equal(sdkPing.ok, true, JSON.stringify(sdkPing));
+  assert.deepEqual(await snapshot(), before);
+  timing(t, "flood test", Date.now() - t0);
+});
