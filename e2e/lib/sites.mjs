@@ -6,6 +6,7 @@
 //
 // e2e/run.mjs starts them and passes them to the test files in E2E_SITES (JSON). A test file run on its own
 // (node --test e2e/x.test.mjs) starts its own set through the same code, stopped when the process exits.
+// E2E_VAULT_PKG: an engine build (wasm-bindgen output dir) to use instead of pkg/echo-vault.
 // Ports: E2E_VAULT_PORT / E2E_DEMO_PORT / E2E_PROBE_A_PORT / E2E_PROBE_B_PORT, else free ones.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -40,7 +41,7 @@ export function buildMissing(log = console.log) {
     const r = spawnSync("cargo", ["build", "-p", "echo-signal"], { cwd: ROOT, stdio: "inherit" });
     if (r.status !== 0) throw new Error("cargo build -p echo-signal failed");
   }
-  if (!existsSync(join(ROOT, "pkg", "echo-vault", "echo_vault_bg.wasm"))) {
+  if (!existsSync(join(process.env.E2E_VAULT_PKG ?? join(ROOT, "pkg", "echo-vault"), "echo_vault_bg.wasm"))) {
     throw new Error("pkg/echo-vault is not built: scripts/wasm-build.sh echo-vault");
   }
 }
@@ -56,6 +57,11 @@ export async function buildSites(dir, { vaultUrl, appUrl }) {
       recursive: true,
       filter: (src) => !/[/\\](dist|node_modules|\.test-build|target)([/\\]|$)/.test(src.slice(ROOT.length)),
     });
+  }
+  if (process.env.E2E_VAULT_PKG) {
+    // A given engine build instead of pkg/echo-vault (e.g. while someone rebuilds it).
+    await rm(join(dir, "pkg", "echo-vault"), { recursive: true, force: true });
+    await cp(resolve(process.env.E2E_VAULT_PKG), join(dir, "pkg", "echo-vault"), { recursive: true });
   }
   await symlink(TOOLS_ROOT, join(dir, ".tools"));
   const r = spawnSync(process.execPath, [join(dir, "scripts", "web-build.mjs"), "--no-check"], {

@@ -64,9 +64,11 @@ export async function allowInPopup(context, page, { spaces = [] } = {}) {
   await popup.waitForFunction(() => !/Loading/.test(document.getElementById("spaces")?.textContent ?? "Loading"), null, { timeout: 10000 });
   const offered = await popup.$$eval("input[name=space]", (els) => els.map((e) => e.value));
   for (const id of spaces) await popup.check(`input[name=space][value="${id}"]`);
-  const closed = popup.waitForEvent("close", { timeout: 10000 });
+  const closed = popup.waitForEvent("close", { timeout: 10000 }).then(() => true, () => false);
   await popup.click("#allow");
-  await closed;
+  if (!(await closed)) {
+    throw new Error(`the consent popup did not close after Allow; it says: ${await popup.locator("#notice").textContent().catch((e) => e.message)}`);
+  }
   const access = await (await page.waitForFunction(() => window.probe.access, null, { timeout: 10000 })).jsonValue();
   assert.equal(access.ok, true, `requestAccess failed: ${JSON.stringify(access)}`);
   assert.equal(access.value.allowed, true);
