@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Release build of one workspace crate for wasm32-unknown-unknown, by the route
+# Release build (profile wasm-release, ECHO_WASM_PROFILE overrides) of one workspace crate for wasm32-unknown-unknown, by the route
 # scripts/lib.sh detects (rustup's wasm32 std, or Debian's rustc-web with
 # -Zbuild-std).
 #
@@ -26,7 +26,7 @@ messages="$(mktemp)"
 trap 'rm -f "$messages"' EXIT
 # JSON messages go to a file (to find the .wasm artifacts); diagnostics are
 # rendered on stderr as usual.
-"$WASM_CARGO" build --release --target "$WASM_TARGET" -p "$crate" \
+"$WASM_CARGO" build --profile "${ECHO_WASM_PROFILE:-wasm-release}" --target "$WASM_TARGET" -p "$crate" \
   "${WASM_CARGO_ARGS[@]}" --message-format=json-render-diagnostics "$@" >"$messages"
 log "built $crate in $((SECONDS - started)) s"
 

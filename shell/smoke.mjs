@@ -88,10 +88,10 @@ window.__probe = new Promise((resolve) => {
       const timer = setTimeout(() => resolve({ ...result, reply: "none within 5 s" }), 5000);
       port.onmessage = (reply) => {
         clearTimeout(timer);
-        resolve({ ...result, reply: reply.data });
-        port.onmessage = (later) => window.__events.push(later.data);
+        resolve({ ...result, reply: JSON.parse(reply.data) });
+        port.onmessage = (later) => window.__events.push(JSON.parse(later.data));
       };
-      port.postMessage({ hello: { versions: [1], client: "echo-smoke" } });
+      port.postMessage(JSON.stringify({ hello: { versions: [1], client: "echo-smoke" } }));
     });
     frame.contentWindow.postMessage({ echo: "connect" }, vault);
   }, { once: true });
@@ -110,8 +110,8 @@ window.__second = () => new Promise((resolve) => {
     window.__events = firstEvents;
     const port = event.ports[0];
     if (!port || port === first) return resolve({ ports: event.ports.length, same: port === first });
-    port.onmessage = (reply) => resolve({ ports: 1, reply: Object.keys(reply.data)[0] });
-    port.postMessage({ hello: { versions: [1], client: "echo-smoke second" } });
+    port.onmessage = (reply) => resolve({ ports: 1, reply: Object.keys(JSON.parse(reply.data))[0] });
+    port.postMessage(JSON.stringify({ hello: { versions: [1], client: "echo-smoke second" } }));
   };
   addEventListener("message", onMessage);
   frame.contentWindow.postMessage({ echo: "connect" }, vault);
@@ -271,10 +271,11 @@ async function checkGrantAndRevoke(context, page) {
     const port = window.__port;
     const previous = port.onmessage;
     port.onmessage = (event) => {
-      if (event.data.response?.id === id) { port.onmessage = previous; resolve(event.data.response.result); }
+      const data = JSON.parse(event.data);
+      if (data.response?.id === id) { port.onmessage = previous; resolve(data.response.result); }
       else previous?.(event);
     };
-    port.postMessage({ request: { id, method } });
+    port.postMessage(JSON.stringify({ request: { id, method } }));
   }), [id, method]);
   await page.waitForTimeout(300);
   const events = await page.evaluate(() => window.__events);

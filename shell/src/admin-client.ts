@@ -43,7 +43,17 @@ export class AdminClient {
     private readonly port: MessagePort,
     private readonly timeoutMs = 10_000,
   ) {
-    port.onmessage = (event: MessageEvent) => this.onReply(event.data as AdminReply);
+    // Admin ports carry JSON text (docs/browser-vault.md).
+    port.onmessage = (event: MessageEvent) => {
+      if (typeof event.data !== "string") return;
+      let reply: AdminReply;
+      try {
+        reply = JSON.parse(event.data) as AdminReply;
+      } catch {
+        return;
+      }
+      this.onReply(reply);
+    };
   }
 
   /** One admin call. */
@@ -62,7 +72,7 @@ export class AdminClient {
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       try {
-        this.port.postMessage({ request: { id, method } });
+        this.port.postMessage(JSON.stringify({ request: { id, method } }));
       } catch (error) {
         clearTimeout(timer);
         this.pending.delete(id);

@@ -15,9 +15,10 @@
 //!   transaction and, when its `complete` event came, releases the answers
 //!   held for it. Writes arriving meanwhile go into the next flush, so any
 //!   number of concurrent calls share a transaction.
-//! - **Format**: a connection speaks JSON text (strings) or structured
-//!   clones, whichever its first message used; the engine answers in kind.
-//!   JSON text is checked against `MAX_MESSAGE_BYTES` before parsing.
+//! - **Format**: app and admin ports carry JSON text (one string per
+//!   message), checked against `MAX_MESSAGE_BYTES` before it is parsed with
+//!   serde_json; anything else is answered with `rejected`
+//!   (`rpc.bad_request`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -25,7 +26,7 @@ use std::rc::Rc;
 
 use echo_core::rpc::{
     check_size, codes, decode_client_message, AdminMessage, ClientMessage, Probe, RpcError,
-    VaultMessage,
+    Undecodable, VaultMessage,
 };
 use echo_core::store::StoreError;
 use echo_core::vault::{ConnId, NewIdentity, Output, StoredVault, Vault, PREFIX};
@@ -48,8 +49,6 @@ enum Inbound {
 
 struct Port {
     port: MessagePort,
-    /// Answers as JSON text (the connection's first message was a string).
-    json: Option<bool>,
     // Kept alive as long as the port is attached.
     _onmessage: Closure<dyn FnMut(MessageEvent)>,
     _onclose: Closure<dyn FnMut(JsValue)>,
@@ -66,15 +65,13 @@ struct State {
 
 type Shared = Rc<RefCell<State>>;
 
+/// An error as a plain JS object `{code, message, details?}`.
 fn rpc_error(e: impl Into<RpcError>) -> JsValue {
     let e: RpcError = e.into();
-    to_js(&e)
-}
-
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .unwrap_or_else(|e| JsValue::from_str(&format!("unserializable value: {e}")))
+    serde_json::to_string(&e)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(&text).ok())
+        .unwrap_or_else(|| JsValue::from_str(&e.message))
 }
 
 fn store_blocked(e: StoreError) -> RpcError {
@@ -240,7 +237,6 @@ impl VaultEngine {
             conn,
             Port {
                 port,
-                json: None,
                 _onmessage: onmessage,
                 _onclose: onclose,
             },
@@ -260,25 +256,30 @@ fn enqueue(state: &Shared, inbound: Inbound) {
     }
 }
 
-/// Decodes an app message: JSON text (size-checked) or a structured clone.
-fn decode_app(data: &JsValue) -> (bool, Result<ClientMessage, echo_core::rpc::Undecodable>) {
-    if let Some(text) = data.as_string() {
-        if let Err(error) = check_size(text.len()) {
-            // Too large to parse: find the id only in a bounded prefix.
-            let id = probe_id(&text);
-            return (true, Err(echo_core::rpc::Undecodable { id, error }));
-        }
-        let decoded = decode_client_message(serde_json::from_str::<ClientMessage>(&text), || {
-            serde_json::from_str::<Probe>(&text).ok()
+fn not_text() -> RpcError {
+    RpcError::bad_request(
+        "a message must be one JSON string (port.postMessage(JSON.stringify(message)))",
+    )
+}
+
+/// Decodes an app message: JSON text, size-checked before it is parsed.
+fn decode_app(data: &JsValue) -> Result<ClientMessage, Undecodable> {
+    let Some(text) = data.as_string() else {
+        return Err(Undecodable {
+            id: None,
+            error: not_text(),
         });
-        (true, decoded)
-    } else {
-        let decoded = decode_client_message(
-            serde_wasm_bindgen::from_value::<ClientMessage>(data.clone()),
-            || serde_wasm_bindgen::from_value::<Probe>(data.clone()).ok(),
-        );
-        (false, decoded)
+    };
+    if let Err(error) = check_size(text.len()) {
+        // Too large to parse: look for the id only in a bounded prefix.
+        return Err(Undecodable {
+            id: probe_id(&text),
+            error,
+        });
     }
+    decode_client_message(serde_json::from_str::<ClientMessage>(&text), || {
+        serde_json::from_str::<Probe>(&text).ok()
+    })
 }
 
 /// The call id of an oversized JSON message, read from its first bytes.
@@ -306,22 +307,14 @@ async fn pump(state: &Shared) {
             Inbound::Admin(conn, data) => {
                 let text = data.as_string();
                 let mut s = state.borrow_mut();
-                let Some(port) = s.ports.get_mut(&conn) else {
+                if !s.ports.contains_key(&conn) {
                     continue;
-                };
-                port.json.get_or_insert(text.is_some());
+                }
                 let parsed = match &text {
-                    Some(t) if t.len() > echo_core::rpc::MAX_MESSAGE_BYTES => {
-                        Err(RpcError::too_large(
-                            "the message (bytes)",
-                            t.len(),
-                            echo_core::rpc::MAX_MESSAGE_BYTES,
-                        ))
-                    }
-                    Some(t) => serde_json::from_str::<AdminMessage>(t)
-                        .map_err(|e| RpcError::bad_request(e)),
-                    None => serde_wasm_bindgen::from_value::<AdminMessage>(data.clone())
-                        .map_err(|e| RpcError::bad_request(e)),
+                    Some(t) => check_size(t.len()).and_then(|()| {
+                        serde_json::from_str::<AdminMessage>(t).map_err(RpcError::bad_request)
+                    }),
+                    None => Err(not_text()),
                 };
                 match parsed {
                     Ok(message) => s.vault.admin_message(conn, message, now_ms()),
@@ -332,16 +325,10 @@ async fn pump(state: &Shared) {
                 }
             }
             Inbound::App(conn, data) => {
-                let (json, decoded) = decode_app(&data);
-                {
-                    let mut s = state.borrow_mut();
-                    match s.ports.get_mut(&conn) {
-                        Some(port) => {
-                            port.json.get_or_insert(json);
-                        }
-                        None => continue,
-                    }
+                if !state.borrow().ports.contains_key(&conn) {
+                    continue;
                 }
+                let decoded = decode_app(&data);
                 // Open the space the call needs first (reads storage).
                 let to_open = match &decoded {
                     Ok(ClientMessage::Request { method, .. }) => {
@@ -392,23 +379,25 @@ fn post(port: &Port, value: JsValue) {
     let _ = port.port.post_message(&value);
 }
 
-fn encode<T: Serialize>(port: &Port, message: &T) -> JsValue {
-    if port.json.unwrap_or(true) {
-        match serde_json::to_string(message) {
-            Ok(text) => JsValue::from_str(&text),
-            Err(e) => JsValue::from_str(&format!(
-                "{{\"rejected\":{{\"error\":{{\"code\":\"rpc.internal\",\"message\":{:?}}}}}}}",
-                e.to_string()
-            )),
+/// A message as JSON text. Plain data always serializes; should it not,
+/// the port gets a `rejected` naming the failure rather than nothing.
+fn encode<T: Serialize>(message: &T) -> JsValue {
+    match serde_json::to_string(message) {
+        Ok(text) => JsValue::from_str(&text),
+        Err(e) => {
+            let error = RpcError::new(
+                codes::INTERNAL,
+                format!("the vault could not encode its answer: {e}"),
+            );
+            let text = serde_json::to_string(&VaultMessage::Rejected { error }).unwrap_or_default();
+            JsValue::from_str(&text)
         }
-    } else {
-        to_js(message)
     }
 }
 
 fn send_app(s: &State, conn: ConnId, message: &VaultMessage) {
     if let Some(port) = s.ports.get(&conn) {
-        post(port, encode(port, message));
+        post(port, encode(message));
     }
 }
 
@@ -420,7 +409,7 @@ fn drain_outputs(state: &Shared) {
             Output::App { conn, message } => send_app(&s, conn, &message),
             Output::Admin { conn, message } => {
                 if let Some(port) = s.ports.get(&conn) {
-                    post(port, encode(port, &message));
+                    post(port, encode(&message));
                 }
             }
             Output::Close { conn } => {
