@@ -1,5 +1,5 @@
-// 5. Hostile input on raw ports (the iframe handshake done by hand in the probe page, JSON text messages as
-// docs/browser-vault.md says): an ungranted origin gets nothing; forged origin fields give no access;
+// 5. Hostile input on raw ports (the iframe handshake done by hand in the probe page; app ports carry JSON text,
+// docs/browser-vault.md): an ungranted origin gets nothing; forged origin fields give no access;
 // malformed JSON, wrong types, unknown methods, too deep nesting and messages over 4 MiB get their typed
 // errors; a flood of 20,000 calls is answered (or rate-limited) and the vault still answers a ping within 1 s
 // with the stored data unchanged.
@@ -168,17 +168,40 @@ test("malformed JSON, wrong types, unknown methods, too deep, too large: typed e
   assert.deepEqual(await snapshot(), before, "nothing was written");
 });
 
-test("a value nested deeper than 72 levels is rpc.too_deep as a structured clone", async () => {
-  const { out } = await onRaw(a, async (conn, { S2 }) => {
-    let deep = { string: "x" };
-    for (let i = 0; i < 100; i++) deep = { list: [deep] };
-    return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "deep", fields: { d: deep } } } } }, 1, { clone: true });
-  }, { S2 }, { hello: false });
-  assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out));
+test("messages that are not JSON text (structured clones) are rejected with rpc.bad_request and do nothing", async () => {
+  const before = await snapshot();
+  const { out } = await onRaw(a, async (conn, { S }) => {
+    const r = {};
+    r.hello = await conn.exchange({ hello: { versions: [1], client: "clone" } }, null, { clone: true });
+    r.welcome = await conn.hello(); // the same connection, in JSON: still usable
+    r.create = await conn.exchange({ request: { id: 1, method: { "object.create": { space: S, type: "item", fields: { n: { int: -1 } } } } } }, 1, { clone: true });
+    r.big = await conn.exchange({ request: { id: 2, method: { "object.create": { space: S, type: "item", fields: { big: { string: "y".repeat(5 * 1024 * 1024) } } } } } }, 2, { clone: true, timeoutMs: 20000 });
+    r.number = await conn.exchange(42, null, { clone: true });
+    r.buffer = await conn.exchange(new Uint8Array(16).buffer, null, { clone: true });
+    r.ping = await conn.call(3, { ping: {} });
+    return r;
+  }, { S }, { hello: false });
+  for (const k of ["hello", "create", "big", "number", "buffer"]) assert.equal(errOf(out[k])?.code, "rpc.bad_request", `${k}: ${JSON.stringify(out[k])?.slice(0, 300)}`);
+  assert.equal(out.welcome?.welcome?.vault?.consent, "granted");
+  assert.deepEqual(out.ping, { Ok: { done: {} } });
+  assert.deepEqual(await snapshot(), before, "nothing was written");
 });
 
-test("a value nested deeper than 72 levels is rpc.too_deep as JSON text", {
-  todo: "BUG (engine, vault-wasm decode_app): serde_json's own recursion limit (128) fires first — a {list:[…]} level is 2 JSON levels, so 72 value levels never reach the MAX_NESTING guard; the answer is rpc.bad_request \"recursion limit exceeded\"",
+test("a value nested 40 or 60 levels deep: a typed too_deep error", async () => {
+  const { out } = await onRaw(a, async (conn, { S2 }) => {
+    const r = [];
+    for (const d of [40, 60]) {
+      let deep = { string: "x" };
+      for (let i = 0; i < d; i++) deep = { list: [deep] };
+      r.push([d, await conn.call(d, { "object.create": { space: S2, type: "deep", fields: { d: deep } } })]);
+    }
+    return r;
+  }, { S2 });
+  for (const [d, r] of out) assert.ok(["model.too_deep", "rpc.too_deep"].includes(r?.Err?.code), `depth ${d}: ${JSON.stringify(r)?.slice(0, 200)}`);
+});
+
+test("a value nested deeper than 60 levels is rpc.too_deep (JSON text)", {
+  todo: "BUG (engine: vault-wasm decode_app / echo_core::rpc decode): a value nested 61+ levels ({list:[…]} is 2 JSON levels) hits serde_json's built-in recursion limit (128) before the MAX_NESTING (72) guard and is answered rpc.bad_request \"recursion limit exceeded\" instead of rpc.too_deep (33–60 levels: model.too_deep, fine)",
 }, async () => {
   const { out } = await onRaw(a, async (conn, { S2 }) => {
     let deep = { string: "x" };
@@ -186,17 +209,6 @@ test("a value nested deeper than 72 levels is rpc.too_deep as JSON text", {
     return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "deep", fields: { d: deep } } } } }, 1);
   }, { S2 });
   assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out)?.slice(0, 300));
-});
-
-test("a structured-clone message over 4 MiB is refused (rpc.too_large or rpc.bad_request)", {
-  todo: "BUG (engine, vault-wasm decode_app): the 4 MiB limit is checked for JSON text only; a structured-clone message (which the engine accepts, and the SDK sends) of 5 MiB is decoded and written",
-}, async () => {
-  const { out } = await onRaw(a, async (conn, { S2 }) => {
-    conn.send({ hello: { versions: [1], client: "clone" } }, true);
-    await conn.waitFor(0, (m) => m.welcome);
-    return conn.exchange({ request: { id: 1, method: { "object.create": { space: S2, type: "big", fields: { big: { string: "y".repeat(5 * 1024 * 1024) } } } } } }, 1, { clone: true, timeoutMs: 20000 });
-  }, { S2 }, { hello: false });
-  assert.ok(["rpc.too_large", "rpc.bad_request"].includes(errOf(out)?.code), JSON.stringify(out)?.slice(0, 300));
 });
 
 test("a flood of 20,000 calls: answered or rate-limited; then a ping within 1 s, data unchanged", async (t) => {
