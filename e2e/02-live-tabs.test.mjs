@@ -44,6 +44,9 @@ test("demo app: a task added in one tab appears in the other without reload", as
   await b.getByTestId("list-Shared").waitFor({ timeout: 5000 });
   timing(t, "list in A → visible in B", Date.now() - t0);
   await b.getByTestId("list-Shared").click();
+  // The tab the user works in is in front (a background tab gets no animation frames: Playwright's
+  // actionability checks then wait ~2 s); the other tab updates from the background.
+  await a.bringToFront();
   await a.getByTestId("list-Shared").click();
 
   // A task added in A appears in B.
@@ -58,6 +61,7 @@ test("demo app: a task added in one tab appears in the other without reload", as
   assert.deepEqual(await taskRow(b, "Water the plants").getByTestId("task-tag").allTextContents().then((x) => x.map((s) => s.replace(/^#/, "").trim())), ["home"]);
 
   // And back: B marks it done, A sees it done; B adds one, A sees it.
+  await b.bringToFront();
   t0 = Date.now();
   await taskRow(b, "Water the plants").getByTestId("task-done").check();
   await a.waitForFunction(() => [...document.querySelectorAll("[data-testid=task]")]
