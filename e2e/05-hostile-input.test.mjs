@@ -106,10 +106,9 @@ test("forged origin fields (connect, hello, request) and a forged control messag
   }, { S, A: sites.probeA }, { hello: false });
   assert.equal(errOf(out.hello)?.code, "rpc.bad_request", `hello with an origin field: ${JSON.stringify(out.hello)}`);
   assert.equal(out.welcome?.welcome?.vault?.consent, "required");
+  // Messages refuse unknown fields (core/src/rpc): an `origin` anywhere makes the message malformed.
   for (const k of ["request", "inMethod", "create"]) {
-    const e = errOf(out[k]);
-    assert.ok(e, `${k}: no error: ${JSON.stringify(out[k])}`);
-    assert.ok(["rpc.bad_request", "rpc.not_authorized"].includes(e.code), `${k}: ${e.code}`);
+    assert.equal(errOf(out[k])?.code, "rpc.bad_request", `${k}: ${JSON.stringify(out[k])?.slice(0, 300)}`);
   }
   assert.equal(out.after?.Err?.code, "rpc.not_authorized");
 
