@@ -1,5 +1,5 @@
 // 3. A second site (the probe app on other.localhost): before consent every call fails with rpc.not_authorized
-// (details.reason consent_required); allowed in the popup with ONE of two existing spaces checked, it lists
+// (details.reason consent_required); denied, with reason denied; then allowed in the popup with ONE of two existing spaces checked, it lists
 // only that one and the other answers rpc.no_such_space; revoked on the manage page, its next calls fail at
 // once with rpc.not_authorized and its state becomes not_authorized. The first app is not affected.
 import { test, before, after } from "node:test";
@@ -63,7 +63,35 @@ test("second site: consent required, one of two spaces granted, revoke cuts it o
   }
   assert.equal(before.ping.ok, true, "ping answers before consent");
 
-  // The user allows it with Alpha only.
+  // The user first denies it: calls say so (reason denied), the state stays not_authorized.
+  {
+    const popupP = context.waitForEvent("page");
+    await b.click("#ask");
+    const popup = await popupP;
+    await popup.waitForFunction(() => !document.getElementById("deny").disabled, null, { timeout: 10000 });
+    const closed = popup.waitForEvent("close");
+    await popup.click("#deny");
+    await closed;
+    const access = await (await b.waitForFunction(() => window.probe.access, null, { timeout: 10000 })).jsonValue();
+    assert.deepEqual(access.value, { allowed: false }, `requestAccess after Deny: ${JSON.stringify(access)}`);
+    await b.evaluate(() => { window.probe.access = null; });
+    const denied = await b.evaluate(async ({ s1 }) => {
+      const { vault, settle } = window.probe;
+      const raw = await window.probe.raw();
+      await raw.connect();
+      const welcome = await raw.hello();
+      return { state: vault.state, consent: vault.consent, list: await settle(vault.spaces.list()), props: await settle(vault.space(s1).properties()), welcome };
+    }, made);
+    assert.equal(denied.state, "not_authorized");
+    assert.equal(denied.consent, "denied");
+    assert.equal(denied.welcome?.welcome?.vault?.consent, "denied", "a new connection is told it was denied");
+    for (const r of [denied.list, denied.props]) {
+      assert.equal(r.code, "rpc.not_authorized");
+      assert.equal(r.reason, "denied");
+    }
+  }
+
+  // Asked again, the user allows it with Alpha only.
   const offered = await allowInPopup(context, b, { spaces: [made.s1] });
   assert.ok(offered.includes(made.s1) && offered.includes(made.s2), `the popup offers both spaces: ${offered}`);
   await waitState(b, "connected");

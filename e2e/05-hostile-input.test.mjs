@@ -210,6 +210,20 @@ test("a value nested deeper than 60 levels is rpc.too_deep (JSON text)", {
   assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out)?.slice(0, 300));
 });
 
+test("the SDK refuses a call over 4 MiB with rpc.too_large before sending it; the connection stays usable", async () => {
+  const before = await snapshot();
+  const r = await a.evaluate(async (S) => {
+    const { vault, settle } = window.probe;
+    const big = await settle(vault.space(S).create("item", { big: "z".repeat(4 * 1024 * 1024 + 1) }));
+    const ping = await settle(vault.ping());
+    return { big, ping, state: vault.state };
+  }, S);
+  assert.equal(r.big.code, "rpc.too_large", JSON.stringify(r.big));
+  assert.equal(r.ping.ok, true);
+  assert.equal(r.state, "connected");
+  assert.deepEqual(await snapshot(), before);
+});
+
 test("a flood of 20,000 calls: answered or rate-limited; then a ping within 1 s, data unchanged", async (t) => {
   const before = await snapshot();
   assert.equal(before.count, ITEMS);
