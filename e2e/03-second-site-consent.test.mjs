@@ -129,10 +129,34 @@ test("second site: consent required, one of two spaces granted, revoke cuts it o
   await manage.goto(`${sites.vault}/manage.html`);
   const card = manage.locator(".card", { hasText: sites.probeB });
   await card.waitFor({ timeout: 10000 });
+  // Calls keep going while the user revokes: those in flight then fail with rpc.not_authorized.
+  await b.evaluate(({ s1 }) => {
+    const { vault, settle } = window.probe;
+    window.pumped = [];
+    window.pumping = true;
+    (async () => {
+      while (window.pumping) {
+        const batch = await Promise.all(Array.from({ length: 20 }, () => settle(vault.space(s1).properties())));
+        window.pumped.push(...batch);
+        if (batch.some((r) => !r.ok)) window.pumping = false;
+      }
+    })();
+  }, made);
+  await b.waitForFunction(() => window.pumped.length > 100);
   const t0 = Date.now();
   await card.locator("button", { hasText: "Revoke" }).click();
   await waitState(b, "not_authorized", 5000);
   timing(t, "Revoke click → state not_authorized", Date.now() - t0);
+  const pumped = await (await b.waitForFunction(() => !window.pumping && window.pumped)).jsonValue();
+  const failedInFlight = pumped.filter((r) => !r.ok);
+  const reasons = {};
+  for (const r of failedInFlight) reasons[`${r.code}/${r.reason}`] = (reasons[`${r.code}/${r.reason}`] ?? 0) + 1;
+  console.log(`  calls in flight at the revoke: ${pumped.length} made, failures ${JSON.stringify(reasons)}`);
+  assert.ok(failedInFlight.length > 0);
+  for (const r of failedInFlight) {
+    assert.equal(r.code, "rpc.not_authorized", `an in-flight call failed with ${r.code}`);
+    assert.equal(r.reason, "revoked", "calls pending at the revoke say why (docs/browser-vault.md §3)");
+  }
   const afterRevoke = await b.evaluate(async ({ s1 }) => {
     const { vault, settle } = window.probe;
     return { list: await settle(vault.spaces.list()), query: await settle(vault.space(s1).properties()), state: vault.state };
