@@ -23,6 +23,35 @@ enum Answer {
     Now(Response),
     /// Answered once the next flush completed.
     Durable(Response),
+    /// A write of objects: staged, applied with the writes around it in one
+    /// engine batch (see [`Vault::commit_staged`]), answered once durable.
+    Stage {
+        space: SpaceId,
+        batch: WriteBatch,
+        created: Vec<String>,
+    },
+}
+
+/// A write waiting in [`Vault::commit_staged`]'s queue.
+pub(super) struct Staged {
+    conn: ConnId,
+    id: u32,
+    space: SpaceId,
+    batch: WriteBatch,
+    created: Vec<String>,
+}
+
+/// Calls that only write objects of one space: they are staged and applied
+/// together with the writes around them.
+fn is_object_write(method: &Request) -> bool {
+    matches!(
+        method,
+        Request::CreateObject { .. }
+            | Request::UpdateObject { .. }
+            | Request::DeleteObject { .. }
+            | Request::Batch { .. }
+            | Request::SpliceText { .. }
+    )
 }
 
 fn consent_error(consent: Consent) -> RpcError {
@@ -105,6 +134,10 @@ impl Vault {
                     return;
                 }
                 let space = method.space().and_then(|s| s.parse::<SpaceId>().ok());
+                if !is_object_write(&method) {
+                    // Reads and other calls see every write before them.
+                    self.commit_staged();
+                }
                 match self.call(conn, &origin, method) {
                     Ok(Answer::Now(response)) => self.answer(conn, id, Ok(response)),
                     Ok(Answer::Durable(response)) => {
@@ -112,6 +145,23 @@ impl Vault {
                             c.awaiting.insert(id);
                         }
                         self.held.push(Held::App { conn, id, response });
+                    }
+                    Ok(Answer::Stage {
+                        space,
+                        batch,
+                        created,
+                    }) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.awaiting.insert(id);
+                        }
+                        self.staged.push(Staged {
+                            conn,
+                            id,
+                            space,
+                            batch,
+                            created,
+                        });
+                        return;
                     }
                     Err(error) => self.answer(conn, id, Err(error)),
                 }
@@ -171,7 +221,7 @@ impl Vault {
         }
     }
 
-    fn write(&mut self, space: SpaceId, batch: WriteBatch) -> Result<Vec<String>, RpcError> {
+    fn stage(space: SpaceId, batch: WriteBatch) -> Answer {
         let created: Vec<String> = batch
             .mutations()
             .iter()
@@ -180,8 +230,81 @@ impl Vault {
                 _ => None,
             })
             .collect();
-        self.replica(&space)?.write(batch)?;
-        Ok(created)
+        Answer::Stage {
+            space,
+            batch,
+            created,
+        }
+    }
+
+    /// Whether writes wait in the staging queue.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Applies the staged writes: per space, all of them as one engine
+    /// batch (one Automerge transaction per touched shard, however many
+    /// calls), so a burst of calls costs about what one batched call does.
+    /// When the merged batch is refused (one call's write is invalid), each
+    /// call is applied on its own and only the invalid ones fail. Every
+    /// applied call is answered once durable (the next flush).
+    pub fn commit_staged(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let mut spaces: Vec<SpaceId> = staged.iter().map(|s| s.space).collect();
+        spaces.sort();
+        spaces.dedup();
+        let mut by_space: std::collections::BTreeMap<SpaceId, Vec<Staged>> =
+            spaces.iter().map(|id| (*id, Vec::new())).collect();
+        for s in staged {
+            by_space.get_mut(&s.space).expect("listed").push(s);
+        }
+        for (space, calls) in by_space {
+            let merged = if calls.len() == 1 {
+                None
+            } else {
+                let mut batch = WriteBatch::new();
+                for c in &calls {
+                    for m in c.batch.mutations() {
+                        batch.push(m.clone());
+                    }
+                }
+                Some(batch)
+            };
+            let merged_ok = match merged {
+                Some(batch) => match self.replica(&space) {
+                    Ok(r) => r.write(batch).is_ok(),
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            for c in calls {
+                let result = if merged_ok {
+                    Ok(())
+                } else {
+                    match self.replica(&space) {
+                        Ok(r) => r.write(c.batch).map(drop).map_err(RpcError::from),
+                        Err(e) => Err(RpcError::from(e)),
+                    }
+                };
+                match result {
+                    Ok(()) => self.held.push(Held::App {
+                        conn: c.conn,
+                        id: c.id,
+                        response: Response::Written { created: c.created },
+                    }),
+                    Err(error) => {
+                        if let Some(conn) = self.conns.get_mut(&c.conn) {
+                            conn.awaiting.remove(&c.id);
+                        }
+                        self.answer(c.conn, c.id, Err(error));
+                    }
+                }
+            }
+            self.pump_events(space);
+        }
     }
 
     fn call(&mut self, conn: ConnId, origin: &str, method: Request) -> Result<Answer, RpcError> {
@@ -272,8 +395,7 @@ impl Vault {
                 };
                 let mut batch = WriteBatch::new();
                 batch.create_with_id(object, type_name, fields_from_wire(&fields)?);
-                let created = self.write(space, batch)?;
-                Answer::Durable(Response::Written { created })
+                Self::stage(space, batch)
             }
             Request::UpdateObject {
                 space,
@@ -290,20 +412,14 @@ impl Vault {
                 for field in remove {
                     batch.remove(object, field);
                 }
-                self.write(space, batch)?;
-                Answer::Durable(Response::Written {
-                    created: Vec::new(),
-                })
+                Self::stage(space, batch)
             }
             Request::DeleteObject { space, id } => {
                 let space = self.granted_space(origin, &space)?;
                 let object = parse_object_id("id", &id)?;
                 let mut batch = WriteBatch::new();
                 batch.delete(object);
-                self.write(space, batch)?;
-                Answer::Durable(Response::Written {
-                    created: Vec::new(),
-                })
+                Self::stage(space, batch)
             }
             Request::Batch { space, mutations } => {
                 let space = self.granted_space(origin, &space)?;
@@ -311,8 +427,7 @@ impl Vault {
                 for m in &mutations {
                     batch.push(Mutation::try_from(m)?);
                 }
-                let created = self.write(space, batch)?;
-                Answer::Durable(Response::Written { created })
+                Self::stage(space, batch)
             }
             Request::GetObjects { space, ids, at } => {
                 let space = self.granted_space(origin, &space)?;
@@ -442,10 +557,7 @@ impl Vault {
                 let object = parse_object_id("id", &id)?;
                 let mut batch = WriteBatch::new();
                 batch.splice_text(object, field, pos as usize, delete as usize, insert);
-                self.write(space, batch)?;
-                Answer::Durable(Response::Written {
-                    created: Vec::new(),
-                })
+                Self::stage(space, batch)
             }
             Request::ReadText {
                 space,

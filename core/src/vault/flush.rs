@@ -46,6 +46,7 @@ impl Vault {
     pub fn wants_flush(&self) -> bool {
         !self.flush_in_flight
             && (!self.held.is_empty()
+                || !self.staged.is_empty()
                 || self.identity_unsaved
                 || self.grants != self.saved_grants
                 || self.records_changed())
@@ -70,6 +71,7 @@ impl Vault {
         if !self.wants_flush() {
             return Ok(None);
         }
+        self.commit_staged();
         let mut batch = Batch::new();
         let mut receipts = Vec::new();
         let policy = self.policy;

@@ -26,6 +26,11 @@
 //!   prepare_flush() → write the batch ─► flush_done(ticket) | flush_failed(ticket, error)
 //! ```
 //!
+//! **Coalescing**: writes of objects are staged and applied together — per
+//! space one engine batch for every write call since the last commit
+//! (`commit_staged`; any other call, and every flush, commits first, so
+//! reads see all writes before them).
+//!
 //! **Durability**: a call that writes is answered only after the flush
 //! holding its write completed (`flush_done` releases the answers). Writes
 //! made while a flush is in flight go into the next one, so any number of
@@ -144,6 +149,7 @@ pub struct Vault {
     subscriptions: BTreeMap<u32, Subscription>,
     next_subscription: u32,
     held: Vec<Held>,
+    staged: Vec<api::Staged>,
     flush_in_flight: bool,
     reload: BTreeSet<SpaceId>,
     outputs: VecDeque<Output>,
@@ -197,6 +203,7 @@ impl Vault {
             subscriptions: BTreeMap::new(),
             next_subscription: 1,
             held: Vec::new(),
+            staged: Vec::new(),
             flush_in_flight: false,
             reload: BTreeSet::new(),
             outputs: VecDeque::new(),
@@ -273,7 +280,9 @@ impl Vault {
     }
 
     /// The connection's port closed: its live queries end. Answers still
-    /// held for it are dropped when they are released.
+    /// held for it are dropped when they are released (its staged writes
+    /// are still applied: the app may not learn of them, as with any write
+    /// whose answer was lost).
     pub fn disconnect(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
             for sub in c.subscriptions {

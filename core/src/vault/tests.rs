@@ -581,6 +581,9 @@ fn live_queries_push_diffs_with_objects() {
             method: create(&space, "new"),
         }),
     );
+    // Staged writes are applied (and their diffs pushed) together.
+    assert!(h.outputs().is_empty());
+    h.vault.commit_staged();
     let outs = h.outputs();
     let pushed = outs.iter().find_map(|o| match o {
         Output::App {
@@ -776,4 +779,105 @@ fn admin_listings_and_bad_origins() {
         Some("Ada")
     );
     assert_eq!(stored.grants.len(), 1);
+}
+
+#[test]
+fn concurrent_writes_are_applied_together_and_a_bad_one_fails_alone() {
+    let mut h = Harness::new();
+    let app = h.connect(APP);
+    h.allow(APP, vec![]);
+    let space = h.create_space(app, "s");
+    for i in 0..50u32 {
+        h.vault.app_message(
+            app,
+            Ok(ClientMessage::Request {
+                id: 100 + i,
+                method: create(&space, &format!("t{i}")),
+            }),
+        );
+    }
+    // One call whose write is invalid: an update of an object that does not exist.
+    let missing = crate::model::ObjectId::random().to_string();
+    let mut set = WireFields::new();
+    set.insert("done".into(), WireValue::Bool(true));
+    h.vault.app_message(
+        app,
+        Ok(ClientMessage::Request {
+            id: 999,
+            method: Request::UpdateObject {
+                space: space.clone(),
+                id: missing,
+                set,
+                remove: vec![],
+            },
+        }),
+    );
+    assert!(h.vault.has_staged());
+    h.vault.commit_staged();
+    let outs = h.outputs();
+    let refused = outs.iter().find_map(|o| match o {
+        Output::App {
+            message:
+                VaultMessage::Response {
+                    id: 999,
+                    result: Err(e),
+                },
+            ..
+        } => Some(e.code.clone()),
+        _ => None,
+    });
+    assert_eq!(refused.as_deref(), Some("model.not_found"), "{outs:?}");
+    assert_eq!(h.flush(), 50);
+    let answered = h
+        .outputs()
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::App {
+                    message: VaultMessage::Response {
+                        result: Ok(Response::Written { .. }),
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(answered, 50);
+    let q = Request::Query {
+        space: space.clone(),
+        query: all_tasks(),
+        at: None,
+        resolve: false,
+    };
+    assert_eq!(ids(h.call(app, q)).len(), 50);
+
+    // Without a bad one, a burst is one Automerge change per touched shard.
+    let sid: SpaceId = space.parse().unwrap();
+    let before = h.vault.replica(&sid).unwrap().space_mut().heads().unwrap();
+    for i in 0..200u32 {
+        h.vault.app_message(
+            app,
+            Ok(ClientMessage::Request {
+                id: 2000 + i,
+                method: create(&space, &format!("u{i}")),
+            }),
+        );
+    }
+    h.flush();
+    let changes = h
+        .vault
+        .replica(&sid)
+        .unwrap()
+        .space_mut()
+        .changes_since(&before)
+        .unwrap();
+    let total: usize = changes.iter().map(|c| c.changes.len()).sum();
+    assert!(
+        total <= changes.len(),
+        "{total} changes in {} shards",
+        changes.len()
+    );
+    assert!(total > 0);
 }

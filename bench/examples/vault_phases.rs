@@ -1,0 +1,128 @@
+//! Where the time of the vault's write path goes, natively: N creates as
+//! separate calls (decoded from JSON like the browser host does), one
+//! flush, its storage batch; and a cold open of the space afterwards.
+//!
+//! cargo run --release -p echo-bench --example vault_phases -- [N]
+
+use std::time::Instant;
+
+use echo_core::identity::{ChaChaKeyWrap, KeyWrap};
+use echo_core::rpc::{decode_client_message, ClientMessage, Probe, Response, VaultMessage};
+use echo_core::store::{ChunkStore, MemoryStore};
+use echo_core::vault::{NewIdentity, Output, StoredVault, Vault, PREFIX};
+
+fn drain(v: &mut Vault) -> Vec<Output> {
+    std::iter::from_fn(|| v.poll_output()).collect()
+}
+
+fn call(v: &mut Vault, conn: echo_core::vault::ConnId, text: &str) {
+    let decoded = decode_client_message(serde_json::from_str::<ClientMessage>(text), || {
+        serde_json::from_str::<Probe>(text).ok()
+    });
+    v.app_message(conn, decoded);
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let (wrap, _) = ChaChaKeyWrap::generate().unwrap();
+    let new = NewIdentity::generate().unwrap();
+    let [a, b] = new.seal_requests();
+    let cts = [
+        wrap.seal(a.plaintext(), &a.aad()).unwrap(),
+        wrap.seal(b.plaintext(), &b.aad()).unwrap(),
+    ];
+    let mut v = Vault::create(new, cts, StoredVault::default()).unwrap();
+    let mut store = MemoryStore::new();
+    let admin = v.connect_admin();
+    let app = v.connect_app("http://app.localhost:8601");
+    call(
+        &mut v,
+        app,
+        r#"{"hello":{"versions":[1],"client":"bench"}}"#,
+    );
+    let decide = r#"{"request":{"id":1,"method":{"consent.decide":{"origin":"http://app.localhost:8601","allow":true}}}}"#;
+    v.admin_message(admin, serde_json::from_str(decide).unwrap(), 0.0);
+    let flush = |v: &mut Vault, store: &mut MemoryStore| {
+        if let Some(f) = v.prepare_flush().unwrap() {
+            store.apply(f.batch).unwrap();
+            v.flush_done(f.ticket);
+        }
+    };
+    flush(&mut v, &mut store);
+    call(
+        &mut v,
+        app,
+        r#"{"request":{"id":2,"method":{"spaces.create":{}}}}"#,
+    );
+    flush(&mut v, &mut store);
+    let space = drain(&mut v)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::App {
+                message:
+                    VaultMessage::Response {
+                        result: Ok(Response::Space(s)),
+                        ..
+                    },
+                ..
+            } => Some(s.space),
+            _ => None,
+        })
+        .unwrap();
+
+    let texts: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"request":{{"id":{},"method":{{"object.create":{{"space":"{space}","type":"task","fields":{{"title":{{"string":"task number {i}"}},"done":{{"bool":{}}},"priority":{{"float":{}}},"tags":{{"list":[{{"string":"work"}},{{"string":"p1"}}]}},"ref":{{"string":"obj-{}"}}}}}}}}}}}}"#,
+                10 + i,
+                i % 2 == 0,
+                (i % 1000) as f64 / 10.0 + 0.5,
+                (i * 7) % n
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for text in &texts {
+        call(&mut v, app, text);
+    }
+    let apply = t.elapsed();
+    let t = Instant::now();
+    let f = v.prepare_flush().unwrap().unwrap();
+    let prepare = t.elapsed();
+    let ops = f.batch.len();
+    let bytes: usize = f
+        .batch
+        .ops()
+        .iter()
+        .map(|op| match op {
+            echo_core::store::Op::Put { key, value } => key.len() + value.len(),
+            echo_core::store::Op::Delete { key } => key.len(),
+        })
+        .sum();
+    store.apply(f.batch).unwrap();
+    let t = Instant::now();
+    v.flush_done(f.ticket);
+    let answers = drain(&mut v).len();
+    let done = t.elapsed();
+    println!("{n} creates as separate calls: apply {apply:?} ({:.1} µs/call), prepare_flush {prepare:?} ({ops} puts, {} KiB), flush_done + {answers} answers {done:?}",
+        apply.as_secs_f64() * 1e6 / n as f64, bytes / 1024);
+
+    // Cold open: records, then the space from its chunks, then a query.
+    let t = Instant::now();
+    let stored = StoredVault::parse(store.list_prefix(PREFIX).unwrap()).unwrap();
+    let sealed = stored.sealed_device().unwrap().unwrap();
+    let plain = wrap.unseal(sealed.ciphertext(), &sealed.aad()).unwrap();
+    let mut v = Vault::open(stored, &plain).unwrap();
+    let id = space.parse().unwrap();
+    let entries = store.list_prefix(&Vault::storage_prefix(&id)).unwrap();
+    let listed = t.elapsed();
+    v.open_space(id, entries).unwrap();
+    let opened = t.elapsed();
+    println!(
+        "cold open: records + list {listed:?}, space open {:?}",
+        opened - listed
+    );
+}
