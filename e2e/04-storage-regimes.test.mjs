@@ -39,6 +39,17 @@ for (const [regime, expected] of [["blocked", "storage_blocked"], ["partitioned"
       timing(t, `${regime}: SDK ${expected} after`, r.ms);
       assert.ok(r.ms < 5000, `SDK state after ${r.ms} ms`);
       assert.deepEqual(r.states, ["connecting", expected], "no other state on the way");
+      // The shell's own answer to a hand-made connect: refused with that state, no port, within 5 s.
+      const raw = await probe.evaluate(async () => {
+        const conn = await window.probe.raw();
+        return conn.connect({}, 8000);
+      });
+      assert.equal(raw?.echo, "refused", `shell answer: ${JSON.stringify(raw)}`);
+      assert.equal(raw.state, expected);
+      assert.equal(raw.error?.code, `rpc.${expected}`);
+      assert.equal(raw.ports, 0, "no port when refused");
+      assert.ok(raw.sinceCreated < 5000, `the shell answered ${raw.sinceCreated} ms after its iframe was created`);
+      timing(t, `${regime}: shell refused a raw connect (from iframe creation)`, raw.sinceCreated);
       const code = `rpc.${expected}`;
       assert.equal(r.lastError, code);
       for (const c of [r.call, r.ping]) {

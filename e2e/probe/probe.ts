@@ -29,7 +29,9 @@ class RawConn {
   readonly frame: HTMLIFrameElement;
   port: MessagePort | null = null;
   messages: unknown[] = [];
-  answer: { echo?: string; state?: string; error?: unknown; storage?: string; ports: number; ms: number } | null = null;
+  /** When the iframe was created (performance.now()). */
+  readonly created = performance.now();
+  answer: { echo?: string; state?: string; error?: unknown; storage?: string; ports: number; ms: number; sinceCreated: number } | null = null;
   private waiters: Array<() => void> = [];
 
   constructor(frame: HTMLIFrameElement) {
@@ -50,7 +52,7 @@ class RawConn {
         if (data?.echo !== "connected" && data?.echo !== "refused") return;
         clearTimeout(timer);
         removeEventListener("message", onMessage);
-        this.answer = { echo: data.echo, state: data.state, error: data.error, storage: data.storage, ports: event.ports.length, ms: performance.now() - started };
+        this.answer = { echo: data.echo, state: data.state, error: data.error, storage: data.storage, ports: event.ports.length, ms: performance.now() - started, sinceCreated: performance.now() - this.created };
         const port = event.ports[0];
         if (port) {
           this.port = port;
