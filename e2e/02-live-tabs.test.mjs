@@ -19,7 +19,7 @@ const taskRow = (page, title) => page.getByTestId("task").filter({ has: page.get
 test("demo app: a task added in one tab appears in the other without reload", async (t) => {
   const { context } = browser;
   const a = await context.newPage();
-  const errors = [...[a].map((p) => watchErrors(p))];
+  const errors = [watchErrors(a)];
   await a.goto(`${sites.demo}/`);
   await a.waitForFunction(() => document.querySelector("[data-testid=state]")?.dataset.state === "not_authorized", null, { timeout: 15000 });
   const popupP = context.waitForEvent("page");

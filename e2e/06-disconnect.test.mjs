@@ -52,7 +52,6 @@ test("vault iframe reload: pending calls fail with rpc.disconnected, the client 
     .then(() => Date.now() - t0, () => null);
   const summary = await page.evaluate(() => {
     const codes = {};
-    let maxFailMs = 0;
     for (const r of window.results) {
       const k = r.ok ? "ok" : r.code;
       codes[k] = (codes[k] ?? 0) + 1;

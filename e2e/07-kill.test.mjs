@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, chromiumArgs, EXECUTABLE, writeProfile } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { allowInPopup, openProbe, sleep, timing, until, waitState } from "./lib/util.mjs";
+import { allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
 
 const sites = await getSites();
 const SEED = Number(process.env.E2E_KILL_SEED ?? 20261201);
@@ -133,5 +133,4 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
     assert.ok(sample.every(Boolean), "recent objects are whole");
   }
   await b.kill();
-  await sleep(100);
 });
