@@ -3,6 +3,8 @@
 // shutdown) after a seeded-random number of acknowledgements; Chromium restarts on the same profile and every
 // acknowledged object must be there (queried by type). Three kill points, printed. Storage-access regime.
 //   E2E_KILL_SEED=<n> picks other kill points (default below).
+//   E2E_KILL_NEGATIVE=1 is the negative control: the probe "acknowledges" ids before writing them, so this
+//   test must FAIL (objects reported as lost) — it shows the check can see a loss.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -16,6 +18,7 @@ import { allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mj
 
 const sites = await getSites();
 const SEED = Number(process.env.E2E_KILL_SEED ?? 20261201);
+const NEGATIVE = process.env.E2E_KILL_NEGATIVE === "1";
 const ROUNDS = 3;
 const PER_ROUND = 1000;
 
@@ -98,7 +101,7 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
       } else if (text.startsWith("WRITE-ERROR")) writeError = text;
     });
     let evalError = null;
-    void page.evaluate(({ S, n, start }) => window.probe.writeMany(S, "item", n, start), { S, n: PER_ROUND, start: next })
+    void page.evaluate(({ S, n, start, early }) => window.probe.writeMany(S, "item", n, start, early), { S, n: PER_ROUND, start: next, early: NEGATIVE })
       .catch((e) => { if (!killing) evalError = e.message; });
     await until(() => killing !== null || writeError !== null || evalError !== null, { timeoutMs: 60000, what: `${killAt} acknowledged writes` })
       .catch(async (e) => {

@@ -163,9 +163,17 @@ const probe = {
   },
 
   /** Writes `n` objects of `type` one by one, each awaited; acknowledged ids go to `acked` and the console. */
-  async writeMany(space: string, type: string, n: number, start = 0): Promise<number> {
+  async writeMany(space: string, type: string, n: number, start = 0, early = false): Promise<number> {
     const s = probe.vault!.space(space);
     for (let i = start; i < start + n; i++) {
+      if (early) {
+        // Negative control: "acknowledge" an app-chosen id before the vault has it.
+        const id = echo.newId();
+        console.log(`ACK ${i} ${id}`);
+        void s.create(type, { n: i, label: `object ${i}` }, { id });
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
       const r = await settle(s.create(type, { n: i, label: `object ${i}` }));
       if (!r.ok) {
         probe.writeError = r;
