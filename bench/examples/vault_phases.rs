@@ -90,6 +90,9 @@ fn main() {
     }
     let apply = t.elapsed();
     let t = Instant::now();
+    v.commit_staged();
+    let commit = t.elapsed();
+    let t = Instant::now();
     let f = v.prepare_flush().unwrap().unwrap();
     let prepare = t.elapsed();
     let ops = f.batch.len();
@@ -107,8 +110,21 @@ fn main() {
     v.flush_done(f.ticket);
     let answers = drain(&mut v).len();
     let done = t.elapsed();
-    println!("{n} creates as separate calls: apply {apply:?} ({:.1} µs/call), prepare_flush {prepare:?} ({ops} puts, {} KiB), flush_done + {answers} answers {done:?}",
+    println!("{n} creates as separate calls: decode + stage {apply:?} ({:.1} µs/call), commit {commit:?}, prepare_flush {prepare:?} ({ops} puts, {} KiB), flush_done + {answers} answers {done:?}",
         apply.as_secs_f64() * 1e6 / n as f64, bytes / 1024);
+    // A second burst into the same (now saved) space: incremental chunks.
+    let t = Instant::now();
+    for text in &texts {
+        let again = text.replacen("\"task number", "\"again task number", 1);
+        call(&mut v, app, &again);
+    }
+    v.commit_staged();
+    let f = v.prepare_flush().unwrap().unwrap();
+    let second = t.elapsed();
+    store.apply(f.batch).unwrap();
+    v.flush_done(f.ticket);
+    drain(&mut v);
+    println!("a second {n} into the saved space (decode + commit + prepare_flush): {second:?}");
 
     // Cold open: records, then the space from its chunks, then a query.
     let t = Instant::now();
