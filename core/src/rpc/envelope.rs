@@ -244,7 +244,9 @@ pub fn decode_client_message<E: fmt::Display>(
             // What the probe found before it failed (if it failed) still counts.
             let probe = probe().unwrap_or_else(|| PROBED.with(|p| p.take()));
             take_too_deep();
-            let error = if too_deep {
+            // serde_json stops at 128 levels of JSON, which values reach
+            // before our guard does (a list value costs two JSON levels).
+            let error = if too_deep || e.to_string().contains("recursion limit exceeded") {
                 RpcError::too_deep()
             } else if let Some(m) = probe.method.as_deref().filter(|m| !METHODS.contains(m)) {
                 RpcError::unknown_method(m)

@@ -1071,3 +1071,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(serde_json::to_string(&wire).unwrap(), text);
     }
 }
+
+#[test]
+fn json_nested_past_serde_json_limit_is_too_deep_for_its_call() {
+    // 100 list levels are 200 JSON levels: serde_json's own limit (128)
+    // fires first, and must still read as rpc.too_deep for call 7.
+    let mut value = String::from("\"null\"");
+    for _ in 0..100 {
+        value = format!("{{\"list\":[{value}]}}");
+    }
+    let text = format!(
+        r#"{{"request":{{"id":7,"method":{{"object.create":{{"space":"s","type":"x","fields":{{"d":{value}}}}}}}}}}}"#
+    );
+    let err = decode_client_message(serde_json::from_str::<ClientMessage>(&text), || {
+        serde_json::from_str(&text).ok()
+    })
+    .unwrap_err();
+    assert_eq!((err.id, err.error.code.as_str()), (Some(7), codes::TOO_DEEP));
+}
