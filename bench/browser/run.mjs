@@ -312,7 +312,7 @@ const WORKLOADS = [
   },
   {
     id: 'w4',
-    title: () => `4. text: replay ${cfg.trace} (${fmtN(traceInfo?.edits ?? 0)} edits), until durable`,
+    title: () => `4. text: replay ${cfg.trace} (${traceInfo ? `${fmtN(traceInfo.edits)} edits` : 'trace file not found'}), until durable`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
     skip: () => (traceInfo ? null : `trace ${cfg.trace}.json.gz not found in ${cfg.tracesDir} (set ECHO_TRACES_DIR)`),
@@ -356,7 +356,7 @@ function cell(res, fmt, unit) {
   if (res.status === 'timeout') return `did not finish within ${cfg.timeoutS} s`;
   if (res.status === 'lost-data') return 'LOST DATA (no score)';
   if (res.status === 'error') return 'error';
-  if (res.status === 'skipped') return 'skipped';
+  if (res.status === 'skipped') return 'skipped (see below)';
   const s = res.summary;
   if (!s) return '—';
   if (s.n === 1) return `${fmt(s.median)} ${unit}`;
@@ -511,7 +511,8 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
 function writeResults(final) {
   const allRows = [...rows, ...memoryRows];
   const loads = results.flatMap((r) => r.runs.map((x) => x.loadavg1)).filter((x) => x !== undefined);
-  const table = renderTable(allRows, storesShown, echoAvailable) + `\n${final ? '' : 'PARTIAL (suite still running or interrupted). '}${cfg.quick ? 'QUICK mode (small sizes). ' : ''}${cfg.runs} run(s) + ${cfg.warmup} warm-up per figure; median (min–max). ` +
+  const skips = [...new Set(allRows.flatMap((r) => Object.values(r.cells).filter((c) => c.status === 'skipped').map((c) => c.reason)))];
+  const table = renderTable(allRows, storesShown, echoAvailable) + skips.map((x) => `\nskipped: ${x}`).join('') + `\n${final ? '' : 'PARTIAL (suite still running or interrupted). '}${cfg.quick ? 'QUICK mode (small sizes). ' : ''}${cfg.runs} run(s) + ${cfg.warmup} warm-up per figure; median (min–max). ` +
     `Chromium ${chromiumVersion}; ${new Date().toISOString()}; 1-min load average during runs ${loads.length ? `${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}` : '?'} on ${cpus().length} cores.`;
   const meta = {
     startedAt: startedAt.toISOString(),
