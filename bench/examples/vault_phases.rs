@@ -126,6 +126,42 @@ fn main() {
     drain(&mut v);
     println!("a second {n} into the saved space (decode + commit + prepare_flush): {second:?}");
 
+    // A big space: BIG objects in batch calls of 1,000, a flush per 10 calls.
+    let big: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let t = Instant::now();
+    let mut id = 1_000_000u64;
+    for chunk in 0..big.div_ceil(1000) {
+        let mut muts = Vec::new();
+        for i in chunk * 1000..((chunk + 1) * 1000).min(big) {
+            muts.push(format!(
+                r#"{{"create":{{"type":"{}","fields":{{"title":{{"string":"task number {i}"}},"done":{{"bool":{}}},"priority":{{"float":{}}},"tags":{{"list":[{{"string":"work"}}]}},"ref":{{"string":"obj-{}"}}}}}}}}"#,
+                if i % 4 == 0 { "task" } else { "note" }, i % 2 == 0, (i % 1000) as f64 / 10.0 + 0.5, (i * 7) % big));
+        }
+        id += 1;
+        let text = format!(
+            r#"{{"request":{{"id":{id},"method":{{"object.batch":{{"space":"{space}","mutations":[{}]}}}}}}}}"#,
+            muts.join(",")
+        );
+        call(&mut v, app, &text);
+        if chunk % 10 == 9 {
+            flush(&mut v, &mut store);
+            drain(&mut v);
+        }
+    }
+    flush(&mut v, &mut store);
+    drain(&mut v);
+    let keys = store
+        .list_keys(&Vault::storage_prefix(&space.parse().unwrap()))
+        .unwrap()
+        .len();
+    println!(
+        "filled {big} objects in {:?} ({keys} keys in the space)",
+        t.elapsed()
+    );
+
     // Cold open: records, then the space from its chunks, then a query.
     let t = Instant::now();
     let stored = StoredVault::parse(store.list_prefix(PREFIX).unwrap()).unwrap();
