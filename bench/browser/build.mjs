@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const PAGES = ['automerge', 'yjs', 'echo'];
 
-export async function buildPages({ quiet = false, dist = join(here, 'dist') } = {}) {
+export async function buildPages({ quiet = false, dist = join(here, 'dist'), define = {} } = {}) {
   mkdirSync(dist, { recursive: true });
   const result = await build({
     entryPoints: PAGES.map((p) => join(here, 'src', `${p}.js`)),
@@ -21,6 +21,7 @@ export async function buildPages({ quiet = false, dist = join(here, 'dist') } = 
     sourcemap: true,
     logLevel: quiet ? 'warning' : 'info',
     metafile: true,
+    define,
   });
   // Only the /slim entries may be bundled (the fullfat ones embed the wasm; we load it explicitly).
   const fat = Object.keys(result.metafile.inputs).filter((f) => /automerge\/dist\/.*fullfat/.test(f));

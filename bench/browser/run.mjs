@@ -18,7 +18,7 @@
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
 import { execSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,7 @@ const { buildPages } = await import('./build.mjs');
 const { startServer, loadTrace } = await import('./server.mjs');
 const { chromium } = await import('playwright-core');
 const distDir = resolve(env.ECHO_BENCH_DIST ?? join(here, 'dist'));
-await buildPages({ quiet: true, dist: distDir });
+// (the pages are built once the server's port is known: the ECHO page has the vault URL baked in)
 
 // ---- configuration ----------------------------------------------------------
 const QUICK = env.ECHO_BENCH_QUICK === '1' || env.ECHO_BENCH_QUICK === 'true';
@@ -71,6 +71,19 @@ const CHROMIUM_ARGS = [
   '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
+// ECHO: the app page (app.localhost) embeds the vault (vault.localhost), a cross-site iframe that
+// reaches the vault's first-party storage only in Chromium's storage-access regime: third-party
+// cookies allowed (profile pref cookie_controls_mode 0) and third-party storage partitioning ON
+// (Playwright's own --disable-features list turns it off; regimes.mjs replaces that list).
+// e2e/lib/regimes.mjs has both; the competitors keep the plain arguments (single-site anyway).
+const { chromiumArgs, writeProfile } = await import('../../e2e/lib/regimes.mjs');
+const REGIME = 'storage-access';
+const argsFor = (store) => (store?.id === 'echo' ? ['--headless=new', ...chromiumArgs(REGIME)] : CHROMIUM_ARGS);
+/** A new (empty) user-data-dir for `store`: the regime's preferences for ECHO. */
+async function initProfile(dir, store) {
+  if (store?.id === 'echo') await writeProfile(dir, REGIME);
+}
+
 const log = (...a) => console.error('[bench]', ...a);
 const fmtN = (n) => n.toLocaleString('en-US');
 
@@ -92,15 +105,16 @@ let baseUrl;
  * With `template`, the fresh profile starts as a copy of a closed profile that holds only a
  * workload's untimed setup (w2's 100,000 objects), so the setup is not redone for every run.
  */
-async function withProfile(fn, { template, keep = false } = {}) {
+async function withProfile(fn, { template, keep = false, store } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'echo-bench-profile-'));
   if (template) cpSync(template, dir, { recursive: true });
+  else await initProfile(dir, store);
   const errors = [];
   const launch = async () => {
     const ctx = await chromium.launchPersistentContext(dir, {
       executablePath: cfg.chromium,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: argsFor(store),
       viewport: { width: 800, height: 600 },
     });
     const page = ctx.pages()[0] ?? (await ctx.newPage());
@@ -141,6 +155,35 @@ async function withProfile(fn, { template, keep = false } = {}) {
 async function openPage(page, store, query = '') {
   await page.goto(`${baseUrl}/${store.page}.html${query}`, { waitUntil: 'load' });
   await page.waitForFunction(() => window.__bench, null, { timeout: 60000 });
+  if (store.id === 'echo') await echoConsent(page);
+}
+
+/**
+ * ECHO: wait until the page is connected to the vault; on a fresh profile the vault first wants
+ * the user's consent: click the page's #ask button (its click handler calls vault.requestAccess()),
+ * then "Allow" in the vault's consent popup (selectors as in e2e/lib/util.mjs allowInPopup).
+ * The grant is kept by the vault, so a reload in the same profile connects straight away.
+ */
+async function echoConsent(page) {
+  const ctx = page.context();
+  const state = () => page.evaluate(() => window.__echo?.state);
+  await page.waitForFunction(() => ['connected', 'consent-needed', 'failed'].includes(window.__echo?.state), null, { timeout: 60000 });
+  if ((await state()) === 'consent-needed') {
+    const popupP = ctx.waitForEvent('page', { timeout: 20000 });
+    await page.click('#ask');
+    const popup = await popupP;
+    await popup.waitForLoadState('load');
+    await popup.waitForFunction(() => !document.getElementById('allow')?.disabled, null, { timeout: 20000 });
+    await popup.waitForFunction(() => !/Loading/.test(document.getElementById('spaces')?.textContent ?? 'Loading'), null, { timeout: 20000 });
+    const closed = popup.waitForEvent('close', { timeout: 20000 }).then(() => true, () => false);
+    await popup.click('#allow');
+    if (!(await closed)) {
+      throw new Error(`ECHO consent popup did not close after Allow: ${await popup.locator('#notice').textContent().catch((e) => e.message)}`);
+    }
+    await page.waitForFunction(() => window.__echo?.state === 'connected' || window.__echo?.access?.error, null, { timeout: 30000 });
+  }
+  const st = await page.evaluate(() => window.__echo);
+  if (st?.state !== 'connected') throw new Error(`ECHO vault not connected: ${JSON.stringify(st)}`);
 }
 const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.run(s, p), [name, params]);
 
@@ -180,7 +223,20 @@ async function heapAfterGc(ctx, page) {
         cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
       });
       const h = await withTimeout(measure(send), 30000, 'worker heap');
-      workers.push({ type: t.type, url: t.url, usedSize: h.usedSize, backingStorageSize: h.backingStorageSize ?? 0 });
+      // The vault's engine: its wasm linear memory is the `memory` export of the wasm-bindgen
+      // module the engine worker imported; importing the same URL again gives the same module
+      // instance, whose init function returns the (already initialised) exports.
+      let wasmBytes = 0;
+      if (vaultEngineModule && t.url.startsWith(`${vaultUrl}/`)) {
+        const ev = await withTimeout(send('Runtime.evaluate', {
+          expression: `(async () => { const m = await import(${JSON.stringify(`${vaultUrl}/${vaultEngineModule}`)}); const w = await m.default(); return w?.memory?.buffer?.byteLength ?? -1; })()`,
+          awaitPromise: true,
+          returnByValue: true,
+        }), 30000, 'worker wasm').catch((e) => ({ error: e }));
+        const v = ev?.result?.value;
+        if (typeof v === 'number' && v > 0) wasmBytes = v;
+      }
+      workers.push({ type: t.type, url: t.url, usedSize: h.usedSize, backingStorageSize: h.backingStorageSize ?? 0, wasmBytes });
       await cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {});
     } catch (e) {
       workers.push({ type: t.type, url: t.url, error: String(e?.message ?? e) });
@@ -188,7 +244,7 @@ async function heapAfterGc(ctx, page) {
   }
   await cdp.detach().catch(() => {});
   const sum = (k) => (own[k] ?? 0) + workers.reduce((a, w) => a + (w[k] ?? 0), 0);
-  return { usedSize: sum('usedSize'), backingStorageSize: sum('backingStorageSize'), page: own, workers };
+  return { usedSize: sum('usedSize'), backingStorageSize: sum('backingStorageSize'), wasmBytes: workers.reduce((a, w) => a + (w.wasmBytes ?? 0), 0), page: own, workers };
 }
 
 // ---- workloads --------------------------------------------------------------
@@ -247,7 +303,8 @@ const WORKLOADS = [
     // Untimed setup, once per store: a profile holding the objects (closed, then copied per run).
     async prepare({ store }) {
       const dir = mkdtempSync(join(tmpdir(), 'echo-bench-template-'));
-      const ctx = await chromium.launchPersistentContext(dir, { executablePath: cfg.chromium, headless: true, args: CHROMIUM_ARGS });
+      await initProfile(dir, store);
+      const ctx = await chromium.launchPersistentContext(dir, { executablePath: cfg.chromium, headless: true, args: argsFor(store) });
       try {
         const page = ctx.pages()[0] ?? (await ctx.newPage());
         await openPage(page, store);
@@ -288,7 +345,7 @@ const WORKLOADS = [
           wallMs,
           setupMs: prepared.setupMs,
           jsHeapBytes: heap.usedSize + mem.extraJsHeapBytes,
-          wasmBytes: mem.wasmBytes,
+          wasmBytes: mem.wasmBytes + heap.wasmBytes, // page's wasm memories + the vault worker's engine memory (ECHO)
           backingStorageBytes: heap.backingStorageSize,
           workers: heap.workers,
         },
@@ -387,8 +444,27 @@ function renderTable(rows, storesShown, echoAvailable) {
 }
 
 // ---- main -------------------------------------------------------------------
+// ECHO's vault: the built vault site (shell/dist, engine wasm included), copied (others may rebuild
+// shell/dist meanwhile) and served as its own site, http://vault.localhost:PORT.
+let vaultUrl = null;
+let vaultEngineModule = null; // e.g. echo_vault.8d73d028.js (for the worker's wasm memory)
+let vaultCopy = null;
+if (wantStores.includes('echo') && !env.ECHO_BENCH_SITE_VAULT) {
+  const shellDist = join(repoRoot, 'shell', 'dist');
+  if (!existsSync(join(shellDist, 'vault.html'))) {
+    log('shell/dist is missing: building the vault site (node scripts/web-build.mjs) ...');
+    execSync('node scripts/web-build.mjs', { cwd: repoRoot, stdio: 'inherit' });
+  }
+  vaultCopy = mkdtempSync(join(tmpdir(), 'echo-bench-vault-'));
+  cpSync(shellDist, vaultCopy, { recursive: true });
+  env.ECHO_BENCH_SITE_VAULT = vaultCopy;
+}
+if (env.ECHO_BENCH_SITE_VAULT) vaultEngineModule = readdirSync(env.ECHO_BENCH_SITE_VAULT).find((f) => /^echo_vault\.[0-9a-f]+\.js$/.test(f)) ?? null;
 const { server, port } = await startServer({ root: distDir, tracesDir: cfg.tracesDir });
 baseUrl = `http://app.localhost:${port}`;
+vaultUrl = `http://vault.localhost:${port}`;
+await buildPages({ quiet: true, dist: distDir, define: { __ECHO_VAULT_URL__: JSON.stringify(vaultUrl) } });
+if (env.ECHO_BENCH_SITE_VAULT) log(`vault ${vaultUrl} from ${env.ECHO_BENCH_SITE_VAULT}`);
 log(`serving ${baseUrl}  (quick=${cfg.quick} runs=${cfg.runs} warmup=${cfg.warmup} timeout=${cfg.timeoutS}s)`);
 
 // Which stores are really there (the ECHO slot may not be filled in yet)?
@@ -398,7 +474,7 @@ for (const s of STORES.filter((s) => wantStores.includes(s.id))) {
     storeInfo[s.id] = await withProfile(async ({ page }) => {
       await openPage(page, s);
       return step(page, 'info', {});
-    });
+    }, { store: s });
   } catch (e) {
     storeInfo[s.id] = { available: false, error: String(e?.message ?? e) };
   }
@@ -472,7 +548,7 @@ for (const w of WORKLOADS.filter((w) => wantWorkloads.includes(w.id))) {
             }
             throw e;
           }
-        }, { template: prepared?.template });
+        }, { template: prepared?.template, store: s });
       } catch (e) {
         if (e instanceof Timeout) {
           status = 'timeout';
@@ -532,6 +608,7 @@ function writeResults(final) {
 }
 
 server.close();
+if (vaultCopy) rmSync(vaultCopy, { recursive: true, force: true });
 const { table, txt } = writeResults(true);
 console.log(table);
 log(`wrote ${cfg.out} and ${txt}`);

@@ -1,70 +1,148 @@
-// ===================== ECHO ADAPTER SLOT (to be filled in) =====================
+// ECHO through its client SDK (client/src): the page (http://app.localhost:PORT/echo.html)
+// embeds the vault's iframe (http://vault.localhost:PORT/vault.html, baked in at build time as
+// __ECHO_VAULT_URL__); the engine (Rust -> wasm) runs in the vault's SharedWorker and keeps its
+// data in the vault site's IndexedDB. One space per run (created on the fresh profile).
 //
-// Implement the BenchAdapter interface (adapter.d.ts) on top of the client SDK
-// (client/src/index.ts), then set `available: true`. Nothing else in the harness
-// needs to change: run.mjs picks the store up as the "ECHO" column and adds the
-// ECHO/competitor ratio columns.
-//
-// Notes for whoever fills this in:
-//  - The page is http://app.localhost:PORT/echo.html. The server (server.mjs) serves
-//    any other *.localhost host from the directory given by env
-//    ECHO_BENCH_SITE_<HOST> (e.g. ECHO_BENCH_SITE_VAULT=/path/to/vault/dist for
-//    http://vault.localhost:PORT), so the vault's SharedWorker can live on its own site.
-//  - durable(): resolve only when the vault has committed every write issued so far
-//    to IndexedDB (its transaction `complete`), not when the worker received it.
-//  - firstMatch(where): use the engine's query, {type:'task', done:false}; resolve on the
-//    first result (the figure is ms since navigation start, so a streaming query counts).
-//  - extraMemory(): the engine runs in the vault SharedWorker, which the page's CDP heap
-//    figure does not include; report the worker's JS heap (performance.memory or a
-//    measurement message) and its wasm memory (engine export) here.
-//  - Import the SDK with a relative path, e.g. `import { ... } from '../../../client/src/index.ts'`
-//    (esbuild bundles TypeScript directly).
-//
-// A likely mapping onto @echo/client as of client/README.md (untested here; the vault
-// stack was not runnable when this harness was written):
-//   open({handoff})      vault = connect({ vaultUrl: 'http://vault.localhost:PORT' }); await vault.whenConnected();
-//                        consent: vault.requestAccess() must run in a click handler -> the harness
-//                        would need to click in the page and then "Allow" in the consent popup
-//                        (playwright: context.waitForEvent('page')); do it once per fresh profile.
-//                        fresh: space = vault.space((await vault.spaces.create({ app: 'bench' })).id);
-//                        after reload: space = vault.space(handoff.spaceId)
-//   handoff()            { spaceId }
-//   create(o)            space.create(o.type, { title, done, priority, tags, ref: ref(id of o.ref) }, { id })
-//                        (not awaited; keep the promise in a pending set that durable() awaits)
-//   createBatch(objs)    space.batch(objs.map(o => mutation ...)) — one mutation batch
-//   update(id, f, v)     space.update(id, { [f]: v })
-//   durable()            await all pending call promises, IF the vault answers a write only after
-//                        its IndexedDB commit; otherwise a vault "flush"/heads-persisted call is needed
-//   firstMatch(where)    space.query(query(where.and(where.type('task'), where.eq('done', false))), { resolve: true })
-//                        — or a subscribe() whose first diff is the first result
-//   queryAll / count / get   space.query(...) / space.query(query(...all)) / space.get(id)
-//   textInit/Splice/Get  a 'doc' object with a text('') field; space.splice(id, 'text', pos, del, ins)
-//                        (positions are code points in the SDK — the traces here are BMP-only, so
-//                        UTF-16 == code points); space.readText(id, 'text')
-//   the benchmark's object ids ('obj-<i>') are not ECHO ids: keep a Map from bench id to newId().
+// - The connection starts as soon as the page loads (so w2's figure includes connecting). When the
+//   vault says consent is required (fresh profile), the page shows a button #ask whose click handler
+//   calls vault.requestAccess() synchronously and sets window.__echo.state = 'consent-needed'; the
+//   harness (run.mjs, openPage) clicks it and then "Allow" in the vault's consent popup.
+// - Objects: space.create(type, {bid, title, done, priority, tags, ref}); `bid` is the bench id
+//   ('obj-17'), so get(id) after a reload is a query on `bid`. `ref` stays a plain string (a bench id).
+// - durable(): the vault answers a write only after its IndexedDB transaction committed, so
+//   awaiting every write's answer is the durability signal (writes are never awaited one by one
+//   by the driver; they are kept in `pending`).
 import './instrument.js';
 import { installDriver } from './driver.js';
+import { connect, query, where, mutation, text } from '../../../client/src/index.ts';
 
-const notYet = () => {
-  throw new Error('ECHO adapter not implemented yet (bench/browser/src/echo.js)');
-};
+const VAULT_URL = typeof __ECHO_VAULT_URL__ === 'string' ? __ECHO_VAULT_URL__ : `http://vault.localhost:${location.port}`;
+
+const status = { state: 'connecting', error: null, access: null, vaultState: null };
+window.__echo = status;
+
+const vault = connect({ vaultUrl: VAULT_URL, clientName: 'echo-bench', callTimeoutMs: 900_000, connectTimeoutMs: 60_000 });
+vault.onStateChange((s) => {
+  status.vaultState = s;
+  if (s === 'connected') status.state = 'connected';
+  else if (s === 'not_authorized') showAsk();
+  else if (s === 'storage_partitioned' || s === 'storage_blocked') { status.state = 'failed'; status.error = `${s}: ${vault.lastError?.message ?? ''}`; }
+});
+
+function showAsk() {
+  if (document.getElementById('ask')) { status.state = 'consent-needed'; return; }
+  const b = document.createElement('button');
+  b.id = 'ask';
+  b.textContent = 'Allow ECHO bench';
+  b.addEventListener('click', () => {
+    // Must run synchronously in the click handler (the popup needs the user activation).
+    vault.requestAccess({ appName: 'ECHO bench' }).then(
+      (r) => { status.access = r; },
+      (e) => { status.access = { error: String(e?.code ?? '') + ' ' + String(e?.message ?? e) }; },
+    );
+  });
+  const add = () => document.body.append(b);
+  document.body ? add() : addEventListener('DOMContentLoaded', add);
+  status.state = 'consent-needed';
+}
+
+let space = null;
+let spaceId = null;
+let textId = null;
+const ids = new Map(); // bench id -> ECHO object id (from create/batch answers)
+let pending = [];
+let writes = 0;
+
+const fields = (o) => ({ bid: o.id, title: o.title, done: o.done, priority: o.priority, tags: o.tags, ref: o.ref });
+const track = (p) => { writes++; pending.push(p); return p; };
+const toBench = (e) => (e ? { id: e.fields.bid, type: e.type, title: e.fields.title, done: e.fields.done, priority: e.fields.priority, tags: e.fields.tags, ref: e.fields.ref } : undefined);
+const taskWhere = (w) => where.and(where.type(w.type), where.eq('done', w.done));
+
+async function echoId(bid) {
+  const known = ids.get(bid);
+  if (known) return known;
+  const r = await space.query(query(where.eq('bid', bid), { limit: 1 }));
+  if (r.ids[0]) ids.set(bid, r.ids[0]);
+  return r.ids[0];
+}
 
 const adapter = {
   name: 'ECHO',
-  available: false,
-  open: notYet,
-  handoff: () => ({}),
-  create: notYet,
-  createBatch: notYet,
-  update: notYet,
-  durable: notYet,
-  firstMatch: notYet,
-  queryAll: notYet,
-  count: notYet,
-  get: notYet,
-  textInit: notYet,
-  textSplice: notYet,
-  textGet: notYet,
+  available: true,
+
+  async open({ handoff } = {}) {
+    await vault.whenConnected();
+    if (handoff?.spaceId) {
+      spaceId = handoff.spaceId;
+      textId = handoff.textId ?? null;
+    } else {
+      spaceId = (await vault.spaces.create({ app: 'echo-bench' })).id;
+      textId = null;
+    }
+    space = vault.space(spaceId);
+    ids.clear();
+    pending = [];
+  },
+  handoff() {
+    return { spaceId, textId };
+  },
+
+  create(o) {
+    track(space.create(o.type, fields(o)).then((id) => { ids.set(o.id, id); }));
+  },
+  createBatch(objs) {
+    track(space.batch(objs.map((o) => mutation.create(o.type, fields(o)))).then((got) => {
+      for (let i = 0; i < objs.length; i++) ids.set(objs[i].id, got[i]);
+    }));
+  },
+  update(id, field, value) {
+    const known = ids.get(id);
+    track(known ? space.update(known, { [field]: value }) : echoId(id).then((eid) => space.update(eid, { [field]: value })));
+  },
+  async durable() {
+    while (pending.length) {
+      const p = pending;
+      pending = [];
+      await Promise.all(p);
+    }
+  },
+
+  async firstMatch(w) {
+    const r = await space.query(query(taskWhere(w), { limit: 1 }), { resolve: true });
+    return toBench(r.objects?.[0]);
+  },
+  async queryAll(w) {
+    const r = await space.query(query(taskWhere(w)), { resolve: true });
+    return (r.objects ?? []).map(toBench);
+  },
+  async count() {
+    const r = await space.query(query(where.all()));
+    return r.ids.length;
+  },
+  async get(bid) {
+    const r = await space.query(query(where.eq('bid', bid), { limit: 1 }), { resolve: true });
+    return toBench(r.objects?.[0]);
+  },
+
+  textInit(initial) {
+    track(space.create('doc', { note: text(initial) }).then((id) => { textId = id; }));
+  },
+  textSplice(pos, del, ins) {
+    // Positions are code points in the SDK; the trace is BMP-only (UTF-16 == code points).
+    track(space.splice(textId, 'note', pos, del, ins));
+  },
+  async textGet() {
+    return space.readText(textId, 'note');
+  },
+
+  diagnostics() {
+    return { writes, vaultState: vault.state };
+  },
+  // The engine's JS heap and wasm memory live in the vault's SharedWorker: run.mjs measures both
+  // through CDP (worker heap via Runtime.getHeapUsage, wasm via the worker's wasm-bindgen `memory`).
+  async extraMemory() {
+    return {};
+  },
 };
 
 installDriver(adapter);
