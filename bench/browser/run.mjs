@@ -188,7 +188,7 @@ async function echoConsent(page) {
 const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.run(s, p), [name, params]);
 
 
-// JS heap after GC, via CDP: the page itself plus every worker of our sites (the ECHO
+// JS heap after GC, via CDP: the page itself plus every worker and out-of-process iframe of our sites (the ECHO
 // vault runs its engine in a SharedWorker, which the page's own isolate does not include).
 // backingStorageSize = ArrayBuffer backing stores (wasm memories among them, in recent V8).
 async function heapAfterGc(ctx, page) {
@@ -213,7 +213,7 @@ async function heapAfterGc(ctx, page) {
     }
   });
   for (const t of targetInfos) {
-    if (!['shared_worker', 'worker', 'service_worker'].includes(t.type)) continue;
+    if (!['shared_worker', 'worker', 'service_worker', 'iframe'].includes(t.type)) continue; // iframe: out-of-process cross-site frames (the ECHO vault's vault.html)
     if (!/^https?:\/\/([a-z0-9-]+\.)*localhost:/.test(t.url) || !t.url.includes(`:${new URL(baseUrl).port}/`)) continue;
     try {
       const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
@@ -227,7 +227,8 @@ async function heapAfterGc(ctx, page) {
       // module the engine worker imported; importing the same URL again gives the same module
       // instance, whose init function returns the (already initialised) exports.
       let wasmBytes = 0;
-      if (vaultEngineModule && t.url.startsWith(`${vaultUrl}/`)) {
+      // (workers only: in any other context the import would instantiate a new engine)
+      if (vaultEngineModule && (t.type === "shared_worker" || t.type === "worker") && t.url.startsWith(`${vaultUrl}/`)) {
         const ev = await withTimeout(send('Runtime.evaluate', {
           expression: `(async () => { const m = await import(${JSON.stringify(`${vaultUrl}/${vaultEngineModule}`)}); const w = await m.default(); return w?.memory?.buffer?.byteLength ?? -1; })()`,
           awaitPromise: true,
