@@ -433,7 +433,7 @@ function renderTable(rows, storesShown, echoAvailable) {
       const e = row.cells.echo;
       for (const c of competitors) {
         const o = row.cells[c.id];
-        line.push(e?.summary && o?.summary && e.status === 'ok' && o.status === 'ok' ? (e.summary.median / o.summary.median).toFixed(2) + '×' : '—');
+        line.push(e?.summary && o?.summary && e.status === 'ok' && o.status === 'ok' && o.summary.median > 0 ? (e.summary.median / o.summary.median).toFixed(2) + '×' : '—');
       }
     }
     lines.push(line);
