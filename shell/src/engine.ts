@@ -146,6 +146,9 @@ interface OwnConn {
   leader: string | null;
 }
 
+/** How long an iframe shell waits for a top-level page's engine (fallback). */
+const NO_LEADER_MS = 2_000;
+
 class FallbackLink extends BaseLink implements EngineLink {
   readonly kind = "fallback";
   private readonly id = crypto.randomUUID();
@@ -162,6 +165,17 @@ class FallbackLink extends BaseLink implements EngineLink {
     this.bus = scope.broadcastChannel ? scope.broadcastChannel(BUS_NAME) : null;
     if (this.bus) this.bus.onmessage = (event: MessageEvent) => this.onBus(event.data as BusMessage);
     addEventListener("pagehide", () => this.leave());
+    // Only a top-level vault page may run the engine: a dedicated worker
+    // started from a cross-site iframe gets the iframe's partitioned
+    // storage, i.e. a second, empty vault. An iframe shell follows a
+    // leader; with none it refuses with a typed error instead of waiting.
+    if (window.top !== window) {
+      this.send({ to: "leader", conn: "", data: { status_query: this.id } });
+      setTimeout(() => {
+        if (this.status === null) this.noLeader();
+      }, NO_LEADER_MS);
+      return;
+    }
     if (!scope.locks || !this.bus) {
       // Nobody to share with: this page runs its own engine.
       this.becomeLeader();
@@ -218,6 +232,21 @@ class FallbackLink extends BaseLink implements EngineLink {
       this.bus?.postMessage(message);
     } catch (error) {
       console.warn("echo: cannot relay a message", error);
+    }
+  }
+
+  /** No top-level vault page runs the engine: refuse what waits for one. */
+  private noLeader(): void {
+    const error = rpcError(
+      "rpc.storage_partitioned",
+      "This browser cannot share the vault's engine with other sites (it has no SharedWorker). Open your vault in a tab of its own, then reconnect.",
+    );
+    this.setStatus({ engine: "failed", error });
+    for (const [conn, entry] of this.own) {
+      if (entry.leader !== null) continue;
+      entry.port.postMessage(JSON.stringify({ refused: { error } }));
+      entry.port.close();
+      this.own.delete(conn);
     }
   }
 

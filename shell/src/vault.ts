@@ -114,7 +114,7 @@ function probeIndexedDB(): Promise<boolean> {
 /** A port that answers the app's hello with a refusal (the engine is not there). */
 function refusingPort(port: MessagePort, error: RpcError): void {
   port.onmessage = () => {
-    port.postMessage({ refused: { error } });
+    port.postMessage(JSON.stringify({ refused: { error } }));
     port.close();
   };
 }
