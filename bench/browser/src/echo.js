@@ -21,7 +21,10 @@ const VAULT_URL = typeof __ECHO_VAULT_URL__ === 'string' ? __ECHO_VAULT_URL__ : 
 const status = { state: 'connecting', error: null, access: null, vaultState: null };
 window.__echo = status;
 
-const vault = connect({ vaultUrl: VAULT_URL, clientName: 'echo-bench', callTimeoutMs: 900_000, connectTimeoutMs: 60_000 });
+// heartbeatTimeoutMs: with the default (3 s) the client declared the vault gone and failed every
+// pending call (rpc.disconnected) while the engine worked through w2's setup (100 batches of 1,000
+// creates in flight): the heartbeat ping waits behind the queued writes. Not a crash, a busy engine.
+const vault = connect({ vaultUrl: VAULT_URL, clientName: 'echo-bench', callTimeoutMs: 900_000, connectTimeoutMs: 60_000, heartbeatTimeoutMs: 120_000 });
 vault.onStateChange((s) => {
   status.vaultState = s;
   if (s === 'connected') status.state = 'connected';
@@ -54,6 +57,21 @@ let pending = [];
 let writes = 0;
 
 const fields = (o) => ({ bid: o.id, title: o.title, done: o.done, priority: o.priority, tags: o.tags, ref: o.ref });
+// Flow control: the vault refuses a connection's writes beyond 65,536 waiting for storage
+// ("wait for their answers before sending more"), and w4 issues 259,778 splices without waiting.
+// So writes go out in issue order with at most WINDOW mutations in flight; the rest wait here
+// (still counted in the timing: durable() resolves when the last one is answered).
+const WINDOW = 16384;
+let inflight = 0;
+const queue = [];
+function pump() {
+  while (queue.length && (inflight === 0 || inflight + queue[0].units <= WINDOW)) {
+    const q = queue.shift();
+    inflight += q.units;
+    q.fn().then(q.res, q.rej).finally(() => { inflight -= q.units; pump(); });
+  }
+}
+const write = (units, fn) => new Promise((res, rej) => { queue.push({ units, fn, res, rej }); pump(); });
 const track = (p) => { writes++; pending.push(p); return p; };
 const toBench = (e) => (e ? { id: e.fields.bid, type: e.type, title: e.fields.title, done: e.fields.done, priority: e.fields.priority, tags: e.fields.tags, ref: e.fields.ref } : undefined);
 const taskWhere = (w) => where.and(where.type(w.type), where.eq('done', w.done));
@@ -88,16 +106,17 @@ const adapter = {
   },
 
   create(o) {
-    track(space.create(o.type, fields(o)).then((id) => { ids.set(o.id, id); }));
+    track(write(1, () => space.create(o.type, fields(o))).then((id) => { ids.set(o.id, id); }));
   },
   createBatch(objs) {
-    track(space.batch(objs.map((o) => mutation.create(o.type, fields(o)))).then((got) => {
+    const ms = objs.map((o) => mutation.create(o.type, fields(o)));
+    track(write(objs.length, () => space.batch(ms)).then((got) => {
       for (let i = 0; i < objs.length; i++) ids.set(objs[i].id, got[i]);
     }));
   },
   update(id, field, value) {
     const known = ids.get(id);
-    track(known ? space.update(known, { [field]: value }) : echoId(id).then((eid) => space.update(eid, { [field]: value })));
+    track(write(1, () => (known ? space.update(known, { [field]: value }) : echoId(id).then((eid) => space.update(eid, { [field]: value })))));
   },
   async durable() {
     while (pending.length) {
@@ -125,18 +144,18 @@ const adapter = {
   },
 
   textInit(initial) {
-    track(space.create('doc', { note: text(initial) }).then((id) => { textId = id; }));
+    track(write(1, () => space.create('doc', { note: text(initial) })).then((id) => { textId = id; }));
   },
   textSplice(pos, del, ins) {
     // Positions are code points in the SDK; the trace is BMP-only (UTF-16 == code points).
-    track(space.splice(textId, 'note', pos, del, ins));
+    track(write(1, () => space.splice(textId, 'note', pos, del, ins)));
   },
   async textGet() {
     return space.readText(textId, 'note');
   },
 
   diagnostics() {
-    return { writes, vaultState: vault.state };
+    return { writes, window: WINDOW, vaultState: vault.state };
   },
   // The engine's JS heap and wasm memory live in the vault's SharedWorker: run.mjs measures both
   // through CDP (worker heap via Runtime.getHeapUsage, wasm via the worker's wasm-bindgen `memory`).

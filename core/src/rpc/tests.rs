@@ -1087,5 +1087,8 @@ fn json_nested_past_serde_json_limit_is_too_deep_for_its_call() {
         serde_json::from_str(&text).ok()
     })
     .unwrap_err();
-    assert_eq!((err.id, err.error.code.as_str()), (Some(7), codes::TOO_DEEP));
+    assert_eq!(
+        (err.id, err.error.code.as_str()),
+        (Some(7), codes::TOO_DEEP)
+    );
 }
