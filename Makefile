@@ -9,7 +9,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= auto
 
 # Crates that must build for the browser (wasm32-unknown-unknown, release).
-WASM_CRATES := echo-core echo-vault
+# echo-vault depends on echo-core, so its build is echo-core's wasm32 build
+# too (the architecture invariant); building echo-core on its own as well
+# would compile the whole dependency tree a second time (other features).
+WASM_CRATES := echo-vault
 # Crates with browser tests (tests/*.rs run by wasm-bindgen-test in headless
 # Chromium, inside workers): scripts/wasm-test.sh CRATE.
 WASM_TEST_CRATES := echo-vault
