@@ -55,7 +55,8 @@ export interface ConnectOptions {
   callTimeoutMs?: number;
   /** Heartbeat period (default 5 000 ms). */
   heartbeatMs?: number;
-  /** A heartbeat unanswered for this long is a disconnect (default 3 000 ms). */
+  /** A heartbeat unanswered for this long, with nothing else heard from the
+   *  vault meanwhile, is a disconnect (default 10 000 ms). */
   heartbeatTimeoutMs?: number;
   /** Where the hidden iframe goes (default `document.body`). */
   container?: HTMLElement;
@@ -281,7 +282,7 @@ export class Vault {
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       callTimeoutMs: options.callTimeoutMs ?? 30_000,
       heartbeatMs: options.heartbeatMs ?? 5_000,
-      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 3_000,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
     };
     this.container = options.container;
     this.calls = new CallTable(this.options.callTimeoutMs);
@@ -461,6 +462,7 @@ export class Vault {
     this.retryTimer = undefined;
     port.onmessage = (event: MessageEvent) => {
       if (this.port !== port) return;
+      this.lastHeard = Date.now();
       // The engine sends JSON text (docs/browser-vault.md); a plain object is taken as is.
       let msg: unknown = event.data;
       if (typeof msg === "string") {
@@ -645,6 +647,9 @@ export class Vault {
     }, delay);
   }
 
+  /** When the port last delivered anything (ms since the epoch). */
+  private lastHeard = 0;
+
   private startHeartbeat(): void {
     this.stopHeartbeat();
     const port = this.port;
@@ -653,6 +658,9 @@ export class Vault {
       this.calls.call({ ping: {} }, { timeoutMs: this.options.heartbeatTimeoutMs }, true).catch((e: unknown) => {
         if (this.port !== port) return;
         if (e instanceof EchoError && e.code === "rpc.timeout") {
+          // A busy engine (a big write, a first query on a large space)
+          // answers the ping late but still talks: only silence is a loss.
+          if (Date.now() - this.lastHeard < this.options.heartbeatTimeoutMs) return;
           this.failures++;
           this.lose(disconnected(`the vault did not answer the heartbeat within ${this.options.heartbeatTimeoutMs} ms; reconnecting`));
           this.scheduleReconnect();
