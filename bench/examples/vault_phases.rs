@@ -126,6 +126,56 @@ fn main() {
     drain(&mut v);
     println!("a second {n} into the saved space (decode + commit + prepare_flush): {second:?}");
 
+    // Single updates, each flushed on its own (an awaited write): where
+    // the time of one goes.
+    let ids: Vec<String> = {
+        let q = format!(
+            r#"{{"request":{{"id":3,"method":{{"query.run":{{"space":"{space}","query":{{"filter":{{"type":"task"}},"limit":1000}}}}}}}}}}"#
+        );
+        call(&mut v, app, &q);
+        drain(&mut v)
+            .into_iter()
+            .find_map(|o| match o {
+                Output::App {
+                    message:
+                        VaultMessage::Response {
+                            result: Ok(Response::Result { ids, .. }),
+                            ..
+                        },
+                    ..
+                } => Some(ids),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (mut stage, mut prep, mut done) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    let mut puts = 0;
+    for (k, id) in ids.iter().enumerate() {
+        let text = format!(
+            r#"{{"request":{{"id":{},"method":{{"object.update":{{"space":"{space}","id":"{id}","set":{{"done":{{"bool":true}}}}}}}}}}}}"#,
+            500_000 + k
+        );
+        let t = Instant::now();
+        call(&mut v, app, &text);
+        stage += t.elapsed();
+        let t = Instant::now();
+        let f = v.prepare_flush().unwrap().unwrap();
+        prep += t.elapsed();
+        puts += f.batch.len();
+        store.apply(f.batch).unwrap();
+        let t = Instant::now();
+        v.flush_done(f.ticket);
+        drain(&mut v);
+        done += t.elapsed();
+    }
+    let n_up = ids.len() as f64;
+    println!("{} single updates, each its own flush: per update decode+stage {:.1} µs, prepare_flush (commit, seal, save) {:.1} µs, done {:.1} µs; {:.1} puts per flush",
+        ids.len(), stage.as_secs_f64() * 1e6 / n_up, prep.as_secs_f64() * 1e6 / n_up, done.as_secs_f64() * 1e6 / n_up, puts as f64 / n_up);
+
     // A big space: BIG objects in batch calls of 1,000, a flush per 10 calls.
     let big: usize = std::env::args()
         .nth(2)

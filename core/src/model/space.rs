@@ -788,8 +788,18 @@ impl Space {
     pub fn changes_since(&mut self, their_heads: &Heads) -> Result<Vec<ShardChanges>, ModelError> {
         let mut out = Vec::new();
         for shard in 0..self.shards.len() {
-            let theirs = their_heads.of_shard(shard);
+            let mut theirs = their_heads.of_shard(shard);
             let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+            // Same heads: nothing to send. Checked first because collecting
+            // changes rebuilds them from the op set, a cost that grows with
+            // the document (a seal after a one-field write would otherwise
+            // pay it for every shard).
+            let mut ours = doc.get_heads();
+            ours.sort();
+            theirs.sort();
+            if ours == theirs {
+                continue;
+            }
             // Heads we don't know can't narrow the set; send what we have after the known ones.
             let known: Vec<ChangeHash> = theirs
                 .into_iter()
