@@ -51,10 +51,19 @@ for wasm in "${wasms[@]}"; do
   [ -x "$wasm_opt" ] || die "missing $wasm_opt: run scripts/setup.sh"
   name="$(basename "$wasm" .wasm)"
   out="${ECHO_PKG_DIR:-$ECHO_ROOT/pkg/$crate}"
+  # Binding and wasm-opt take ~1.5 min: skip them when cargo's output is the
+  # one already bound (same bytes, same tools).
+  stamp="$(sha256sum "$wasm" | cut -d' ' -f1) wasm-bindgen $wbg $("$wasm_opt" --version)"
+  if [ -f "$out/.built-from" ] && [ "$(cat "$out/.built-from")" = "$stamp" ] &&
+     [ -f "$out/${name}_bg.wasm" ] && [ -f "$out/${name}.js" ]; then
+    log "ok: $out/${name}_bg.wasm is up to date ($(stat -c %s "$out/${name}_bg.wasm") bytes)"
+    continue
+  fi
   rm -rf "$out"
   "$bindgen" --target "${WASM_BINDGEN_TARGET:-web}" --out-dir "$out" "$wasm"
   # Debian's binaryen 108 breaks this wasm at run time; npm binaryen 132 is right.
   "$wasm_opt" -Oz "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
   mv "$out/${name}_bg.opt.wasm" "$out/${name}_bg.wasm"
+  echo "$stamp" >"$out/.built-from"
   log "ok: $out/${name}_bg.wasm ($(stat -c %s "$out/${name}_bg.wasm") bytes after wasm-opt -Oz)"
 done
