@@ -21,13 +21,12 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchRegime } from "../e2e/lib/regimes.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const TOOLS = resolve(process.env.ECHO_TOOLS_DIR ?? join(ROOT, ".tools"), "npm");
 const args = process.argv.slice(2);
 const BUILD = args.includes("--build");
 const buildFlags = args.filter((a) => a !== "--build");
@@ -37,7 +36,6 @@ const APP_PORT = Number(process.env.ECHO_SMOKE_APP_PORT ?? 8601);
 const VAULT = `http://vault.localhost:${VAULT_PORT}`;
 const APP = `http://app.localhost:${APP_PORT}`;
 
-const { chromium } = createRequire(join(TOOLS, "package.json"))("playwright-core");
 
 let failures = 0;
 const ok = (msg) => console.log(`  ok   ${msg}`);
@@ -162,34 +160,13 @@ async function waitHealthy(url) {
   throw new Error(`${url} did not come up`);
 }
 
-// Chromium as in TOOLCHAIN.md: Debian's binary, root-safe args, and
-// Playwright's --disable-features list without ThirdPartyStoragePartitioning
-// (Chromium honours only the last --disable-features).
-const ROOT_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-const PW_DISABLED = ["AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
-  "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
-  "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
-  "PreconnectToSearch"];
+// Chromium in the storage regimes of TOOLCHAIN.md: e2e/lib/regimes.mjs.
 const REGIMES = {
-  "storage-access": { cookieControlsMode: 0, partitioning: true, expect: "connected" },
-  partitioned: { cookieControlsMode: 1, partitioning: true, expect: "storage_partitioned" },
-  blocked: { cookieControlsMode: 1, partitioning: false, expect: "storage_blocked" },
+  "storage-access": { expect: "connected" },
+  partitioned: { expect: "storage_partitioned" },
+  blocked: { expect: "storage_blocked" },
 };
-
-async function launch(regime) {
-  const r = REGIMES[regime];
-  const dir = await mkdtemp(join(tmpdir(), `echo-smoke-${regime}-`));
-  await mkdir(join(dir, "Default"));
-  await writeFile(join(dir, "Default", "Preferences"), JSON.stringify({ profile: { cookie_controls_mode: r.cookieControlsMode } }));
-  const disable = [...PW_DISABLED, ...(r.partitioning ? [] : ["ThirdPartyStoragePartitioning"])];
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: [...ROOT_ARGS, `--disable-features=${disable.join(",")}`],
-  });
-  return { context, close: async () => { await context.close().catch(() => {}); await rm(dir, { recursive: true, force: true }); } };
-}
+const launch = (regime) => launchRegime(regime);
 
 /** Console errors, page errors and CSP violations of a page while `fn` runs. */
 function watch(page) {
