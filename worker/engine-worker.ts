@@ -27,6 +27,9 @@ type Attach =
 
 type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
 
+/** How long connections wait for the engine to start before a typed refusal. */
+const START_TIMEOUT_MS = 8_000;
+
 let status: EngineStatus | null = null;
 let engine: VaultEngine | null = null;
 const queued: Attach[] = [];
@@ -58,12 +61,28 @@ async function loadEngine(): Promise<VaultEngine> {
  * this entry must not request it too: that would wait forever.
  */
 function start(): void {
+  // Never a silent wait: when the engine is not up in time (its lock is held
+  // by another engine of this vault — an older worker script, or a dedicated
+  // worker of the fallback), connections are refused with a typed error; the
+  // engine still starts when the lock frees, and later connections get it.
+  const slow = setTimeout(() => {
+    if (status !== null) return;
+    setStatus({
+      engine: "failed",
+      error: {
+        code: "rpc.storage_blocked",
+        message: "Another copy of the vault is using its storage (perhaps an older version in another tab). Close other vault tabs, then reconnect.",
+      },
+    });
+  }, START_TIMEOUT_MS);
   loadEngine().then(
     (started) => {
+      clearTimeout(slow);
       engine = started;
       setStatus({ engine: "ready" });
     },
     (error: unknown) => {
+      clearTimeout(slow);
       console.error("echo-engine: cannot start", error);
       setStatus({ engine: "failed", error: toRpcError(error) });
     },
@@ -97,14 +116,19 @@ function refuse(attach: Attach, error: RpcError): void {
   if (attach.kind === "app") {
     // The app's first message is its hello: refuse it as the vault would.
     port.onmessage = () => {
-      port.postMessage({ refused: { error } });
+      port.postMessage(JSON.stringify({ refused: { error } }));
       port.close();
     };
   } else {
     port.onmessage = (event: MessageEvent) => {
-      const request = (event.data as { request?: { id?: unknown } } | null)?.request;
+      let request: { id?: unknown } | undefined;
+      try {
+        request = (JSON.parse(String(event.data)) as { request?: { id?: unknown } } | null)?.request;
+      } catch {
+        return;
+      }
       if (request && typeof request.id === "number") {
-        port.postMessage({ response: { id: request.id, result: { Err: error } } });
+        port.postMessage(JSON.stringify({ response: { id: request.id, result: { Err: error } } }));
       }
     };
   }
