@@ -54,6 +54,22 @@ fn is_object_write(method: &Request) -> bool {
     )
 }
 
+/// An object's wire form, now or as it was at `heads`.
+fn wire_object(
+    replica: &mut Replica,
+    id: &ObjectId,
+    heads: Option<&Heads>,
+) -> Result<Option<WireObject>, RpcError> {
+    Ok(match heads {
+        None => replica.space_mut().get(id)?.map(WireObject::from),
+        Some(h) => replica
+            .space_mut()
+            .get_at(id, h)?
+            .as_ref()
+            .map(WireObject::from),
+    })
+}
+
 fn consent_error(consent: Consent) -> RpcError {
     let (reason, text) = match consent {
         Consent::Denied => ("denied", "the user denied this app access to the vault"),
@@ -439,14 +455,7 @@ impl Vault {
                 let replica = self.replica(&space)?;
                 let mut objects = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    objects.push(match &heads {
-                        None => replica.space_mut().get(id)?.map(WireObject::from),
-                        Some(h) => replica
-                            .space_mut()
-                            .get_at(id, h)?
-                            .as_ref()
-                            .map(WireObject::from),
-                    });
+                    objects.push(wire_object(replica, id, heads.as_ref())?);
                 }
                 Answer::Now(Response::Objects { objects })
             }
@@ -467,15 +476,7 @@ impl Vault {
                 let objects = if resolve {
                     let mut out = Vec::with_capacity(ids.len());
                     for id in &ids {
-                        let state = match &heads {
-                            None => replica.space_mut().get(id)?.map(WireObject::from),
-                            Some(h) => replica
-                                .space_mut()
-                                .get_at(id, h)?
-                                .as_ref()
-                                .map(WireObject::from),
-                        };
-                        out.extend(state);
+                        out.extend(wire_object(replica, id, heads.as_ref())?);
                     }
                     Some(out)
                 } else {
@@ -506,7 +507,7 @@ impl Vault {
                 let objects = if resolve {
                     let mut out = Vec::with_capacity(ids.len());
                     for id in &ids {
-                        out.extend(replica.space_mut().get(id)?.map(WireObject::from));
+                        out.extend(wire_object(replica, id, None)?);
                     }
                     Some(out)
                 } else {
