@@ -87,6 +87,9 @@ impl FileStore {
     ) -> Result<FileStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
+        if !path.exists() {
+            create_atomically(&path, &options).map_err(|e| map_error(&name, None, e))?;
+        }
         let opened = catch_unwind(|| -> Result<Database, redb::Error> {
             let db = Database::builder()
                 .set_check_integrity_on_open(options.check_integrity_on_open)
@@ -222,6 +225,59 @@ impl ChunkStore for FileStore {
             Ok(())
         })
     }
+}
+
+/// Creates an empty store file at `path` so that a crash never leaves a
+/// half-written one there: the database is initialised under a temporary
+/// name in the same directory, synced, and then linked to `path` (a hard
+/// link fails if `path` appeared meanwhile, so a concurrent creator's file
+/// is never replaced). A crash before the link leaves only the temporary
+/// file, which held no data; the next open creates the store afresh.
+///
+/// Without this, a process killed while redb wrote its first header left a
+/// file that every later open refused as "not a redb database".
+fn create_atomically(path: &Path, options: &FileStoreOptions) -> Result<(), redb::Error> {
+    use std::io::ErrorKind;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".to_owned());
+    let temp = path.with_file_name(format!(".{file_name}.creating-{}", std::process::id()));
+    // A leftover of this process id is from a crashed earlier creation.
+    let _ = std::fs::remove_file(&temp);
+    let initialised = catch_unwind(|| -> Result<(), redb::Error> {
+        let db = Database::builder()
+            .set_cache_size(options.cache_size)
+            .create(&temp)?;
+        let txn = db.begin_write()?;
+        txn.open_table(CHUNKS)?;
+        txn.commit()?;
+        drop(db);
+        std::fs::File::open(&temp)?.sync_all()?;
+        Ok(())
+    })
+    .unwrap_or_else(|panic| {
+        Err(redb::Error::Corrupted(format!(
+            "creating the store file failed (redb panicked: {})",
+            panic_message(&panic)
+        )))
+    });
+    let linked = initialised.and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: a plain rename (which would
+        // replace a file created concurrently, a race such systems accept).
+        Err(e) if e.kind() == ErrorKind::Unsupported => Ok(std::fs::rename(&temp, path)?),
+        Err(e) => Err(e.into()),
+    });
+    let _ = std::fs::remove_file(&temp);
+    linked?;
+    // Make the new directory entry durable.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -66,3 +66,27 @@ fn a_missing_directory_is_an_io_error_naming_the_path() {
         "{err}"
     );
 }
+
+#[test]
+fn creating_a_store_leaves_only_the_store_file_and_ignores_an_interrupted_creation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.redb");
+    // What a creator killed before it linked the file into place leaves: a
+    // half-written temporary file, and no store file.
+    let leftover = dir.path().join(".store.redb.creating-1");
+    std::fs::write(&leftover, b"half a header").expect("write leftover");
+    {
+        let mut store = FileStore::open(&path).expect("create the store");
+        let mut batch = Batch::new();
+        batch.put("k", b"v".to_vec());
+        store.apply(batch).expect("write");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![".store.redb.creating-1", "store.redb"]);
+    let store = FileStore::open(&path).expect("reopen");
+    assert_eq!(store.get("k").expect("read"), Some(b"v".to_vec()));
+}
