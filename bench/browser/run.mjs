@@ -18,7 +18,7 @@
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
 import { execSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -602,6 +602,7 @@ function writeResults(final) {
     stores: storeInfo,
     note: 'times in ms (summary = median/min/max over measured runs, warm-up excluded); memory in bytes',
   };
+  mkdirSync(dirname(cfg.out), { recursive: true });
   writeFileSync(cfg.out, JSON.stringify({ meta, complete: final, rows: allRows.map(({ fmt, ...r }) => r), results }, null, 2));
   const txt = cfg.out.replace(/\.json$/, '') + '.txt';
   writeFileSync(txt, table + '\n');
