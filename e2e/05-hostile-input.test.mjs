@@ -208,6 +208,34 @@ test("a value nested deeper than 60 levels is rpc.too_deep (JSON text)", async (
   assert.equal(errOf(out)?.code, "rpc.too_deep", JSON.stringify(out)?.slice(0, 300));
 });
 
+test("a frame (JSON array of messages): each message is answered on its own, a bad one alone; a broken frame is rejected whole", async () => {
+  const before = await snapshot();
+  const { out } = await onRaw(a, async (conn, { S2 }) => {
+    const from = conn.messages.length;
+    conn.send([
+      { request: { id: 11, method: { ping: {} } } },
+      { request: { id: 12, method: { "no.such.method": {} } } },
+      { request: { id: 13, method: { "object.create": { space: S2, type: "framed", fields: { n: { int: 1 } } } } } },
+      5,
+      { request: { id: 14, method: { "query.run": { space: S2, query: { filter: { type: "framed" } } } } } },
+    ]);
+    const answered = await conn.waitFor(from, () => [11, 12, 13, 14].every((id) => conn.messages.slice(from).some((m) => m?.response?.id === id)) && conn.messages.slice(from).some((m) => m?.rejected));
+    const got = conn.messages.slice(from);
+    const broken = await conn.exchange('[{"request":{"id":15,"method":{"ping":{}}}}', 15);
+    return { answered: answered !== null, got, broken };
+  }, { S2 });
+  assert.ok(out.answered, JSON.stringify(out.got).slice(0, 600));
+  const byId = (id) => out.got.find((m) => m?.response?.id === id)?.response?.result;
+  assert.deepEqual(byId(11), { Ok: { done: {} } });
+  assert.equal(byId(12)?.Err?.code, "rpc.unknown_method");
+  assert.ok(byId(13)?.Ok?.written, JSON.stringify(byId(13)));
+  // 14 comes after 13 in the frame, so it sees the created object.
+  assert.equal(byId(14)?.Ok?.result?.ids?.length, 1, JSON.stringify(byId(14)));
+  assert.equal(out.got.find((m) => m?.rejected)?.rejected?.error?.code, "rpc.bad_request");
+  assert.equal(errOf(out.broken)?.code, "rpc.bad_request", JSON.stringify(out.broken));
+  assert.deepEqual(await snapshot(), before, "space S untouched");
+});
+
 test("the SDK refuses a call over 4 MiB with rpc.too_large before sending it; the connection stays usable", async () => {
   const before = await snapshot();
   const r = await a.evaluate(async (S) => {

@@ -5,6 +5,7 @@
 
 import { CallTable, type CallOptions } from "./calls.js";
 import { EchoError } from "./errors.js";
+import { Outbox, unframe } from "./frames.js";
 import { LiveResult, type QueryDiff } from "./live.js";
 import {
   LIMITS,
@@ -243,6 +244,8 @@ export class Vault {
   private attempt = 0;
   private handshaking = false;
   private port: MessagePort | null = null;
+  /** Messages for `port`, posted as frames at the end of the turn. */
+  private outbox: Outbox | null = null;
   private welcomed = false;
   private retryTimer: ReturnType<typeof setInterval> | undefined;
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
@@ -458,22 +461,28 @@ export class Vault {
 
   private adoptPort(port: MessagePort): void {
     this.port = port;
+    this.outbox = new Outbox((text) => port.postMessage(text), LIMITS.maxMessageBytes);
     if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
     port.onmessage = (event: MessageEvent) => {
       if (this.port !== port) return;
       this.lastHeard = Date.now();
-      // The engine sends JSON text (docs/browser-vault.md); a plain object is taken as is.
-      let msg: unknown = event.data;
-      if (typeof msg === "string") {
+      // The engine sends JSON text (docs/browser-vault.md): one message or a
+      // frame of several; a plain object is taken as is.
+      let data: unknown = event.data;
+      if (typeof data === "string") {
         try {
-          msg = JSON.parse(msg);
+          data = JSON.parse(data);
         } catch {
           console.warn("echo-client: the vault sent a message that is not JSON");
           return;
         }
       }
-      this.portMessage(msg as VaultMessage);
+      for (const msg of unframe(data)) {
+        // A message may end this connection (a refusal, a revocation).
+        if (this.port !== port) return;
+        this.portMessage(msg as VaultMessage);
+      }
     };
     port.onmessageerror = () => console.warn("echo-client: a message from the vault could not be deserialized");
     port.start();
@@ -481,9 +490,12 @@ export class Vault {
     port.postMessage(JSON.stringify(hello));
   }
 
-  /** Posts one message as JSON text (docs/browser-vault.md: app ports carry JSON strings). */
+  /**
+   * Queues one message as JSON text (docs/browser-vault.md: app ports carry
+   * JSON strings); the messages of one turn are posted together as a frame.
+   */
   private send(message: ClientMessage): void {
-    if (!this.port) throw disconnected("the vault is not connected");
+    if (!this.port || !this.outbox) throw disconnected("the vault is not connected");
     const json = JSON.stringify(message);
     const max = LIMITS.maxMessageBytes;
     if (json.length * 3 > max) {
@@ -492,7 +504,7 @@ export class Vault {
         throw new EchoError("rpc.too_large", `the message is ${bytes} bytes, more than the limit of ${max}; split it into smaller calls`, { limit: String(max) });
       }
     }
-    this.port.postMessage(json);
+    this.outbox.push(json);
   }
 
   private portMessage(msg: VaultMessage): void {
@@ -599,6 +611,9 @@ export class Vault {
   private closePort(): void {
     const port = this.port;
     this.port = null;
+    // Queued messages belong to calls the caller fails now (or already has).
+    this.outbox?.clear();
+    this.outbox = null;
     this.welcomed = false;
     if (port) {
       port.onmessage = null;

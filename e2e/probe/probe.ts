@@ -65,7 +65,9 @@ class RawConn {
                 data = { unparsable: data };
               }
             }
-            this.messages.push(data);
+            // The engine may answer in frames (JSON arrays of messages).
+            if (Array.isArray(data)) this.messages.push(...data);
+            else this.messages.push(data);
             const waiters = this.waiters;
             this.waiters = [];
             for (const w of waiters) w();

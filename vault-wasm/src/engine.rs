@@ -35,6 +35,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, MessagePort};
 
+use crate::frame::{pack_frames, split_frame};
 use crate::keyring::{describe, Keyring};
 use crate::{AsyncChunkStore, IdbStore};
 
@@ -262,24 +263,31 @@ fn not_text() -> RpcError {
     )
 }
 
-/// Decodes an app message: JSON text, size-checked before it is parsed.
-fn decode_app(data: &JsValue) -> Result<ClientMessage, Undecodable> {
+/// Decodes an app port message: JSON text, size-checked before it is
+/// parsed, carrying one message or a frame of several (`frame::split_frame`),
+/// each decoded on its own.
+fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
     let Some(text) = data.as_string() else {
-        return Err(Undecodable {
+        return vec![Err(Undecodable {
             id: None,
             error: not_text(),
-        });
+        })];
     };
     if let Err(error) = check_size(text.len()) {
         // Too large to parse: look for the id only in a bounded prefix.
-        return Err(Undecodable {
+        return vec![Err(Undecodable {
             id: probe_id(&text),
             error,
-        });
+        })];
     }
-    decode_client_message(serde_json::from_str::<ClientMessage>(&text), || {
-        serde_json::from_str::<Probe>(&text).ok()
-    })
+    split_frame(&text)
+        .into_iter()
+        .map(|part| {
+            decode_client_message(serde_json::from_str::<ClientMessage>(part), || {
+                serde_json::from_str::<Probe>(part).ok()
+            })
+        })
+        .collect()
 }
 
 /// The call id of an oversized JSON message, read from its first bytes.
@@ -325,33 +333,12 @@ async fn pump(state: &Shared) {
                 }
             }
             Inbound::App(conn, data) => {
-                if !state.borrow().ports.contains_key(&conn) {
-                    continue;
-                }
-                let decoded = decode_app(&data);
-                // Open the space the call needs first (reads storage).
-                let to_open = match &decoded {
-                    Ok(ClientMessage::Request { method, .. }) => {
-                        state.borrow().vault.space_to_open(method)
+                for decoded in decode_app(&data) {
+                    if !state.borrow().ports.contains_key(&conn) {
+                        break;
                     }
-                    _ => None,
-                };
-                if let Some(id) = to_open {
-                    if let Err(e) = open_space(state, id).await {
-                        let id_of_call = match &decoded {
-                            Ok(ClientMessage::Request { id, .. }) => Some(*id),
-                            _ => None,
-                        };
-                        let s = state.borrow();
-                        let message = match id_of_call {
-                            Some(id) => VaultMessage::Response { id, result: Err(e) },
-                            None => VaultMessage::Rejected { error: e },
-                        };
-                        send_app(&s, conn, &message);
-                        continue;
-                    }
+                    app_message(state, conn, decoded).await;
                 }
-                state.borrow_mut().vault.app_message(conn, decoded);
             }
         }
         drain_outputs(state);
@@ -359,6 +346,29 @@ async fn pump(state: &Shared) {
     state.borrow_mut().pumping = false;
     drain_outputs(state);
     kick_flush(state);
+}
+
+/// One decoded app message: opens the space the call needs first (a
+/// storage read), then hands it to the vault.
+async fn app_message(state: &Shared, conn: ConnId, decoded: Result<ClientMessage, Undecodable>) {
+    let to_open = match &decoded {
+        Ok(ClientMessage::Request { method, .. }) => state.borrow().vault.space_to_open(method),
+        _ => None,
+    };
+    if let Some(id) = to_open {
+        if let Err(e) = open_space(state, id).await {
+            let message = match &decoded {
+                Ok(ClientMessage::Request { id, .. }) => VaultMessage::Response {
+                    id: *id,
+                    result: Err(e),
+                },
+                _ => VaultMessage::Rejected { error: e },
+            };
+            send_app(&state.borrow(), conn, &message);
+            return;
+        }
+    }
+    state.borrow_mut().vault.app_message(conn, decoded);
 }
 
 async fn open_space(state: &Shared, id: echo_core::model::SpaceId) -> Result<(), RpcError> {
@@ -381,43 +391,67 @@ fn post(port: &Port, value: JsValue) {
 
 /// A message as JSON text. Plain data always serializes; should it not,
 /// the port gets a `rejected` naming the failure rather than nothing.
-fn encode<T: Serialize>(message: &T) -> JsValue {
+fn encode<T: Serialize>(message: &T) -> String {
     match serde_json::to_string(message) {
-        Ok(text) => JsValue::from_str(&text),
+        Ok(text) => text,
         Err(e) => {
             let error = RpcError::new(
                 codes::INTERNAL,
                 format!("the vault could not encode its answer: {e}"),
             );
-            let text = serde_json::to_string(&VaultMessage::Rejected { error }).unwrap_or_default();
-            JsValue::from_str(&text)
+            serde_json::to_string(&VaultMessage::Rejected { error }).unwrap_or_default()
         }
     }
 }
 
+/// Largest frame the engine sends an app (many answers released by one
+/// flush travel together; see `frame::pack_frames`).
+const MAX_OUT_FRAME_BYTES: usize = 1024 * 1024;
+
 fn send_app(s: &State, conn: ConnId, message: &VaultMessage) {
     if let Some(port) = s.ports.get(&conn) {
-        post(port, encode(message));
+        post(port, JsValue::from_str(&encode(message)));
     }
+}
+
+/// Posts the app messages gathered for `conn`, packed into frames.
+fn send_frames(s: &State, conn: ConnId, messages: &mut Vec<String>) {
+    if let Some(port) = s.ports.get(&conn) {
+        for frame in pack_frames(messages, MAX_OUT_FRAME_BYTES) {
+            post(port, JsValue::from_str(&frame));
+        }
+    }
+    messages.clear();
 }
 
 /// Sends everything the vault has for the ports, closes what it closed.
 fn drain_outputs(state: &Shared) {
     let mut s = state.borrow_mut();
+    // App messages per connection, in order, sent as frames at the end (or
+    // before the connection closes).
+    let mut pending: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
     while let Some(output) = s.vault.poll_output() {
         match output {
-            Output::App { conn, message } => send_app(&s, conn, &message),
+            Output::App { conn, message } => {
+                pending.entry(conn).or_default().push(encode(&message));
+            }
             Output::Admin { conn, message } => {
                 if let Some(port) = s.ports.get(&conn) {
-                    post(port, encode(&message));
+                    post(port, JsValue::from_str(&encode(&message)));
                 }
             }
             Output::Close { conn } => {
+                if let Some(mut messages) = pending.remove(&conn) {
+                    send_frames(&s, conn, &mut messages);
+                }
                 if let Some(port) = s.ports.remove(&conn) {
                     port.port.close();
                 }
             }
         }
+    }
+    for (conn, mut messages) in pending {
+        send_frames(&s, conn, &mut messages);
     }
 }
 

@@ -6,6 +6,8 @@
 //!   async methods, which is what a store over IndexedDB can offer;
 //! - [`IdbStore`] (wasm32 only) — that contract on an IndexedDB database, one
 //!   readwrite transaction with durability `"strict"` per batch;
+//! - [`frame`] — several messages in one port message (JSON arrays), the
+//!   format of app ports;
 //! - [`contract`] — an async runner of `echo_core::store::contract`'s data
 //!   driven cases, so the browser store is held to the very same cases as the
 //!   memory and file stores.
@@ -21,6 +23,7 @@ pub mod contract;
 #[cfg(target_arch = "wasm32")]
 mod engine;
 mod error;
+pub mod frame;
 #[cfg(target_arch = "wasm32")]
 mod idb;
 #[cfg(target_arch = "wasm32")]

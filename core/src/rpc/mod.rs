@@ -44,6 +44,9 @@
 //!   `event.origin` and tags the port it hands the worker; the engine trusts
 //!   only that tag. An app sees only the spaces its origin was granted;
 //!   others answer `rpc.no_such_space`, like spaces that do not exist.
+//! - **Frames**: on the browser's ports either side may send several
+//!   messages as one JSON array (`echo-vault`'s `frame.rs`); each message
+//!   in it is handled as if it came alone, in order.
 //!
 //! # Wire forms
 //!
@@ -88,7 +91,7 @@
 //!
 //! | constant | value | checked by |
 //! |---|---|---|
-//! | [`MAX_MESSAGE_BYTES`] | 4 MiB | the host, on a message's byte length ([`check_size`]) |
+//! | [`MAX_MESSAGE_BYTES`] | 4 MiB | the host, on a port message's (a frame's) byte length ([`check_size`]) |
 //! | [`MAX_BATCH`] | 10 000 mutations per `object.batch` | [`check_limits`] |
 //! | [`MAX_GET_IDS`] | 1 000 ids per `object.get` | [`check_limits`] |
 //! | [`MAX_NESTING`] | 72 levels of values and filters while decoding | the decoder (`rpc.too_deep`); the model and query then apply their own caps ([`crate::query::MAX_VALUE_DEPTH`], [`crate::query::MAX_FILTER_DEPTH`]) |
