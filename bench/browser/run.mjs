@@ -17,6 +17,7 @@
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
+//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during w4's timed phase
 import { execSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -248,6 +249,53 @@ async function heapAfterGc(ctx, page) {
   return { usedSize: sum('usedSize'), backingStorageSize: sum('backingStorageSize'), wasmBytes: workers.reduce((a, w) => a + (w.wasmBytes ?? 0), 0), page: own, workers };
 }
 
+// ECHO_BENCH_CPUPROFILE=dir: a CPU profile (.cpuprofile, for Chromium's DevTools) of the page and of every
+// worker of our sites for the timed phase of w1 and w4, written to dir/<workload>-<target>.cpuprofile.
+async function profiled(ctx, page, name, fn) {
+  const dir = env.ECHO_BENCH_CPUPROFILE;
+  if (!dir) return fn();
+  mkdirSync(dir, { recursive: true });
+  const cdp = await ctx.newCDPSession(page);
+  const sessions = [{ label: 'page', send: (m, p) => cdp.send(m, p) }];
+  const pending = new Map();
+  let nextId = 1;
+  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+    const msg = JSON.parse(message);
+    const k = `${sessionId}:${msg.id}`;
+    if (msg.id && pending.has(k)) {
+      const { resolve, reject } = pending.get(k);
+      pending.delete(k);
+      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
+    }
+  });
+  const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
+  for (const t of targetInfos) {
+    if (!['shared_worker', 'worker', 'iframe'].includes(t.type) || !t.url.includes(`:${new URL(baseUrl).port}/`)) continue;
+    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+    const send = (method, params = {}) => new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(`${sessionId}:${id}`, { resolve, reject });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+    });
+    sessions.push({ label: `${t.type}-${new URL(t.url).pathname.replace(/[^a-z0-9]+/gi, '_')}`, send });
+  }
+  for (const s of sessions) {
+    await s.send('Profiler.enable');
+    await s.send('Profiler.setSamplingInterval', { interval: 500 });
+    await s.send('Profiler.start');
+  }
+  try {
+    return await fn();
+  } finally {
+    for (const s of sessions) {
+      const { profile } = await s.send('Profiler.stop').catch(() => ({}));
+      if (profile) writeFileSync(join(dir, `${name}-${s.label}.cpuprofile`), JSON.stringify(profile));
+    }
+    await cdp.detach().catch(() => {});
+    log(`CPU profiles of ${name} in ${dir}`);
+  }
+}
+
 // ---- workloads --------------------------------------------------------------
 // Each run(store, page, ...) does one fresh-profile run and returns
 // { ms, verify: {ok, problems}, extra } ; timed phases are bounded by cfg.timeoutS.
@@ -376,7 +424,7 @@ const WORKLOADS = [
     skip: () => (traceInfo ? null : `trace ${cfg.trace}.json.gz not found in ${cfg.tracesDir} (set ECHO_TRACES_DIR)`),
     async run({ store, page, reopen }) {
       await openPage(page, store);
-      const r = await withTimeout(step(page, 'text', { trace: cfg.trace, edits: cfg.textEdits }), T(), 'replay');
+      const r = await profiled(page.context(), page, 'w4', () => withTimeout(step(page, 'text', { trace: cfg.trace, edits: cfg.textEdits }), T(), 'replay'));
       if (!r.textOk) return { ms: r.ms, verify: { ok: false, problems: ['text differs from the trace end content before reload'] }, extra: {} };
       const page2 = await reopen(store);
       const verify = await withTimeout(step(page2, 'verifyText', { trace: cfg.trace, edits: cfg.textEdits, handoff: r.handoff }), SETUP_T(), 'verify');
