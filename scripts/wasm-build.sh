@@ -53,7 +53,8 @@ for wasm in "${wasms[@]}"; do
   out="${ECHO_PKG_DIR:-$ECHO_ROOT/pkg/$crate}"
   # Binding and wasm-opt take ~1.5 min: skip them when cargo's output is the
   # one already bound (same bytes, same tools).
-  stamp="$(sha256sum "$wasm" | cut -d' ' -f1) wasm-bindgen $wbg $("$wasm_opt" --version)"
+  opt_flag="${ECHO_WASM_OPT:--O3}"
+  stamp="$(sha256sum "$wasm" | cut -d' ' -f1) wasm-bindgen $wbg $("$wasm_opt" --version) $opt_flag"
   if [ -f "$out/.built-from" ] && [ "$(cat "$out/.built-from")" = "$stamp" ] &&
      [ -f "$out/${name}_bg.wasm" ] && [ -f "$out/${name}.js" ]; then
     log "ok: $out/${name}_bg.wasm is up to date ($(stat -c %s "$out/${name}_bg.wasm") bytes)"
@@ -62,8 +63,8 @@ for wasm in "${wasms[@]}"; do
   rm -rf "$out"
   "$bindgen" --target "${WASM_BINDGEN_TARGET:-web}" --out-dir "$out" "$wasm"
   # Debian's binaryen 108 breaks this wasm at run time; npm binaryen 132 is right.
-  "$wasm_opt" -Oz "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
+  "$wasm_opt" "$opt_flag" "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
   mv "$out/${name}_bg.opt.wasm" "$out/${name}_bg.wasm"
   echo "$stamp" >"$out/.built-from"
-  log "ok: $out/${name}_bg.wasm ($(stat -c %s "$out/${name}_bg.wasm") bytes after wasm-opt -Oz)"
+  log "ok: $out/${name}_bg.wasm ($(stat -c %s "$out/${name}_bg.wasm") bytes after wasm-opt $opt_flag)"
 done

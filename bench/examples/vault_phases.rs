@@ -2,9 +2,17 @@
 //! separate calls (decoded from JSON like the browser host does), one
 //! flush, its storage batch; and a cold open of the space afterwards.
 //!
-//! cargo run --release -p echo-bench --example vault_phases -- [N]
+//! cargo run --release -p echo-bench --example vault_phases -- [N] [BIG]
+//!
+//! With the automerge-paper trace present (`$ECHO_TRACES_DIR`), it also
+//! replays it as `text.splice` calls in rounds of 16,384 (the browser
+//! benchmark's flow control), one flush per round.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+#[path = "../src/trace.rs"]
+#[allow(dead_code)]
+mod trace;
 
 use echo_core::identity::{ChaChaKeyWrap, KeyWrap};
 use echo_core::rpc::{decode_client_message, ClientMessage, Probe, Response, VaultMessage};
@@ -176,6 +184,8 @@ fn main() {
     println!("{} single updates, each its own flush: per update decode+stage {:.1} µs, prepare_flush (commit, seal, save) {:.1} µs, done {:.1} µs; {:.1} puts per flush",
         ids.len(), stage.as_secs_f64() * 1e6 / n_up, prep.as_secs_f64() * 1e6 / n_up, done.as_secs_f64() * 1e6 / n_up, puts as f64 / n_up);
 
+    text_replay(&mut v, app, &mut store, &space);
+
     // A big space: BIG objects in batch calls of 1,000, a flush per 10 calls.
     let big: usize = std::env::args()
         .nth(2)
@@ -226,5 +236,98 @@ fn main() {
     println!(
         "cold open: records + list {listed:?}, space open {:?}",
         opened - listed
+    );
+}
+
+/// The automerge-paper trace as `text.splice` calls, in rounds of 16,384
+/// calls with one flush each: where the time of the browser's workload 4
+/// goes, natively.
+fn text_replay(
+    v: &mut Vault,
+    app: echo_core::vault::ConnId,
+    store: &mut MemoryStore,
+    space: &str,
+) {
+    let trace = match trace::load("automerge-paper") {
+        Ok(t) => t,
+        Err(e) => {
+            println!("text replay skipped: {e}");
+            return;
+        }
+    };
+    call(
+        v,
+        app,
+        &format!(
+            r#"{{"request":{{"id":900000,"method":{{"object.create":{{"space":"{space}","type":"doc","fields":{{"note":{{"text":""}}}}}}}}}}}}"#
+        ),
+    );
+    let f = v.prepare_flush().unwrap().unwrap();
+    store.apply(f.batch).unwrap();
+    v.flush_done(f.ticket);
+    let doc = drain(v)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::App {
+                message:
+                    VaultMessage::Response {
+                        result: Ok(Response::Written { created }),
+                        ..
+                    },
+                ..
+            } => created.into_iter().next(),
+            _ => None,
+        })
+        .unwrap();
+    let (mut decode, mut commit, mut prepare, mut done) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut puts, mut bytes) = (0usize, 0usize);
+    let started = Instant::now();
+    for (round, patches) in trace.patches.chunks(16_384).enumerate() {
+        let texts: Vec<String> = patches
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    r#"{{"request":{{"id":{},"method":{{"text.splice":{{"space":"{space}","id":"{doc}","field":"note","pos":{},"delete":{},"insert":{}}}}}}}}}"#,
+                    1_000_000 + round * 16_384 + i,
+                    p.pos,
+                    p.del,
+                    serde_json::to_string(&p.insert).unwrap()
+                )
+            })
+            .collect();
+        let t = Instant::now();
+        for text in &texts {
+            call(v, app, text);
+        }
+        decode += t.elapsed();
+        let t = Instant::now();
+        v.commit_staged();
+        commit += t.elapsed();
+        let t = Instant::now();
+        let f = v.prepare_flush().unwrap().unwrap();
+        prepare += t.elapsed();
+        puts += f.batch.len();
+        bytes += f
+            .batch
+            .ops()
+            .iter()
+            .map(|op| match op {
+                echo_core::store::Op::Put { value, .. } => value.len(),
+                echo_core::store::Op::Delete { .. } => 0,
+            })
+            .sum::<usize>();
+        store.apply(f.batch).unwrap();
+        let t = Instant::now();
+        v.flush_done(f.ticket);
+        drain(v);
+        done += t.elapsed();
+    }
+    println!(
+        "text replay ({} splices in rounds of 16,384): {:?} — decode + stage {decode:?}, commit {commit:?}, prepare_flush {prepare:?} ({puts} puts, {} KiB), flush_done {done:?}",
+        trace.patches.len(),
+        started.elapsed(),
+        bytes / 1024
     );
 }

@@ -18,7 +18,9 @@ interface Call {
   name: string;
   resolve: (r: Response) => void;
   reject: (e: EchoError) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** When it times out (Date.now() ms), or Infinity. */
+  deadline: number;
+  timeoutMs: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   /** The id it was sent under; undefined while held. */
@@ -48,6 +50,14 @@ export class CallTable {
   private send: ((m: ClientMessage) => void) | null = null;
   private generation = 0;
   private refusal: EchoError | null = null;
+  /**
+   * Calls with a deadline. One timer serves them all, armed for the
+   * earliest deadline (a timer per call cost the page more than the calls
+   * themselves when an app issued a few hundred thousand).
+   */
+  private readonly timed = new Set<Call>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Infinity;
   readonly defaultTimeoutMs: number;
 
   constructor(defaultTimeoutMs = 30_000) {
@@ -97,7 +107,8 @@ export class CallTable {
         name,
         resolve,
         reject,
-        timer: undefined,
+        deadline: Infinity,
+        timeoutMs: 0,
         signal: options.signal,
         onAbort: undefined,
         id: undefined,
@@ -106,9 +117,10 @@ export class CallTable {
       };
       const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
       if (Number.isFinite(timeoutMs) && timeoutMs >= 0) {
-        call.timer = setTimeout(() => {
-          this.giveUp(call, new EchoError("rpc.timeout", `${name} got no answer within ${timeoutMs} ms; the vault may be busy, retry or raise the timeout`));
-        }, timeoutMs);
+        call.timeoutMs = timeoutMs;
+        call.deadline = Date.now() + timeoutMs;
+        this.timed.add(call);
+        if (call.deadline < this.timerAt) this.armTimer(call.deadline);
       }
       if (options.signal) {
         call.onAbort = () => this.giveUp(call, new EchoError("rpc.cancelled", `${name} was cancelled`));
@@ -161,9 +173,37 @@ export class CallTable {
     call.reject(error);
   }
 
+  private armTimer(at: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, at - Date.now()));
+  }
+
+  /** The timer fired: fail the calls past their deadline, re-arm for the next one. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const call of [...this.timed]) {
+      if (call.deadline <= now) {
+        this.giveUp(call, new EchoError("rpc.timeout", `${call.name} got no answer within ${call.timeoutMs} ms; the vault may be busy, retry or raise the timeout`));
+      } else if (call.deadline < next) {
+        next = call.deadline;
+      }
+    }
+    if (next !== Infinity) this.armTimer(next);
+  }
+
   private settle(call: Call): void {
-    if (call.timer !== undefined) clearTimeout(call.timer);
-    call.timer = undefined;
+    this.timed.delete(call);
+    call.deadline = Infinity;
+    if (this.timed.size === 0 && this.timer !== undefined) {
+      // Nothing left to time out: no timer keeps the event loop busy.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Infinity;
+    }
     if (call.signal && call.onAbort) call.signal.removeEventListener("abort", call.onAbort);
     call.onAbort = undefined;
   }

@@ -168,3 +168,20 @@ test("a send that throws an EchoError (e.g. rpc.too_large) fails the call with t
   });
   await assert.rejects(t.call({ ping: {} }), (e) => e.code === "rpc.too_large" && e.details.limit === "4194304");
 });
+
+test("one timer serves every deadline: a later call with a shorter timeout fails first, the others keep theirs", async () => {
+  const t = new CallTable(1000);
+  const w = wire();
+  t.attach(w.send);
+  const slow = t.call({ ping: {} }, { timeoutMs: 300 });
+  const fast = t.call({ ping: {} }, { timeoutMs: 10 });
+  const fast2 = t.call({ ping: {} }, { timeoutMs: 40 });
+  const started = Date.now();
+  await assert.rejects(fast, (e) => e.code === "rpc.timeout" && /10 ms/.test(e.message));
+  await assert.rejects(fast2, (e) => e.code === "rpc.timeout" && /40 ms/.test(e.message));
+  assert.ok(Date.now() - started < 250, "the short deadlines did not wait for the long one");
+  assert.equal(t.pendingCount, 1);
+  const id = w.sent[0].request.id;
+  assert.ok(t.handleResponse(id, { Ok: { done: {} } }));
+  assert.deepEqual(await slow, { done: {} });
+});
