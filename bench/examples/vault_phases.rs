@@ -242,12 +242,7 @@ fn main() {
 /// The automerge-paper trace as `text.splice` calls, in rounds of 16,384
 /// calls with one flush each: where the time of the browser's workload 4
 /// goes, natively.
-fn text_replay(
-    v: &mut Vault,
-    app: echo_core::vault::ConnId,
-    store: &mut MemoryStore,
-    space: &str,
-) {
+fn text_replay(v: &mut Vault, app: echo_core::vault::ConnId, store: &mut MemoryStore, space: &str) {
     let trace = match trace::load("automerge-paper") {
         Ok(t) => t,
         Err(e) => {
@@ -279,8 +274,12 @@ fn text_replay(
             _ => None,
         })
         .unwrap();
-    let (mut decode, mut commit, mut prepare, mut done) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut decode, mut commit, mut prepare, mut done) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     let (mut puts, mut bytes) = (0usize, 0usize);
     let started = Instant::now();
     for (round, patches) in trace.patches.chunks(16_384).enumerate() {
