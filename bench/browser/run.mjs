@@ -17,7 +17,7 @@
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
-//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during w4's timed phase
+//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during w3's and w4's timed phases
 import { execSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -189,6 +189,37 @@ async function echoConsent(page) {
 const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.run(s, p), [name, params]);
 
 
+// The workers and out-of-process iframes of our sites (`types` of CDP targets), each with an
+// `attach()` giving `send(method, params)` over a session nested in `cdp`, the page's session.
+async function ourTargets(cdp, types) {
+  const pending = new Map();
+  let nextId = 1;
+  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+    const msg = JSON.parse(message);
+    const k = `${sessionId}:${msg.id}`;
+    if (msg.id && pending.has(k)) {
+      const { resolve, reject } = pending.get(k);
+      pending.delete(k);
+      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
+    }
+  });
+  const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
+  return targetInfos
+    .filter((t) => types.includes(t.type) && /^https?:\/\/([a-z0-9-]+\.)*localhost:/.test(t.url) && t.url.includes(`:${new URL(baseUrl).port}/`))
+    .map((t) => ({
+      ...t,
+      async attach() {
+        const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
+        const send = (method, params = {}) => new Promise((resolve, reject) => {
+          const id = nextId++;
+          pending.set(`${sessionId}:${id}`, { resolve, reject });
+          cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+        });
+        return { send, detach: () => cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {}) };
+      },
+    }));
+}
+
 // JS heap after GC, via CDP: the page itself plus every worker and out-of-process iframe of our sites (the ECHO
 // vault runs its engine in a SharedWorker, which the page's own isolate does not include).
 // backingStorageSize = ArrayBuffer backing stores (wasm memories among them, in recent V8).
@@ -201,28 +232,10 @@ async function heapAfterGc(ctx, page) {
   };
   const own = await measure((m, p) => cdp.send(m, p));
   const workers = [];
-  const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
-  const pending = new Map();
-  let nextId = 1;
-  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
-    const msg = JSON.parse(message);
-    const k = `${sessionId}:${msg.id}`;
-    if (msg.id && pending.has(k)) {
-      const { resolve, reject } = pending.get(k);
-      pending.delete(k);
-      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
-    }
-  });
-  for (const t of targetInfos) {
-    if (!['shared_worker', 'worker', 'service_worker', 'iframe'].includes(t.type)) continue; // iframe: out-of-process cross-site frames (the ECHO vault's vault.html)
-    if (!/^https?:\/\/([a-z0-9-]+\.)*localhost:/.test(t.url) || !t.url.includes(`:${new URL(baseUrl).port}/`)) continue;
+  // iframe: out-of-process cross-site frames (the ECHO vault's vault.html)
+  for (const t of await ourTargets(cdp, ['shared_worker', 'worker', 'service_worker', 'iframe'])) {
     try {
-      const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
-      const send = (method, params = {}) => new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(`${sessionId}:${id}`, { resolve, reject });
-        cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
-      });
+      const { send, detach } = await t.attach();
       const h = await withTimeout(measure(send), 30000, 'worker heap');
       // The vault's engine: its wasm linear memory is the `memory` export of the wasm-bindgen
       // module the engine worker imported; importing the same URL again gives the same module
@@ -239,7 +252,7 @@ async function heapAfterGc(ctx, page) {
         if (typeof v === 'number' && v > 0) wasmBytes = v;
       }
       workers.push({ type: t.type, url: t.url, usedSize: h.usedSize, backingStorageSize: h.backingStorageSize ?? 0, wasmBytes });
-      await cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {});
+      await detach();
     } catch (e) {
       workers.push({ type: t.type, url: t.url, error: String(e?.message ?? e) });
     }
@@ -250,34 +263,15 @@ async function heapAfterGc(ctx, page) {
 }
 
 // ECHO_BENCH_CPUPROFILE=dir: a CPU profile (.cpuprofile, for Chromium's DevTools) of the page and of every
-// worker of our sites for the timed phase of w1 and w4, written to dir/<workload>-<target>.cpuprofile.
+// worker of our sites for the timed phases of w3 and w4, written to dir/<workload>-<target>.cpuprofile.
 async function profiled(ctx, page, name, fn) {
   const dir = env.ECHO_BENCH_CPUPROFILE;
   if (!dir) return fn();
   mkdirSync(dir, { recursive: true });
   const cdp = await ctx.newCDPSession(page);
   const sessions = [{ label: 'page', send: (m, p) => cdp.send(m, p) }];
-  const pending = new Map();
-  let nextId = 1;
-  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
-    const msg = JSON.parse(message);
-    const k = `${sessionId}:${msg.id}`;
-    if (msg.id && pending.has(k)) {
-      const { resolve, reject } = pending.get(k);
-      pending.delete(k);
-      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
-    }
-  });
-  const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
-  for (const t of targetInfos) {
-    if (!['shared_worker', 'worker', 'iframe'].includes(t.type) || !t.url.includes(`:${new URL(baseUrl).port}/`)) continue;
-    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
-    const send = (method, params = {}) => new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(`${sessionId}:${id}`, { resolve, reject });
-      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
-    });
-    sessions.push({ label: `${t.type}-${new URL(t.url).pathname.replace(/[^a-z0-9]+/gi, '_')}`, send });
+  for (const t of await ourTargets(cdp, ['shared_worker', 'worker', 'iframe'])) {
+    sessions.push({ label: `${t.type}-${new URL(t.url).pathname.replace(/[^a-z0-9]+/gi, '_')}`, ...(await t.attach()) });
   }
   for (const s of sessions) {
     await s.send('Profiler.enable');
@@ -410,7 +404,7 @@ const WORKLOADS = [
       await openPage(page, store);
       const n = cfg.n;
       await withTimeout(step(page, 'create', { n, batch: cfg.batch }), SETUP_T(), 'setup');
-      const r = await withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates');
+      const r = await profiled(page.context(), page, 'w3', () => withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates'));
       const page2 = await reopen(store);
       const verify = await withTimeout(step(page2, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { idb: r.idb, diag: r.diag } };
