@@ -364,6 +364,8 @@ async fn app_message(state: &Shared, conn: ConnId, decoded: Result<ClientMessage
                 },
                 _ => VaultMessage::Rejected { error: e },
             };
+            // What earlier messages of the frame produced goes first.
+            drain_outputs(state);
             send_app(&state.borrow(), conn, &message);
             return;
         }
