@@ -242,8 +242,11 @@ fn create_atomically(path: &Path, options: &FileStoreOptions) -> Result<(), redb
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "store".to_owned());
-    let temp = path.with_file_name(format!(".{file_name}.creating-{}", std::process::id()));
-    // A leftover of this process id is from a crashed earlier creation.
+    // Unique per process and call, so concurrent creators never share it.
+    static CREATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CREATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = path.with_file_name(format!(".{file_name}.creating-{}-{n}", std::process::id()));
+    // A leftover of an earlier process with this id held no data.
     let _ = std::fs::remove_file(&temp);
     let initialised = catch_unwind(|| -> Result<(), redb::Error> {
         let db = Database::builder()
