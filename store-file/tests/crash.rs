@@ -49,12 +49,7 @@ fn killed_writer_loses_no_acknowledged_batch_and_leaves_no_partial_one() {
     let mut total_acks = 0usize;
 
     for round in 0..ROUNDS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start crash-writer");
+        let mut child = spawn_writer(&path, Stdio::piped);
         // Mostly kill mid-stream; sometimes right away (during open/recovery).
         let delay_ms = match rng.next() % 10 {
             0 => rng.next() % 5,
@@ -129,12 +124,7 @@ fn a_writer_killed_while_creating_its_store_leaves_a_store_that_opens() {
     let dir = tempfile::tempdir().expect("temp dir");
     for round in 0..CREATION_ROUNDS {
         let path = dir.path().join(format!("new-{round}.redb"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crash-writer"))
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start crash-writer");
+        let mut child = spawn_writer(&path, Stdio::null);
         // 0.0 .. 4.0 ms in steps of 0.1 ms: process start-up takes about
         // one, creating the file another.
         std::thread::sleep(Duration::from_micros(round * 100));
@@ -143,6 +133,16 @@ fn a_writer_killed_while_creating_its_store_leaves_a_store_that_opens() {
         // It opens, and whatever batches the writer got to are whole.
         check_store(&path, round as usize, None);
     }
+}
+
+/// Starts the `crash-writer` helper on `path`, its output going to `out()`.
+fn spawn_writer(path: &std::path::Path, out: fn() -> Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_crash-writer"))
+        .arg(path)
+        .stdout(out())
+        .stderr(out())
+        .spawn()
+        .expect("start crash-writer")
 }
 
 /// Opens the store after a kill and checks the invariants.
