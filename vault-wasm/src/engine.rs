@@ -356,17 +356,18 @@ async fn app_message(state: &Shared, conn: ConnId, decoded: Result<ClientMessage
         _ => None,
     };
     if let Some(id) = to_open {
-        if let Err(e) = open_space(state, id).await {
-            let message = match &decoded {
-                Ok(ClientMessage::Request { id, .. }) => VaultMessage::Response {
-                    id: *id,
-                    result: Err(e),
-                },
-                _ => VaultMessage::Rejected { error: e },
+        if let Err(error) = open_space(state, id).await {
+            // The call cannot run: answered with the error through the
+            // vault's output queue, like a call that could not be decoded,
+            // so it stays in order with the answers before it.
+            let id = match &decoded {
+                Ok(ClientMessage::Request { id, .. }) => Some(*id),
+                _ => None,
             };
-            // What earlier messages of the frame produced goes first.
-            drain_outputs(state);
-            send_app(&state.borrow(), conn, &message);
+            state
+                .borrow_mut()
+                .vault
+                .app_message(conn, Err(Undecodable { id, error }));
             return;
         }
     }
@@ -409,12 +410,6 @@ fn encode<T: Serialize>(message: &T) -> String {
 /// Largest frame the engine sends an app (many answers released by one
 /// flush travel together; see `frame::pack_frames`).
 const MAX_OUT_FRAME_BYTES: usize = 1024 * 1024;
-
-fn send_app(s: &State, conn: ConnId, message: &VaultMessage) {
-    if let Some(port) = s.ports.get(&conn) {
-        post(port, JsValue::from_str(&encode(message)));
-    }
-}
 
 /// Posts the app messages gathered for `conn`, packed into frames.
 fn send_frames(s: &State, conn: ConnId, messages: &mut Vec<String>) {
