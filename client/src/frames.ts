@@ -1,4 +1,5 @@
-// Frames: several messages in one port message (core/src/rpc/frame.rs).
+// Frames: several messages in one port message (the engine's side:
+// vault-wasm/src/frame.rs).
 //
 // A port message costs the browser a task on each side, about as much as a
 // small call costs the engine. So the client does not post each call on its
@@ -56,16 +57,16 @@ export class Outbox {
 export function packFrames(messages: string[], maxChars: number): string[] {
   const frames: string[] = [];
   let open: string[] = [];
-  let chars = 0;
+  // The open frame's length as an array: brackets and commas included.
+  let chars = 1;
   const close = () => {
     if (open.length === 1) frames.push(open[0]!);
     else if (open.length > 1) frames.push(`[${open.join(",")}]`);
     open = [];
-    chars = 2;
+    chars = 1;
   };
   for (const m of messages) {
     if (open.length > 0 && chars + m.length + 1 > maxChars) close();
-    if (open.length === 0) chars = 2;
     open.push(m);
     chars += m.length + 1;
   }

@@ -37,39 +37,25 @@ pub fn split_frame(text: &str) -> Vec<&str> {
 pub fn pack_frames(messages: &[String], max_bytes: usize) -> Vec<String> {
     let mut frames = Vec::new();
     let mut open: Vec<&str> = Vec::new();
-    let mut open_bytes = 0;
-    let close = |open: &mut Vec<&str>, frames: &mut Vec<String>| {
-        match open.len() {
-            0 => {}
-            1 => frames.push(open[0].to_owned()),
-            _ => {
-                let mut frame =
-                    String::with_capacity(open.iter().map(|m| m.len() + 1).sum::<usize>() + 1);
-                frame.push('[');
-                for (i, m) in open.iter().enumerate() {
-                    if i > 0 {
-                        frame.push(',');
-                    }
-                    frame.push_str(m);
-                }
-                frame.push(']');
-                frames.push(frame);
-            }
+    // The open frame's length as an array: brackets and commas included.
+    let mut open_bytes = 1;
+    let mut close = |open: &mut Vec<&str>| {
+        match open.as_slice() {
+            [] => {}
+            [one] => frames.push((*one).to_owned()),
+            many => frames.push(format!("[{}]", many.join(","))),
         }
         open.clear();
     };
     for m in messages {
         if !open.is_empty() && open_bytes + m.len() + 1 > max_bytes {
-            close(&mut open, &mut frames);
-            open_bytes = 2;
-        }
-        if open.is_empty() {
-            open_bytes = 2;
+            close(&mut open);
+            open_bytes = 1;
         }
         open.push(m);
         open_bytes += m.len() + 1;
     }
-    close(&mut open, &mut frames);
+    close(&mut open);
     frames
 }
 
