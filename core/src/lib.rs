@@ -7,7 +7,9 @@
 
 pub mod identity;
 pub mod model;
+pub mod peer;
 pub mod query;
+pub mod rng;
 pub mod rpc;
 pub mod store;
 pub mod sync;
