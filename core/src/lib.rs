@@ -5,6 +5,7 @@
 //! outputs it returns — storage batches, bytes for peers, events for apps.
 //! See `docs/ARCHITECTURE.md` for the code map.
 
+pub mod data;
 pub mod identity;
 pub mod model;
 pub mod peer;

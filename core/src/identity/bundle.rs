@@ -21,7 +21,7 @@ use super::error::{IdentityError, Rejection};
 use super::keys::{DeviceKey, DevicePublicKey, Signature};
 use super::log::DeviceStatus;
 use super::space::SpaceControl;
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 /// Format version of [`SignedChanges`].
 pub const BUNDLE_VERSION: u8 = 1;

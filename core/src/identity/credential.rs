@@ -17,7 +17,7 @@ use super::error::IdentityError;
 use super::keys::{
     DeviceCertificate, DeviceKey, DevicePublicKey, IdentityKey, IdentityPublicKey, Signature,
 };
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 /// Format version of credentials.
 pub const CREDENTIAL_VERSION: u8 = 1;

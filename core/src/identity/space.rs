@@ -7,7 +7,7 @@ use super::credential::{Credential, CredentialKind, Issuer, LogId, Role};
 use super::error::IdentityError;
 use super::keys::{DeviceCertificate, DevicePublicKey, IdentityKey, IdentityPublicKey};
 use super::log::{CredentialLog, DeviceStatus};
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 /// A space's control log and membership state: who may read and write the
 /// space's data, from which devices. Derefs to [`CredentialLog`] for

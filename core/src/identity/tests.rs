@@ -5,7 +5,7 @@ use automerge::{AutoCommit, Change, ReadDoc, ROOT};
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 struct Person {
     id: IdentityKey,

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::id::ObjectId;
-use super::value::Value;
+use crate::data::{ObjectId, Value};
 
 /// One write. Positions and lengths in text are Unicode code points.
 #[derive(Clone, Debug, PartialEq)]

@@ -39,11 +39,8 @@ use automerge::{
 };
 
 use super::error::ModelError;
-use super::id::{ObjectId, SpaceId};
 use super::init;
-use super::object::ObjectState;
-use super::value::{Reference, Value};
-use crate::query::MAX_VALUE_DEPTH;
+use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value, MAX_VALUE_DEPTH};
 
 /// Separates an object id from a field name in a root key.
 const FIELD_SEPARATOR: char = '\u{0}';

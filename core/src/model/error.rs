@@ -1,13 +1,14 @@
 use thiserror::Error;
 
-use super::id::ObjectId;
+use crate::data::{InvalidId, ObjectId};
 
 /// Errors of the data model. Each names what was wrong and where, and has a
 /// stable [`code`](ModelError::code) that hosts pass on to apps.
 #[derive(Debug, Error)]
 pub enum ModelError {
-    #[error("invalid {kind} {text:?}: expected 26 lower-case base32hex characters")]
-    InvalidId { kind: &'static str, text: String },
+    /// A malformed id; the message and code are those of [`InvalidId`].
+    #[error(transparent)]
+    InvalidId(#[from] InvalidId),
     #[error("invalid field name {name:?}: names must be non-empty and must not start with NUL")]
     InvalidFieldName { name: String },
     #[error("invalid type name {name:?}: type names must be 1 to 128 characters")]
@@ -60,7 +61,7 @@ impl ModelError {
     /// A stable, machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            ModelError::InvalidId { .. } => "model.invalid_id",
+            ModelError::InvalidId(e) => e.code(),
             ModelError::InvalidFieldName { .. } => "model.invalid_field_name",
             ModelError::InvalidTypeName { .. } => "model.invalid_type_name",
             ModelError::TooDeep { .. } => "model.too_deep",

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
-use super::id::ObjectId;
-use super::value::{Reference, Value};
-use crate::query::MAX_VALUE_DEPTH;
+use crate::data::{ObjectId, Reference, Value, MAX_VALUE_DEPTH};
 
 const VERSION: u8 = 1;
 

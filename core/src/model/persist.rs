@@ -27,11 +27,9 @@ use automerge::{ActorId, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
-use super::id::{ObjectId, SpaceId};
-use super::object::ObjectState;
 use super::shard::{Shard, StoredDoc};
 use super::space::{Space, MAX_SHARD_COUNT};
-use super::value::Value;
+use crate::data::{ObjectId, ObjectState, SpaceId, Value};
 use crate::query::Index;
 use crate::store::{self, Batch, CompactionPolicy};
 

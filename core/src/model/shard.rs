@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use automerge::{ActorId, Automerge, ChangeHash};
 
 use super::error::ModelError;
-use super::id::ObjectId;
+use crate::data::ObjectId;
 
 /// Bytes of the shard's document as stored, with the keys they came from.
 pub(crate) struct StoredDoc {

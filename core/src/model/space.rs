@@ -20,10 +20,8 @@ use automerge::{
 use super::batch::{Mutation, WriteBatch};
 use super::codec::{self, Reader};
 use super::error::ModelError;
-use super::id::{ObjectId, SpaceId};
-use super::object::ObjectState;
 use super::shard::Shard;
-use super::value::{Reference, Value};
+use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value};
 use crate::query::{Index, LiveDiff, LiveQueries, Query, SubscriptionId};
 
 /// How a space spreads its objects over Automerge documents. Fixed when the

@@ -213,6 +213,17 @@ fn invalid_writes_get_typed_errors() {
 }
 
 #[test]
+fn a_malformed_id_is_a_model_error_with_the_id_code_and_message() {
+    let e = ModelError::from("x".parse::<SpaceId>().unwrap_err());
+    assert_eq!(e.code(), "model.invalid_id");
+    assert_eq!(
+        e.to_string(),
+        "invalid space id \"x\": expected 26 lower-case base32hex characters"
+    );
+    assert!(matches!(e, ModelError::InvalidId(_)));
+}
+
+#[test]
 fn deleted_objects_stay_readable_and_refuse_writes() {
     let mut s = space();
     let mut b = WriteBatch::new();

@@ -4,12 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::error::QueryError;
 use super::key::{rank, value_depth};
-use crate::model::{ObjectId, Value};
+use crate::data::{ObjectId, Value, MAX_VALUE_DEPTH};
 
 /// Most levels of nesting of `And` / `Or` / `Not` / `RefersTo` in one filter.
 pub const MAX_FILTER_DEPTH: usize = 32;
-/// Most levels of nesting of a list or map value inside a filter.
-pub const MAX_VALUE_DEPTH: usize = 32;
 /// Largest `max_depth` of a [`Filter::Reachable`] traversal.
 pub const MAX_TRAVERSAL_DEPTH: u32 = 256;
 

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use super::error::QueryError;
 use super::filter::{Compare, Direction, Filter, Query};
 use super::key::{cmp_opt, rank, total_cmp, total_eq, Key};
-use crate::model::{ObjectId, ObjectState, Value};
+use crate::data::{ObjectId, ObjectState, Value};
 
 /// An equality + range index over one field: value → ids holding it.
 type FieldIndex = BTreeMap<Key, Bucket>;

@@ -13,7 +13,7 @@
 
 use std::cmp::Ordering;
 
-use crate::model::Value;
+use crate::data::Value;
 
 /// Rank of a value's kind in the total order.
 pub(crate) fn rank(v: &Value) -> u8 {
@@ -166,8 +166,8 @@ mod tests {
             Value::String("b".into()),
             Value::Bytes(vec![]),
             Value::Bytes(vec![0]),
-            Value::Ref(crate::model::Reference::local(
-                crate::model::ObjectId::from_bytes([0; 16]),
+            Value::Ref(crate::data::Reference::local(
+                crate::data::ObjectId::from_bytes([0; 16]),
             )),
             Value::List(vec![]),
             Value::List(vec![Value::Int(1)]),

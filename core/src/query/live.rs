@@ -9,7 +9,7 @@ use super::error::QueryError;
 use super::filter::{Order, Query};
 use super::index::{Index, Node};
 use super::key::cmp_opt;
-use crate::model::{ObjectId, ObjectState, Value};
+use crate::data::{ObjectId, ObjectState, Value};
 
 /// Names a live query within one [`LiveQueries`] registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //!
 //! # The index
 //!
-//! [`Index`] holds the materialized [`ObjectState`](crate::model::ObjectState)
+//! [`Index`] holds the materialized [`ObjectState`](crate::data::ObjectState)
 //! of every object of a space beside the CRDT, so opening a space and
 //! querying it never replays history. The model feeds it with
 //! [`Index::upsert`] after every local write or merge.
@@ -109,7 +109,7 @@
 //!   order, by ascending [`ObjectId`]. Results are therefore the same ids in
 //!   the same order on every replica with the same state.
 //! - **Limits**: filters nest at most [`MAX_FILTER_DEPTH`] levels, filter
-//!   values [`MAX_VALUE_DEPTH`] levels; `limit` and `offset` are unbounded
+//!   values [`MAX_VALUE_DEPTH`](crate::data::MAX_VALUE_DEPTH) levels; `limit` and `offset` are unbounded
 //!   (the result is bounded by the space).
 //!
 //! # Live queries and the diff contract
@@ -147,9 +147,6 @@ mod live;
 mod tests;
 
 pub use error::QueryError;
-pub use filter::{
-    Compare, Direction, Filter, Order, Query, MAX_FILTER_DEPTH, MAX_TRAVERSAL_DEPTH,
-    MAX_VALUE_DEPTH,
-};
+pub use filter::{Compare, Direction, Filter, Order, Query, MAX_FILTER_DEPTH, MAX_TRAVERSAL_DEPTH};
 pub use index::Index;
 pub use live::{LiveDiff, LiveQueries, SubscriptionId};

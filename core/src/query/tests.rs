@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::model::{ObjectId, ObjectState, Reference, SpaceId, Value};
+use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value, MAX_VALUE_DEPTH};
 
 fn oid(n: u8) -> ObjectId {
     ObjectId::from_bytes([n; 16])

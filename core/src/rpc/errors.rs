@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::InvalidId;
 use crate::identity::IdentityError;
 use crate::model::ModelError;
 use crate::query::QueryError;
@@ -191,6 +192,12 @@ impl RpcError {
 
 impl From<ModelError> for RpcError {
     fn from(e: ModelError) -> Self {
+        RpcError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<InvalidId> for RpcError {
+    fn from(e: InvalidId) -> Self {
         RpcError::new(e.code(), e.to_string())
     }
 }

@@ -360,7 +360,7 @@ impl Event {
     /// The wire form of a live query diff (ids only; the dispatcher fills
     /// `objects` for resolving subscriptions).
     pub fn from_diff(diff: &LiveDiff) -> Self {
-        let ids = |v: &[crate::model::ObjectId]| v.iter().map(|id| id.to_string()).collect();
+        let ids = |v: &[crate::data::ObjectId]| v.iter().map(|id| id.to_string()).collect();
         Event::QueryDiff {
             added: ids(&diff.added),
             removed: ids(&diff.removed),

@@ -94,7 +94,7 @@
 //! | [`MAX_MESSAGE_BYTES`] | 4 MiB | the host, on a port message's (a frame's) byte length ([`check_size`]) |
 //! | [`MAX_BATCH`] | 10 000 mutations per `object.batch` | [`check_limits`] |
 //! | [`MAX_GET_IDS`] | 1 000 ids per `object.get` | [`check_limits`] |
-//! | [`MAX_NESTING`] | 72 levels of values and filters while decoding | the decoder (`rpc.too_deep`); the model and query then apply their own caps ([`crate::query::MAX_VALUE_DEPTH`], [`crate::query::MAX_FILTER_DEPTH`]) |
+//! | [`MAX_NESTING`] | 72 levels of values and filters while decoding | the decoder (`rpc.too_deep`); the model and query then apply their own caps ([`crate::data::MAX_VALUE_DEPTH`], [`crate::query::MAX_FILTER_DEPTH`]) |
 //! | [`MAX_CLIENT_NAME`] | 128 bytes | [`check_limits`], [`answer_hello`] |
 //! | [`MAX_SUBSCRIPTIONS`] | 256 live queries per connection | the dispatcher (`rpc.too_many_subscriptions`) |
 //!
@@ -124,7 +124,8 @@
 //! | `rpc.internal` | a bug in the vault; the message says what failed | vault |
 //!
 //! Errors of the engine keep their module's code ([`From`] impls use
-//! their `code()`): `model.*` ([`crate::model::ModelError`], e.g.
+//! their `code()`): `model.*` ([`crate::model::ModelError`] and
+//! [`crate::data::InvalidId`], e.g.
 //! `model.not_found`, `model.invalid_id`, `model.deleted`,
 //! `model.text_range`, `model.unknown_heads`), `query.*`
 //! ([`crate::query::QueryError`]), `store.*` ([`crate::store::StoreError`],
@@ -166,7 +167,7 @@ pub const MAX_GET_IDS: usize = 1_000;
 /// Most levels of values and filters nested in one decoded message: the
 /// query module's filter and value caps together, plus room for the
 /// wrappers, so those caps report first with their precise errors.
-pub const MAX_NESTING: usize = crate::query::MAX_FILTER_DEPTH + crate::query::MAX_VALUE_DEPTH + 8;
+pub const MAX_NESTING: usize = crate::query::MAX_FILTER_DEPTH + crate::data::MAX_VALUE_DEPTH + 8;
 /// Longest client name in `hello`, in bytes.
 pub const MAX_CLIENT_NAME: usize = 128;
 /// Most live queries one connection may hold open.

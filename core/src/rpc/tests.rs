@@ -7,10 +7,8 @@ use automerge::ActorId;
 use serde_json::json;
 
 use super::*;
-use crate::model::{
-    Heads, ModelError, Mutation, ObjectId, ObjectState, Reference, Space, SpaceId, SpaceOptions,
-    Value, WriteBatch,
-};
+use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value};
+use crate::model::{Heads, ModelError, Mutation, Space, SpaceOptions, WriteBatch};
 use crate::query::{Compare, Direction, Filter, LiveDiff, Query, QueryError, SubscriptionId};
 use crate::store::StoreError;
 use crate::sync::SyncError;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::errors::RpcError;
 use super::MAX_NESTING;
-use crate::model::{Heads, Mutation, ObjectId, ObjectState, Reference, SpaceId, Value};
+use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value};
+use crate::model::{Heads, Mutation};
 use crate::query::{Compare, Direction, Filter, Order, Query};
 
 /// Largest integer magnitude a JavaScript number holds exactly (2^53 − 1).

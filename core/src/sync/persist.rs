@@ -18,8 +18,9 @@
 use super::error::SyncError;
 use super::replica::Replica;
 use super::wire::ShardBundle;
+use crate::data::SpaceId;
 use crate::identity::{Credential, CredentialKind, DeviceKey, IdentityPublicKey, SpaceControl};
-use crate::model::{space_prefix, SaveReceipt, Space, SpaceId};
+use crate::model::{space_prefix, SaveReceipt, Space};
 use crate::store::{self, Batch, CompactionPolicy};
 
 const CHUNK_VERSION: u8 = 1;

@@ -7,14 +7,13 @@ use automerge::Change;
 
 use super::error::{BundleRejection, SyncError};
 use super::wire::ShardBundle;
+use crate::data::{SpaceId, Value};
 use crate::identity::{
     Credential, CredentialHash, CredentialKind, DeviceCertificate, DeviceKey, DevicePublicKey,
     DeviceStatus, IdentityError, IdentityPublicKey, Issuer, PendingChanges, Rejection, Signature,
     SpaceControl, Verdict,
 };
-use crate::model::{
-    Committed, Heads, ModelError, ShardChanges, Space, SpaceId, SpaceOptions, Value, WriteBatch,
-};
+use crate::model::{Committed, Heads, ModelError, ShardChanges, Space, SpaceOptions, WriteBatch};
 
 /// The most changes [`Replica::seal`] puts in one bundle.
 pub const MAX_SEAL_CHANGES: usize = 4096;
@@ -127,7 +126,7 @@ impl std::fmt::Debug for Replica {
     }
 }
 
-fn merge(out: &mut Outcome, seen: &mut HashSet<crate::model::ObjectId>, committed: Committed) {
+fn merge(out: &mut Outcome, seen: &mut HashSet<crate::data::ObjectId>, committed: Committed) {
     for id in committed.changed {
         if seen.insert(id) {
             out.applied.changed.push(id);

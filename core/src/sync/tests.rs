@@ -1,6 +1,7 @@
 use super::*;
+use crate::data::{ObjectState, SpaceId, Value};
 use crate::identity::{CredentialKind, DeviceKey, IdentityKey, Issuer, Role};
-use crate::model::{ObjectState, Space, SpaceId, SpaceOptions, Value, WriteBatch};
+use crate::model::{Space, SpaceOptions, WriteBatch};
 
 const ONE_SHARD: SpaceOptions = SpaceOptions { shard_count: 1 };
 

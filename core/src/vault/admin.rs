@@ -3,7 +3,7 @@
 
 use super::records::GrantRecord;
 use super::{ConnId, ConnKind, Held, Output, Vault};
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 use crate::rpc::{
     codes, fields_to_wire, parse_space_id, AdminMessage, AdminReply, AdminRequest, AdminResponse,
     AppGrant, RpcError, VaultSpace,

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 
 use super::records::SpaceRecord;
 use super::{ConnId, ConnKind, Held, Output, SpaceSlot, Subscription, Vault, VaultError};
+use crate::data::{ObjectId, SpaceId, Value};
 use crate::identity::DevicePublicKey;
-use crate::model::{Heads, Mutation, ObjectId, SpaceId, SpaceOptions, Value, WriteBatch};
+use crate::model::{Heads, Mutation, SpaceOptions, WriteBatch};
 use crate::query::Query;
 use crate::rpc::{
     answer_hello, codes, fields_from_wire, fields_to_wire, parse_object_id, parse_space_id,

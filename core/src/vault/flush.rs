@@ -10,7 +10,7 @@ use super::records::{
     encode, grant_key, identity_key, space_key, GrantRecord, IdentityRecord, SpaceRecord,
 };
 use super::{Held, Output, Vault, VaultError};
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 use crate::rpc::{AdminReply, RpcError, VaultMessage};
 use crate::store::{Batch, StoreError};
 use crate::sync::ReplicaReceipt;

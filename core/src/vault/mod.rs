@@ -62,8 +62,9 @@ pub use flush::Flush;
 pub use identity::NewIdentity;
 pub use records::{StoredVault, PREFIX};
 
+use crate::data::SpaceId;
 use crate::identity::{DeviceCertificate, DeviceKey, IdentityPublicKey};
-use crate::model::{space_prefix, SpaceId};
+use crate::model::space_prefix;
 use crate::query::{Query, SubscriptionId};
 use crate::rpc::{AdminReply, AdminResponse, Consent, Response, VaultMessage};
 use crate::store::CompactionPolicy;
@@ -110,7 +111,7 @@ struct Subscription {
     resolve: bool,
     /// Set when its space was dropped after a failed flush: the result the
     /// app last saw, to diff against once the space is open again.
-    stale: Option<Vec<crate::model::ObjectId>>,
+    stale: Option<Vec<crate::data::ObjectId>>,
 }
 
 struct SpaceSlot {

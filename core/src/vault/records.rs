@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::error::VaultError;
+use crate::data::{SpaceId, Value};
 use crate::identity::{DeviceCertificate, SealedKey};
-use crate::model::{SpaceId, Value};
 use crate::store;
 
 /// The key prefix of the vault's records.

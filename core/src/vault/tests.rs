@@ -797,7 +797,7 @@ fn concurrent_writes_are_applied_together_and_a_bad_one_fails_alone() {
         );
     }
     // One call whose write is invalid: an update of an object that does not exist.
-    let missing = crate::model::ObjectId::random().to_string();
+    let missing = crate::data::ObjectId::random().to_string();
     let mut set = WireFields::new();
     set.insert("done".into(), WireValue::Bool(true));
     h.vault.app_message(

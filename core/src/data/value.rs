@@ -1,10 +1,14 @@
-//! Field values of objects.
+//! Field values of objects, and how deep they may nest.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::id::{ObjectId, SpaceId};
+
+/// Most levels of nesting of a list or map value: in a field, or inside a
+/// filter.
+pub const MAX_VALUE_DEPTH: usize = 32;
 
 /// A reference from one object to another: in the same space (`space: None`)
 /// or in another space. References form trees and graphs.

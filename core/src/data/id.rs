@@ -5,8 +5,27 @@ use std::str::FromStr;
 
 use data_encoding::BASE32HEX_NOPAD;
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use super::ModelError;
+/// A text that is not the canonical form of an id. Its
+/// [`code`](InvalidId::code) is stable and is what hosts pass on to apps;
+/// the model reports it as `ModelError::InvalidId`, unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid {kind} {text:?}: expected 26 lower-case base32hex characters")]
+pub struct InvalidId {
+    /// What was being parsed: `"space id"` or `"object id"`.
+    pub kind: &'static str,
+    /// The text, cut to its first 64 characters.
+    pub text: String,
+}
+
+impl InvalidId {
+    /// A stable, machine-readable code for this error (ids were a part of
+    /// the model first, hence the `model.` prefix).
+    pub fn code(&self) -> &'static str {
+        "model.invalid_id"
+    }
+}
 
 const ID_BYTES: usize = 16;
 /// Length of the printable form: 16 bytes in lower-case base32hex, no padding.
@@ -23,8 +42,8 @@ fn encode(bytes: &[u8; ID_BYTES]) -> String {
     BASE32HEX_NOPAD.encode(bytes).to_ascii_lowercase()
 }
 
-fn decode(kind: &'static str, text: &str) -> Result<[u8; ID_BYTES], ModelError> {
-    let invalid = || ModelError::InvalidId {
+fn decode(kind: &'static str, text: &str) -> Result<[u8; ID_BYTES], InvalidId> {
+    let invalid = || InvalidId {
         kind,
         text: text.chars().take(64).collect(),
     };
@@ -75,8 +94,8 @@ macro_rules! random_id {
         }
 
         impl FromStr for $name {
-            type Err = ModelError;
-            fn from_str(text: &str) -> Result<Self, ModelError> {
+            type Err = InvalidId;
+            fn from_str(text: &str) -> Result<Self, InvalidId> {
                 decode($kind, text).map(Self)
             }
         }
@@ -116,7 +135,7 @@ mod tests {
             "!!!!!!!!!!!!!!!!!!!!!!!!!!",
         ] {
             assert!(
-                matches!(bad.parse::<SpaceId>(), Err(ModelError::InvalidId { .. })),
+                matches!(bad.parse::<SpaceId>(), Err(InvalidId { .. })),
                 "{bad}"
             );
         }
