@@ -15,7 +15,7 @@ use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
-use crate::model::{ObjectId, SpaceId};
+use crate::data::{ObjectId, SpaceId};
 
 /// The host's random source could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

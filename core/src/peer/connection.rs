@@ -28,7 +28,7 @@ use super::frame::{encode_message, framed_len, FrameDecoder};
 use super::offer::{offer_tag, OfferTag};
 use super::wire::{negotiate, Control, VERSIONS};
 use crate::identity::{DeviceCertificate, DeviceKey};
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 /// Milliseconds on the host's clock.
 pub type Millis = u64;

@@ -18,7 +18,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 const TAG: &[u8] = b"echo/space-offer/v1\0";
 

@@ -5,7 +5,7 @@ use super::frame::encode_message;
 use super::wire::Control;
 use super::*;
 use crate::identity::{DeviceCertificate, DeviceKey, IdentityKey};
-use crate::model::SpaceId;
+use crate::data::SpaceId;
 
 struct Device {
     key: DeviceKey,
