@@ -109,8 +109,9 @@
 //! - **Deleted** objects are excluded unless `include_deleted`.
 //! - **Order**: each [`Order`] sorts by the total order, a missing field
 //!   before every value (so last when descending); ties, and queries without
-//!   order, by ascending [`ObjectId`]. Results are therefore the same ids in
-//!   the same order on every replica with the same state.
+//!   order, by ascending [`ObjectId`](crate::data::ObjectId). Results are
+//!   therefore the same ids in the same order on every replica with the
+//!   same state.
 //! - **Limits**: filters nest at most [`MAX_FILTER_DEPTH`] levels, filter
 //!   values [`MAX_VALUE_DEPTH`](crate::data::MAX_VALUE_DEPTH) levels; `limit` and `offset` are unbounded
 //!   (the result is bounded by the space).
