@@ -5,18 +5,23 @@
 mod batch;
 mod codec;
 mod error;
+mod history;
 mod init;
+mod merge;
 mod persist;
 mod shard;
 mod space;
+mod text;
+mod write;
 
 pub use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value, ID_TEXT_LEN};
 pub use batch::{Mutation, WriteBatch};
 pub use error::ModelError;
+pub use history::Heads;
+pub use merge::ShardChanges;
 pub use persist::{space_prefix, PendingSave, SaveReceipt};
 pub use space::{
-    Committed, Heads, Resolved, ShardChanges, Space, SpaceEvent, SpaceOptions, DEFAULT_SHARD_COUNT,
-    MAX_SHARD_COUNT,
+    Committed, Resolved, Space, SpaceEvent, SpaceOptions, DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT,
 };
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::QueryError;
 use super::filter::{Order, Query};
-use super::index::{Index, Node};
+use super::index::Index;
 use super::key::cmp_opt;
+use super::planner::Node;
 use crate::data::{ObjectId, ObjectState, Value};
 
 /// Names a live query within one [`LiveQueries`] registry.

@@ -3,10 +3,11 @@
 //!
 //! # The index
 //!
-//! [`Index`] holds the materialized [`ObjectState`](crate::data::ObjectState)
-//! of every object of a space beside the CRDT, so opening a space and
-//! querying it never replays history. The model feeds it with
-//! [`Index::upsert`] after every local write or merge.
+//! [`Index`] (`index.rs`) holds the materialized
+//! [`ObjectState`](crate::data::ObjectState) of every object of a space
+//! beside the CRDT, so opening a space and querying it never replays
+//! history. The model feeds it with [`Index::upsert`] after every local
+//! write or merge.
 //!
 //! - Always maintained: objects by id (hash map) and a type index
 //!   (type → ordered id set). Creating an object costs one hash insert and one
@@ -23,6 +24,8 @@
 //!   engine is single-threaded: an `Index` is `Send`, not `Sync`).
 //!
 //! # Executing a query
+//!
+//! [`Index::run`] (`planner.rs`) takes these steps:
 //!
 //! 1. [`Query::validate`] rejects what cannot run ([`QueryError`]).
 //! 2. Parts that depend on other objects are resolved to id sets first:
@@ -106,8 +109,9 @@
 //! - **Deleted** objects are excluded unless `include_deleted`.
 //! - **Order**: each [`Order`] sorts by the total order, a missing field
 //!   before every value (so last when descending); ties, and queries without
-//!   order, by ascending [`ObjectId`]. Results are therefore the same ids in
-//!   the same order on every replica with the same state.
+//!   order, by ascending [`ObjectId`](crate::data::ObjectId). Results are
+//!   therefore the same ids in the same order on every replica with the
+//!   same state.
 //! - **Limits**: filters nest at most [`MAX_FILTER_DEPTH`] levels, filter
 //!   values [`MAX_VALUE_DEPTH`](crate::data::MAX_VALUE_DEPTH) levels; `limit` and `offset` are unbounded
 //!   (the result is bounded by the space).
@@ -143,6 +147,7 @@ mod filter;
 mod index;
 mod key;
 mod live;
+mod planner;
 #[cfg(test)]
 mod tests;
 

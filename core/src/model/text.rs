@@ -1,0 +1,208 @@
+//! Collaborative text fields: reading them, stable cursors, the cache of
+//! text objects and lengths that keeps a keystroke to one Automerge splice,
+//! the lazy re-read of spliced text into the index, and the range checks of
+//! splices.
+
+use automerge::{Cursor, ObjId, ObjType, ReadDoc};
+
+use super::codec::Reader;
+use super::error::ModelError;
+use super::space::Space;
+use crate::data::{ObjectId, Value};
+
+/// A text field's Automerge object and its length in code points.
+pub(crate) struct CachedText {
+    pub(super) field: String,
+    pub(super) obj: ObjId,
+    pub(super) len: usize,
+}
+
+impl Space {
+    /// Reads a text field's content.
+    pub fn text(&mut self, id: &ObjectId, field: &str) -> Result<String, ModelError> {
+        let state = self.get(id)?.ok_or(ModelError::NotFound { id: *id })?;
+        match state.fields.get(field) {
+            Some(Value::Text(t)) => Ok(t.clone()),
+            Some(other) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: other.kind(),
+            }),
+            None => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "missing",
+            }),
+        }
+    }
+
+    /// A stable cursor at `pos` of a text field: it keeps pointing at the same
+    /// character while others edit around it.
+    pub fn text_cursor(
+        &mut self,
+        id: &ObjectId,
+        field: &str,
+        pos: usize,
+    ) -> Result<String, ModelError> {
+        let (shard, text) = self.text_obj(id, field)?;
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        let len = doc.length(&text);
+        if pos > len {
+            return Err(ModelError::TextRange {
+                id: *id,
+                field: field.to_owned(),
+                pos,
+                delete: 0,
+                len,
+            });
+        }
+        Ok(doc.get_cursor(&text, pos, None)?.to_string())
+    }
+
+    /// Where a cursor from [`text_cursor`](Self::text_cursor) points now.
+    pub fn text_cursor_position(
+        &mut self,
+        id: &ObjectId,
+        field: &str,
+        cursor: &str,
+    ) -> Result<usize, ModelError> {
+        let parsed = Cursor::try_from(cursor).map_err(|e| ModelError::InvalidCursor {
+            cursor: cursor.chars().take(64).collect(),
+            reason: e.to_string(),
+        })?;
+        let (shard, text) = self.text_obj(id, field)?;
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        doc.get_cursor_position(&text, &parsed, None)
+            .map_err(|e| ModelError::InvalidCursor {
+                cursor: cursor.chars().take(64).collect(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn text_obj(&mut self, id: &ObjectId, field: &str) -> Result<(usize, ObjId), ModelError> {
+        let shard = self.shard_of(id);
+        Ok((shard, self.cached_text(shard, id, field)?.obj.clone()))
+    }
+
+    /// The cached text object and length of a field, looked up on first use.
+    fn cached_text(
+        &mut self,
+        shard: usize,
+        id: &ObjectId,
+        field: &str,
+    ) -> Result<&CachedText, ModelError> {
+        let known = self
+            .text_objs
+            .get(id)
+            .and_then(|fs| fs.iter().position(|c| c.field == field));
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let obj = self.lookup_text_obj(shard, id, field)?;
+                let len = self.shards[shard]
+                    .doc(&self.id_text, &self.actor)?
+                    .length(&obj);
+                let fields = self.text_objs.entry(*id).or_default();
+                fields.push(CachedText {
+                    field: field.to_owned(),
+                    obj,
+                    len,
+                });
+                fields.len() - 1
+            }
+        };
+        Ok(&self.text_objs[id][at])
+    }
+
+    fn lookup_text_obj(
+        &mut self,
+        shard: usize,
+        id: &ObjectId,
+        field: &str,
+    ) -> Result<ObjId, ModelError> {
+        let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
+        let reader = Reader {
+            doc: &*doc,
+            heads: None,
+        };
+        if !reader.exists(id)? {
+            return Err(ModelError::NotFound { id: *id });
+        }
+        match reader.field_obj(id, field)? {
+            Some((automerge::Value::Object(ObjType::Text), text)) => Ok(text),
+            Some((automerge::Value::Object(t), _)) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: obj_type_name(t),
+            }),
+            Some(_) => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "scalar",
+            }),
+            None => Err(ModelError::NotText {
+                id: *id,
+                field: field.to_owned(),
+                found: "missing",
+            }),
+        }
+    }
+
+    pub(super) fn text_len(&mut self, id: &ObjectId, field: &str) -> Result<usize, ModelError> {
+        let shard = self.shard_of(id);
+        Ok(self.cached_text(shard, id, field)?.len)
+    }
+
+    /// Re-reads from the documents the objects whose text lags in the index:
+    /// just `only` when given, else all.
+    pub(super) fn refresh_text(&mut self, only: Option<&ObjectId>) -> Result<(), ModelError> {
+        let ids: Vec<ObjectId> = match only {
+            Some(id) if self.stale_text.contains(id) => vec![*id],
+            Some(_) => return Ok(()),
+            None => self.stale_text.iter().copied().collect(),
+        };
+        for id in ids {
+            self.reload_object(&id)?;
+            self.stale_text.remove(&id);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn check_range(
+    id: ObjectId,
+    field: &str,
+    pos: usize,
+    delete: usize,
+    len: usize,
+) -> Result<(), ModelError> {
+    match pos.checked_add(delete) {
+        Some(end) if end <= len => Ok(()),
+        _ => Err(ModelError::TextRange {
+            id,
+            field: field.to_owned(),
+            pos,
+            delete,
+            len,
+        }),
+    }
+}
+
+/// Splits `text` around the code-point range `pos..pos + delete`.
+pub(super) fn split_chars(text: &str, pos: usize, delete: usize) -> (&str, &str) {
+    let byte_at = |n: usize| {
+        text.char_indices()
+            .nth(n)
+            .map(|(b, _)| b)
+            .unwrap_or(text.len())
+    };
+    (&text[..byte_at(pos)], &text[byte_at(pos + delete)..])
+}
+
+fn obj_type_name(t: ObjType) -> &'static str {
+    match t {
+        ObjType::Map | ObjType::Table => "map",
+        ObjType::List => "list",
+        ObjType::Text => "text",
+    }
+}
