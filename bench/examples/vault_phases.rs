@@ -1,6 +1,8 @@
-//! Where the time of the vault's write path goes, natively: N creates as
-//! separate calls (decoded from JSON like the browser host does), one
-//! flush, its storage batch; and a cold open of the space afterwards.
+//! Where the time of the vault's write path goes, natively, on the
+//! simulator's host loop (the same `Vault::handle_input` / `poll_output`
+//! path the browser's worker drives): N creates as separate calls decoded
+//! from JSON like the browser host does, the flush that stores them, and a
+//! cold open of the space afterwards.
 //!
 //! cargo run --release -p echo-bench --example vault_phases -- [N] [BIG]
 //!
@@ -14,177 +16,137 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 mod trace;
 
-use echo_core::identity::{ChaChaKeyWrap, KeyWrap};
-use echo_core::rpc::{decode_client_message, ClientMessage, Probe, Response, VaultMessage};
-use echo_core::store::{ChunkStore, MemoryStore};
-use echo_core::vault::{NewIdentity, Output, StoredVault, Vault, PREFIX};
+use echo_core::rpc::{
+    decode_client_message, AdminRequest, ClientMessage, Probe, Request, Response, VaultMessage,
+};
+use echo_core::store::ChunkStore;
+use echo_core::vault::{ConnId, Input};
+use echo_sim::Node;
 
-fn drain(v: &mut Vault) -> Vec<Output> {
-    std::iter::from_fn(|| v.poll_output()).collect()
-}
+const APP: &str = "http://app.localhost:8601";
+const T: u64 = 1_700_000_000_000;
 
-fn call(v: &mut Vault, conn: echo_core::vault::ConnId, text: &str) {
-    let decoded = decode_client_message(serde_json::from_str::<ClientMessage>(text), || {
+fn decode(conn: ConnId, text: &str) -> Input {
+    let message = decode_client_message(serde_json::from_str::<ClientMessage>(text), || {
         serde_json::from_str::<Probe>(text).ok()
     });
-    v.app_message(conn, decoded);
+    Input::AppMessage { conn, message }
+}
+
+/// Hands the calls to the vault as one arrival (like a frame), then times
+/// the phases: inputs (decode + stage), until the flush is asked for
+/// (commit + prepare), the flush's completion (store + answers).
+fn burst(n: &mut Node, conn: ConnId, texts: &[String]) -> (Duration, Duration, Duration, usize) {
+    n.auto_io = false;
+    let t = Instant::now();
+    for text in texts {
+        n.feed(T, decode(conn, text));
+    }
+    let staged = t.elapsed();
+    let t = Instant::now();
+    n.drain(T);
+    let prepared = t.elapsed();
+    let puts = n.writes.iter().map(|(_, b)| b.len()).sum();
+    let t = Instant::now();
+    n.complete_io(T);
+    let done = t.elapsed();
+    n.auto_io = true;
+    (staged, prepared, done, puts)
 }
 
 fn main() {
-    let n: usize = std::env::args()
+    let count: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
-    let (wrap, _) = ChaChaKeyWrap::generate().unwrap();
-    let new = NewIdentity::generate().unwrap();
-    let [a, b] = new.seal_requests();
-    let cts = [
-        wrap.seal(a.plaintext(), &a.aad()).unwrap(),
-        wrap.seal(b.plaintext(), &b.aad()).unwrap(),
-    ];
-    let mut v = Vault::create(new, cts, StoredVault::default()).unwrap();
-    let mut store = MemoryStore::new();
-    let admin = v.connect_admin();
-    let app = v.connect_app("http://app.localhost:8601");
-    call(
-        &mut v,
-        app,
-        r#"{"hello":{"versions":[1],"client":"bench"}}"#,
-    );
-    let decide = r#"{"request":{"id":1,"method":{"consent.decide":{"origin":"http://app.localhost:8601","allow":true}}}}"#;
-    v.admin_message(admin, serde_json::from_str(decide).unwrap(), 0.0);
-    let flush = |v: &mut Vault, store: &mut MemoryStore| {
-        if let Some(f) = v.prepare_flush().unwrap() {
-            store.apply(f.batch).unwrap();
-            v.flush_done(f.ticket);
-        }
+    let mut n = Node::new("bench", 1, T);
+    let app = n.connect_app(T, APP);
+    let admin = n.connect_admin(T);
+    n.admin_call(
+        T,
+        admin,
+        AdminRequest::Decide {
+            origin: APP.into(),
+            allow: true,
+            spaces: vec![],
+        },
+    )
+    .unwrap();
+    let space = match n
+        .call(
+            T,
+            app,
+            Request::CreateSpace {
+                properties: Default::default(),
+            },
+        )
+        .unwrap()
+    {
+        Response::Space(s) => s.space,
+        other => panic!("{other:?}"),
     };
-    flush(&mut v, &mut store);
-    call(
-        &mut v,
-        app,
-        r#"{"request":{"id":2,"method":{"spaces.create":{}}}}"#,
-    );
-    flush(&mut v, &mut store);
-    let space = drain(&mut v)
-        .into_iter()
-        .find_map(|o| match o {
-            Output::App {
-                message:
-                    VaultMessage::Response {
-                        result: Ok(Response::Space(s)),
-                        ..
-                    },
-                ..
-            } => Some(s.space),
-            _ => None,
-        })
-        .unwrap();
 
-    let texts: Vec<String> = (0..n)
+    let texts: Vec<String> = (0..count)
         .map(|i| {
             format!(
                 r#"{{"request":{{"id":{},"method":{{"object.create":{{"space":"{space}","type":"task","fields":{{"title":{{"string":"task number {i}"}},"done":{{"bool":{}}},"priority":{{"float":{}}},"tags":{{"list":[{{"string":"work"}},{{"string":"p1"}}]}},"ref":{{"string":"obj-{}"}}}}}}}}}}}}"#,
                 10 + i,
                 i % 2 == 0,
                 (i % 1000) as f64 / 10.0 + 0.5,
-                (i * 7) % n
+                (i * 7) % count
             )
         })
         .collect();
-    let t = Instant::now();
-    for text in &texts {
-        call(&mut v, app, text);
-    }
-    let apply = t.elapsed();
-    let t = Instant::now();
-    v.commit_staged();
-    let commit = t.elapsed();
-    let t = Instant::now();
-    let f = v.prepare_flush().unwrap().unwrap();
-    let prepare = t.elapsed();
-    let ops = f.batch.len();
-    let bytes: usize = f
-        .batch
-        .ops()
-        .iter()
-        .map(|op| match op {
-            echo_core::store::Op::Put { key, value } => key.len() + value.len(),
-            echo_core::store::Op::Delete { key } => key.len(),
-        })
-        .sum();
-    store.apply(f.batch).unwrap();
-    let t = Instant::now();
-    v.flush_done(f.ticket);
-    let answers = drain(&mut v).len();
-    let done = t.elapsed();
-    println!("{n} creates as separate calls: decode + stage {apply:?} ({:.1} µs/call), commit {commit:?}, prepare_flush {prepare:?} ({ops} puts, {} KiB), flush_done + {answers} answers {done:?}",
-        apply.as_secs_f64() * 1e6 / n as f64, bytes / 1024);
-    // A second burst into the same (now saved) space: incremental chunks.
-    let t = Instant::now();
-    for text in &texts {
-        let again = text.replacen("\"task number", "\"again task number", 1);
-        call(&mut v, app, &again);
-    }
-    v.commit_staged();
-    let f = v.prepare_flush().unwrap().unwrap();
-    let second = t.elapsed();
-    store.apply(f.batch).unwrap();
-    v.flush_done(f.ticket);
-    drain(&mut v);
-    println!("a second {n} into the saved space (decode + commit + prepare_flush): {second:?}");
-
-    // Single updates, each flushed on its own (an awaited write): where
-    // the time of one goes.
-    let ids: Vec<String> = {
-        let q = format!(
-            r#"{{"request":{{"id":3,"method":{{"query.run":{{"space":"{space}","query":{{"filter":{{"type":"task"}},"limit":1000}}}}}}}}}}"#
-        );
-        call(&mut v, app, &q);
-        drain(&mut v)
-            .into_iter()
-            .find_map(|o| match o {
-                Output::App {
-                    message:
-                        VaultMessage::Response {
-                            result: Ok(Response::Result { ids, .. }),
-                            ..
-                        },
-                    ..
-                } => Some(ids),
-                _ => None,
-            })
-            .unwrap()
-    };
-    let (mut stage, mut prep, mut done) = (
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
+    // The calls arrive together (as a frame does): all of them share a flush.
+    let (staged, prepared, done, puts) = burst(&mut n, app, &texts);
+    println!(
+        "{count} creates as separate calls: decode + stage {staged:?} ({:.1} µs/call), commit + prepare the flush {prepared:?} ({puts} puts), store + answers {done:?}",
+        staged.as_secs_f64() * 1e6 / count as f64
     );
-    let mut puts = 0;
+    let again: Vec<String> = texts
+        .iter()
+        .map(|t| t.replacen("\"task number", "\"again task number", 1))
+        .collect();
+    let t = Instant::now();
+    burst(&mut n, app, &again);
+    println!(
+        "a second {count} into the saved space (decode + commit + flush): {:?}",
+        t.elapsed()
+    );
+
+    // Single updates, each awaited (its own flush): where the time of one goes.
+    let ids = match n
+        .call(
+            T,
+            app,
+            serde_json::from_str::<Request>(&format!(
+                r#"{{"query.run":{{"space":"{space}","query":{{"filter":{{"type":"task"}},"limit":1000}}}}}}"#
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    {
+        Response::Result { ids, .. } => ids,
+        other => panic!("{other:?}"),
+    };
+    let (mut stage, mut prep, mut finish, mut puts) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
     for (k, id) in ids.iter().enumerate() {
         let text = format!(
             r#"{{"request":{{"id":{},"method":{{"object.update":{{"space":"{space}","id":"{id}","set":{{"done":{{"bool":true}}}}}}}}}}}}"#,
             500_000 + k
         );
-        let t = Instant::now();
-        call(&mut v, app, &text);
-        stage += t.elapsed();
-        let t = Instant::now();
-        let f = v.prepare_flush().unwrap().unwrap();
-        prep += t.elapsed();
-        puts += f.batch.len();
-        store.apply(f.batch).unwrap();
-        let t = Instant::now();
-        v.flush_done(f.ticket);
-        drain(&mut v);
-        done += t.elapsed();
+        let (s, p, d, u) = burst(&mut n, app, &[text]);
+        stage += s;
+        prep += p;
+        finish += d;
+        puts += u;
     }
     let n_up = ids.len() as f64;
-    println!("{} single updates, each its own flush: per update decode+stage {:.1} µs, prepare_flush (commit, seal, save) {:.1} µs, done {:.1} µs; {:.1} puts per flush",
-        ids.len(), stage.as_secs_f64() * 1e6 / n_up, prep.as_secs_f64() * 1e6 / n_up, done.as_secs_f64() * 1e6 / n_up, puts as f64 / n_up);
+    println!("{} single updates, each its own flush: per update decode+stage {:.1} µs, commit + prepare {:.1} µs, store + answer {:.1} µs; {:.1} puts per flush",
+        ids.len(), stage.as_secs_f64() * 1e6 / n_up, prep.as_secs_f64() * 1e6 / n_up, finish.as_secs_f64() * 1e6 / n_up, puts as f64 / n_up);
 
-    text_replay(&mut v, app, &mut store, &space);
+    text_replay(&mut n, app, &space);
 
     // A big space: BIG objects in batch calls of 1,000, a flush per 10 calls.
     let big: usize = std::env::args()
@@ -193,6 +155,7 @@ fn main() {
         .unwrap_or(100_000);
     let t = Instant::now();
     let mut id = 1_000_000u64;
+    let mut round = Vec::new();
     for chunk in 0..big.div_ceil(1000) {
         let mut muts = Vec::new();
         for i in chunk * 1000..((chunk + 1) * 1000).min(big) {
@@ -201,20 +164,18 @@ fn main() {
                 if i % 4 == 0 { "task" } else { "note" }, i % 2 == 0, (i % 1000) as f64 / 10.0 + 0.5, (i * 7) % big));
         }
         id += 1;
-        let text = format!(
+        round.push(format!(
             r#"{{"request":{{"id":{id},"method":{{"object.batch":{{"space":"{space}","mutations":[{}]}}}}}}}}"#,
             muts.join(",")
-        );
-        call(&mut v, app, &text);
-        if chunk % 10 == 9 {
-            flush(&mut v, &mut store);
-            drain(&mut v);
+        ));
+        if round.len() == 10 {
+            burst(&mut n, app, &std::mem::take(&mut round));
         }
     }
-    flush(&mut v, &mut store);
-    drain(&mut v);
-    let keys = store
-        .list_keys(&Vault::storage_prefix(&space.parse().unwrap()))
+    burst(&mut n, app, &round);
+    let keys = n
+        .store
+        .list_keys(&echo_core::model::space_prefix(&space.parse().unwrap()))
         .unwrap()
         .len();
     println!(
@@ -222,27 +183,32 @@ fn main() {
         t.elapsed()
     );
 
-    // Cold open: records, then the space from its chunks, then a query.
+    // Cold open: the vault boots (records, keys), then the first query
+    // reads and opens the space.
     let t = Instant::now();
-    let stored = StoredVault::parse(store.list_prefix(PREFIX).unwrap()).unwrap();
-    let sealed = stored.sealed_device().unwrap().unwrap();
-    let plain = wrap.unseal(sealed.ciphertext(), &sealed.aad()).unwrap();
-    let mut v = Vault::open(stored, &plain).unwrap();
-    let id = space.parse().unwrap();
-    let entries = store.list_prefix(&Vault::storage_prefix(&id)).unwrap();
-    let listed = t.elapsed();
-    v.open_space(id, entries).unwrap();
-    let opened = t.elapsed();
+    n.restart(T + 1);
+    let booted = t.elapsed();
+    let app = n.connect_app(T + 1, APP);
+    let t = Instant::now();
+    n.call(
+        T + 1,
+        app,
+        serde_json::from_str::<Request>(&format!(
+            r#"{{"query.run":{{"space":"{space}","query":{{"filter":{{"type":"task"}},"limit":10}}}}}}"#
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     println!(
-        "cold open: records + list {listed:?}, space open {:?}",
-        opened - listed
+        "cold open: boot {booted:?}, space open + first query {:?}",
+        t.elapsed()
     );
 }
 
 /// The automerge-paper trace as `text.splice` calls, in rounds of 16,384
 /// calls with one flush each: where the time of the browser's workload 4
 /// goes, natively.
-fn text_replay(v: &mut Vault, app: echo_core::vault::ConnId, store: &mut MemoryStore, space: &str) {
+fn text_replay(n: &mut Node, app: ConnId, space: &str) {
     let trace = match trace::load("automerge-paper") {
         Ok(t) => t,
         Err(e) => {
@@ -250,37 +216,22 @@ fn text_replay(v: &mut Vault, app: echo_core::vault::ConnId, store: &mut MemoryS
             return;
         }
     };
-    call(
-        v,
-        app,
-        &format!(
-            r#"{{"request":{{"id":900000,"method":{{"object.create":{{"space":"{space}","type":"doc","fields":{{"note":{{"text":""}}}}}}}}}}}}"#
-        ),
-    );
-    let f = v.prepare_flush().unwrap().unwrap();
-    store.apply(f.batch).unwrap();
-    v.flush_done(f.ticket);
-    let doc = drain(v)
-        .into_iter()
-        .find_map(|o| match o {
-            Output::App {
-                message:
-                    VaultMessage::Response {
-                        result: Ok(Response::Written { created }),
-                        ..
-                    },
-                ..
-            } => created.into_iter().next(),
-            _ => None,
-        })
+    let created = n
+        .call(
+            T,
+            app,
+            serde_json::from_str::<Request>(&format!(
+                r#"{{"object.create":{{"space":"{space}","type":"doc","fields":{{"note":{{"text":""}}}}}}}}"#
+            ))
+            .unwrap(),
+        )
         .unwrap();
-    let (mut decode, mut commit, mut prepare, mut done) = (
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::ZERO,
-    );
-    let (mut puts, mut bytes) = (0usize, 0usize);
+    let Response::Written { created } = created else {
+        panic!("{created:?}")
+    };
+    let doc = &created[0];
+    let (mut stage, mut prepare, mut done, mut puts) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, 0);
     let started = Instant::now();
     for (round, patches) in trace.patches.chunks(16_384).enumerate() {
         let texts: Vec<String> = patches
@@ -296,37 +247,20 @@ fn text_replay(v: &mut Vault, app: echo_core::vault::ConnId, store: &mut MemoryS
                 )
             })
             .collect();
-        let t = Instant::now();
-        for text in &texts {
-            call(v, app, text);
-        }
-        decode += t.elapsed();
-        let t = Instant::now();
-        v.commit_staged();
-        commit += t.elapsed();
-        let t = Instant::now();
-        let f = v.prepare_flush().unwrap().unwrap();
-        prepare += t.elapsed();
-        puts += f.batch.len();
-        bytes += f
-            .batch
-            .ops()
-            .iter()
-            .map(|op| match op {
-                echo_core::store::Op::Put { value, .. } => value.len(),
-                echo_core::store::Op::Delete { .. } => 0,
-            })
-            .sum::<usize>();
-        store.apply(f.batch).unwrap();
-        let t = Instant::now();
-        v.flush_done(f.ticket);
-        drain(v);
-        done += t.elapsed();
+        let (s, p, d, u) = burst(n, app, &texts);
+        stage += s;
+        prepare += p;
+        done += d;
+        puts += u;
     }
+    let answered = n.app.get(&app).map_or(0, |m| {
+        m.iter()
+            .filter(|m| matches!(m, VaultMessage::Response { .. }))
+            .count()
+    });
     println!(
-        "text replay ({} splices in rounds of 16,384): {:?} — decode + stage {decode:?}, commit {commit:?}, prepare_flush {prepare:?} ({puts} puts, {} KiB), flush_done {done:?}",
+        "text replay ({} splices in rounds of 16,384): {:?} — decode + stage {stage:?}, commit + prepare {prepare:?} ({puts} puts), store + answers {done:?}; {answered} answers",
         trace.patches.len(),
         started.elapsed(),
-        bytes / 1024
     );
 }

@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Change, ROOT};
-use echo_core::identity::{Credential, CredentialKind, Issuer, Role, SignedChanges, SpaceControl};
+use echo_core::identity::{
+    ChangeRef, Credential, CredentialKind, Issuer, Role, Run, SignedChanges, SpaceControl,
+};
 use echo_core::model::SpaceId;
 
 use crate::person::{person, Person};
@@ -68,24 +70,45 @@ fn verify_changes(report: &mut Report) {
         ),
     );
 
+    let actor = editor.dev.public_key().as_bytes().to_vec();
     for per_bundle in [1usize, 100] {
         let t = Instant::now();
-        let bundles: Vec<SignedChanges> = changes
+        let bundles: Vec<(SignedChanges, &[Change])> = changes
             .chunks(per_bundle)
             .map(|chunk| {
-                editor
+                let run = Run {
+                    shard: 0,
+                    first_seq: chunk[0].seq(),
+                    count: chunk.len() as u32,
+                };
+                let hashes = chunk.iter().map(Change::hash).collect();
+                let b = editor
                     .dev
-                    .sign_changes(space.space(), space.heads(), chunk)
-                    .expect("sign")
+                    .sign_changes(space.space(), space.heads(), vec![(run, hashes)])
+                    .expect("sign");
+                (b, chunk)
             })
             .collect();
         let sign_us = t.elapsed().as_secs_f64() * 1e6 / CHANGES as f64;
         let t = Instant::now();
         let mut accepted = 0;
-        for b in &bundles {
-            accepted += black_box(space.verify_bundle(b))
-                .map(|c| c.len())
-                .unwrap_or(0);
+        for (b, chunk) in &bundles {
+            // What a receiver does: decode each change, hash it, verify.
+            let decoded: Vec<Change> = chunk
+                .iter()
+                .map(|c| Change::from_bytes(c.raw_bytes().to_vec()).expect("decode"))
+                .collect();
+            let refs: Vec<ChangeRef<'_>> = decoded
+                .iter()
+                .map(|c| ChangeRef {
+                    hash: c.hash(),
+                    actor: &actor,
+                    seq: c.seq(),
+                })
+                .collect();
+            if black_box(space.verify_bundle(b, &[refs])).is_ok() {
+                accepted += chunk.len();
+            }
         }
         let verify_us = t.elapsed().as_secs_f64() * 1e6 / CHANGES as f64;
         assert_eq!(accepted, CHANGES, "every honest change verifies");

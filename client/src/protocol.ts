@@ -123,9 +123,9 @@ export type SpaceInfo = { space: string,
 role: Role, properties: { [key in string]: Value }, };
 
 /**
- * A member's role in a space.
+ * The user's role in a space, as its control log says now.
  */
-export type Role = "reader" | "editor" | "admin" | "owner";
+export type Role = "reader" | "editor" | "admin" | "owner" | "none";
 
 /**
  * A field value on the wire, externally tagged: `"null"`, `{ "bool": true }`,
@@ -213,7 +213,7 @@ export type AdminMessage = { "request": { id: number, method: AdminRequest, } };
 /**
  * A management call, externally tagged by its name.
  */
-export type AdminRequest = { "vault.status": Record<symbol, never> } | { "apps.list": Record<symbol, never> } | { "consent.decide": { origin: string, allow: boolean, spaces?: Array<string>, } } | { "apps.revoke": { origin: string, } } | { "spaces.list": Record<symbol, never> } | { "identity.set_name": { name: string, } };
+export type AdminRequest = { "vault.status": Record<symbol, never> } | { "apps.list": Record<symbol, never> } | { "consent.decide": { origin: string, allow: boolean, spaces?: Array<string>, } } | { "apps.revoke": { origin: string, } } | { "spaces.list": Record<symbol, never> } | { "identity.set_name": { name: string, } } | { "members.list": { space: string, } } | { "members.admit": { space: string, identity: string, role: Role, } } | { "members.set_role": { space: string, identity: string, role: Role, } } | { "members.remove": { space: string, identity: string, } } | { "devices.revoke": { space: string, identity: string, device: string, } } | { "space.export": { space: string, } } | { "space.join": { export: string, } };
 
 /**
  * The answer to an [`AdminRequest`].
@@ -222,7 +222,7 @@ export type AdminResponse = { "done": Record<symbol, never> } | { "status": { id
 /**
  * Open app connections.
  */
-connections: number, } } | { "apps": { apps: Array<AppGrant>, } } | { "spaces": { spaces: Array<VaultSpace>, } };
+connections: number, } } | { "apps": { apps: Array<AppGrant>, } } | { "spaces": { spaces: Array<VaultSpace>, } } | { "members": { members: Array<Member>, } } | { "export": { export: string, } } | { "joined": { space: string, } };
 
 /**
  * One origin's standing with the vault.
@@ -261,6 +261,15 @@ apps: Array<string>,
  * The origin that created it, if an app did.
  */
 created_by?: string, };
+
+/**
+ * A member of a space as the manage page lists it.
+ */
+export type Member = { identity: string, role: Role, 
+/**
+ * Its devices authorized in this space (and not revoked).
+ */
+devices: Array<string>, };
 
 /**
  * What the engine sends on an admin port.

@@ -1,35 +1,42 @@
-//! [`VaultEngine`]: the driver of `echo_core::vault::Vault` in the vault's
-//! worker — ports in, outputs out, spaces opened from IndexedDB on demand,
-//! and flushes written to it (group commit).
+//! [`VaultEngine`]: the browser host of `echo_core::vault::Vault` in the
+//! vault's worker — the machine's driver loop on IndexedDB, WebCrypto and
+//! MessagePorts.
 //!
 //! One worker thread; everything is single-threaded: state sits in an
 //! `Rc<RefCell<..>>`, and futures run on the worker's event loop
-//! (`spawn_local`). The rules:
+//! (`spawn_local`). The loop:
 //!
-//! - **Order**: every message from any port goes into one inbox, handled in
-//!   arrival order by one pump task. A message that needs a space opened
-//!   waits for the read (and so do the messages behind it); all others are
-//!   handled synchronously.
-//! - **Group commit**: after the pump ran, a flush starts when the vault
-//!   wants one and none is in flight; the flush writes one IndexedDB
-//!   transaction and, when its `complete` event came, releases the answers
-//!   held for it. Writes arriving meanwhile go into the next flush, so any
-//!   number of concurrent calls share a transaction.
+//! - **Inputs**: every port message, every port close and every completed
+//!   storage or key operation goes into one inbox as a vault `Input`, in
+//!   arrival order. One pump hands the inbox to the vault and then drains
+//!   its outputs — so every message that arrived since the last pump
+//!   (a frame of calls, several ports' messages) shares one flush.
+//! - **Outputs**: answers and events go to their ports (an app's as frames,
+//!   `frame::pack_frames`); `Read`, `Write`, `Seal` and `Unseal` start an
+//!   IndexedDB read or transaction or a WebCrypto call whose result comes
+//!   back through the inbox. The vault decides everything else — what to
+//!   read, when to flush, what to answer.
 //! - **Format**: app and admin ports carry JSON text (one string per
-//!   message), checked against `MAX_MESSAGE_BYTES` before it is parsed with
-//!   serde_json; anything else is answered with `rejected`
-//!   (`rpc.bad_request`).
+//!   message, or a frame of several), checked against `MAX_MESSAGE_BYTES`
+//!   before it is parsed with serde_json; anything else is answered with
+//!   `rejected` (`rpc.bad_request`).
+//!
+//! Peers (WebRTC) are driven by a vault page, not here: the engine gets
+//! their bytes over ports in a later step (docs/ARCHITECTURE.md).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
+use echo_core::rng::EngineRng;
 use echo_core::rpc::{
     check_size, codes, decode_client_message, AdminMessage, ClientMessage, Probe, RpcError,
     Undecodable, VaultMessage,
 };
 use echo_core::store::StoreError;
-use echo_core::vault::{ConnId, NewIdentity, Output, StoredVault, Vault, PREFIX};
+use echo_core::vault::{
+    AdminUndecodable, ConnId, Input, Output, Vault, VaultConfig, VaultEvent, Zeroizing,
+};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -42,12 +49,6 @@ use crate::{AsyncChunkStore, IdbStore};
 /// The name of the vault's IndexedDB database.
 pub const DATABASE: &str = "echo-vault";
 
-enum Inbound {
-    App(ConnId, JsValue),
-    Admin(ConnId, JsValue),
-    Closed(ConnId),
-}
-
 struct Port {
     port: MessagePort,
     // Kept alive as long as the port is attached.
@@ -58,10 +59,13 @@ struct Port {
 struct State {
     vault: Vault,
     store: Rc<IdbStore>,
+    keyring: Rc<Keyring>,
     ports: BTreeMap<ConnId, Port>,
-    inbox: VecDeque<Inbound>,
+    inbox: VecDeque<Input>,
     pumping: bool,
-    flushing: bool,
+    next_conn: u64,
+    /// Told once the vault reports `Ready` or `Failed` (the start waits).
+    boot: Option<futures_channel::oneshot::Sender<Result<(), RpcError>>>,
 }
 
 type Shared = Rc<RefCell<State>>;
@@ -86,8 +90,9 @@ fn store_blocked(e: StoreError) -> RpcError {
     )
 }
 
-fn now_ms() -> f64 {
-    js_sys::Date::now()
+/// The host's clock: milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    js_sys::Date::now().max(0.0) as u64
 }
 
 /// Holds the Web Lock `echo-engine` for the life of this worker, so two
@@ -135,8 +140,8 @@ pub struct VaultEngine {
 
 #[wasm_bindgen]
 impl VaultEngine {
-    /// Opens IndexedDB and the identity (created on first run). Rejects
-    /// with an `RpcError`-shaped object.
+    /// Opens IndexedDB and the vault (its identity created on first run).
+    /// Rejects with an `RpcError`-shaped object.
     pub async fn start() -> Result<VaultEngine, JsValue> {
         Self::start_with(DATABASE).await.map_err(rpc_error)
     }
@@ -151,15 +156,16 @@ impl VaultEngine {
     /// A new app connection on `port`, tagged with the origin the shell
     /// checked.
     pub fn attach_app(&self, port: MessagePort, origin: String) {
-        let conn = self.state.borrow_mut().vault.connect_app(&origin);
+        let conn = self.new_conn();
         self.attach(conn, port, false);
-        drain_outputs(&self.state);
+        enqueue(&self.state, Input::AppConnected { conn, origin });
     }
 
     /// A management connection of a top-level vault page on `port`.
     pub fn attach_admin(&self, port: MessagePort) {
-        let conn = self.state.borrow_mut().vault.connect_admin();
+        let conn = self.new_conn();
         self.attach(conn, port, true);
+        enqueue(&self.state, Input::AdminConnected { conn });
     }
 
     /// How many connections are attached (for the manage page and tests).
@@ -172,42 +178,37 @@ impl VaultEngine {
     async fn start_with(database: &str) -> Result<VaultEngine, RpcError> {
         hold_engine_lock().await?;
         let store = Rc::new(IdbStore::open(database).await.map_err(store_blocked)?);
-        let entries = store.list_prefix(PREFIX).await.map_err(store_blocked)?;
-        let stored = StoredVault::parse(entries)?;
-        let keyring = Keyring::open_or_create().await?;
-        let vault = match stored.sealed_device()? {
-            Some(sealed) => {
-                let mut plain = keyring.unseal(sealed.ciphertext(), &sealed.aad()).await?;
-                let vault = Vault::open(stored, &plain);
-                plain.iter_mut().for_each(|b| *b = 0);
-                vault?
-            }
-            None => {
-                let new = NewIdentity::generate()?;
-                let [identity, device] = new.seal_requests();
-                let sealed_identity = keyring.seal(identity.plaintext(), &identity.aad()).await?;
-                let sealed_device = keyring.seal(device.plaintext(), &device.aad()).await?;
-                drop((identity, device));
-                Vault::create(new, [sealed_identity, sealed_device], stored)?
-            }
-        };
+        let keyring = Rc::new(Keyring::open_or_create().await?);
+        let seed = EngineRng::from_os()
+            .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?
+            .bytes();
+        let vault = Vault::new(now_ms(), VaultConfig::new(seed));
         let state = Rc::new(RefCell::new(State {
             vault,
             store,
+            keyring,
             ports: BTreeMap::new(),
             inbox: VecDeque::new(),
             pumping: false,
-            flushing: false,
+            next_conn: 0,
+            boot: None,
         }));
-        // A new identity is stored before anything is served.
-        flush(&state).await;
-        if state.borrow().vault.wants_flush() {
-            return Err(RpcError::new(
-                codes::STORAGE_BLOCKED,
-                "the vault could not store its new identity",
-            ));
-        }
+        // The vault boots itself (reads its records, seals or unseals its
+        // keys, stores a new identity); wait until it says how that went.
+        let (tx, rx) = futures_channel::oneshot::channel::<Result<(), RpcError>>();
+        state.borrow_mut().boot = Some(tx);
+        pump(&state);
+        let booted = rx
+            .await
+            .map_err(|_| RpcError::new(codes::INTERNAL, "the vault stopped while starting"))?;
+        booted?;
         Ok(VaultEngine { state })
+    }
+
+    fn new_conn(&self) -> ConnId {
+        let mut s = self.state.borrow_mut();
+        s.next_conn += 1;
+        ConnId(s.next_conn)
     }
 
     fn attach(&self, conn: ConnId, port: MessagePort, admin: bool) {
@@ -215,18 +216,25 @@ impl VaultEngine {
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(state) = weak.upgrade() {
                 let data = event.data();
-                let inbound = if admin {
-                    Inbound::Admin(conn, data)
+                let inputs = if admin {
+                    vec![decode_admin(conn, &data)]
                 } else {
-                    Inbound::App(conn, data)
+                    decode_app(&data)
+                        .into_iter()
+                        .map(|message| Input::AppMessage { conn, message })
+                        .collect()
                 };
-                enqueue(&state, inbound);
+                for input in inputs {
+                    state.borrow_mut().inbox.push_back(input);
+                }
+                pump(&state);
             }
         });
         let weak = Rc::downgrade(&self.state);
         let onclose = Closure::<dyn FnMut(JsValue)>::new(move |_| {
             if let Some(state) = weak.upgrade() {
-                enqueue(&state, Inbound::Closed(conn));
+                state.borrow_mut().ports.remove(&conn);
+                enqueue(&state, Input::Disconnected { conn });
             }
         });
         port.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
@@ -245,16 +253,9 @@ impl VaultEngine {
     }
 }
 
-fn enqueue(state: &Shared, inbound: Inbound) {
-    let start = {
-        let mut s = state.borrow_mut();
-        s.inbox.push_back(inbound);
-        !std::mem::replace(&mut s.pumping, true)
-    };
-    if start {
-        let state = state.clone();
-        wasm_bindgen_futures::spawn_local(async move { pump(&state).await });
-    }
+fn enqueue(state: &Shared, input: Input) {
+    state.borrow_mut().inbox.push_back(input);
+    pump(state);
 }
 
 fn not_text() -> RpcError {
@@ -290,6 +291,20 @@ fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
         .collect()
 }
 
+fn decode_admin(conn: ConnId, data: &JsValue) -> Input {
+    let text = data.as_string();
+    let parsed = match &text {
+        Some(t) => check_size(t.len())
+            .and_then(|()| serde_json::from_str::<AdminMessage>(t).map_err(RpcError::bad_request)),
+        None => Err(not_text()),
+    };
+    let message = parsed.map_err(|error| AdminUndecodable {
+        id: text.as_deref().and_then(probe_id),
+        error,
+    });
+    Input::AdminMessage { conn, message }
+}
+
 /// The call id of an oversized JSON message, read from its first bytes.
 fn probe_id(text: &str) -> Option<u32> {
     let head = text.get(..text.len().min(256)).unwrap_or("");
@@ -302,89 +317,27 @@ fn probe_id(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-async fn pump(state: &Shared) {
+/// Hands every queued input to the vault, then carries out its outputs.
+/// Re-entrant calls (an output completing at once) only queue.
+fn pump(state: &Shared) {
+    if std::mem::replace(&mut state.borrow_mut().pumping, true) {
+        return;
+    }
     loop {
-        let next = state.borrow_mut().inbox.pop_front();
-        let Some(inbound) = next else { break };
-        match inbound {
-            Inbound::Closed(conn) => {
-                let mut s = state.borrow_mut();
-                s.ports.remove(&conn);
-                s.vault.disconnect(conn);
-            }
-            Inbound::Admin(conn, data) => {
-                let text = data.as_string();
-                let mut s = state.borrow_mut();
-                if !s.ports.contains_key(&conn) {
-                    continue;
-                }
-                let parsed = match &text {
-                    Some(t) => check_size(t.len()).and_then(|()| {
-                        serde_json::from_str::<AdminMessage>(t).map_err(RpcError::bad_request)
-                    }),
-                    None => Err(not_text()),
-                };
-                match parsed {
-                    Ok(message) => s.vault.admin_message(conn, message, now_ms()),
-                    Err(error) => {
-                        let id = text.as_deref().and_then(probe_id);
-                        s.vault.admin_undecodable(conn, id, error)
-                    }
-                }
-            }
-            Inbound::App(conn, data) => {
-                for decoded in decode_app(&data) {
-                    if !state.borrow().ports.contains_key(&conn) {
-                        break;
-                    }
-                    app_message(state, conn, decoded).await;
-                }
+        let inputs: Vec<Input> = state.borrow_mut().inbox.drain(..).collect();
+        let now = now_ms();
+        for input in inputs {
+            let result = state.borrow_mut().vault.handle_input(now, input);
+            if let Err(e) = result {
+                web_sys::console::error_1(&format!("echo-vault: {e}").into());
             }
         }
         drain_outputs(state);
-    }
-    state.borrow_mut().pumping = false;
-    drain_outputs(state);
-    kick_flush(state);
-}
-
-/// One decoded app message: opens the space the call needs first (a
-/// storage read), then hands it to the vault.
-async fn app_message(state: &Shared, conn: ConnId, decoded: Result<ClientMessage, Undecodable>) {
-    let to_open = match &decoded {
-        Ok(ClientMessage::Request { method, .. }) => state.borrow().vault.space_to_open(method),
-        _ => None,
-    };
-    if let Some(id) = to_open {
-        if let Err(error) = open_space(state, id).await {
-            // The call cannot run: answered with the error through the
-            // vault's output queue, like a call that could not be decoded,
-            // so it stays in order with the answers before it.
-            let id = match &decoded {
-                Ok(ClientMessage::Request { id, .. }) => Some(*id),
-                _ => None,
-            };
-            state
-                .borrow_mut()
-                .vault
-                .app_message(conn, Err(Undecodable { id, error }));
-            return;
+        if state.borrow().inbox.is_empty() {
+            break;
         }
     }
-    state.borrow_mut().vault.app_message(conn, decoded);
-}
-
-async fn open_space(state: &Shared, id: echo_core::model::SpaceId) -> Result<(), RpcError> {
-    let store = state.borrow().store.clone();
-    let entries = store
-        .list_prefix(&Vault::storage_prefix(&id))
-        .await
-        .map_err(RpcError::from)?;
-    state
-        .borrow_mut()
-        .vault
-        .open_space(id, entries)
-        .map_err(RpcError::from)
+    state.borrow_mut().pumping = false;
 }
 
 fn post(port: &Port, value: JsValue) {
@@ -421,23 +374,27 @@ fn send_frames(s: &State, conn: ConnId, messages: &mut Vec<String>) {
     messages.clear();
 }
 
-/// Sends everything the vault has for the ports, closes what it closed.
+/// Carries out everything the vault asks: messages to ports, storage and
+/// key operations (results come back as inputs).
 fn drain_outputs(state: &Shared) {
-    let mut s = state.borrow_mut();
     // App messages per connection, in order, sent as frames at the end (or
     // before the connection closes).
     let mut pending: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
-    while let Some(output) = s.vault.poll_output() {
+    loop {
+        let output = state.borrow_mut().vault.poll_output();
+        let Some(output) = output else { break };
         match output {
             Output::App { conn, message } => {
                 pending.entry(conn).or_default().push(encode(&message));
             }
             Output::Admin { conn, message } => {
+                let s = state.borrow();
                 if let Some(port) = s.ports.get(&conn) {
                     post(port, JsValue::from_str(&encode(&message)));
                 }
             }
             Output::Close { conn } => {
+                let mut s = state.borrow_mut();
                 if let Some(mut messages) = pending.remove(&conn) {
                     send_frames(&s, conn, &mut messages);
                 }
@@ -445,63 +402,77 @@ fn drain_outputs(state: &Shared) {
                     port.port.close();
                 }
             }
+            Output::Read { read, prefix } => {
+                let store = state.borrow().store.clone();
+                let state = state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = store.list_prefix(&prefix).await;
+                    enqueue(&state, Input::ReadDone { read, result });
+                });
+            }
+            Output::Write { write, batch } => {
+                let store = state.borrow().store.clone();
+                let state = state.clone();
+                // Tasks start in the order they were spawned, so storage
+                // operations are issued in the order the vault asked.
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = store.apply(batch).await;
+                    if let Err(e) = &result {
+                        web_sys::console::error_1(
+                            &format!("echo-vault: a flush failed: {e}").into(),
+                        );
+                    }
+                    enqueue(&state, Input::WriteDone { write, result });
+                });
+            }
+            Output::Seal { op, plaintext, aad } => {
+                let keyring = state.borrow().keyring.clone();
+                let state = state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = keyring.seal(&plaintext, &aad).await.map_err(|e| e.message);
+                    drop(plaintext);
+                    enqueue(&state, Input::Sealed { op, result });
+                });
+            }
+            Output::Unseal {
+                op,
+                ciphertext,
+                aad,
+            } => {
+                let keyring = state.borrow().keyring.clone();
+                let state = state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = keyring
+                        .unseal(&ciphertext, &aad)
+                        .await
+                        .map(Zeroizing::new)
+                        .map_err(|e| e.message);
+                    enqueue(&state, Input::Unsealed { op, result });
+                });
+            }
+            Output::PeerSend { .. } | Output::PeerClose { .. } => {
+                // No peer links in the worker yet (see the module docs).
+            }
+            Output::Event(event) => match event {
+                VaultEvent::Ready => {
+                    if let Some(tx) = state.borrow_mut().boot.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                VaultEvent::Failed(error) => {
+                    web_sys::console::error_1(
+                        &format!("echo-vault: {}: {}", error.code, error.message).into(),
+                    );
+                    if let Some(tx) = state.borrow_mut().boot.take() {
+                        let _ = tx.send(Err(error));
+                    }
+                }
+                _ => {}
+            },
         }
     }
+    let s = state.borrow();
     for (conn, mut messages) in pending {
         send_frames(&s, conn, &mut messages);
     }
-}
-
-fn kick_flush(state: &Shared) {
-    let start = {
-        let mut s = state.borrow_mut();
-        if s.flushing || !s.vault.wants_flush() {
-            false
-        } else {
-            s.flushing = true;
-            true
-        }
-    };
-    if start {
-        let state = state.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            flush(&state).await;
-            state.borrow_mut().flushing = false;
-            // Writes that came in meanwhile.
-            kick_flush(&state);
-        });
-    }
-}
-
-/// Writes one flush and releases (or fails) its answers. After a failure,
-/// the spaces it reverted are opened again so their live queries resume.
-async fn flush(state: &Shared) {
-    let prepared = state.borrow_mut().vault.prepare_flush();
-    let flush = match prepared {
-        Ok(Some(flush)) => flush,
-        Ok(None) => return,
-        Err(e) => {
-            web_sys::console::error_1(&format!("echo-vault: cannot prepare a flush: {e}").into());
-            return;
-        }
-    };
-    let store = state.borrow().store.clone();
-    // Issued now (IdbStore::apply issues on the call), awaited below.
-    let written = store.apply(flush.batch).await;
-    match written {
-        Ok(()) => state.borrow_mut().vault.flush_done(flush.ticket),
-        Err(e) => {
-            web_sys::console::error_1(&format!("echo-vault: a flush failed: {e}").into());
-            state.borrow_mut().vault.flush_failed(flush.ticket, &e);
-            let reload = state.borrow().vault.spaces_to_reload();
-            for id in reload {
-                if let Err(e) = open_space(state, id).await {
-                    web_sys::console::error_1(
-                        &format!("echo-vault: cannot reopen space {id}: {}", e.message).into(),
-                    );
-                }
-            }
-        }
-    }
-    drain_outputs(state);
 }

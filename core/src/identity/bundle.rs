@@ -1,19 +1,29 @@
 //! Signed change bundles: the unit of signature for a space's data.
 //!
-//! A device signs the Automerge changes it made since its last flush as one
-//! bundle (see `docs/membership.md`, "Signed change bundles"). The signature
-//! covers a domain tag, the format version, the space, the signer, the
-//! credential-log heads the signer had seen, and the ordered hashes of the
-//! changes:
+//! A device signs the Automerge changes it made since its last seal as one
+//! bundle (see `docs/membership.md`, "Signed change bundles"). A bundle
+//! names its changes as **runs**: per shard, the signer's changes with
+//! consecutive sequence numbers `first_seq .. first_seq + count`. The
+//! signature covers a domain tag, the format version, the space, the
+//! signer, the credential-log heads the signer had seen, and each run with
+//! the hashes of its changes in order:
 //!
 //! ```text
-//! "echo/signed-changes/v1\0" ++ version ++ space (16) ++ signer (32)
-//!   ++ u32le(#heads) ++ heads (32 each) ++ u32le(#changes) ++ change hashes (32 each)
+//! "echo/signed-changes/v2\0" ++ version ++ space (16) ++ signer (32)
+//!   ++ u32le(#heads) ++ heads (32 each)
+//!   ++ u32le(#runs) ++ for each run: u16le(shard) ++ u64le(first_seq) ++ u32le(count)
+//!                                    ++ change hashes (32 each)
 //! ```
+//!
+//! The shard is inside the signature, so a bundle cannot be moved to
+//! another shard's document; the hashes are not in the bundle's own bytes
+//! ([`SignedChanges`] is the compact form), because every holder can
+//! compute them from the changes: from their bytes when a bundle travels
+//! with its changes, or from a document that holds them (a snapshot, or
+//! storage). So a space's history is stored once, in its documents, and a
+//! bundle costs about 100 bytes plus 12 per shard.
 
-use std::collections::VecDeque;
-
-use automerge::Change;
+use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
 use super::credential::{CredentialHash, MAX_PARENTS};
@@ -24,13 +34,37 @@ use super::space::SpaceControl;
 use crate::data::SpaceId;
 
 /// Format version of [`SignedChanges`].
-pub const BUNDLE_VERSION: u8 = 1;
+pub const BUNDLE_VERSION: u8 = 2;
 /// The most changes one bundle may carry.
 pub const MAX_BUNDLE_CHANGES: usize = 1 << 20;
-const TAG: &[u8] = b"echo/signed-changes/v1\0";
+/// The most runs one bundle may have (one per shard).
+pub const MAX_RUNS: usize = crate::model::MAX_SHARD_COUNT as usize;
+const TAG: &[u8] = b"echo/signed-changes/v2\0";
 
-/// Automerge changes of one device, signed together.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The signer's changes to one shard, consecutive in sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Run {
+    pub shard: u16,
+    /// Sequence number (Automerge's per-actor counter in that shard's
+    /// document) of the first change.
+    pub first_seq: u64,
+    pub count: u32,
+}
+
+impl Run {
+    /// Sequence number of the last change.
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.count) - 1
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        seq >= self.first_seq && seq <= self.last_seq()
+    }
+}
+
+/// Automerge changes of one device, signed together (compact form: runs,
+/// no change bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SignedChanges {
     pub version: u8,
     pub space: SpaceId,
@@ -38,19 +72,32 @@ pub struct SignedChanges {
     /// The credential-log heads the signer had seen, sorted and distinct:
     /// the point of the control log the changes were made at.
     pub control_heads: Vec<CredentialHash>,
-    /// `automerge::Change::raw_bytes()` of each change, in order.
-    pub changes: Vec<Vec<u8>>,
+    /// Sorted by shard, one per shard.
+    pub runs: Vec<Run>,
     pub signature: Signature,
 }
 
-pub(crate) fn message(
+/// One change of a run, as the verifier sees it (computed from the
+/// change's bytes, or read from a document holding it).
+#[derive(Clone, Copy, Debug)]
+pub struct ChangeRef<'a> {
+    pub hash: ChangeHash,
+    /// The change's Automerge actor id.
+    pub actor: &'a [u8],
+    pub seq: u64,
+}
+
+fn message<'h>(
     space: &SpaceId,
     signer: &DevicePublicKey,
     control_heads: &[CredentialHash],
-    hashes: impl ExactSizeIterator<Item = automerge::ChangeHash>,
+    runs: &[Run],
+    hashes: impl Fn(usize) -> Box<dyn Iterator<Item = ChangeHash> + 'h>,
 ) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(TAG.len() + 1 + 16 + 32 + 8 + 32 * (control_heads.len() + hashes.len()));
+    let total: usize = runs.iter().map(|r| r.count as usize).sum();
+    let mut m = Vec::with_capacity(
+        TAG.len() + 57 + 32 * control_heads.len() + 14 * runs.len() + 32 * total,
+    );
     m.extend_from_slice(TAG);
     m.push(BUNDLE_VERSION);
     m.extend_from_slice(space.as_bytes());
@@ -59,78 +106,79 @@ pub(crate) fn message(
     for h in control_heads {
         m.extend_from_slice(h.as_bytes());
     }
-    m.extend_from_slice(&(hashes.len() as u32).to_le_bytes());
-    for h in hashes {
-        m.extend_from_slice(&h.0);
+    m.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    for (i, run) in runs.iter().enumerate() {
+        m.extend_from_slice(&run.shard.to_le_bytes());
+        m.extend_from_slice(&run.first_seq.to_le_bytes());
+        m.extend_from_slice(&run.count.to_le_bytes());
+        for h in hashes(i) {
+            m.extend_from_slice(&h.0);
+        }
     }
     m
 }
 
+/// The signed message of a bundle (tests forge and tamper with it).
+#[cfg(test)]
+pub(crate) fn message_for(
+    space: &SpaceId,
+    signer: &DevicePublicKey,
+    control_heads: &[CredentialHash],
+    runs: &[(Run, Vec<ChangeHash>)],
+) -> Vec<u8> {
+    let plain: Vec<Run> = runs.iter().map(|(r, _)| *r).collect();
+    message(space, signer, control_heads, &plain, |i| {
+        Box::new(runs[i].1.clone().into_iter())
+    })
+}
+
 impl DeviceKey {
-    /// Signs `changes` (made by this device, i.e. with actor id
-    /// [`DeviceKey::actor_id`]) for `space`, at the control-log point
-    /// `control_heads` (the heads of the space's log this device has).
+    /// Signs runs of this device's changes for `space`, at the control-log
+    /// point `control_heads`. Each run comes with its changes' hashes, in
+    /// sequence order; runs are sorted by shard here.
     pub fn sign_changes(
         &self,
         space: SpaceId,
         mut control_heads: Vec<CredentialHash>,
-        changes: &[Change],
+        mut runs: Vec<(Run, Vec<ChangeHash>)>,
     ) -> Result<SignedChanges, IdentityError> {
-        let signer = self.public_key();
-        let actor = signer.actor_id();
-        if changes.is_empty() || changes.len() > MAX_BUNDLE_CHANGES {
-            return Err(IdentityError::UnsignableChange {
-                index: 0,
-                reason: format!("a bundle holds 1 to {MAX_BUNDLE_CHANGES} changes"),
-            });
+        let unsignable = |reason: String| IdentityError::UnsignableChange { index: 0, reason };
+        runs.sort_by_key(|(r, _)| r.shard);
+        let total: usize = runs.iter().map(|(r, _)| r.count as usize).sum();
+        if runs.is_empty() || runs.len() > MAX_RUNS || total > MAX_BUNDLE_CHANGES {
+            return Err(unsignable(format!(
+                "a bundle holds 1 to {MAX_RUNS} runs and at most {MAX_BUNDLE_CHANGES} changes"
+            )));
         }
-        for (index, change) in changes.iter().enumerate() {
-            if *change.actor_id() != actor {
-                return Err(IdentityError::UnsignableChange {
-                    index,
-                    reason: format!(
-                        "it was made by actor {}, not by this device; use the device's actor id",
-                        change.actor_id()
-                    ),
-                });
+        if runs.windows(2).any(|w| w[0].0.shard == w[1].0.shard) {
+            return Err(unsignable("two runs for one shard".into()));
+        }
+        for (run, hashes) in &runs {
+            if run.count == 0 || run.first_seq == 0 || hashes.len() != run.count as usize {
+                return Err(unsignable(format!(
+                    "run of shard {} names {} changes from seq {} but {} hashes",
+                    run.shard,
+                    run.count,
+                    run.first_seq,
+                    hashes.len()
+                )));
             }
         }
         control_heads.sort_unstable();
         control_heads.dedup();
-        let m = message(
-            &space,
-            &signer,
-            &control_heads,
-            changes.iter().map(|c| c.hash()),
-        );
+        let signer = self.public_key();
+        let plain: Vec<Run> = runs.iter().map(|(r, _)| *r).collect();
+        let m = message(&space, &signer, &control_heads, &plain, |i| {
+            Box::new(runs[i].1.clone().into_iter())
+        });
         Ok(SignedChanges {
             version: BUNDLE_VERSION,
             space,
             signer,
             control_heads,
-            changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
+            runs: plain,
             signature: self.sign(&m),
         })
-    }
-
-    /// Like [`sign_changes`](Self::sign_changes), from changes' raw bytes.
-    pub fn sign_change_bytes(
-        &self,
-        space: SpaceId,
-        control_heads: Vec<CredentialHash>,
-        changes: Vec<Vec<u8>>,
-    ) -> Result<SignedChanges, IdentityError> {
-        let decoded = changes
-            .into_iter()
-            .enumerate()
-            .map(|(index, bytes)| {
-                Change::from_bytes(bytes).map_err(|e| IdentityError::UnsignableChange {
-                    index,
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.sign_changes(space, control_heads, &decoded)
     }
 }
 
@@ -165,88 +213,161 @@ impl SignedChanges {
                 reason: format!("{} trailing bytes", rest.len()),
             });
         }
+        bundle.check_shape()?;
         Ok(bundle)
     }
 
-    /// Total size of the changes, in bytes.
-    pub fn byte_len(&self) -> usize {
-        self.changes.iter().map(Vec::len).sum::<usize>() + 128 + 32 * self.control_heads.len()
+    /// Number of changes it signs.
+    pub fn change_count(&self) -> usize {
+        self.runs.iter().map(|r| r.count as usize).sum()
+    }
+
+    /// The run of `shard`, if it has one.
+    pub fn run_of(&self, shard: u16) -> Option<&Run> {
+        self.runs
+            .binary_search_by_key(&shard, |r| r.shard)
+            .ok()
+            .map(|i| &self.runs[i])
+    }
+
+    /// The bundle's identity: its signature (a signer never signs two
+    /// bundles alike).
+    pub fn key(&self) -> [u8; 64] {
+        self.signature.to_bytes()
+    }
+
+    /// What can be checked without changes or a log: version, sizes,
+    /// sorted distinct heads and runs.
+    pub fn check_shape(&self) -> Result<(), Rejection> {
+        if self.version != BUNDLE_VERSION {
+            return Err(Rejection::UnsupportedVersion {
+                found: self.version,
+                supported: BUNDLE_VERSION,
+            });
+        }
+        let malformed = |reason: String| Err(Rejection::Malformed { reason });
+        if self.control_heads.is_empty()
+            || self.control_heads.len() > MAX_PARENTS
+            || self.control_heads.windows(2).any(|w| w[0] >= w[1])
+        {
+            return malformed(format!(
+                "control heads must be 1 to {MAX_PARENTS} distinct hashes in sorted order"
+            ));
+        }
+        if self.runs.is_empty()
+            || self.runs.len() > MAX_RUNS
+            || self.runs.windows(2).any(|w| w[0].shard >= w[1].shard)
+        {
+            return malformed(format!(
+                "a bundle has 1 to {MAX_RUNS} runs, sorted by shard, one per shard"
+            ));
+        }
+        if self.runs.iter().any(|r| {
+            r.count == 0
+                || r.first_seq == 0
+                || r.first_seq.checked_add(u64::from(r.count)).is_none()
+        }) {
+            return malformed("a run names 1 or more changes from sequence number 1 on".into());
+        }
+        if self.change_count() > MAX_BUNDLE_CHANGES {
+            return malformed(format!(
+                "{} changes; a bundle holds at most {MAX_BUNDLE_CHANGES}",
+                self.change_count()
+            ));
+        }
+        Ok(())
     }
 }
 
 impl SpaceControl {
-    /// Verifies a bundle against this space's control log. On success,
-    /// returns the decoded changes, ready for `apply_changes`. The rules:
+    /// Verifies a bundle against this space's control log, given its
+    /// changes (per run, in sequence order). The rules, in order:
     ///
     /// 1. well-formed, this space, a supported version;
-    /// 2. every change decodes, and the signature over the changes' hashes
-    ///    is the signer's;
-    /// 3. every change's actor id is the signer's key;
+    /// 2. each run's changes are as many as it names, made by the signer's
+    ///    actor, with the sequence numbers it names;
+    /// 3. the signature over the runs and their changes' hashes is the
+    ///    signer's;
     /// 4. in the membership state of the bundle's `control_heads` cut, the
     ///    signer is an authorized, unrevoked device of a member whose role
-    ///    writes.
+    ///    writes;
+    /// 5. for every removal, demotion or revocation of the signer in the
+    ///    current log that the bundle's cut does not hold, no change is
+    ///    beyond that credential's watermark (a removed party cannot write
+    ///    on by naming control heads from before its removal).
     ///
     /// Unknown control heads give [`Rejection::MissingCredentials`]
-    /// (retryable: keep the bundle in [`PendingChanges`]).
-    pub fn verify_bundle(&self, bundle: &SignedChanges) -> Result<Vec<Change>, Rejection> {
-        if bundle.version != BUNDLE_VERSION {
-            return Err(Rejection::UnsupportedVersion {
-                found: bundle.version,
-                supported: BUNDLE_VERSION,
-            });
-        }
+    /// (retryable: keep the bundle until the credentials arrive).
+    pub fn verify_bundle(
+        &self,
+        bundle: &SignedChanges,
+        changes: &[Vec<ChangeRef<'_>>],
+    ) -> Result<(), Rejection> {
+        bundle.check_shape()?;
         if bundle.space != self.space() {
             return Err(Rejection::WrongSpace {
                 expected: self.space().to_string(),
                 found: bundle.space.to_string(),
             });
         }
-        if bundle.changes.is_empty() || bundle.changes.len() > MAX_BUNDLE_CHANGES {
+        if changes.len() != bundle.runs.len() {
             return Err(Rejection::Malformed {
                 reason: format!(
-                    "{} changes; a bundle holds 1 to {MAX_BUNDLE_CHANGES}",
-                    bundle.changes.len()
+                    "{} runs but changes for {}",
+                    bundle.runs.len(),
+                    changes.len()
                 ),
             });
         }
-        if bundle.control_heads.is_empty()
-            || bundle.control_heads.len() > MAX_PARENTS
-            || bundle.control_heads.windows(2).any(|w| w[0] >= w[1])
-        {
-            return Err(Rejection::Malformed {
-                reason: format!(
-                    "control heads must be 1 to {MAX_PARENTS} distinct hashes in sorted order"
-                ),
-            });
-        }
-        let mut changes = Vec::with_capacity(bundle.changes.len());
-        for (index, bytes) in bundle.changes.iter().enumerate() {
-            let change =
-                Change::from_bytes(bytes.clone()).map_err(|e| Rejection::MalformedChange {
-                    index,
-                    reason: e.to_string(),
-                })?;
-            changes.push(change);
+        let actor = bundle.signer.as_bytes();
+        let mut index = 0;
+        for (run, refs) in bundle.runs.iter().zip(changes) {
+            if refs.len() != run.count as usize {
+                return Err(Rejection::Malformed {
+                    reason: format!(
+                        "the run of shard {} names {} changes, {} came",
+                        run.shard,
+                        run.count,
+                        refs.len()
+                    ),
+                });
+            }
+            for (i, c) in refs.iter().enumerate() {
+                if c.actor != actor {
+                    return Err(Rejection::ActorMismatch {
+                        index,
+                        actor: hex(c.actor),
+                    });
+                }
+                if c.seq != run.first_seq + i as u64 {
+                    return Err(Rejection::Malformed {
+                        reason: format!(
+                            "change {index} has sequence number {}, the run names {}",
+                            c.seq,
+                            run.first_seq + i as u64
+                        ),
+                    });
+                }
+                index += 1;
+            }
         }
         let m = message(
             &bundle.space,
             &bundle.signer,
             &bundle.control_heads,
-            changes.iter().map(|c| c.hash()),
+            &bundle.runs,
+            |i| {
+                Box::new(
+                    changes[i]
+                        .iter()
+                        .map(|c| c.hash)
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                )
+            },
         );
         if !bundle.signer.verify(&m, &bundle.signature) {
             return Err(Rejection::BadSignature);
-        }
-        let actor = bundle.signer.actor_id();
-        if let Some((index, c)) = changes
-            .iter()
-            .enumerate()
-            .find(|(_, c)| *c.actor_id() != actor)
-        {
-            return Err(Rejection::ActorMismatch {
-                index,
-                actor: c.actor_id().to_string(),
-            });
         }
         let state = self
             .state_at(&bundle.control_heads)
@@ -265,148 +386,31 @@ impl SpaceControl {
             }
         };
         match state.role(&identity) {
-            None => Err(Rejection::NotAMember { identity }),
-            Some(role) if !role.can_write() => Err(Rejection::ReadOnly { identity, role }),
-            Some(_) => Ok(changes),
+            None => return Err(Rejection::NotAMember { identity }),
+            Some(role) if !role.can_write() => return Err(Rejection::ReadOnly { identity, role }),
+            Some(_) => {}
         }
-    }
-}
-
-/// What became of a bundle offered to [`PendingChanges::offer`].
-#[derive(Debug)]
-pub enum Verdict {
-    /// Verified: apply these changes, store and relay the bundle.
-    Accepted(Vec<Change>),
-    /// Waits for credentials; released by [`PendingChanges::release_ready`].
-    Waiting,
-    /// Not applied, not stored, not relayed; report it.
-    Rejected(Rejection),
-}
-
-/// Bundles released by [`PendingChanges::release_ready`].
-#[derive(Debug, Default)]
-pub struct Released {
-    pub accepted: Vec<(SignedChanges, Vec<Change>)>,
-    pub rejected: Vec<(SignedChanges, Rejection)>,
-}
-
-/// Bundles that arrived before the credentials that justify them, bounded
-/// in count and bytes. Bundles from signers the log has never seen may take
-/// at most a quarter of the count, so keys made up by a peer cannot crowd
-/// out the bundles of known devices.
-#[derive(Debug)]
-pub struct PendingChanges {
-    max_bundles: usize,
-    max_bytes: usize,
-    bytes: usize,
-    strangers: usize,
-    /// Each bundle with whether its signer was a known device.
-    queue: VecDeque<(SignedChanges, bool)>,
-}
-
-impl Default for PendingChanges {
-    fn default() -> Self {
-        Self::new(
-            PendingChanges::DEFAULT_MAX_BUNDLES,
-            PendingChanges::DEFAULT_MAX_BYTES,
-        )
-    }
-}
-
-impl PendingChanges {
-    pub const DEFAULT_MAX_BUNDLES: usize = 4096;
-    pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
-
-    pub fn new(max_bundles: usize, max_bytes: usize) -> Self {
-        Self {
-            max_bundles,
-            max_bytes,
-            bytes: 0,
-            strangers: 0,
-            queue: VecDeque::new(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Queues a bundle without looking at its signer (counted as a
-    /// stranger's). Fails with [`IdentityError::PendingChangesFull`] when
-    /// the bound is reached (the bundle is dropped; sync the control log,
-    /// then ask for the data again). Prefer [`offer`](Self::offer).
-    pub fn push(&mut self, bundle: SignedChanges) -> Result<(), IdentityError> {
-        self.enqueue(bundle, false)
-    }
-
-    fn enqueue(&mut self, bundle: SignedChanges, known: bool) -> Result<(), IdentityError> {
-        let size = bundle.byte_len();
-        if self.queue.len() >= self.max_bundles
-            || self.bytes + size > self.max_bytes
-            || (!known && self.strangers >= self.max_bundles.div_ceil(4))
-        {
-            return Err(IdentityError::PendingChangesFull {
-                bundles: self.queue.len(),
-                bytes: self.bytes,
-            });
-        }
-        self.bytes += size;
-        self.strangers += usize::from(!known);
-        self.queue.push_back((bundle, known));
-        Ok(())
-    }
-
-    fn forget(&mut self, bundle: &SignedChanges, known: bool) {
-        self.bytes -= bundle.byte_len();
-        self.strangers -= usize::from(!known);
-    }
-
-    /// Verifies `bundle`; queues it when its credentials are missing.
-    pub fn offer(
-        &mut self,
-        control: &SpaceControl,
-        bundle: SignedChanges,
-    ) -> Result<Verdict, IdentityError> {
-        match control.verify_bundle(&bundle) {
-            Ok(changes) => Ok(Verdict::Accepted(changes)),
-            Err(r) if r.is_retryable() => {
-                let known = control.state().device(&bundle.signer).is_some();
-                self.enqueue(bundle, known)?;
-                Ok(Verdict::Waiting)
-            }
-            Err(r) => Ok(Verdict::Rejected(r)),
-        }
-    }
-
-    /// Re-verifies waiting bundles (call after credentials arrived). Those
-    /// still missing credentials stay; the others come out accepted or
-    /// rejected, in arrival order.
-    pub fn release_ready(&mut self, control: &SpaceControl) -> Released {
-        let mut out = Released::default();
-        let mut keep = VecDeque::with_capacity(self.queue.len());
-        let queue = std::mem::take(&mut self.queue);
-        for (bundle, known) in queue {
-            if bundle.control_heads.iter().any(|h| !control.contains(h)) {
-                keep.push_back((bundle, known));
+        drop(state);
+        for cred in self.restrictions_of(&identity, &bundle.signer) {
+            if self.cut_contains(&bundle.control_heads, &cred.hash()) {
                 continue;
             }
-            match control.verify_bundle(&bundle) {
-                Ok(changes) => {
-                    self.forget(&bundle, known);
-                    out.accepted.push((bundle, changes));
-                }
-                Err(r) if r.is_retryable() => keep.push_back((bundle, known)),
-                Err(r) => {
-                    self.forget(&bundle, known);
-                    out.rejected.push((bundle, r));
+            let wm = cred.watermark();
+            for run in &bundle.runs {
+                let allowed = wm.max_seq(&bundle.signer, run.shard);
+                if run.last_seq() > allowed {
+                    return Err(Rejection::BeyondWatermark {
+                        by: cred.hash(),
+                        shard: run.shard,
+                        seq: run.first_seq.max(allowed + 1),
+                    });
                 }
             }
         }
-        self.queue = keep;
-        out
+        Ok(())
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

@@ -1,12 +1,17 @@
 //! Signed credentials: the entries of a credential log (a space's control log
 //! or an identity's HALO log), hash-linked to their parents.
 //!
-//! Wire form (version 1): postcard of `{ body, signature }`, where `body`
-//! starts with its version byte. The signature covers
+//! Wire form (version 2): postcard of `body` (which starts with its version
+//! byte) followed by the 64 signature bytes. The signature covers
 //! `"echo/credential/v1\0" ++ postcard(body)`; the credential's hash is
 //! SHA-256 of `"echo/credential-hash/v1\0" ++ wire form`. Decoding accepts
 //! only the canonical encoding (re-encoding must give the same bytes), so a
 //! credential has exactly one hash.
+//!
+//! Version 2 added the body's [`Watermark`] (removals, demotions and
+//! revocations name the party's last changes the issuer had accepted; see
+//! `docs/membership.md`). Version 1 credentials (no watermark) still decode,
+//! verify and hash exactly as they were written.
 
 use std::fmt;
 
@@ -19,8 +24,12 @@ use super::keys::{
 };
 use crate::data::SpaceId;
 
-/// Format version of credentials.
-pub const CREDENTIAL_VERSION: u8 = 1;
+/// Format version of credentials this build writes.
+pub const CREDENTIAL_VERSION: u8 = 2;
+/// The first format (no watermark), still read.
+const V1: u8 = 1;
+/// The most devices a watermark names.
+pub const MAX_WATERMARK_DEVICES: usize = 64;
 /// The most parents one credential may name.
 pub const MAX_PARENTS: usize = 64;
 /// The largest encoded credential accepted.
@@ -155,6 +164,67 @@ impl CredentialKind {
     }
 }
 
+/// The last changes of a party that the issuer of a removal, demotion or
+/// revocation had accepted: per device of the party, per shard, the highest
+/// sequence number. A bundle of such a device that does not name the
+/// credential in its control heads may carry no change beyond it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Watermark {
+    /// Sorted by device, distinct.
+    pub devices: Vec<DeviceWatermark>,
+}
+
+/// One device's part of a [`Watermark`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceWatermark {
+    pub device: DevicePublicKey,
+    /// `(shard, highest accepted sequence number)`, sorted by shard,
+    /// distinct; a shard not listed allows none.
+    pub shards: Vec<(u16, u64)>,
+}
+
+impl Watermark {
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The highest sequence number of `device` in `shard` it allows (0:
+    /// none).
+    pub fn max_seq(&self, device: &DevicePublicKey, shard: u16) -> u64 {
+        self.devices
+            .binary_search_by(|d| d.device.cmp(device))
+            .ok()
+            .and_then(|i| {
+                let shards = &self.devices[i].shards;
+                shards
+                    .binary_search_by(|(s, _)| s.cmp(&shard))
+                    .ok()
+                    .map(|j| shards[j].1)
+            })
+            .unwrap_or(0)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.devices.len() > MAX_WATERMARK_DEVICES {
+            return Err(format!(
+                "a watermark names at most {MAX_WATERMARK_DEVICES} devices"
+            ));
+        }
+        if self.devices.windows(2).any(|w| w[0].device >= w[1].device) {
+            return Err("watermark devices are not sorted and distinct".into());
+        }
+        for d in &self.devices {
+            if d.shards.len() > usize::from(crate::model::MAX_SHARD_COUNT) {
+                return Err("a watermark names more shards than a space has".into());
+            }
+            if d.shards.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err("watermark shards are not sorted and distinct".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The signed content of a credential.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CredentialBody {
@@ -168,18 +238,55 @@ pub struct CredentialBody {
     /// The key that signed: the issuer's identity key, or one of its devices.
     pub signer: DevicePublicKey,
     pub kind: CredentialKind,
+    /// For removals, demotions to reader and revocations: the party's last
+    /// accepted changes (version 2; empty otherwise, and in version 1).
+    pub watermark: Watermark,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire {
-    body: CredentialBody,
-    signature: Signature,
-}
-
+/// A version 1 body, as it was written (no watermark).
 #[derive(Serialize)]
-struct WireRef<'a> {
-    body: &'a CredentialBody,
-    signature: &'a Signature,
+struct BodyV1Ref<'a> {
+    version: u8,
+    log: &'a LogId,
+    parents: &'a Vec<CredentialHash>,
+    issuer: &'a IdentityPublicKey,
+    signer: &'a DevicePublicKey,
+    kind: &'a CredentialKind,
+}
+
+#[derive(Deserialize)]
+struct BodyV1 {
+    version: u8,
+    log: LogId,
+    parents: Vec<CredentialHash>,
+    issuer: IdentityPublicKey,
+    signer: DevicePublicKey,
+    kind: CredentialKind,
+}
+
+/// The body's encoding in its own version.
+fn body_bytes(body: &CredentialBody) -> Result<Vec<u8>, IdentityError> {
+    if body.version == V1 {
+        encode(
+            "credential body",
+            &BodyV1Ref {
+                version: body.version,
+                log: &body.log,
+                parents: &body.parents,
+                issuer: &body.issuer,
+                signer: &body.signer,
+                kind: &body.kind,
+            },
+        )
+    } else {
+        encode("credential body", body)
+    }
+}
+
+fn wire_bytes(body: &CredentialBody, signature: &Signature) -> Result<Vec<u8>, IdentityError> {
+    let mut out = body_bytes(body)?;
+    out.extend_from_slice(&encode("signature", signature)?);
+    Ok(out)
 }
 
 /// A signed credential.
@@ -250,7 +357,7 @@ fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Identi
 }
 
 fn signing_message(body: &CredentialBody) -> Result<Vec<u8>, IdentityError> {
-    let encoded = encode("credential body", body)?;
+    let encoded = body_bytes(body)?;
     let mut message = Vec::with_capacity(SIGN_TAG.len() + encoded.len());
     message.extend_from_slice(SIGN_TAG);
     message.extend_from_slice(&encoded);
@@ -268,9 +375,21 @@ impl Credential {
     /// Signs a new credential. Parents are sorted and de-duplicated.
     pub fn issue(
         log: LogId,
+        parents: Vec<CredentialHash>,
+        issuer: Issuer<'_>,
+        kind: CredentialKind,
+    ) -> Result<Self, IdentityError> {
+        Self::issue_with(log, parents, issuer, kind, Watermark::default())
+    }
+
+    /// Signs a new credential carrying a watermark (removals, demotions,
+    /// revocations).
+    pub fn issue_with(
+        log: LogId,
         mut parents: Vec<CredentialHash>,
         issuer: Issuer<'_>,
         kind: CredentialKind,
+        watermark: Watermark,
     ) -> Result<Self, IdentityError> {
         parents.sort_unstable();
         parents.dedup();
@@ -281,15 +400,10 @@ impl Credential {
             issuer: issuer.identity(),
             signer: issuer.signer(),
             kind,
+            watermark,
         };
         let signature = issuer.sign(&signing_message(&body)?);
-        let wire = encode(
-            "credential",
-            &WireRef {
-                body: &body,
-                signature: &signature,
-            },
-        )?;
+        let wire = wire_bytes(&body, &signature)?;
         Ok(Self {
             hash: hash_of(&wire),
             body,
@@ -307,42 +421,51 @@ impl Credential {
                 bytes.len()
             )));
         }
-        match bytes.first() {
+        let (body, rest): (CredentialBody, &[u8]) = match bytes.first() {
             None => return Err(malformed("empty".into())),
-            Some(&v) if v != CREDENTIAL_VERSION => {
+            Some(&V1) => {
+                let (b, rest): (BodyV1, &[u8]) =
+                    postcard::take_from_bytes(bytes).map_err(|e| malformed(e.to_string()))?;
+                let body = CredentialBody {
+                    version: b.version,
+                    log: b.log,
+                    parents: b.parents,
+                    issuer: b.issuer,
+                    signer: b.signer,
+                    kind: b.kind,
+                    watermark: Watermark::default(),
+                };
+                (body, rest)
+            }
+            Some(&CREDENTIAL_VERSION) => {
+                postcard::take_from_bytes(bytes).map_err(|e| malformed(e.to_string()))?
+            }
+            Some(&v) => {
                 return Err(IdentityError::UnsupportedCredentialVersion {
                     found: v,
                     supported: CREDENTIAL_VERSION,
                 })
             }
-            Some(_) => {}
-        }
-        let (wire, rest): (Wire, &[u8]) =
-            postcard::take_from_bytes(bytes).map_err(|e| malformed(e.to_string()))?;
+        };
+        let (signature, rest): (Signature, &[u8]) =
+            postcard::take_from_bytes(rest).map_err(|e| malformed(e.to_string()))?;
         if !rest.is_empty() {
             return Err(malformed(format!("{} trailing bytes", rest.len())));
         }
-        let canonical = encode("credential", &wire)?;
+        let canonical = wire_bytes(&body, &signature)?;
         if canonical != bytes {
             return Err(malformed("not in canonical encoding".into()));
         }
         Ok(Self {
             hash: hash_of(bytes),
-            body: wire.body,
-            signature: wire.signature,
+            body,
+            signature,
         })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         // Encoding a decoded or issued credential into a Vec cannot fail.
-        encode(
-            "credential",
-            &WireRef {
-                body: &self.body,
-                signature: &self.signature,
-            },
-        )
-        .unwrap_or_default()
+        wire_bytes(&self.body, &self.signature).unwrap_or_default()
     }
 
     pub fn hash(&self) -> CredentialHash {
@@ -366,13 +489,16 @@ impl Credential {
     pub fn log(&self) -> LogId {
         self.body.log
     }
+    pub fn watermark(&self) -> &Watermark {
+        &self.body.watermark
+    }
 
     /// Checks what can be checked without the log: version, log id,
     /// canonical parents, signature, certificates, genesis shape.
     pub(crate) fn check_structure(&self, expected: LogId) -> Result<(), IdentityError> {
         let hash = self.hash;
         let body = &self.body;
-        if body.version != CREDENTIAL_VERSION {
+        if body.version != CREDENTIAL_VERSION && body.version != V1 {
             return Err(IdentityError::UnsupportedCredentialVersion {
                 found: body.version,
                 supported: CREDENTIAL_VERSION,
@@ -401,6 +527,22 @@ impl Credential {
         let message = signing_message(body)?;
         if !body.signer.verify(&message, &self.signature) {
             return Err(IdentityError::BadCredentialSignature { hash });
+        }
+        if !body.watermark.is_empty() {
+            let negative = matches!(
+                body.kind,
+                CredentialKind::Remove { .. }
+                    | CredentialKind::RevokeDevice { .. }
+                    | CredentialKind::ChangeRole { .. }
+            );
+            if !negative {
+                return Err(IdentityError::MalformedCredential {
+                    reason: format!("{} carries no watermark", body.kind.name()),
+                });
+            }
+            body.watermark
+                .check()
+                .map_err(|reason| IdentityError::MalformedCredential { reason })?;
         }
         match &body.kind {
             CredentialKind::Genesis { device } => {

@@ -142,7 +142,7 @@ pub enum Denied {
     },
     #[error("device {device} was revoked; a revoked device cannot be authorized again, create a new device key")]
     DeviceRevoked { device: DevicePublicKey },
-    #[error("only the device's identity, an admin or the owner can revoke a device")]
+    #[error("only the device's own identity, or an admin or owner whose role is above that identity's, can revoke a device")]
     CannotRevoke,
     #[error("voided by the concurrent removal or revocation {by} of its issuer")]
     Voided { by: CredentialHash },
@@ -199,6 +199,16 @@ pub enum Rejection {
         identity: IdentityPublicKey,
         role: Role,
     },
+    #[error("change {seq} of shard {shard} is past the last change credential {by} allowed this device; its signer was removed, demoted or revoked and names control heads from before that")]
+    BeyondWatermark {
+        by: CredentialHash,
+        shard: u16,
+        seq: u64,
+    },
+    #[error("the bundle names control heads older than those of bundles its changes build on")]
+    ControlRegressed,
+    #[error("the signer signed two different changes as number {seq} of shard {shard}; the second is refused and the evidence kept")]
+    Equivocation { shard: u16, seq: u64 },
 }
 
 impl Rejection {
@@ -215,6 +225,9 @@ impl Rejection {
             Rejection::DeviceRevoked { .. } => "identity.bundle.device_revoked",
             Rejection::NotAMember { .. } => "identity.bundle.not_a_member",
             Rejection::ReadOnly { .. } => "identity.bundle.read_only",
+            Rejection::BeyondWatermark { .. } => "identity.bundle.backdated",
+            Rejection::ControlRegressed => "identity.bundle.control_regressed",
+            Rejection::Equivocation { .. } => "identity.bundle.equivocation",
         }
     }
 

@@ -201,11 +201,16 @@ impl fmt::Debug for IdentityKey {
 impl IdentityKey {
     /// A new identity key from the OS random source.
     pub fn generate() -> Result<Self, IdentityError> {
-        let seed = random_seed()?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(&seed),
+        Ok(Self::from_seed(&*random_seed()?))
+    }
+
+    /// The identity key of a 32-byte secret seed (from the engine's
+    /// generator: `EngineRng::secret_seed`).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(seed),
             recovery_exported: false,
-        })
+        }
     }
 
     pub fn public_key(&self) -> IdentityPublicKey {
@@ -337,10 +342,15 @@ impl DeviceKey {
 
     /// A new device key from the OS random source.
     pub fn generate() -> Result<Self, IdentityError> {
-        let seed = random_seed()?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(&seed),
-        })
+        Ok(Self::from_seed(&*random_seed()?))
+    }
+
+    /// The device key of a 32-byte secret seed (from the engine's
+    /// generator: `EngineRng::secret_seed`).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(seed),
+        }
     }
 
     pub fn public_key(&self) -> DevicePublicKey {

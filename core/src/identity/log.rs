@@ -18,12 +18,18 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::credential::{Credential, CredentialHash, CredentialKind, Issuer, LogId, Role};
+use super::credential::{
+    Credential, CredentialHash, CredentialKind, Issuer, LogId, Role, Watermark,
+};
 use super::error::{Denied, IdentityError};
 use super::keys::{DeviceCertificate, DevicePublicKey, IdentityPublicKey};
 
 /// How many credentials may wait for missing parents.
 pub const MAX_WAITING_CREDENTIALS: usize = 1024;
+/// How many of them one signing key may have waiting.
+pub const MAX_WAITING_PER_SIGNER: usize = 64;
+/// How long a credential waits for its parents before it is dropped (ms).
+pub const WAITING_TTL_MS: u64 = 10 * 60 * 1000;
 /// How many membership states of past cuts are kept for verifying bundles.
 const CUT_CACHE: usize = 32;
 
@@ -203,7 +209,10 @@ pub struct CredentialLog {
     /// Accepted removals and revocations are among these.
     negatives: Vec<u32>,
     full: Evaluation,
-    waiting: BTreeMap<CredentialHash, Credential>,
+    /// Credentials waiting for parents, with when they arrived.
+    waiting: BTreeMap<CredentialHash, (Credential, u64)>,
+    /// The host's clock, as last told ([`set_clock`](Self::set_clock)).
+    clock: u64,
     cuts: Mutex<VecDeque<(Vec<u32>, Arc<MembershipState>)>>,
 }
 
@@ -240,6 +249,7 @@ impl CredentialLog {
             negatives: Vec::new(),
             full: Evaluation::default(),
             waiting: BTreeMap::new(),
+            clock: 0,
             cuts: Mutex::new(VecDeque::new()),
         };
         log.push(genesis, Bits::default(), Vec::new());
@@ -326,7 +336,18 @@ impl CredentialLog {
         by: Issuer<'_>,
         kind: CredentialKind,
     ) -> Result<Credential, IdentityError> {
-        let cred = Credential::issue(self.log, self.heads(), by, kind)?;
+        self.issue_with(by, kind, Watermark::default())
+    }
+
+    /// Like [`issue`](Self::issue), with a watermark (removals, demotions,
+    /// revocations: the party's last accepted changes).
+    pub fn issue_with(
+        &mut self,
+        by: Issuer<'_>,
+        kind: CredentialKind,
+        watermark: Watermark,
+    ) -> Result<Credential, IdentityError> {
+        let cred = Credential::issue_with(self.log, self.heads(), by, kind, watermark)?;
         self.receive(cred.clone())?;
         Ok(cred)
     }
@@ -347,13 +368,35 @@ impl CredentialLog {
         }
         cred.check_structure(self.log)?;
         if cred.parents().iter().any(|p| !self.index.contains_key(p)) {
-            if self.waiting.len() >= MAX_WAITING_CREDENTIALS {
+            self.expire(self.clock);
+            // Quotas: one key cannot fill the queue for everyone, and keys
+            // the log does not know share a quarter of it.
+            let signer = cred.signer();
+            let of_signer = self
+                .waiting
+                .values()
+                .filter(|(c, _)| c.signer() == signer)
+                .count();
+            let known = self.is_known_signer(&signer);
+            let strangers = self
+                .waiting
+                .values()
+                .filter(|(c, _)| !self.is_known_signer(&c.signer()))
+                .count();
+            if self.waiting.len() >= MAX_WAITING_CREDENTIALS
+                || of_signer >= MAX_WAITING_PER_SIGNER
+                || (!known && strangers >= MAX_WAITING_CREDENTIALS / 4)
+            {
                 return Err(IdentityError::PendingCredentialsFull {
                     hash: cred.hash(),
-                    limit: MAX_WAITING_CREDENTIALS,
+                    limit: if of_signer >= MAX_WAITING_PER_SIGNER {
+                        MAX_WAITING_PER_SIGNER
+                    } else {
+                        MAX_WAITING_CREDENTIALS
+                    },
                 });
             }
-            self.waiting.insert(cred.hash(), cred);
+            self.waiting.insert(cred.hash(), (cred, self.clock));
             out.waiting = true;
             return Ok(out);
         }
@@ -363,14 +406,14 @@ impl CredentialLog {
             let ready: Vec<CredentialHash> = self
                 .waiting
                 .iter()
-                .filter(|(_, c)| c.parents().iter().all(|p| self.index.contains_key(p)))
+                .filter(|(_, (c, _))| c.parents().iter().all(|p| self.index.contains_key(p)))
                 .map(|(h, _)| *h)
                 .collect();
             if ready.is_empty() {
                 break;
             }
             for hash in ready {
-                if let Some(cred) = self.waiting.remove(&hash) {
+                if let Some((cred, _)) = self.waiting.remove(&hash) {
                     match self.insert(cred) {
                         Ok(h) => out.added.push(h),
                         Err(e) => out.refused.push((hash, e)),
@@ -379,6 +422,86 @@ impl CredentialLog {
             }
         }
         Ok(out)
+    }
+
+    /// Tells the log the host's time (stamps credentials that wait).
+    pub fn set_clock(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// Drops credentials that waited for their parents longer than
+    /// [`WAITING_TTL_MS`]; returns how many.
+    pub fn expire(&mut self, now: u64) -> usize {
+        self.set_clock(now);
+        let before = self.waiting.len();
+        let clock = self.clock;
+        self.waiting
+            .retain(|_, (_, at)| clock.saturating_sub(*at) < WAITING_TTL_MS);
+        before - self.waiting.len()
+    }
+
+    /// A key the current state knows: a member's identity key, or a device
+    /// authorized (and not revoked) for a member.
+    fn is_known_signer(&self, signer: &DevicePublicKey) -> bool {
+        let state = &self.full.state;
+        let as_identity = IdentityPublicKey::from_bytes(*signer.as_bytes());
+        state.members.contains_key(&as_identity)
+            || matches!(
+                state.device(signer),
+                Some(DeviceStatus::Authorized { identity }) if state.members.contains_key(&identity)
+            )
+    }
+
+    /// Whether credential `hash` is in the cut of `heads` (one of them or
+    /// an ancestor of one).
+    pub fn cut_contains(&self, heads: &[CredentialHash], hash: &CredentialHash) -> bool {
+        let Some(&x) = self.index.get(hash) else {
+            return false;
+        };
+        heads.iter().any(|h| {
+            self.index
+                .get(h)
+                .is_some_and(|&i| i == x || self.nodes[i as usize].anc.get(x))
+        })
+    }
+
+    /// Whether the cut of `outer` holds the whole cut of `inner`.
+    pub fn cut_covers(&self, outer: &[CredentialHash], inner: &[CredentialHash]) -> bool {
+        inner.iter().all(|h| self.cut_contains(outer, h))
+    }
+
+    /// Accepted credentials of the current state that remove `identity`,
+    /// demote it to a role that cannot write, or revoke `device`: what
+    /// limits the device's bundles that do not name them.
+    pub fn restrictions_of(
+        &self,
+        identity: &IdentityPublicKey,
+        device: &DevicePublicKey,
+    ) -> Vec<&Credential> {
+        let accepted = &self.full.accepted;
+        let mut out = Vec::new();
+        for &i in self
+            .about_member
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .chain(self.about_device.get(device).into_iter().flatten())
+        {
+            if !accepted.get(i) {
+                continue;
+            }
+            let node = &self.nodes[i as usize];
+            let restricts = match node.cred.kind() {
+                CredentialKind::Remove { .. } => true,
+                CredentialKind::ChangeRole { role, .. } => !role.can_write(),
+                CredentialKind::RevokeDevice { device: d, .. } => d == device,
+                _ => false,
+            };
+            if restricts {
+                out.push(&node.cred);
+            }
+        }
+        out
     }
 
     /// Adds a structurally valid credential whose parents are all present.
@@ -577,7 +700,14 @@ impl CredentialLog {
         if matches!(body.kind, CredentialKind::Genesis { .. }) {
             return Ok(());
         }
-        if body.signer != issuer.as_signer() {
+        // A device may present its own certificate (signed by its identity:
+        // the identity's consent) to authorize itself, as in a genesis.
+        let self_authorizing = matches!(
+            &body.kind,
+            CredentialKind::AuthorizeDevice { certificate }
+                if certificate.device == body.signer && certificate.identity == issuer
+        );
+        if body.signer != issuer.as_signer() && !self_authorizing {
             match self.device_status(&body.signer, &inset) {
                 Some(DeviceStatus::Authorized { identity }) if identity == issuer => {}
                 Some(DeviceStatus::Revoked { .. }) => {
@@ -669,8 +799,14 @@ impl CredentialLog {
             CredentialKind::RevokeDevice { identity, device } => {
                 match issuer_role {
                     None => return Err(Denied::IssuerNotMember { issuer }),
-                    Some(role) if *identity != issuer && !role.can_manage() => {
-                        return Err(Denied::CannotRevoke)
+                    // Another member revokes only below its own role: an
+                    // admin revokes an editor's device, never the owner's
+                    // or another admin's.
+                    Some(role) if *identity != issuer => {
+                        let theirs = self.member_role(identity, &inset);
+                        if !role.can_manage() || theirs.is_some_and(|t| t >= role) {
+                            return Err(Denied::CannotRevoke);
+                        }
                     }
                     Some(_) => {}
                 }

@@ -23,9 +23,10 @@ mod space;
 #[cfg(test)]
 mod tests;
 
-pub use bundle::{PendingChanges, Released, SignedChanges, Verdict};
+pub use bundle::{ChangeRef, Run, SignedChanges, BUNDLE_VERSION, MAX_BUNDLE_CHANGES, MAX_RUNS};
 pub use credential::{
-    Credential, CredentialBody, CredentialHash, CredentialKind, Issuer, LogId, Role,
+    Credential, CredentialBody, CredentialHash, CredentialKind, DeviceWatermark, Issuer, LogId,
+    Role, Watermark, MAX_WATERMARK_DEVICES,
 };
 pub use error::{Denied, IdentityError, Rejection};
 pub use keys::{

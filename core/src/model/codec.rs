@@ -348,6 +348,23 @@ impl<D: ReadDoc> Reader<'_, D> {
         }))
     }
 
+    /// Every object of the document, in one pass over its root keys (an
+    /// object's keys are adjacent: `<id>`, then `<id>\0...`). An object
+    /// that cannot be read comes with its error.
+    pub fn all_objects(&self) -> Vec<(ObjectId, Result<ObjectState, ModelError>)> {
+        let ids = self.object_ids();
+        ids.into_iter()
+            .map(|id| {
+                let state = self.object(&id).and_then(|o| {
+                    o.ok_or_else(|| ModelError::Corrupt {
+                        reason: format!("object {id} vanished while being read"),
+                    })
+                });
+                (id, state)
+            })
+            .collect()
+    }
+
     /// Ids of all objects in the document.
     pub fn object_ids(&self) -> Vec<ObjectId> {
         let keys = match self.heads {

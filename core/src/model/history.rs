@@ -17,7 +17,8 @@ pub struct Heads {
 }
 
 impl Heads {
-    pub(super) fn of_shard(&self, shard: usize) -> Vec<ChangeHash> {
+    /// The heads of one shard.
+    pub fn of_shard(&self, shard: usize) -> Vec<ChangeHash> {
         self.entries
             .iter()
             .filter(|(s, _)| usize::from(*s) == shard)

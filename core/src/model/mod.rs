@@ -18,11 +18,13 @@ pub use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value, ID_TEXT_
 pub use batch::{Mutation, WriteBatch};
 pub use error::ModelError;
 pub use history::Heads;
-pub use merge::ShardChanges;
+pub use merge::{ChangeInfo, ShardChanges};
 pub use persist::{space_prefix, PendingSave, SaveReceipt};
 pub use space::{
     Committed, Resolved, Space, SpaceEvent, SpaceOptions, DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT,
 };
 
+#[cfg(test)]
+mod convergence_tests;
 #[cfg(test)]
 mod tests;

@@ -33,8 +33,12 @@ use crate::data::{ObjectId, ObjectState, SpaceId, Value};
 use crate::query::Index;
 use crate::store::{self, Batch, CompactionPolicy};
 
-/// Format version of the space's chunks (meta and shard chunks).
-const FORMAT_VERSION: u8 = 1;
+/// Format version of the space's chunks (meta and shard chunks). Version 2
+/// added the shard's heads to each shard chunk; version 1 chunks are still
+/// read (their shard's heads are then known only once its document is
+/// parsed).
+const FORMAT_VERSION: u8 = 2;
+const FORMAT_V1: u8 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct SpaceMeta {
@@ -46,6 +50,32 @@ struct ShardChunk {
     crdt: Vec<u8>,
     objects: Vec<ObjectState>,
     properties: Option<BTreeMap<String, Value>>,
+    /// The shard's heads once this chunk is loaded (sorted); empty in
+    /// version 1 chunks.
+    #[serde(default)]
+    heads: Vec<[u8; 32]>,
+}
+
+#[derive(Deserialize)]
+struct ShardChunkV1 {
+    crdt: Vec<u8>,
+    objects: Vec<ObjectState>,
+    properties: Option<BTreeMap<String, Value>>,
+}
+
+/// A shard chunk of either format; `None` heads for format 1.
+fn decode_chunk(space: &str, key: &str, bytes: &[u8]) -> Result<(ShardChunk, bool), ModelError> {
+    if store::unframe(FORMAT_V1, bytes).is_ok() {
+        let c: ShardChunkV1 = decode_as(FORMAT_V1, space, key, bytes)?;
+        let chunk = ShardChunk {
+            crdt: c.crdt,
+            objects: c.objects,
+            properties: c.properties,
+            heads: Vec::new(),
+        };
+        return Ok((chunk, false));
+    }
+    Ok((decode(space, key, bytes)?, true))
 }
 
 /// The key prefix under which a space stores all its chunks.
@@ -77,7 +107,16 @@ fn decode<'a, T: Deserialize<'a>>(
     key: &str,
     bytes: &'a [u8],
 ) -> Result<T, ModelError> {
-    let payload = store::unframe(FORMAT_VERSION, bytes).map_err(|e| ModelError::CorruptChunk {
+    decode_as(FORMAT_VERSION, space, key, bytes)
+}
+
+fn decode_as<'a, T: Deserialize<'a>>(
+    version: u8,
+    space: &str,
+    key: &str,
+    bytes: &'a [u8],
+) -> Result<T, ModelError> {
+    let payload = store::unframe(version, bytes).map_err(|e| ModelError::CorruptChunk {
         space: space.to_owned(),
         key: key.to_owned(),
         reason: e.to_string(),
@@ -138,7 +177,10 @@ impl Space {
                 key: meta_key.clone(),
                 reason: "missing: the space was never saved here".into(),
             })?;
-        let meta: SpaceMeta = decode(&space, &meta_key, meta_bytes)?;
+        let meta: SpaceMeta = match store::unframe(FORMAT_V1, meta_bytes) {
+            Ok(_) => decode_as(FORMAT_V1, &space, &meta_key, meta_bytes)?,
+            Err(_) => decode(&space, &meta_key, meta_bytes)?,
+        };
         if meta.shard_count == 0 || meta.shard_count > MAX_SHARD_COUNT {
             return Err(ModelError::CorruptChunk {
                 space,
@@ -187,8 +229,12 @@ impl Space {
         // Decode everything first, so the index is allocated once at its size.
         let mut decoded = Vec::with_capacity(chunks.len());
         let mut total = 0;
+        // Heads of each shard: those of its last chunk (chunks come in order).
+        let mut last_heads: Vec<Option<Vec<ChangeHash>>> = vec![None; shard_count];
         for ((shard, seq), (key, bytes)) in chunks {
-            let chunk: ShardChunk = decode(&space, &key, &bytes)?;
+            let (chunk, has_heads) = decode_chunk(&space, &key, &bytes)?;
+            last_heads[shard] =
+                has_heads.then(|| chunk.heads.iter().map(|h| ChangeHash(*h)).collect());
             total += chunk.objects.len();
             decoded.push((shard, seq, key, bytes.len(), chunk));
         }
@@ -216,12 +262,18 @@ impl Space {
         let shards = per_shard
             .into_iter()
             .zip(shards_meta)
+            .zip(last_heads)
             .map(
-                |(chunks, (has_snapshot, incremental_keys, incremental_bytes, next_seq))| {
+                |(
+                    (chunks, (has_snapshot, incremental_keys, incremental_bytes, next_seq)),
+                    heads,
+                )| {
                     let mut shard = if chunks.is_empty() {
                         Shard::new(&actor)
                     } else {
-                        Shard::from_storage(StoredDoc { chunks })
+                        let mut s = Shard::from_storage(StoredDoc { chunks });
+                        s.stored_heads = heads;
+                        s
                     };
                     shard.has_snapshot = has_snapshot;
                     shard.incremental_keys = incremental_keys;
@@ -283,19 +335,40 @@ impl Space {
             let properties = shard == 0 && self.shards[shard].properties_unsaved;
             let objects = std::mem::take(&mut self.shards[shard].unsaved);
             let saved_heads = self.shards[shard].saved_heads.clone();
+            let adopted = self.shards[shard].adopted.take();
             let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
             let heads = doc.get_heads();
-            let increment = doc.save_after(&saved_heads);
+            // The adopted bytes hold the document as adopted; when it moved
+            // on since, it is saved afresh.
+            let adopted = adopted.map(|(bytes, at)| {
+                let mut now = heads.clone();
+                now.sort();
+                (at == now).then_some(bytes)
+            });
+            let fresh_snapshot = adopted.is_some();
+            let adopted = adopted.flatten();
+            let mut sorted_heads: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
+            sorted_heads.sort();
+            let increment = if fresh_snapshot {
+                Vec::new()
+            } else {
+                doc.save_after(&saved_heads)
+            };
             let s = &self.shards[shard];
             // A shard's first save is a snapshot: Automerge's compressed document
             // format is several times smaller than the same history as changes.
-            let compact = !s.has_snapshot
+            let compact = fresh_snapshot
+                || !s.has_snapshot
                 || policy.should_compact(
                     s.incremental_keys.len() + 1,
                     s.incremental_bytes + increment.len(),
                 );
             let outcome = if compact {
-                let crdt = self.shards[shard].doc(&self.id_text, &self.actor)?.save();
+                let crdt = match adopted {
+                    // A document adopted whole is stored as it came.
+                    Some(bytes) => bytes,
+                    None => self.shards[shard].doc(&self.id_text, &self.actor)?.save(),
+                };
                 let states: Vec<ObjectState> = self
                     .index
                     .iter()
@@ -309,6 +382,7 @@ impl Space {
                         crdt,
                         objects: states,
                         properties: props,
+                        heads: sorted_heads,
                     }),
                 );
                 for key in &self.shards[shard].incremental_keys {
@@ -327,6 +401,7 @@ impl Space {
                     crdt: increment,
                     objects: states,
                     properties: props,
+                    heads: sorted_heads,
                 });
                 let len = bytes.len();
                 batch.put(key.clone(), bytes);

@@ -32,6 +32,13 @@ pub(crate) struct Shard {
     pub incremental_bytes: usize,
     pub has_snapshot: bool,
     pub next_seq: u64,
+    /// Heads as stored (from the last chunk), so a shard's heads are known
+    /// without parsing its document; `None` for chunks of format 1.
+    pub stored_heads: Option<Vec<ChangeHash>>,
+    /// A document adopted whole (from a peer, or rebuilt): its compacted
+    /// bytes and sorted heads then. The next save writes the shard as a
+    /// snapshot: those bytes if the document did not move on since.
+    pub adopted: Option<(Vec<u8>, Vec<ChangeHash>)>,
 }
 
 impl Shard {
@@ -55,11 +62,13 @@ impl Shard {
             incremental_bytes: 0,
             has_snapshot: false,
             next_seq: 0,
+            stored_heads: None,
+            adopted: None,
         }
     }
 
     pub fn is_dirty(&self) -> bool {
-        !self.unsaved.is_empty() || self.properties_unsaved
+        !self.unsaved.is_empty() || self.properties_unsaved || self.adopted.is_some()
     }
 
     #[cfg(test)]
@@ -87,6 +96,30 @@ impl Shard {
             self.doc = Some(doc.with_actor(actor.clone()));
         }
         Ok(self.doc.as_mut().expect("loaded above"))
+    }
+
+    /// The document's heads, sorted, without parsing it when they are
+    /// known from storage.
+    pub fn heads(&mut self, space: &str, actor: &ActorId) -> Result<Vec<ChangeHash>, ModelError> {
+        if self.doc.is_none() {
+            if let Some(h) = &self.stored_heads {
+                return Ok(h.clone());
+            }
+        }
+        let mut heads = self.doc(space, actor)?.get_heads();
+        heads.sort();
+        Ok(heads)
+    }
+
+    /// Replaces an empty shard's document by `doc` (verified by the
+    /// caller); `bytes` is its compacted form, to store as the snapshot.
+    pub fn adopt(&mut self, doc: Automerge, bytes: Vec<u8>, actor: &ActorId) {
+        self.stored = None;
+        self.stored_heads = None;
+        let mut heads = doc.get_heads();
+        heads.sort();
+        self.doc = Some(doc.with_actor(actor.clone()));
+        self.adopted = Some((bytes, heads));
     }
 
     /// The document if it is loaded (never parses).

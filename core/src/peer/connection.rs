@@ -27,8 +27,8 @@ use super::error::{CloseCode, CloseReason};
 use super::frame::{encode_message, framed_len, FrameDecoder};
 use super::offer::{offer_tag, OfferTag};
 use super::wire::{negotiate, Control, VERSIONS};
-use crate::identity::{DeviceCertificate, DeviceKey};
 use crate::data::SpaceId;
+use crate::identity::{DeviceCertificate, DeviceKey};
 
 /// Milliseconds on the host's clock.
 pub type Millis = u64;
@@ -97,7 +97,9 @@ pub enum ConnEvent {
     ChannelClosed {
         channel: ChannelId,
         space: SpaceId,
-        reason: CloseReason,
+        /// A stable code (`peer.*` or the sync layer's `sync.*`).
+        code: String,
+        reason: String,
         by_peer: bool,
     },
     /// Credit came back: space channels may send more.
@@ -411,8 +413,10 @@ impl Connection {
         } else {
             at = at.min(self.created.saturating_add(self.config.handshake_timeout));
         }
-        if self.to_grant > 0 {
-            at = at.min(self.grant_bucket.ready_at(self.grant_threshold() as f64));
+        // A grant waiting for the rate (not one too small to send yet).
+        if self.to_grant >= self.grant_threshold() {
+            let ready = self.grant_bucket.ready_at(self.grant_threshold() as f64);
+            at = at.min(ready.max(self.grant_bucket.at + 1));
         }
         Some(at)
     }
@@ -553,19 +557,23 @@ impl Connection {
         Ok(())
     }
 
-    /// Closes one channel (the connection stays).
-    pub fn close_channel(&mut self, channel: ChannelId, reason: CloseReason) {
+    /// Closes one channel (the connection stays), with a stable code and
+    /// what happened, in words.
+    pub fn close_channel(&mut self, channel: ChannelId, code: &str, reason: &str) {
         if let Some(space) = self.channels.remove(&channel.0) {
             self.closed_channels.insert(channel.0);
             self.partial_drop(channel.0);
+            let code: String = code.chars().take(64).collect();
+            let reason: String = CloseReason::new(CloseCode::Other, reason).detail;
             self.send_control(&Control::CloseChannel {
                 channel: channel.0,
-                code: reason.code().to_owned(),
-                reason: reason.detail.clone(),
+                code: code.clone(),
+                reason: reason.clone(),
             });
             self.events.push_back(ConnEvent::ChannelClosed {
                 channel,
                 space,
+                code,
                 reason,
                 by_peer: false,
             });
@@ -877,7 +885,8 @@ impl Connection {
                     self.events.push_back(ConnEvent::ChannelClosed {
                         channel: ChannelId(channel),
                         space,
-                        reason: CloseReason::new(CloseCode::from_code(&code), reason),
+                        code: code.chars().take(64).collect(),
+                        reason: CloseReason::new(CloseCode::Other, reason).detail,
                         by_peer: true,
                     });
                 }

@@ -4,8 +4,8 @@
 use super::frame::encode_message;
 use super::wire::Control;
 use super::*;
-use crate::identity::{DeviceCertificate, DeviceKey, IdentityKey};
 use crate::data::SpaceId;
+use crate::identity::{DeviceCertificate, DeviceKey, IdentityKey};
 
 struct Device {
     key: DeviceKey,

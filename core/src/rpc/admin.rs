@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::errors::RpcError;
-use super::methods::IdentityInfo;
+use super::methods::{IdentityInfo, Role};
 use super::values::WireFields;
 
 /// What a vault page sends on an admin port.
@@ -55,6 +55,44 @@ pub enum AdminRequest {
     /// Sets the display name apps see in `identity.info` → `done`.
     #[serde(rename = "identity.set_name")]
     SetName { name: String },
+    /// A space's members, their roles and devices → `members`.
+    #[serde(rename = "members.list")]
+    ListMembers { space: String },
+    /// Admits an identity (its public key) with a role (`reader`,
+    /// `editor` or `admin`) → `done`.
+    #[serde(rename = "members.admit")]
+    Admit {
+        space: String,
+        identity: String,
+        role: Role,
+    },
+    /// Changes a member's role → `done`.
+    #[serde(rename = "members.set_role")]
+    SetRole {
+        space: String,
+        identity: String,
+        role: Role,
+    },
+    /// Removes a member (this identity: leaves) → `done`.
+    #[serde(rename = "members.remove")]
+    Remove { space: String, identity: String },
+    /// Revokes a member's device in the space → `done`.
+    #[serde(rename = "devices.revoke")]
+    RevokeDevice {
+        space: String,
+        identity: String,
+        device: String,
+    },
+    /// What another vault needs to join a space this one holds (its
+    /// control log and layout; no data, no secret) → `export`. Hand it over
+    /// only to a device of an identity admitted first.
+    #[serde(rename = "space.export")]
+    Export { space: String },
+    /// Joins a space from another vault's export: this device authorizes
+    /// itself for this identity (which must be a member) → `joined`; its
+    /// data arrives when a peer that holds it connects.
+    #[serde(rename = "space.join")]
+    Join { export: String },
 }
 
 /// The answer to an [`AdminRequest`].
@@ -76,6 +114,26 @@ pub enum AdminResponse {
     Spaces {
         spaces: Vec<VaultSpace>,
     },
+    Members {
+        members: Vec<Member>,
+    },
+    Export {
+        export: String,
+    },
+    Joined {
+        space: String,
+    },
+}
+
+/// A member of a space as the manage page lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub identity: String,
+    pub role: Role,
+    /// Its devices authorized in this space (and not revoked).
+    pub devices: Vec<String>,
 }
 
 /// One origin's standing with the vault.

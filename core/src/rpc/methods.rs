@@ -210,7 +210,7 @@ impl Request {
     }
 }
 
-/// A member's role in a space.
+/// The user's role in a space, as its control log says now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +219,16 @@ pub enum Role {
     Editor,
     Admin,
     Owner,
+    /// Not a member (removed, or not admitted yet): the vault still holds
+    /// the data it had.
+    None,
+}
+
+impl Role {
+    /// The role of a member, or [`Role::None`].
+    pub fn of(role: Option<crate::identity::Role>) -> Self {
+        role.map_or(Role::None, Role::from)
+    }
 }
 
 impl From<crate::identity::Role> for Role {

@@ -143,7 +143,9 @@ mod tests;
 mod ts;
 mod values;
 
-pub use admin::{AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, VaultSpace};
+pub use admin::{
+    AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, Member, VaultSpace,
+};
 pub use envelope::{
     answer_hello, check_limits, check_size, decode_client_message, negotiate, ClientMessage,
     ConnectionState, Consent, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
@@ -151,9 +153,9 @@ pub use envelope::{
 pub use errors::{codes, RpcError};
 pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, METHODS};
 pub use values::{
-    fields_from_wire, fields_to_wire, parse_object_id, parse_space_id, WireCompare, WireDirection,
-    WireFields, WireFilter, WireFloat, WireHeads, WireInt, WireMutation, WireObject, WireOrder,
-    WireQuery, WireReference, WireValue, MAX_SAFE_INTEGER,
+    fields_from_wire, fields_to_wire, mutation_from_wire, parse_object_id, parse_space_id,
+    WireCompare, WireDirection, WireFields, WireFilter, WireFloat, WireHeads, WireInt,
+    WireMutation, WireObject, WireOrder, WireQuery, WireReference, WireValue, MAX_SAFE_INTEGER,
 };
 
 /// The API versions this build speaks.

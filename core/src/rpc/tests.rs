@@ -459,15 +459,20 @@ fn model_values_objects_queries_and_mutations_convert_both_ways() {
     ];
     for m in mutations {
         let wire = round_trip(&WireMutation::from(&m));
-        assert_eq!(Mutation::try_from(&wire).unwrap(), m);
+        assert_eq!(mutation_from_wire(&wire, &mut ObjectId::random).unwrap(), m);
     }
     // A create without an id gets a fresh one.
-    let created = Mutation::try_from(&WireMutation::Create {
-        id: None,
-        type_name: "t".into(),
-        fields: fields(),
-    })
+    let fresh = ObjectId::from_bytes([9; 16]);
+    let created = mutation_from_wire(
+        &WireMutation::Create {
+            id: None,
+            type_name: "t".into(),
+            fields: fields(),
+        },
+        &mut || fresh,
+    )
     .unwrap();
+    assert!(matches!(created, Mutation::Create { id, .. } if id == fresh));
     assert!(matches!(created, Mutation::Create { ref fields, .. } if fields.len() == 2));
 }
 

@@ -101,6 +101,7 @@ pub(super) fn generate() -> String {
         decl::<AdminResponse>(&cfg),
         decl::<AppGrant>(&cfg),
         decl::<VaultSpace>(&cfg),
+        decl::<Member>(&cfg),
         decl::<AdminReply>(&cfg),
     ] {
         out.push_str(&d);

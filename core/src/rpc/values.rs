@@ -946,50 +946,51 @@ impl From<&Mutation> for WireMutation {
     }
 }
 
-/// A `create` without an id gets a fresh random one.
-impl TryFrom<&WireMutation> for Mutation {
-    type Error = RpcError;
-    fn try_from(m: &WireMutation) -> Result<Self, RpcError> {
-        Ok(match m {
-            WireMutation::Create {
-                id,
-                type_name,
-                fields,
-            } => Mutation::Create {
-                id: match id {
-                    Some(id) => object_id("create.id", id)?,
-                    None => ObjectId::random(),
-                },
-                type_name: type_name.clone(),
-                fields: fields_from_wire(fields)?,
+/// A mutation from the wire; a `create` without an id gets one from
+/// `new_id` (the engine's generator).
+pub fn mutation_from_wire(
+    m: &WireMutation,
+    new_id: &mut dyn FnMut() -> ObjectId,
+) -> Result<Mutation, RpcError> {
+    Ok(match m {
+        WireMutation::Create {
+            id,
+            type_name,
+            fields,
+        } => Mutation::Create {
+            id: match id {
+                Some(id) => object_id("create.id", id)?,
+                None => new_id(),
             },
-            WireMutation::Set { id, field, value } => Mutation::Set {
-                id: object_id("set.id", id)?,
-                field: field.clone(),
-                value: value.try_into()?,
-            },
-            WireMutation::Remove { id, field } => Mutation::Remove {
-                id: object_id("remove.id", id)?,
-                field: field.clone(),
-            },
-            WireMutation::Delete { id } => Mutation::Delete {
-                id: object_id("delete.id", id)?,
-            },
-            WireMutation::SpliceText {
-                id,
-                field,
-                pos,
-                delete,
-                insert,
-            } => Mutation::SpliceText {
-                id: object_id("splice_text.id", id)?,
-                field: field.clone(),
-                pos: *pos as usize,
-                delete: *delete as usize,
-                insert: insert.clone(),
-            },
-        })
-    }
+            type_name: type_name.clone(),
+            fields: fields_from_wire(fields)?,
+        },
+        WireMutation::Set { id, field, value } => Mutation::Set {
+            id: object_id("set.id", id)?,
+            field: field.clone(),
+            value: value.try_into()?,
+        },
+        WireMutation::Remove { id, field } => Mutation::Remove {
+            id: object_id("remove.id", id)?,
+            field: field.clone(),
+        },
+        WireMutation::Delete { id } => Mutation::Delete {
+            id: object_id("delete.id", id)?,
+        },
+        WireMutation::SpliceText {
+            id,
+            field,
+            pos,
+            delete,
+            insert,
+        } => Mutation::SpliceText {
+            id: object_id("splice_text.id", id)?,
+            field: field.clone(),
+            pos: *pos as usize,
+            delete: *delete as usize,
+            insert: insert.clone(),
+        },
+    })
 }
 
 /// Parses a space id from the wire; a malformed one is `model.invalid_id`

@@ -11,10 +11,8 @@ pub enum SyncError {
     /// This device may not write to the space now; nothing was applied.
     #[error("this device may not write to the space: {reason}")]
     WriteRefused { reason: Rejection },
-    #[error("shard bundle data is malformed: {reason}")]
-    MalformedBundle { reason: String },
-    #[error("shard bundle format version {found} is not supported (this build reads version {supported})")]
-    UnsupportedVersion { found: u8, supported: u8 },
+    #[error("the peer speaks sync version {found}; this build speaks {supported}")]
+    UnsupportedVersion { found: u16, supported: u16 },
     #[error("the control log is of space {control}, the data of space {data}")]
     SpaceMismatch { control: String, data: String },
     #[error("no genesis among the credentials; a space's control log starts with its genesis")]
@@ -27,6 +25,12 @@ pub enum SyncError {
     },
     #[error("a save is already in progress; report its outcome (save_done / save_failed) before preparing another")]
     SaveInFlight,
+    #[error("this identity is not a member of the space; ask a member to admit it first")]
+    NotAdmitted,
+    #[error("the snapshot a peer sent was refused: {reason}")]
+    BadSnapshot { reason: String },
+    #[error("a sync message does not decode: {reason}")]
+    MalformedMessage { reason: String },
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(transparent)]
@@ -39,12 +43,14 @@ impl SyncError {
     pub fn code(&self) -> &'static str {
         match self {
             SyncError::WriteRefused { .. } => "sync.write_refused",
-            SyncError::MalformedBundle { .. } => "sync.malformed_bundle",
             SyncError::UnsupportedVersion { .. } => "sync.unsupported_version",
             SyncError::SpaceMismatch { .. } => "sync.space_mismatch",
             SyncError::NoGenesis => "sync.no_genesis",
             SyncError::CorruptChunk { .. } => "sync.corrupt_chunk",
             SyncError::SaveInFlight => "sync.save_in_flight",
+            SyncError::NotAdmitted => "sync.not_admitted",
+            SyncError::BadSnapshot { .. } => "sync.bad_snapshot",
+            SyncError::MalformedMessage { .. } => "sync.malformed_message",
             SyncError::Model(e) => e.code(),
             SyncError::Identity(e) => e.code(),
         }
@@ -63,10 +69,10 @@ pub enum BundleRejection {
     Bundle(Rejection),
     #[error("the bundle is for shard {shard}, but this space has {shard_count} shards")]
     NoSuchShard { shard: u16, shard_count: usize },
-    #[error("the bundle's shard label is not signed by its signer (moved to another shard?)")]
-    BadShardBinding,
     #[error("the verified changes could not be merged: {reason}")]
     ApplyFailed { reason: String },
+    #[error("its changes build on changes that were voided or refused (a removed, demoted or revoked writer's); they cannot be applied anywhere")]
+    BuildsOnVoided,
 }
 
 impl BundleRejection {
@@ -74,8 +80,8 @@ impl BundleRejection {
         match self {
             BundleRejection::Bundle(r) => r.code(),
             BundleRejection::NoSuchShard { .. } => "sync.bundle.no_such_shard",
-            BundleRejection::BadShardBinding => "sync.bundle.bad_shard_binding",
             BundleRejection::ApplyFailed { .. } => "sync.bundle.apply_failed",
+            BundleRejection::BuildsOnVoided => "sync.bundle.builds_on_voided",
         }
     }
 }

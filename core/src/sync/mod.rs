@@ -1,34 +1,49 @@
 //! Replication of a space's data between peers, with every change verified
 //! against the space's control log before it is applied.
 //!
-//! A [`Replica`] holds one [`Space`](crate::model::Space), its
-//! [`SpaceControl`](crate::identity::SpaceControl), this device's
-//! [`DeviceKey`](crate::identity::DeviceKey) and a bounded queue of bundles
-//! waiting for credentials. The data path, sans-IO:
+//! | file | concept |
+//! |---|---|
+//! | `replica.rs` | [`Replica`]: a space, its control log, this device's key and the accepted bundles; local writes, sealing, credentials |
+//! | `reads.rs` | [`SpaceReads`]: the space's reads, and only those |
+//! | `receive.rs` | receiving bundles and snapshots: verify → `Verified` → merge, or wait, or refuse with a reason |
+//! | `send.rs` | what a peer is sent: digests, heads, missing bundles with their changes, snapshots, baselines |
+//! | `coverage.rs` | which bundle covers which change; hashes by signer and sequence number |
+//! | `retract.rs` | voiding accepted bundles a later removal, demotion or revocation does not allow |
+//! | `pending.rs` | bundles waiting for credentials or changes, bounded per signer, expiring |
+//! | `evidence.rs` | equivocation evidence |
+//! | `wire.rs` | [`WireBundle`], [`Snapshot`], [`SyncMessage`] |
+//! | `session.rs` | [`SyncSession`]: the sync protocol with one peer for one space |
+//! | `persist.rs` | the replica's storage beside its space's chunks |
 //!
-//! - local writes go through [`Replica::write`], refused when this device
-//!   may not write;
-//! - [`Replica::seal`] signs this device's new changes into
-//!   [`ShardBundle`]s — what a host persists and sends to peers;
-//! - [`Replica::receive`] verifies bundles from peers (signer, role, in the
-//!   control-log cut the bundle names) and merges only accepted ones;
-//! - [`Replica::receive_credentials`] grows the control log and releases
-//!   bundles that waited for it.
-//!
-//! The rules are in `docs/membership.md` ("The data path").
+//! The rules are in `docs/membership.md` ("The data path") and the
+//! protocol in `docs/ARCHITECTURE.md` (`core/src/sync`).
 
+mod coverage;
 mod error;
+mod evidence;
+mod pending;
 mod persist;
+mod reads;
+mod receive;
 mod replica;
+mod retract;
+mod send;
+mod session;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::{BundleRejection, SyncError};
+pub use evidence::Equivocation;
+pub use pending::PendingLimits;
 pub use persist::{ReplicaReceipt, ReplicaSave};
-pub use replica::{
-    CredentialsOutcome, DroppedBundle, Outcome, RejectedBundle, Replica, MAX_SEAL_BYTES,
-    MAX_SEAL_CHANGES,
+pub use reads::SpaceReads;
+pub use receive::{DroppedBundle, Outcome, RejectedBundle};
+pub use replica::{CredentialsOutcome, Replica, MAX_SEAL_CHANGES};
+pub use retract::Voided;
+pub use session::{SessionEvent, SyncSession};
+pub use wire::{
+    hashes_from_wire, hashes_to_wire, heads_digest, Snapshot, SpaceExport, SyncMessage, WireBundle,
+    SYNC_VERSION,
 };
-pub use wire::{ShardBundle, SHARD_BUNDLE_VERSION};

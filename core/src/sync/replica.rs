@@ -1,69 +1,32 @@
 //! [`Replica`]: a space, its control log and this device's key, with the
-//! verification hook in the data path.
+//! verification hook in the data path. Construction, reads, local writes,
+//! sealing and credentials are here; receiving is in `receive.rs`, what a
+//! peer is sent in `send.rs`, storage in `persist.rs`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::Change;
+use automerge::ChangeHash;
 
-use super::error::{BundleRejection, SyncError};
-use super::wire::ShardBundle;
+use super::coverage::{Coverage, SeqIndex};
+use super::error::SyncError;
+use super::evidence::Equivocation;
+use super::pending::{Pending, PendingLimits};
+use super::reads::SpaceReads;
 use crate::data::{SpaceId, Value};
 use crate::identity::{
     Credential, CredentialHash, CredentialKind, DeviceCertificate, DeviceKey, DevicePublicKey,
-    DeviceStatus, IdentityError, IdentityPublicKey, Issuer, PendingChanges, Rejection, Signature,
-    SpaceControl, Verdict,
+    DeviceStatus, DeviceWatermark, IdentityError, IdentityPublicKey, Issuer, Rejection, Run,
+    SignedChanges, SpaceControl, Watermark,
 };
-use crate::model::{Committed, Heads, ModelError, ShardChanges, Space, SpaceOptions, WriteBatch};
+use crate::model::{Committed, Heads, ModelError, Space, SpaceOptions, WriteBatch};
+use crate::peer::Millis;
 
 /// The most changes [`Replica::seal`] puts in one bundle.
-pub const MAX_SEAL_CHANGES: usize = 4096;
-/// The most change bytes [`Replica::seal`] puts in one bundle (a bundle
-/// must fit a receiver's pending queue: 64 MiB by default).
-pub const MAX_SEAL_BYTES: usize = 4 << 20;
-
-/// A received bundle that was not applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RejectedBundle {
-    pub signer: DevicePublicKey,
-    pub shard: u16,
-    pub reason: BundleRejection,
-}
-
-impl RejectedBundle {
-    /// The reason's stable code (`identity.bundle.*` or `sync.bundle.*`).
-    pub fn code(&self) -> &'static str {
-        self.reason.code()
-    }
-}
-
-/// A bundle that had to wait for credentials but did not fit the pending
-/// queue: dropped (not judged). Sync the control log, then ask for the data
-/// again.
-#[derive(Debug)]
-pub struct DroppedBundle {
-    pub signer: DevicePublicKey,
-    pub shard: u16,
-    /// [`IdentityError::PendingChangesFull`].
-    pub error: IdentityError,
-}
-
-/// What became of the bundles of one [`Replica::receive`] call (or of the
-/// bundles released by new credentials).
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Objects whose state changed through the accepted bundles.
-    pub applied: Committed,
-    /// Bundles verified, merged and kept for relaying.
-    pub accepted: usize,
-    /// Bundles refused: not applied, not kept, not relayed.
-    pub rejected: Vec<RejectedBundle>,
-    /// Bundles that waited for credentials but did not fit the queue.
-    pub dropped: Vec<DroppedBundle>,
-    /// Bundles already kept or already waiting (ignored).
-    pub duplicates: usize,
-    /// Bundles waiting for credentials after the call (whole queue).
-    pub waiting: usize,
-}
+#[cfg(not(test))]
+pub const MAX_SEAL_CHANGES: usize = 65_536;
+/// Tests split seals at a small size.
+#[cfg(test)]
+pub const MAX_SEAL_CHANGES: usize = 100;
 
 /// What [`Replica::receive_credentials`] did.
 #[derive(Debug, Default)]
@@ -75,42 +38,66 @@ pub struct CredentialsOutcome {
     /// Credentials waiting for their parents (whole log).
     pub waiting: usize,
     /// Bundles that were waiting for these credentials and are now judged.
-    pub released: Outcome,
+    pub released: super::Outcome,
+    /// Accepted bundles a restriction among these credentials voided.
+    pub voided: super::Voided,
 }
 
 /// One replica of a space on this device: the data ([`Space`]), its
-/// control log ([`SpaceControl`]), this device's key and the bundles
-/// waiting for credentials.
+/// control log ([`SpaceControl`]), this device's key and the bundles.
 ///
 /// Every change merged from a peer went through
 /// [`SpaceControl::verify_bundle`]: it is signed by a device of a member
-/// whose role writes in the control-log cut the bundle names. Reads and
-/// queries go to [`space_mut`](Self::space_mut); writes go through
-/// [`write`](Self::write) (writes made on the `Space` directly are not
-/// sealed).
+/// whose role writes in the control-log cut the bundle names. There is no
+/// other way in: `Space`'s merge is crate-private, and the replica hands
+/// out its space only for reading ([`space`](Self::space),
+/// [`read`](Self::read)). Local writes go through [`write`](Self::write),
+/// which refuses them when this device may not write.
 pub struct Replica {
     pub(super) space: Space,
     pub(super) control: SpaceControl,
     pub(super) device: DeviceKey,
     pub(super) identity: IdentityPublicKey,
-    pub(super) pending: PendingChanges,
-    /// Shard and binding of each waiting bundle, by bundle signature.
-    pub(super) pending_meta: HashMap<[u8; 64], (u16, Signature)>,
-    /// Data heads at the last seal (`None`: not read yet, for a space
-    /// opened from storage; every stored change counts as sealed).
-    pub(super) sealed: Option<Heads>,
+    /// Accepted bundles (own and received), in acceptance order.
+    pub(super) bundles: Vec<SignedChanges>,
+    /// Who each accepted bundle came from (`None`: this device, or storage).
+    pub(super) origins: Vec<Option<DevicePublicKey>>,
+    pub(super) kept: HashMap<[u8; 64], usize>,
+    pub(super) coverage: Coverage,
+    pub(super) seqs: SeqIndex,
+    /// Data heads up to which this device's changes are sealed.
+    pub(super) sealed: Heads,
     /// Writes since the last seal.
     pub(super) unsealed: bool,
-    /// Bundles sealed before a control-log change, not handed out yet.
-    pub(super) outbox: Vec<ShardBundle>,
-    /// Accepted bundles (own and received), in acceptance order.
-    pub(super) bundles: Vec<ShardBundle>,
-    pub(super) kept: HashMap<[u8; 64], usize>,
-    /// Credentials and bundles already in storage (prefixes of the log's
-    /// credentials and of `bundles`).
+    pub(super) pending: Pending,
+    /// Changes voided or refused as past a watermark: what builds on them
+    /// is refused too (not kept waiting for them).
+    pub(super) voided_changes: std::collections::HashSet<ChangeHash>,
+    pub(super) evidence: Vec<Equivocation>,
+    /// Per peer device, per shard: heads that peer durably holds (what it
+    /// acknowledged), the baseline of the next sync with it.
+    pub(super) baselines: BTreeMap<DevicePublicKey, BTreeMap<u16, Vec<ChangeHash>>>,
+    pub(super) baselines_unsaved: BTreeSet<DevicePublicKey>,
+    /// What is in storage already (prefixes of the log's credentials, of
+    /// `bundles` and of `evidence`), and whether `sealed` is.
     pub(super) saved_credentials: usize,
     pub(super) saved_bundles: usize,
+    /// Bundle keys in storage (`0..stored_bundles`); more than
+    /// `saved_bundles` after bundles were voided and the list is rewritten.
+    pub(super) stored_bundles: usize,
+    /// Credentials of the log already looked at for restrictions.
+    pub(super) log_checked: usize,
+    /// Bumped whenever bundles are voided (indices into `bundles` change).
+    pub(super) generation: u64,
+    pub(super) saved_evidence: usize,
+    pub(super) sealed_saved: bool,
+    /// Seals made (tells a save whether the sealed heads it wrote are
+    /// still the latest).
+    pub(super) seal_count: u64,
+    /// Stored bundles of format 1, deleted by the next save.
+    pub(super) legacy_keys: Vec<String>,
     pub(super) save_in_flight: bool,
+    pub(super) clock: Millis,
 }
 
 impl std::fmt::Debug for Replica {
@@ -124,18 +111,6 @@ impl std::fmt::Debug for Replica {
             .field("pending", &self.pending.len())
             .finish()
     }
-}
-
-fn merge(out: &mut Outcome, seen: &mut HashSet<crate::data::ObjectId>, committed: Committed) {
-    for id in committed.changed {
-        if seen.insert(id) {
-            out.applied.changed.push(id);
-        }
-    }
-}
-
-fn key_of(bundle: &ShardBundle) -> [u8; 64] {
-    bundle.bundle.signature.to_bytes()
 }
 
 impl Replica {
@@ -164,9 +139,9 @@ impl Replica {
         options: SpaceOptions,
     ) -> Result<Self, SyncError> {
         let space = Space::create(control.space(), device.actor_id(), options)?;
-        let mut replica = Self::from_parts(space, control, identity, device)?;
-        replica.sealed = Some(Heads::default());
-        Ok(replica)
+        let mut r = Self::from_parts(space, control, identity, device)?;
+        r.sealed_saved = false;
+        Ok(r)
     }
 
     /// Joins an existing space from its credentials, in any order (the
@@ -188,10 +163,59 @@ impl Replica {
         Ok((replica, outcome))
     }
 
-    /// Assembles a replica from a space opened from storage
-    /// ([`Space::open`]) and its control log. Every change already in the
-    /// space counts as sealed: seal before saving.
-    pub fn from_parts(
+    /// What another vault needs to join this space (see [`SpaceExport`]).
+    ///
+    /// [`SpaceExport`]: super::SpaceExport
+    pub fn export(&self) -> super::SpaceExport {
+        super::SpaceExport {
+            version: super::SpaceExport::VERSION,
+            shard_count: self.space.shard_count() as u16,
+            credentials: self
+                .control
+                .credentials()
+                .map(Credential::to_bytes)
+                .collect(),
+        }
+    }
+
+    /// Joins a space from another vault's export as this device of
+    /// `identity` (which the export's log must admit): the device
+    /// authorizes itself with its certificate. Its data comes with the
+    /// first sync.
+    pub fn join_export(
+        export: &super::SpaceExport,
+        identity: IdentityPublicKey,
+        device: DeviceKey,
+        certificate: DeviceCertificate,
+    ) -> Result<Self, SyncError> {
+        let credentials = export
+            .credentials
+            .iter()
+            .map(|b| Credential::from_bytes(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = SpaceOptions {
+            shard_count: export.shard_count,
+        };
+        let (mut replica, outcome) = Self::join(credentials, identity, device, options)?;
+        if let Some((_, e)) = outcome.refused.into_iter().next() {
+            return Err(SyncError::Identity(e));
+        }
+        if replica.role().is_none() {
+            return Err(SyncError::NotAdmitted);
+        }
+        let device = replica.device.public_key();
+        let authorized = matches!(
+            replica.control.state().device(&device),
+            Some(DeviceStatus::Authorized { identity: i }) if i == identity
+        );
+        if !authorized {
+            replica.issue(CredentialKind::AuthorizeDevice { certificate })?;
+        }
+        Ok(replica)
+    }
+
+    /// Assembles a replica from a space and its control log.
+    pub(super) fn from_parts(
         space: Space,
         control: SpaceControl,
         identity: IdentityPublicKey,
@@ -213,39 +237,50 @@ impl Replica {
             control,
             device,
             identity,
-            pending: PendingChanges::default(),
-            pending_meta: HashMap::new(),
-            sealed: None,
-            unsealed: false,
-            outbox: Vec::new(),
             bundles: Vec::new(),
+            origins: Vec::new(),
             kept: HashMap::new(),
+            coverage: Coverage::default(),
+            seqs: SeqIndex::default(),
+            sealed: Heads::default(),
+            unsealed: false,
+            pending: Pending::default(),
+            voided_changes: std::collections::HashSet::new(),
+            evidence: Vec::new(),
+            baselines: BTreeMap::new(),
+            baselines_unsaved: BTreeSet::new(),
             saved_credentials: 0,
             saved_bundles: 0,
+            stored_bundles: 0,
+            log_checked: 0,
+            generation: 0,
+            saved_evidence: 0,
+            sealed_saved: true,
+            seal_count: 0,
+            legacy_keys: Vec::new(),
             save_in_flight: false,
+            clock: 0,
         })
     }
 
-    /// Replaces the pending queue's bounds (default: 4,096 bundles, 64 MiB).
-    /// Bundles already waiting are kept.
-    pub fn with_pending_limits(mut self, max_bundles: usize, max_bytes: usize) -> Self {
-        if self.pending.is_empty() {
-            self.pending = PendingChanges::new(max_bundles, max_bytes);
-        }
+    /// Replaces the pending queue's bounds. Bundles already waiting stay.
+    pub fn with_pending_limits(mut self, limits: PendingLimits) -> Self {
+        self.pending.limits = limits;
         self
     }
 
     // ------------------------------------------------------------- accessors
 
+    /// The space, for reads that need no `&mut` (properties, the index,
+    /// counts).
     pub fn space(&self) -> &Space {
         &self.space
     }
 
-    /// The space, for reads, queries and subscriptions (they take `&mut`).
-    /// Write through [`write`](Self::write): changes made here are neither
-    /// checked nor sealed.
-    pub fn space_mut(&mut self) -> &mut Space {
-        &mut self.space
+    /// The space's reads that take `&mut` (they load shards and refresh
+    /// text lazily): objects, queries, text, history, live queries.
+    pub fn read(&mut self) -> SpaceReads<'_> {
+        SpaceReads::new(&mut self.space)
     }
 
     pub fn control(&self) -> &SpaceControl {
@@ -264,21 +299,58 @@ impl Replica {
         self.identity
     }
 
-    /// Bundles waiting for credentials.
+    /// Bundles waiting for credentials or changes.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Every accepted bundle (own sealed ones and verified received ones),
-    /// in acceptance order, to persist or relay as they are.
-    pub fn all_bundles(&self) -> &[ShardBundle] {
+    /// Every accepted bundle (own and received), in acceptance order.
+    pub fn bundles(&self) -> &[SignedChanges] {
         &self.bundles
     }
 
-    /// Accepted bundles after the first `n`: a peer link remembers how many
-    /// it relayed and asks for the rest.
-    pub fn bundles_since(&self, n: usize) -> &[ShardBundle] {
-        self.bundles.get(n..).unwrap_or(&[])
+    /// Who an accepted bundle came from (`None`: this device or storage).
+    pub fn origin(&self, index: usize) -> Option<DevicePublicKey> {
+        self.origins.get(index).copied().flatten()
+    }
+
+    /// Accepted bundles that are in storage (a prefix of [`bundles`]).
+    ///
+    /// [`bundles`]: Self::bundles
+    pub fn saved_bundles(&self) -> usize {
+        self.saved_bundles
+    }
+
+    /// Changes whenever accepted bundles were voided: indices into
+    /// [`bundles`](Self::bundles) taken before are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Equivocations seen (kept as evidence).
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.evidence
+    }
+
+    /// This device's role in the space now, if a member (from the control
+    /// log: the one source of truth).
+    pub fn role(&self) -> Option<crate::identity::Role> {
+        self.control.role_of(&self.identity)
+    }
+
+    /// Whether `device` is an authorized, unrevoked device of a member
+    /// (any role: readers read), so it may be sent this space.
+    pub fn is_member_device(&self, device: &DevicePublicKey) -> bool {
+        let state = self.control.state();
+        match state.device(device) {
+            Some(DeviceStatus::Authorized { identity }) => state.role(&identity).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether `signer` is a device the current log lets write.
+    pub(super) fn is_writer(&self, signer: &DevicePublicKey) -> bool {
+        self.control.device_can_write(signer)
     }
 
     // ---------------------------------------------------------------- writes
@@ -316,251 +388,132 @@ impl Replica {
         if batch.is_empty() {
             return Ok(Committed::default());
         }
-        if self.sealed.is_none() {
-            self.sealed = Some(self.space.heads()?);
-        }
+        let committed = self.space.apply(batch)?;
+        self.unsealed = true;
+        Ok(committed)
+    }
+
+    /// Applies a write without checking that this device may write: what a
+    /// misbehaving or out-of-date device does with its own key. Its bundles
+    /// are then refused by every honest peer. For tests of that.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn write_unchecked(&mut self, batch: WriteBatch) -> Result<Committed, SyncError> {
         let committed = self.space.apply(batch)?;
         self.unsealed = true;
         Ok(committed)
     }
 
     /// Sets a property of the space (its name, …), under the same write
-    /// check as [`write`](Self::write); sealed with the next seal.
+    /// check as [`write`](Self::write).
     pub fn set_property(&mut self, name: &str, value: Value) -> Result<(), SyncError> {
         if let Err(reason) = self.write_permission() {
             return Err(SyncError::WriteRefused { reason });
-        }
-        if self.sealed.is_none() {
-            self.sealed = Some(self.space.heads()?);
         }
         self.space.set_property(name, value)?;
         self.unsealed = true;
         Ok(())
     }
 
-    /// Signs this device's changes made since the last seal: one bundle
-    /// per touched shard (more when large), naming the control-log heads
-    /// they were made at. Returns them with any bundles sealed earlier
-    /// because the control log changed. The bundles are also kept for
-    /// relaying; the host persists and sends them.
-    pub fn seal(&mut self) -> Result<Vec<ShardBundle>, SyncError> {
-        self.seal_into_outbox()?;
-        Ok(std::mem::take(&mut self.outbox))
+    /// Whether this device has changes no bundle covers yet.
+    pub fn has_unsealed(&self) -> bool {
+        self.unsealed
     }
 
-    /// Seals unsealed writes at the current control heads (called before
-    /// the control log changes, so changes name the heads they were made at).
-    pub(super) fn seal_into_outbox(&mut self) -> Result<(), SyncError> {
+    // --------------------------------------------------------------- sealing
+
+    /// Signs this device's changes made since the last seal into bundles
+    /// (one per touched shard, split at [`MAX_SEAL_CHANGES`]), naming
+    /// the control-log heads they were made at, and keeps them. Returns
+    /// their indices in [`bundles`](Self::bundles). Hosts seal when a peer
+    /// is to be sent the changes and before the control log changes (done
+    /// here), not per write: one signature covers the whole run.
+    pub fn seal(&mut self) -> Result<Vec<usize>, SyncError> {
         if !self.unsealed {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let since = self.sealed.clone().unwrap_or_default();
-        let heads = self.space.heads()?;
-        let changes = self.space.changes_since(&since)?;
-        let actor = self.device.actor_id();
-        let control_heads = self.control.heads();
+        let me = self.device.public_key();
+        let actor = me.as_bytes().to_vec();
+        let mut runs: Vec<(Run, Vec<ChangeHash>)> = Vec::new();
+        let mut entries = Vec::new();
+        for shard in 0..self.space.shard_count() {
+            let heads = self.space.shard_heads(shard)?;
+            entries.extend(heads.iter().map(|h| (shard as u16, *h)));
+            let since = self.sealed.of_shard(shard);
+            let mut sorted_since = since.clone();
+            sorted_since.sort();
+            if heads == sorted_since {
+                continue;
+            }
+            let mut own: Vec<(u64, ChangeHash)> = self
+                .space
+                .changes_info_since(shard, &since)?
+                .into_iter()
+                .filter(|c| c.actor == actor)
+                .map(|c| (c.seq, c.hash))
+                .collect();
+            own.sort();
+            // After a restart the sealed heads may lag what bundles cover.
+            let covered = self.coverage.max_seq(&me, shard as u16);
+            own.retain(|(seq, _)| *seq > covered);
+            if own.is_empty() {
+                continue;
+            }
+            let contiguous = own.windows(2).all(|w| w[1].0 == w[0].0 + 1);
+            if !contiguous || own[0].0 != covered + 1 {
+                return Err(SyncError::Model(ModelError::Corrupt {
+                    reason: format!(
+                        "shard {shard}: this device's unsealed changes are not consecutive after {covered}"
+                    ),
+                }));
+            }
+            for chunk in own.chunks(MAX_SEAL_CHANGES) {
+                runs.push((
+                    Run {
+                        shard: shard as u16,
+                        first_seq: chunk[0].0,
+                        count: chunk.len() as u32,
+                    },
+                    chunk.iter().map(|(_, h)| *h).collect(),
+                ));
+            }
+        }
+        entries.sort();
+        // One bundle per run: a peer that lacks one shard's changes is sent
+        // that shard's bundles only. (Sealing is lazy — when a peer is to
+        // get the changes — so a run holds every write since, and a whole
+        // space sealed at once costs one signature per shard.)
         let mut out = Vec::new();
-        for sc in changes {
-            let mut own: Vec<Change> = Vec::new();
-            let mut bytes = 0;
-            for raw in sc.changes {
-                let change = Change::from_bytes(raw).map_err(|e| ModelError::Corrupt {
-                    reason: format!("a change of this replica does not decode: {e}"),
-                })?;
-                if *change.actor_id() != actor {
-                    continue;
-                }
-                let size = change.raw_bytes().len();
-                if !own.is_empty()
-                    && (own.len() >= MAX_SEAL_CHANGES || bytes + size > MAX_SEAL_BYTES)
-                {
-                    out.push(self.sign(sc.shard, &control_heads, &own)?);
-                    own.clear();
-                    bytes = 0;
-                }
-                bytes += size;
-                own.push(change);
-            }
-            if !own.is_empty() {
-                out.push(self.sign(sc.shard, &control_heads, &own)?);
-            }
+        for run in runs {
+            out.push(self.sign_and_keep(vec![run])?);
         }
-        for bundle in &out {
-            self.keep(bundle.clone());
-        }
-        self.outbox.extend(out);
-        self.sealed = Some(heads);
+        self.sealed = Heads { entries };
+        self.sealed_saved = false;
+        self.seal_count += 1;
         self.unsealed = false;
-        Ok(())
+        Ok(out)
     }
 
-    fn sign(
-        &self,
-        shard: u16,
-        control_heads: &[CredentialHash],
-        changes: &[Change],
-    ) -> Result<ShardBundle, SyncError> {
+    fn sign_and_keep(&mut self, runs: Vec<(Run, Vec<ChangeHash>)>) -> Result<usize, SyncError> {
+        let me = self.device.public_key();
+        for (run, hashes) in &runs {
+            for (i, h) in hashes.iter().enumerate() {
+                self.seqs
+                    .record(run.shard, me, run.first_seq + i as u64, *h);
+            }
+        }
         let bundle = self
             .device
-            .sign_changes(self.space.id(), control_heads.to_vec(), changes)?;
-        Ok(ShardBundle::bind(&self.device, shard, bundle))
+            .sign_changes(self.space.id(), self.control.heads(), runs)?;
+        Ok(self.keep(bundle, None))
     }
 
-    pub(super) fn keep(&mut self, bundle: ShardBundle) {
-        self.kept.insert(key_of(&bundle), self.bundles.len());
+    pub(super) fn keep(&mut self, bundle: SignedChanges, from: Option<DevicePublicKey>) -> usize {
+        let index = self.bundles.len();
+        self.coverage.add(index, &bundle);
+        self.kept.insert(bundle.key(), index);
         self.bundles.push(bundle);
-    }
-
-    fn is_known(&self, bundle: &ShardBundle) -> bool {
-        let key = key_of(bundle);
-        if let Some(&i) = self.kept.get(&key) {
-            if self.bundles[i] == *bundle {
-                return true;
-            }
-        }
-        self.pending_meta.get(&key) == Some(&(bundle.shard, bundle.binding))
-    }
-
-    // --------------------------------------------------------------- receive
-
-    /// Receives bundles from a peer (or from storage). Each is verified
-    /// against the control log in the cut it names (see
-    /// `docs/membership.md`): accepted ones are merged into the space and
-    /// kept for relaying; ones whose control heads are unknown wait for
-    /// credentials (bounded; see [`Outcome::dropped`]); the others are
-    /// rejected with a reason and not kept.
-    ///
-    /// Never fails as a whole: a bundle whose merge fails is rejected
-    /// alone (`sync.bundle.apply_failed`).
-    pub fn receive(&mut self, bundles: Vec<ShardBundle>) -> Outcome {
-        let mut out = Outcome::default();
-        let mut accepted = Vec::new();
-        let mut staged = HashSet::new();
-        for sb in bundles {
-            if self.is_known(&sb) || staged.contains(&(key_of(&sb), sb.shard, sb.binding)) {
-                out.duplicates += 1;
-                continue;
-            }
-            let reject = |reason| RejectedBundle {
-                signer: sb.bundle.signer,
-                shard: sb.shard,
-                reason,
-            };
-            if usize::from(sb.shard) >= self.space.shard_count() {
-                out.rejected.push(reject(BundleRejection::NoSuchShard {
-                    shard: sb.shard,
-                    shard_count: self.space.shard_count(),
-                }));
-                continue;
-            }
-            match self.control.verify_bundle(&sb.bundle) {
-                Ok(_) if !sb.binding_is_valid() => {
-                    out.rejected.push(reject(BundleRejection::BadShardBinding))
-                }
-                Ok(_) => {
-                    staged.insert((key_of(&sb), sb.shard, sb.binding));
-                    accepted.push(sb);
-                }
-                Err(r) if r.is_retryable() => {
-                    if !sb.binding_is_valid() {
-                        out.rejected.push(reject(BundleRejection::BadShardBinding));
-                        continue;
-                    }
-                    let (signer, shard, binding) = (sb.bundle.signer, sb.shard, sb.binding);
-                    match self.pending.offer(&self.control, sb.bundle.clone()) {
-                        Ok(Verdict::Waiting) => {
-                            self.pending_meta.insert(key_of(&sb), (shard, binding));
-                        }
-                        Ok(Verdict::Accepted(_)) => {
-                            staged.insert((key_of(&sb), sb.shard, sb.binding));
-                            accepted.push(sb);
-                        }
-                        Ok(Verdict::Rejected(r)) => {
-                            out.rejected.push(reject(BundleRejection::Bundle(r)))
-                        }
-                        Err(error) => out.dropped.push(DroppedBundle {
-                            signer,
-                            shard,
-                            error,
-                        }),
-                    }
-                }
-                Err(r) => out.rejected.push(reject(BundleRejection::Bundle(r))),
-            }
-        }
-        self.apply_accepted(accepted, &mut out);
-        out.waiting = self.pending.len();
-        out
-    }
-
-    /// Decodes bundles in wire form and receives them. Undecodable ones
-    /// are returned as errors beside the outcome; they change nothing.
-    pub fn receive_bytes(&mut self, bundles: &[Vec<u8>]) -> (Outcome, Vec<SyncError>) {
-        let mut decoded = Vec::with_capacity(bundles.len());
-        let mut errors = Vec::new();
-        for bytes in bundles {
-            match ShardBundle::from_bytes(bytes) {
-                Ok(b) => decoded.push(b),
-                Err(e) => errors.push(e),
-            }
-        }
-        (self.receive(decoded), errors)
-    }
-
-    /// Merges verified bundles, one `apply_changes` call per shard, and
-    /// keeps them. When a shard's call fails (e.g. a writer signed two
-    /// different changes with one sequence number), its bundles are
-    /// retried one by one and those that still fail are rejected, so one
-    /// bad bundle does not hold back the others.
-    fn apply_accepted(&mut self, accepted: Vec<ShardBundle>, out: &mut Outcome) {
-        if accepted.is_empty() {
-            return;
-        }
-        let mut by_shard: BTreeMap<u16, Vec<ShardBundle>> = BTreeMap::new();
-        for sb in accepted {
-            by_shard.entry(sb.shard).or_default().push(sb);
-        }
-        let mut seen: HashSet<_> = out.applied.changed.iter().copied().collect();
-        for (shard, bundles) in by_shard {
-            let changes = bundles
-                .iter()
-                .flat_map(|sb| sb.bundle.changes.iter().cloned())
-                .collect();
-            match self
-                .space
-                .apply_changes(vec![ShardChanges { shard, changes }])
-            {
-                Ok(committed) => {
-                    merge(out, &mut seen, committed);
-                    out.accepted += bundles.len();
-                    for sb in bundles {
-                        self.keep(sb);
-                    }
-                }
-                Err(_) => {
-                    for sb in bundles {
-                        let one = ShardChanges {
-                            shard,
-                            changes: sb.bundle.changes.clone(),
-                        };
-                        match self.space.apply_changes(vec![one]) {
-                            Ok(committed) => {
-                                merge(out, &mut seen, committed);
-                                out.accepted += 1;
-                                self.keep(sb);
-                            }
-                            Err(e) => out.rejected.push(RejectedBundle {
-                                signer: sb.bundle.signer,
-                                shard,
-                                reason: BundleRejection::ApplyFailed {
-                                    reason: e.to_string(),
-                                },
-                            }),
-                        }
-                    }
-                }
-            }
-        }
+        self.origins.push(from);
+        index
     }
 
     // ----------------------------------------------------------- credentials
@@ -573,7 +526,8 @@ impl Replica {
         &mut self,
         credentials: Vec<Credential>,
     ) -> Result<CredentialsOutcome, SyncError> {
-        self.seal_into_outbox()?;
+        self.seal()?;
+        self.control.set_clock(self.clock);
         let mut out = CredentialsOutcome::default();
         for cred in credentials {
             let hash = cred.hash();
@@ -586,16 +540,20 @@ impl Replica {
             }
         }
         out.waiting = self.control.waiting();
-        out.released = self.release_pending();
+        if !out.added.is_empty() {
+            out.voided = self.void_restricted()?;
+            out.released = self.retry_pending();
+        }
         Ok(out)
     }
 
     /// Issues a credential as this device (on behalf of its identity) on
     /// top of the current control heads. Unsealed writes are sealed first.
+    /// A removal, a demotion to reader or a revocation carries the
+    /// party's watermark (its last changes this replica accepted).
     pub fn issue(&mut self, kind: CredentialKind) -> Result<Credential, SyncError> {
-        self.seal_into_outbox()?;
-        let by = Issuer::device(&self.device, self.identity);
-        Ok(self.control.issue(by, kind)?)
+        let by_device = self.device.duplicate();
+        self.issue_as(Issuer::device(&by_device, self.identity), kind)
     }
 
     /// Issues a credential signed by another key of this replica's
@@ -605,37 +563,82 @@ impl Replica {
         by: Issuer<'_>,
         kind: CredentialKind,
     ) -> Result<Credential, SyncError> {
-        self.seal_into_outbox()?;
-        Ok(self.control.issue(by, kind)?)
+        self.seal()?;
+        let watermark = self.watermark_for(&kind);
+        let cred = self.control.issue_with(by, kind, watermark)?;
+        // Its watermark holds everything accepted here: nothing is voided,
+        // but the log was looked at.
+        self.void_restricted()?;
+        // A new restriction may settle bundles that were waiting.
+        self.retry_pending();
+        Ok(cred)
     }
 
-    /// Judges waiting bundles whose credentials have arrived.
-    fn release_pending(&mut self) -> Outcome {
-        let mut out = Outcome::default();
-        if self.pending.is_empty() {
-            return out;
-        }
-        let released = self.pending.release_ready(&self.control);
-        for (bundle, reason) in released.rejected {
-            let meta = self.pending_meta.remove(&bundle.signature.to_bytes());
-            out.rejected.push(RejectedBundle {
-                signer: bundle.signer,
-                shard: meta.map_or(0, |(shard, _)| shard),
-                reason: BundleRejection::Bundle(reason),
-            });
-        }
-        let mut accepted = Vec::new();
-        for (bundle, _) in released.accepted {
-            if let Some((shard, binding)) = self.pending_meta.remove(&bundle.signature.to_bytes()) {
-                accepted.push(ShardBundle {
-                    shard,
-                    bundle,
-                    binding,
-                });
+    /// The watermark a restricting credential carries: per device of the
+    /// party, per shard, the highest sequence number accepted here.
+    fn watermark_for(&self, kind: &CredentialKind) -> Watermark {
+        let state = self.control.state();
+        let devices: Vec<DevicePublicKey> = match kind {
+            CredentialKind::Remove { member } => devices_ever(state, member),
+            CredentialKind::ChangeRole { member, role } if !role.can_write() => {
+                devices_ever(state, member)
             }
-        }
-        self.apply_accepted(accepted, &mut out);
-        out.waiting = self.pending.len();
-        out
+            CredentialKind::RevokeDevice { device, .. } => vec![*device],
+            _ => return Watermark::default(),
+        };
+        let mut out: Vec<DeviceWatermark> = devices
+            .into_iter()
+            .map(|device| DeviceWatermark {
+                device,
+                shards: self.coverage.max_seqs(&device),
+            })
+            .filter(|d| !d.shards.is_empty())
+            .collect();
+        out.sort_by_key(|d| d.device);
+        out.truncate(crate::identity::MAX_WATERMARK_DEVICES);
+        Watermark { devices: out }
     }
+
+    /// Credentials the holder of `heads` lacks: all not in the cut of the
+    /// heads this log knows (every credential when it knows none).
+    pub fn credentials_missing_from(&self, heads: &[CredentialHash]) -> Vec<Credential> {
+        let known: Vec<CredentialHash> = heads
+            .iter()
+            .filter(|h| self.control.contains(h))
+            .copied()
+            .collect();
+        self.control
+            .credentials()
+            .filter(|c| !self.control.cut_contains(&known, &c.hash()))
+            .cloned()
+            .collect()
+    }
+
+    /// Tells the replica the host's time (pending bundles and waiting
+    /// credentials expire by it).
+    pub fn set_clock(&mut self, now: Millis) {
+        self.clock = self.clock.max(now);
+        self.control.set_clock(self.clock);
+        self.pending.expire(self.clock);
+        self.control.expire(self.clock);
+    }
+}
+
+/// Every device the state ever authorized for `identity` (revoked ones
+/// too: a revoked device's old bundles are judged by the watermark).
+fn devices_ever(
+    state: &crate::identity::MembershipState,
+    identity: &IdentityPublicKey,
+) -> Vec<DevicePublicKey> {
+    state
+        .devices
+        .iter()
+        .filter(|(_, s)| match s {
+            DeviceStatus::Authorized { identity: i } | DeviceStatus::Revoked { identity: i } => {
+                i == identity
+            }
+            DeviceStatus::Conflicted => false,
+        })
+        .map(|(d, _)| *d)
+        .collect()
 }

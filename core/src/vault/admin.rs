@@ -1,13 +1,43 @@
 //! Management calls of the vault's own top-level pages: the consent
 //! popup's decision, revocation, listings for the manage page.
 
+use super::commit::Held;
+use super::machine::{AdminUndecodable, ConnId, Output};
 use super::records::GrantRecord;
-use super::{ConnId, ConnKind, Held, Output, Vault};
+use super::Vault;
 use crate::data::SpaceId;
+use crate::identity::{CredentialKind, DevicePublicKey, IdentityPublicKey};
 use crate::rpc::{
     codes, fields_to_wire, parse_space_id, AdminMessage, AdminReply, AdminRequest, AdminResponse,
-    AppGrant, RpcError, VaultSpace,
+    AppGrant, Member, Role, RpcError, VaultSpace,
 };
+use crate::sync::{Replica, SpaceExport};
+
+fn identity_key(field: &str, text: &str) -> Result<IdentityPublicKey, RpcError> {
+    text.parse().map_err(|e: crate::identity::IdentityError| {
+        RpcError::bad_request(e.to_string()).with_detail("field", field)
+    })
+}
+
+fn device_key(field: &str, text: &str) -> Result<DevicePublicKey, RpcError> {
+    text.parse().map_err(|e: crate::identity::IdentityError| {
+        RpcError::bad_request(e.to_string()).with_detail("field", field)
+    })
+}
+
+/// A role to grant: reader, editor or admin.
+fn grantable(role: Role) -> Result<crate::identity::Role, RpcError> {
+    use crate::identity::Role as R;
+    match role {
+        Role::Reader => Ok(R::Reader),
+        Role::Editor => Ok(R::Editor),
+        Role::Admin => Ok(R::Admin),
+        Role::Owner | Role::None => Err(RpcError::bad_request(
+            "a member is admitted as reader, editor or admin (the owner role comes only with creating the space)",
+        )
+        .with_detail("field", "role")),
+    }
+}
 
 /// Longest origin the vault records, in bytes.
 pub const MAX_ORIGIN: usize = 512;
@@ -37,34 +67,51 @@ enum Answer {
 }
 
 impl Vault {
-    /// Handles one message of an admin connection. `now_ms` is the host's
-    /// clock (milliseconds since the Unix epoch), recorded with decisions.
-    pub fn admin_message(&mut self, conn: ConnId, message: AdminMessage, now_ms: f64) {
-        if !matches!(
-            self.conns.get(&conn).map(|c| &c.kind),
-            Some(ConnKind::Admin)
-        ) {
-            return;
-        }
-        let AdminMessage::Request { id, method } = message;
-        match self.admin_call(method, now_ms) {
-            Ok(Answer::Now(response)) => self.admin_answer(conn, id, Ok(response)),
-            Ok(Answer::Durable(response)) => self.held.push(Held::Admin { conn, id, response }),
-            Err(error) => self.admin_answer(conn, id, Err(error)),
+    /// A space this vault holds (open: the call was parked until it was).
+    fn held_space(&self, text: &str) -> Result<SpaceId, RpcError> {
+        let id = parse_space_id("space", text)?;
+        if self.spaces.contains(&id) {
+            Ok(id)
+        } else {
+            Err(RpcError::no_such_space(text))
         }
     }
 
-    /// Answers an admin message that could not be decoded.
-    pub fn admin_undecodable(&mut self, conn: ConnId, id: Option<u32>, error: RpcError) {
-        match id {
-            Some(id) => self.admin_answer(conn, id, Err(error)),
-            None => self.outputs.push_back(Output::Admin {
-                conn,
-                message: AdminReply::Response {
-                    id: 0,
-                    result: Err(error),
-                },
-            }),
+    /// Issues a credential in a space as this device; peers that became
+    /// (or stopped being) members are offered (or lose) the space.
+    fn issue(&mut self, space: &str, kind: CredentialKind) -> Result<Answer, RpcError> {
+        let id = self.held_space(space)?;
+        let outcome = self.replica(&id)?.issue(kind);
+        outcome?;
+        self.membership_changed(id);
+        self.admin_changed();
+        Ok(Answer::Durable(AdminResponse::Done {}))
+    }
+
+    /// Handles one message of an admin connection (decoded by the host, or
+    /// why not).
+    pub(super) fn admin_message(
+        &mut self,
+        conn: ConnId,
+        message: Result<AdminMessage, AdminUndecodable>,
+    ) {
+        if !self.apps.is_admin(conn) {
+            return;
+        }
+        let (id, method) = match message {
+            Ok(AdminMessage::Request { id, method }) => (id, method),
+            Err(AdminUndecodable { id, error }) => {
+                self.admin_answer(conn, id.unwrap_or(0), Err(error));
+                return;
+            }
+        };
+        self.commit_staged();
+        match self.admin_call(method) {
+            Ok(Answer::Now(response)) => self.admin_answer(conn, id, Ok(response)),
+            Ok(Answer::Durable(response)) => {
+                self.commit.held.push(Held::Admin { conn, id, response })
+            }
+            Err(error) => self.admin_answer(conn, id, Err(error)),
         }
     }
 
@@ -80,51 +127,65 @@ impl Vault {
         });
     }
 
-    fn admin_call(&mut self, method: AdminRequest, now_ms: f64) -> Result<Answer, RpcError> {
+    /// Tells the vault's pages that what they list changed.
+    pub(super) fn admin_changed(&mut self) {
+        for conn in self.apps.admins() {
+            self.outputs.push_back(Output::Admin {
+                conn,
+                message: AdminReply::Changed {},
+            });
+        }
+    }
+
+    fn admin_call(&mut self, method: AdminRequest) -> Result<Answer, RpcError> {
         Ok(match method {
             AdminRequest::Status {} => Answer::Now(AdminResponse::Status {
-                identity: crate::rpc::IdentityInfo::new(
-                    &self.identity,
-                    &self.device.public_key(),
-                    self.identity_record.display_name.clone(),
-                ),
-                spaces: self.spaces.len() as u32,
-                apps: self.grants.len() as u32,
-                connections: self
-                    .conns
-                    .values()
-                    .filter(|c| matches!(c.kind, ConnKind::App { .. }))
-                    .count() as u32,
+                identity: self.identity_info()?,
+                spaces: self.spaces.slots.len() as u32,
+                apps: self.grants.current.len() as u32,
+                connections: self.apps.app_count() as u32,
             }),
             AdminRequest::ListApps {} => {
                 let apps = self
                     .grants
+                    .current
                     .iter()
                     .map(|(origin, g)| AppGrant {
                         origin: origin.clone(),
                         allowed: g.allowed,
                         spaces: g.spaces.iter().map(SpaceId::to_string).collect(),
-                        connections: self.app_conns_of(origin).len() as u32,
+                        connections: self.apps.app_conns_of(origin).len() as u32,
                         decided_at: g.decided_at,
                     })
                     .collect();
                 Answer::Now(AdminResponse::Apps { apps })
             }
             AdminRequest::ListSpaces {} => {
+                // Every space is open (the call was parked until they were).
                 let spaces = self
                     .spaces
+                    .slots
                     .iter()
-                    .map(|(id, slot)| VaultSpace {
-                        space: id.to_string(),
-                        properties: fields_to_wire(&slot.record.properties),
-                        objects: slot.replica.as_ref().map(|r| r.space().len() as u32),
-                        apps: self
-                            .grants
-                            .iter()
-                            .filter(|(_, g)| g.allowed && g.spaces.contains(id))
-                            .map(|(o, _)| o.clone())
-                            .collect(),
-                        created_by: slot.record.created_by.clone(),
+                    .map(|(id, slot)| {
+                        let replica = match &slot.state {
+                            super::spaces::SlotState::Open(r) => Some(r),
+                            _ => None,
+                        };
+                        VaultSpace {
+                            space: id.to_string(),
+                            properties: replica
+                                .map(|r| fields_to_wire(r.space().properties()))
+                                .unwrap_or_default(),
+                            objects: replica.map(|r| r.space().len() as u32),
+                            apps: self
+                                .grants
+                                .current
+                                .iter()
+                                .filter(|(_, g)| g.allowed && g.spaces.contains(id))
+                                .map(|(o, _)| o.clone())
+                                .collect(),
+                            created_by: slot.record.created_by.clone(),
+                        }
                     })
                     .collect();
                 Answer::Now(AdminResponse::Spaces { spaces })
@@ -139,7 +200,7 @@ impl Vault {
                 if allow {
                     for s in &spaces {
                         let id = parse_space_id("spaces", s)?;
-                        if !self.spaces.contains_key(&id) {
+                        if !self.spaces.contains(&id) {
                             return Err(RpcError::no_such_space(s));
                         }
                         granted.insert(id);
@@ -147,18 +208,19 @@ impl Vault {
                     // Spaces it created stay its own.
                     granted.extend(
                         self.spaces
+                            .slots
                             .iter()
                             .filter(|(_, s)| s.record.created_by.as_deref() == Some(&*origin))
                             .map(|(id, _)| *id),
                     );
                 }
-                let was_allowed = self.grants.get(&origin).is_some_and(|g| g.allowed);
-                self.grants.insert(
+                let was_allowed = self.grants.current.get(&origin).is_some_and(|g| g.allowed);
+                self.grants.current.insert(
                     origin.clone(),
                     GrantRecord {
                         allowed: allow,
                         spaces: granted,
-                        decided_at: now_ms,
+                        decided_at: self.now as f64,
                     },
                 );
                 if allow {
@@ -170,7 +232,7 @@ impl Vault {
                 Answer::Durable(AdminResponse::Done {})
             }
             AdminRequest::Revoke { origin } => {
-                if self.grants.remove(&origin).is_none() {
+                if self.grants.current.remove(&origin).is_none() {
                     return Err(RpcError::new(
                         codes::BAD_REQUEST,
                         format!(
@@ -184,6 +246,90 @@ impl Vault {
                 self.admin_changed();
                 Answer::Durable(AdminResponse::Done {})
             }
+            AdminRequest::ListMembers { space } => {
+                let id = self.held_space(&space)?;
+                let replica = self.replica(&id)?;
+                let state = replica.control().state();
+                let members = state
+                    .members
+                    .iter()
+                    .map(|(identity, role)| Member {
+                        identity: identity.to_string(),
+                        role: Role::from(*role),
+                        devices: state
+                            .devices_of(identity)
+                            .iter()
+                            .map(DevicePublicKey::to_string)
+                            .collect(),
+                    })
+                    .collect();
+                Answer::Now(AdminResponse::Members { members })
+            }
+            AdminRequest::Admit {
+                space,
+                identity,
+                role,
+            } => {
+                let member = identity_key("identity", &identity)?;
+                let role = grantable(role)?;
+                self.issue(&space, CredentialKind::Admit { member, role })?
+            }
+            AdminRequest::SetRole {
+                space,
+                identity,
+                role,
+            } => {
+                let member = identity_key("identity", &identity)?;
+                let role = grantable(role)?;
+                self.issue(&space, CredentialKind::ChangeRole { member, role })?
+            }
+            AdminRequest::Remove { space, identity } => {
+                let member = identity_key("identity", &identity)?;
+                self.issue(&space, CredentialKind::Remove { member })?
+            }
+            AdminRequest::RevokeDevice {
+                space,
+                identity,
+                device,
+            } => {
+                let identity = identity_key("identity", &identity)?;
+                let device = device_key("device", &device)?;
+                self.issue(&space, CredentialKind::RevokeDevice { identity, device })?
+            }
+            AdminRequest::Export { space } => {
+                let id = self.held_space(&space)?;
+                let export = self.replica(&id)?.export().to_text();
+                Answer::Now(AdminResponse::Export { export })
+            }
+            AdminRequest::Join { export } => {
+                let export = SpaceExport::from_text(&export)
+                    .map_err(|e| RpcError::from(e).with_detail("field", "export"))?;
+                let keys = self.keys()?;
+                let replica = Replica::join_export(
+                    &export,
+                    keys.identity,
+                    keys.device.duplicate(),
+                    keys.certificate.clone(),
+                )?;
+                let id = replica.id();
+                if self.spaces.contains(&id) {
+                    return Err(RpcError::bad_request(format!(
+                        "this vault already holds space {id}"
+                    )));
+                }
+                self.spaces.slots.insert(
+                    id,
+                    super::spaces::Slot {
+                        record: super::records::SpaceRecord { created_by: None },
+                        state: super::spaces::SlotState::Open(Box::new(replica)),
+                    },
+                );
+                self.admin_changed();
+                self.offer_space(id);
+                Answer::Durable(AdminResponse::Joined {
+                    space: id.to_string(),
+                })
+            }
             AdminRequest::SetName { name } => {
                 if name.len() > MAX_DISPLAY_NAME {
                     return Err(RpcError::too_large(
@@ -192,8 +338,9 @@ impl Vault {
                         MAX_DISPLAY_NAME,
                     ));
                 }
-                self.identity_record.display_name = (!name.is_empty()).then_some(name);
-                self.identity_unsaved = true;
+                let keys = self.keys_mut()?;
+                keys.record.display_name = (!name.is_empty()).then_some(name);
+                keys.unsaved = true;
                 self.admin_changed();
                 Answer::Durable(AdminResponse::Done {})
             }

@@ -1,18 +1,26 @@
 //! API v1 calls of apps: the handshake, consent and grant checks, then
-//! the engine. Writes are answered once durable (see `flush.rs`).
+//! the engine. Writes of objects are staged and applied together
+//! ([`Vault::commit_staged`]); writes are answered once durable (see
+//! `flush.rs`). A call that needs a space that is not open was parked by
+//! the vault until it is (see `mod.rs`), so here every space a call may use
+//! is open.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
+use super::apps::{ConnKind, Subscription};
+use super::commit::{Held, Staged};
+use super::machine::{ConnId, Output};
 use super::records::SpaceRecord;
-use super::{ConnId, ConnKind, Held, Output, SpaceSlot, Subscription, Vault, VaultError};
+use super::spaces::{Slot, SlotState};
+use super::{Vault, VaultError};
 use crate::data::{ObjectId, SpaceId, Value};
-use crate::identity::DevicePublicKey;
 use crate::model::{Heads, Mutation, SpaceOptions, WriteBatch};
 use crate::query::Query;
 use crate::rpc::{
-    answer_hello, codes, fields_from_wire, fields_to_wire, parse_object_id, parse_space_id,
-    ClientMessage, Consent, IdentityInfo, Request, Response, Role, RpcError, SpaceInfo,
-    StorageState, Undecodable, VaultInfo, VaultMessage, WireHeads, WireObject, MAX_SUBSCRIPTIONS,
+    answer_hello, codes, fields_from_wire, fields_to_wire, mutation_from_wire, parse_object_id,
+    parse_space_id, ClientMessage, Consent, IdentityInfo, Request, Response, Role, RpcError,
+    SpaceInfo, StorageState, Undecodable, VaultInfo, VaultMessage, WireHeads, WireObject,
+    MAX_SUBSCRIPTIONS,
 };
 use crate::sync::Replica;
 
@@ -31,15 +39,6 @@ enum Answer {
         batch: WriteBatch,
         created: Vec<String>,
     },
-}
-
-/// A write waiting in [`Vault::commit_staged`]'s queue.
-pub(super) struct Staged {
-    conn: ConnId,
-    id: u32,
-    space: SpaceId,
-    batch: WriteBatch,
-    created: Vec<String>,
 }
 
 /// Calls that only write objects of one space: they are staged and applied
@@ -62,12 +61,8 @@ fn wire_object(
     heads: Option<&Heads>,
 ) -> Result<Option<WireObject>, RpcError> {
     Ok(match heads {
-        None => replica.space_mut().get(id)?.map(WireObject::from),
-        Some(h) => replica
-            .space_mut()
-            .get_at(id, h)?
-            .as_ref()
-            .map(WireObject::from),
+        None => replica.read().get(id)?.map(WireObject::from),
+        Some(h) => replica.read().get_at(id, h)?.as_ref().map(WireObject::from),
     })
 }
 
@@ -83,10 +78,13 @@ fn consent_error(consent: Consent) -> RpcError {
 }
 
 impl Vault {
-    /// Handles one message of an app connection (decoded by the host, or
-    /// the reason it could not be). Answers go to [`Vault::poll_output`].
-    pub fn app_message(&mut self, conn: ConnId, message: Result<ClientMessage, Undecodable>) {
-        let Some(c) = self.conns.get(&conn) else {
+    /// Handles one message of an app connection.
+    pub(super) fn app_message(
+        &mut self,
+        conn: ConnId,
+        message: Result<ClientMessage, Undecodable>,
+    ) {
+        let Some(c) = self.apps.get(conn) else {
             return;
         };
         let ConnKind::App { origin } = &c.kind else {
@@ -104,13 +102,13 @@ impl Vault {
         match message {
             ClientMessage::Hello { versions, client } => {
                 let info = VaultInfo {
-                    vault: self.build.clone(),
+                    vault: self.config.build.clone(),
                     storage: StorageState::Persistent,
-                    consent: self.consent_of(&origin),
+                    consent: self.grants.consent_of(&origin),
                 };
                 let answer = answer_hello(&versions, &client, info);
                 if let VaultMessage::Welcome { version, .. } = &answer {
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(c) = self.apps.get_mut(conn) {
                         c.version = Some(*version);
                     }
                 }
@@ -129,10 +127,10 @@ impl Vault {
                     self.answer(conn, id, Err(error));
                     return;
                 }
-                let awaiting = self.conns.get(&conn).map_or(0, |c| c.awaiting.len());
+                let awaiting = self.apps.get(conn).map_or(0, |c| c.awaiting.len());
                 if self
-                    .conns
-                    .get(&conn)
+                    .apps
+                    .get(conn)
                     .is_some_and(|c| c.awaiting.contains(&id))
                 {
                     let error = RpcError::new(
@@ -158,20 +156,20 @@ impl Vault {
                 match self.call(conn, &origin, method) {
                     Ok(Answer::Now(response)) => self.answer(conn, id, Ok(response)),
                     Ok(Answer::Durable(response)) => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
+                        if let Some(c) = self.apps.get_mut(conn) {
                             c.awaiting.insert(id);
                         }
-                        self.held.push(Held::App { conn, id, response });
+                        self.commit.held.push(Held::App { conn, id, response });
                     }
                     Ok(Answer::Stage {
                         space,
                         batch,
                         created,
                     }) => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
+                        if let Some(c) = self.apps.get_mut(conn) {
                             c.awaiting.insert(id);
                         }
-                        self.staged.push(Staged {
+                        self.commit.staged.push(Staged {
                             conn,
                             id,
                             space,
@@ -197,45 +195,35 @@ impl Vault {
         self.send(conn, VaultMessage::Response { id, result });
     }
 
-    /// The space a call names, if the origin may use it.
+    /// The space a call names, if the origin may use it (spaces it may not
+    /// use answer like spaces that do not exist).
     fn granted_space(&self, origin: &str, text: &str) -> Result<SpaceId, RpcError> {
         let id = parse_space_id("space", text)?;
-        let granted = self
-            .grants
-            .get(origin)
-            .is_some_and(|g| g.allowed && g.spaces.contains(&id));
-        if granted && self.spaces.contains_key(&id) {
+        if self.grants.allows(origin, &id) && self.spaces.contains(&id) {
             Ok(id)
         } else {
             Err(RpcError::no_such_space(text))
         }
     }
 
-    fn device_public(&self) -> DevicePublicKey {
-        self.device.public_key()
+    pub(super) fn identity_info(&self) -> Result<IdentityInfo, RpcError> {
+        let keys = self.keys()?;
+        Ok(IdentityInfo::new(
+            &keys.identity,
+            &keys.device.public_key(),
+            keys.record.display_name.clone(),
+        ))
     }
 
-    fn identity_info(&self) -> IdentityInfo {
-        IdentityInfo::new(
-            &self.identity,
-            &self.device_public(),
-            self.identity_record.display_name.clone(),
-        )
-    }
-
-    fn space_info(&self, id: &SpaceId) -> SpaceInfo {
-        let slot = &self.spaces[id];
-        let role = slot
-            .replica
-            .as_ref()
-            .and_then(|r| r.control().role_of(&self.identity))
-            .map(Role::from)
-            .unwrap_or(Role::Owner);
-        SpaceInfo {
+    /// A space as an app sees it: properties from its documents and the
+    /// user's role from its control log (the space is open).
+    fn space_info(&self, id: &SpaceId) -> Result<SpaceInfo, RpcError> {
+        let replica = self.spaces.replica_ref(id).ok_or_else(|| not_open(id))?;
+        Ok(SpaceInfo {
             space: id.to_string(),
-            role,
-            properties: fields_to_wire(&slot.record.properties),
-        }
+            role: Role::of(replica.role()),
+            properties: fields_to_wire(replica.space().properties()),
+        })
     }
 
     fn stage(space: SpaceId, batch: WriteBatch) -> Answer {
@@ -254,42 +242,31 @@ impl Vault {
         }
     }
 
-    /// Whether writes wait in the staging queue.
-    pub fn has_staged(&self) -> bool {
-        !self.staged.is_empty()
-    }
-
     /// Applies the staged writes: per space, all of them as one engine
     /// batch (one Automerge transaction per touched shard, however many
     /// calls), so a burst of calls costs about what one batched call does.
     /// When the merged batch is refused (one call's write is invalid), each
     /// call is applied on its own and only the invalid ones fail. Every
     /// applied call is answered once durable (the next flush).
-    pub fn commit_staged(&mut self) {
-        if self.staged.is_empty() {
+    pub(super) fn commit_staged(&mut self) {
+        if self.commit.staged.is_empty() {
             return;
         }
-        let staged = std::mem::take(&mut self.staged);
-        let mut spaces: Vec<SpaceId> = staged.iter().map(|s| s.space).collect();
-        spaces.sort();
-        spaces.dedup();
-        let mut by_space: std::collections::BTreeMap<SpaceId, Vec<Staged>> =
-            spaces.iter().map(|id| (*id, Vec::new())).collect();
+        let staged = std::mem::take(&mut self.commit.staged);
+        let mut by_space: BTreeMap<SpaceId, Vec<Staged>> = BTreeMap::new();
         for s in staged {
-            by_space.get_mut(&s.space).expect("listed").push(s);
+            by_space.entry(s.space).or_default().push(s);
         }
         for (space, calls) in by_space {
-            let merged = if calls.len() == 1 {
-                None
-            } else {
+            let merged = (calls.len() > 1).then(|| {
                 let mut batch = WriteBatch::new();
                 for c in &calls {
                     for m in c.batch.mutations() {
                         batch.push(m.clone());
                     }
                 }
-                Some(batch)
-            };
+                batch
+            });
             let merged_ok = match merged {
                 Some(batch) => match self.replica(&space) {
                     Ok(r) => r.write(batch).is_ok(),
@@ -303,17 +280,17 @@ impl Vault {
                 } else {
                     match self.replica(&space) {
                         Ok(r) => r.write(c.batch).map(drop).map_err(RpcError::from),
-                        Err(e) => Err(RpcError::from(e)),
+                        Err(e) => Err(e),
                     }
                 };
                 match result {
-                    Ok(()) => self.held.push(Held::App {
+                    Ok(()) => self.commit.held.push(Held::App {
                         conn: c.conn,
                         id: c.id,
                         response: Response::Written { created: c.created },
                     }),
                     Err(error) => {
-                        if let Some(conn) = self.conns.get_mut(&c.conn) {
+                        if let Some(conn) = self.apps.get_mut(c.conn) {
                             conn.awaiting.remove(&c.id);
                         }
                         self.answer(c.conn, c.id, Err(error));
@@ -328,54 +305,49 @@ impl Vault {
         if matches!(method, Request::Ping {}) {
             return Ok(Answer::Now(Response::Done {}));
         }
-        let consent = self.consent_of(origin);
+        let consent = self.grants.consent_of(origin);
         if consent != Consent::Granted {
             return Err(consent_error(consent));
         }
         Ok(match method {
             Request::Ping {} => Answer::Now(Response::Done {}),
-            Request::IdentityInfo {} => Answer::Now(Response::Identity(self.identity_info())),
+            Request::IdentityInfo {} => Answer::Now(Response::Identity(self.identity_info()?)),
             Request::CreateSpace { properties } => {
                 let properties = fields_from_wire(&properties)?;
-                let id = SpaceId::random();
+                let id = self.rng.space_id();
+                let keys = self.keys()?;
                 let mut replica = Replica::create(
                     id,
-                    self.identity,
-                    self.device.duplicate(),
-                    self.certificate.clone(),
+                    keys.identity,
+                    keys.device.duplicate(),
+                    keys.certificate.clone(),
                     SpaceOptions::default(),
                 )
                 .map_err(VaultError::from)?;
                 for (name, value) in &properties {
                     replica.set_property(name, value.clone())?;
                 }
-                self.spaces.insert(
+                self.spaces.slots.insert(
                     id,
-                    SpaceSlot {
+                    Slot {
                         record: SpaceRecord {
                             created_by: Some(origin.to_owned()),
-                            properties,
                         },
-                        replica: Some(replica),
+                        state: SlotState::Open(Box::new(replica)),
                     },
                 );
-                if let Some(g) = self.grants.get_mut(origin) {
+                if let Some(g) = self.grants.current.get_mut(origin) {
                     g.spaces.insert(id);
                 }
                 self.admin_changed();
-                Answer::Durable(Response::Space(self.space_info(&id)))
+                Answer::Durable(Response::Space(self.space_info(&id)?))
             }
             Request::ListSpaces {} => {
-                let ids: Vec<SpaceId> = self
-                    .grants
-                    .get(origin)
-                    .map(|g| g.spaces.iter().copied().collect())
-                    .unwrap_or_default();
-                let spaces = ids
-                    .iter()
-                    .filter(|id| self.spaces.contains_key(id))
-                    .map(|id| self.space_info(id))
-                    .collect();
+                let ids = self.grants.spaces_of(origin);
+                let mut spaces = Vec::new();
+                for id in ids.iter().filter(|id| self.spaces.contains(id)) {
+                    spaces.push(self.space_info(id)?);
+                }
                 Answer::Now(Response::Spaces { spaces })
             }
             Request::SpaceProperties { space } => {
@@ -386,15 +358,12 @@ impl Vault {
             Request::SetSpaceProperty { space, name, value } => {
                 let id = self.granted_space(origin, &space)?;
                 let value = Value::try_from(&value)?;
-                self.replica(&id)?.set_property(&name, value.clone())?;
-                if let Some(slot) = self.spaces.get_mut(&id) {
-                    slot.record.properties.insert(name, value);
-                }
+                self.replica(&id)?.set_property(&name, value)?;
                 Answer::Durable(Response::Done {})
             }
             Request::SpaceHeads { space } => {
                 let id = self.granted_space(origin, &space)?;
-                let heads = self.replica(&id)?.space_mut().heads()?;
+                let heads = self.replica(&id)?.read().heads()?;
                 Answer::Now(Response::Heads {
                     heads: WireHeads::from(&heads),
                 })
@@ -408,7 +377,7 @@ impl Vault {
                 let space = self.granted_space(origin, &space)?;
                 let object = match id {
                     Some(id) => parse_object_id("id", &id)?,
-                    None => ObjectId::random(),
+                    None => self.rng.object_id(),
                 };
                 let mut batch = WriteBatch::new();
                 batch.create_with_id(object, type_name, fields_from_wire(&fields)?);
@@ -442,7 +411,7 @@ impl Vault {
                 let space = self.granted_space(origin, &space)?;
                 let mut batch = WriteBatch::new();
                 for m in &mutations {
-                    batch.push(Mutation::try_from(m)?);
+                    batch.push(mutation_from_wire(m, &mut || self.rng.object_id())?);
                 }
                 Self::stage(space, batch)
             }
@@ -471,8 +440,8 @@ impl Vault {
                 let heads = at.as_ref().map(Heads::try_from).transpose()?;
                 let replica = self.replica(&space)?;
                 let ids = match &heads {
-                    None => replica.space_mut().query(&query)?,
-                    Some(h) => replica.space_mut().query_at(&query, h)?,
+                    None => replica.read().query(&query)?,
+                    Some(h) => replica.read().query_at(&query, h)?,
                 };
                 let objects = if resolve {
                     let mut out = Vec::with_capacity(ids.len());
@@ -494,7 +463,7 @@ impl Vault {
                 resolve,
             } => {
                 let space = self.granted_space(origin, &space)?;
-                let open = self.conns.get(&conn).map_or(0, |c| c.subscriptions.len());
+                let open = self.apps.get(conn).map_or(0, |c| c.subscriptions.len());
                 if open >= MAX_SUBSCRIPTIONS {
                     return Err(RpcError::new(
                         codes::TOO_MANY_SUBSCRIPTIONS,
@@ -504,7 +473,7 @@ impl Vault {
                 }
                 let query = Query::try_from(&query)?;
                 let replica = self.replica(&space)?;
-                let (inner, ids) = replica.space_mut().subscribe(query.clone())?;
+                let (inner, ids) = replica.read().subscribe(query.clone())?;
                 let objects = if resolve {
                     let mut out = Vec::with_capacity(ids.len());
                     for id in &ids {
@@ -514,22 +483,14 @@ impl Vault {
                 } else {
                     None
                 };
-                let sub = self.next_subscription;
-                self.next_subscription = self.next_subscription.wrapping_add(1).max(1);
-                self.subscriptions.insert(
-                    sub,
-                    Subscription {
-                        conn,
-                        space,
-                        inner,
-                        query,
-                        resolve,
-                        stale: None,
-                    },
-                );
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.subscriptions.insert(sub);
-                }
+                let sub = self.apps.add_subscription(Subscription {
+                    conn,
+                    space,
+                    inner,
+                    query,
+                    resolve,
+                    stale: None,
+                });
                 Answer::Now(Response::Subscribed {
                     subscription: sub,
                     ids: ids.iter().map(ObjectId::to_string).collect(),
@@ -538,6 +499,7 @@ impl Vault {
             }
             Request::Unsubscribe { subscription } => {
                 let mine = self
+                    .apps
                     .subscriptions
                     .get(&subscription)
                     .is_some_and(|s| s.conn == conn);
@@ -571,9 +533,9 @@ impl Vault {
                 let object = parse_object_id("id", &id)?;
                 let replica = self.replica(&space)?;
                 let text = match at.as_ref().map(Heads::try_from).transpose()? {
-                    None => replica.space_mut().text(&object, &field)?,
+                    None => replica.read().text(&object, &field)?,
                     Some(h) => {
-                        let state = replica.space_mut().get_at(&object, &h)?;
+                        let state = replica.read().get_at(&object, &h)?;
                         match state.as_ref().and_then(|s| s.fields.get(&field)) {
                             Some(Value::Text(t)) => t.clone(),
                             _ => {
@@ -594,7 +556,7 @@ impl Vault {
 
     /// Ends an origin's open connections: `access_revoked`, then close.
     pub(super) fn close_origin(&mut self, origin: &str) {
-        for conn in self.app_conns_of(origin) {
+        for conn in self.apps.app_conns_of(origin) {
             self.send(
                 conn,
                 VaultMessage::Event {
@@ -609,7 +571,7 @@ impl Vault {
 
     /// Tells an origin's open connections that the user allowed it.
     pub(super) fn notify_granted(&mut self, origin: &str) {
-        for conn in self.app_conns_of(origin) {
+        for conn in self.apps.app_conns_of(origin) {
             self.send(
                 conn,
                 VaultMessage::Event {
@@ -619,13 +581,10 @@ impl Vault {
             );
         }
     }
+}
 
-    /// Spaces granted to an origin.
-    pub fn granted_spaces(&self, origin: &str) -> BTreeSet<SpaceId> {
-        self.grants
-            .get(origin)
-            .filter(|g| g.allowed)
-            .map(|g| g.spaces.clone())
-            .unwrap_or_default()
-    }
+fn not_open(id: &SpaceId) -> RpcError {
+    RpcError::from(VaultError::NotOpen {
+        space: id.to_string(),
+    })
 }

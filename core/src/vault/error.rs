@@ -21,6 +21,9 @@ pub enum VaultError {
     Store(#[from] StoreError),
     #[error("space {space} is listed by the vault but not open; open it before calling into it")]
     NotOpen { space: String },
+    /// The host answered something the vault never asked, or reused an id.
+    #[error("the host broke the vault's contract: {reason}")]
+    Host { reason: String },
 }
 
 impl VaultError {
@@ -33,6 +36,7 @@ impl VaultError {
             VaultError::Sync(e) => e.code(),
             VaultError::Store(e) => e.code(),
             VaultError::NotOpen { .. } => "vault.not_open",
+            VaultError::Host { .. } => "vault.host",
         }
     }
 }

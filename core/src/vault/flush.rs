@@ -1,105 +1,92 @@
 //! Group commit: everything written since the last flush — space chunks,
-//! control logs, signed bundles, the vault's records — as one storage
-//! batch, and the answers that wait for it.
+//! control logs, bundles, the vault's records — as one storage batch, and
+//! the answers that wait for it.
+//!
+//! A flush is made when the host asks for output and nothing else is
+//! queued ([`Vault::poll_output`](super::Vault::poll_output)), so every
+//! input the host handed over before draining shares one storage
+//! transaction; one flush is in flight at a time, and writes meanwhile go
+//! into the next. A failed flush answers each of its calls with the
+//! storage error and reverts what they did: the spaces they touched are
+//! dropped from memory and read again, grants and records return to their
+//! stored values.
 
 use std::collections::BTreeSet;
 
-use std::collections::BTreeMap;
-
-use super::records::{
-    encode, grant_key, identity_key, space_key, GrantRecord, IdentityRecord, SpaceRecord,
-};
-use super::{Held, Output, Vault, VaultError};
+use super::commit::{FlushTicket, Held};
+use super::machine::{Output, WriteId};
+use super::records::{encode, encode_space, grant_key, identity_key, space_key};
+use super::spaces::SlotState;
+use super::{Phase, Vault};
 use crate::data::SpaceId;
 use crate::rpc::{AdminReply, RpcError, VaultMessage};
 use crate::store::{Batch, StoreError};
-use crate::sync::ReplicaReceipt;
-
-/// One batch for the host to write atomically, and what to do after.
-#[derive(Debug)]
-pub struct Flush {
-    pub batch: Batch,
-    pub ticket: FlushTicket,
-}
-
-/// What a [`Flush`] wrote; hand it back to [`Vault::flush_done`] or
-/// [`Vault::flush_failed`].
-#[derive(Debug)]
-pub struct FlushTicket {
-    receipts: Vec<(SpaceId, ReplicaReceipt)>,
-    held: Vec<Held>,
-    /// The records as written by this flush.
-    grants: BTreeMap<String, GrantRecord>,
-    spaces: BTreeMap<SpaceId, SpaceRecord>,
-    identity: Option<IdentityRecord>,
-}
-
-impl FlushTicket {
-    /// How many answers wait for this flush.
-    pub fn calls(&self) -> usize {
-        self.held.len()
-    }
-}
 
 impl Vault {
     /// Whether a flush has something to write or answer.
-    pub fn wants_flush(&self) -> bool {
-        !self.flush_in_flight
-            && (!self.held.is_empty()
-                || !self.staged.is_empty()
-                || self.identity_unsaved
-                || self.grants != self.saved_grants
-                || self.records_changed())
+    pub(super) fn wants_flush(&mut self) -> bool {
+        if self.commit.in_flight.is_some() || self.keys.is_none() {
+            return false;
+        }
+        !self.commit.held.is_empty()
+            || self.commit.has_staged()
+            || !self.commit.seal_for_peers.is_empty()
+            || self.keys.as_ref().is_some_and(|k| k.unsaved)
+            || self.grants.changed()
+            || self.spaces.records_changed()
+            || self.spaces.open().any(|(_, r)| r.has_unsaved_changes())
     }
 
-    fn records_changed(&self) -> bool {
-        self.spaces.len() != self.saved_spaces.len()
-            || self
-                .spaces
-                .iter()
-                .any(|(id, s)| self.saved_spaces.get(id) != Some(&s.record))
-            || self
-                .spaces
-                .values()
-                .any(|s| s.replica.as_ref().is_some_and(|r| r.has_unsaved_changes()))
+    /// Spaces whose peers are to get this device's changes: sealed by
+    /// each flush.
+    fn sealing(&self) -> BTreeSet<SpaceId> {
+        let mut out = self.peers.live_spaces();
+        out.extend(self.commit.seal_for_peers.iter().copied());
+        out
     }
 
-    /// Collects every write since the last flush into one batch. `None`
-    /// when there is nothing to do, or a flush is still in flight (writes
-    /// meanwhile go into the next one).
-    pub fn prepare_flush(&mut self) -> Result<Option<Flush>, VaultError> {
+    /// Collects every write since the last flush into one batch and asks
+    /// the host to write it.
+    pub(super) fn start_flush(&mut self) -> Result<Option<Output>, RpcError> {
         if !self.wants_flush() {
             return Ok(None);
         }
         self.commit_staged();
+        let sealing = self.sealing();
+        self.commit.seal_for_peers.clear();
         let mut batch = Batch::new();
         let mut receipts = Vec::new();
-        let policy = self.policy;
-        for (id, slot) in self.spaces.iter_mut() {
-            let Some(replica) = slot.replica.as_mut() else {
-                continue;
-            };
-            if let Some(save) = replica.prepare_save(&policy)? {
+        let policy = self.config.policy;
+        for (id, replica) in self.spaces.open() {
+            if let Some(save) = replica
+                .prepare_save(&policy, sealing.contains(&id))
+                .map_err(RpcError::from)?
+            {
                 batch.extend(save.batch);
-                receipts.push((*id, save.receipt));
-            }
-            if self.saved_spaces.get(id) != Some(&slot.record) {
-                batch.put(space_key(id), encode(&slot.record));
+                receipts.push((id, save.receipt));
             }
         }
-        let gone: Vec<SpaceId> = self
-            .saved_spaces
+        for (id, slot) in &self.spaces.slots {
+            if self.spaces.saved.get(id) != Some(&slot.record) {
+                batch.put(space_key(id), encode_space(&slot.record));
+            }
+        }
+        for id in self.spaces.saved.keys() {
+            if !self.spaces.contains(id) {
+                batch.delete(space_key(id));
+            }
+        }
+        let origins: BTreeSet<&String> = self
+            .grants
+            .current
             .keys()
-            .filter(|id| !self.spaces.contains_key(id))
-            .copied()
+            .chain(self.grants.saved.keys())
             .collect();
-        for id in gone {
-            batch.delete(space_key(&id));
-        }
-        let origins: BTreeSet<&String> =
-            self.grants.keys().chain(self.saved_grants.keys()).collect();
         for origin in origins {
-            match (self.grants.get(origin), self.saved_grants.get(origin)) {
+            match (
+                self.grants.current.get(origin),
+                self.grants.saved.get(origin),
+            ) {
                 (Some(now), before) if before != Some(now) => {
                     batch.put(grant_key(origin), encode(now));
                 }
@@ -109,57 +96,84 @@ impl Vault {
                 _ => {}
             }
         }
-        let identity = self.identity_unsaved.then(|| self.identity_record.clone());
+        let identity = self
+            .keys
+            .as_ref()
+            .filter(|k| k.unsaved)
+            .map(|k| k.record.clone());
         if let Some(record) = &identity {
             batch.put(identity_key(), encode(record));
         }
-        self.flush_in_flight = true;
-        // What is written now becomes the stored state once it is done.
-        Ok(Some(Flush {
-            batch,
-            ticket: FlushTicket {
-                receipts,
-                held: std::mem::take(&mut self.held),
-                grants: self.grants.clone(),
-                spaces: self
-                    .spaces
-                    .iter()
-                    .map(|(id, s)| (*id, s.record.clone()))
-                    .collect(),
-                identity,
-            },
-        }))
+        let write = WriteId(self.next_id());
+        let ticket = FlushTicket {
+            receipts,
+            held: std::mem::take(&mut self.commit.held),
+            grants: self.grants.current.clone(),
+            spaces: self
+                .spaces
+                .slots
+                .iter()
+                .map(|(id, s)| (*id, s.record.clone()))
+                .collect(),
+            identity,
+        };
+        self.commit.in_flight = Some((write, ticket));
+        Ok(Some(Output::Write { write, batch }))
     }
 
-    /// The flush's batch is durable: release its answers.
-    pub fn flush_done(&mut self, ticket: FlushTicket) {
-        self.flush_in_flight = false;
+    /// The host reported on a flush.
+    pub(super) fn on_write(&mut self, write: WriteId, result: Result<(), StoreError>) {
+        let Some((id, _)) = &self.commit.in_flight else {
+            return;
+        };
+        if *id != write {
+            return;
+        }
+        let Some((_, ticket)) = self.commit.in_flight.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => self.flush_done(ticket),
+            Err(e) => self.flush_failed(ticket, &e),
+        }
+    }
+
+    fn flush_done(&mut self, ticket: FlushTicket) {
         for (id, receipt) in ticket.receipts {
-            if let Some(r) = self.spaces.get_mut(&id).and_then(|s| s.replica.as_mut()) {
+            if let Some(r) = self.spaces.replica(&id) {
                 r.save_done(receipt);
             }
         }
         // Records changed after the batch was made differ from the stored
         // copies, so the next flush writes them.
-        if ticket.identity.as_ref() == Some(&self.identity_record) {
-            self.identity_unsaved = false;
+        if let Some(keys) = self.keys.as_mut() {
+            if ticket.identity.as_ref() == Some(&keys.record) {
+                keys.unsaved = false;
+            }
         }
-        self.saved_grants = ticket.grants;
-        self.saved_spaces = ticket.spaces;
+        self.grants.saved = ticket.grants;
+        self.spaces.saved = ticket.spaces;
         for held in ticket.held {
             self.release(held, Ok(()));
         }
+        if matches!(self.phase, Phase::Booting(_)) {
+            self.booted();
+        }
+        // What became durable may go to peers now.
+        self.peers_after_flush();
     }
 
-    /// The flush's batch failed (nothing of it was stored): its calls get
-    /// `error`, and what they changed is undone — the spaces are dropped
-    /// from memory and reopened from storage ([`Vault::spaces_to_reload`]),
-    /// grants and records return to their stored values.
-    pub fn flush_failed(&mut self, ticket: FlushTicket, error: &StoreError) {
-        self.flush_in_flight = false;
+    fn flush_failed(&mut self, ticket: FlushTicket, error: &StoreError) {
         let rpc = RpcError::from(error.clone());
+        if matches!(self.phase, Phase::Booting(_)) {
+            self.boot_failed(RpcError::new(
+                crate::rpc::codes::STORAGE_BLOCKED,
+                format!("the vault could not store its new identity: {error}"),
+            ));
+            return;
+        }
         for (id, receipt) in ticket.receipts {
-            if let Some(r) = self.spaces.get_mut(&id).and_then(|s| s.replica.as_mut()) {
+            if let Some(r) = self.spaces.replica(&id) {
                 r.save_failed(receipt);
             }
         }
@@ -167,56 +181,71 @@ impl Vault {
         // and any made since.
         let touched: BTreeSet<SpaceId> = self
             .spaces
-            .iter()
-            .filter(|(_, s)| s.replica.as_ref().is_some_and(|r| r.has_unsaved_changes()))
-            .map(|(id, _)| *id)
+            .open()
+            .filter(|(_, r)| r.has_unsaved_changes())
+            .map(|(id, _)| id)
             .collect();
         // Later writes (after this flush was prepared) are lost with the
         // revert too: fail their calls as well.
-        let later = std::mem::take(&mut self.held);
+        let later = std::mem::take(&mut self.commit.held);
         for held in ticket.held.into_iter().chain(later) {
             self.release(held, Err(rpc.clone()));
         }
+        let mut reopen = Vec::new();
         for id in touched {
-            let stored = self.saved_spaces.contains_key(&id);
-            let Some(slot) = self.spaces.get_mut(&id) else {
+            let stored = self.spaces.saved.contains_key(&id);
+            let Some(slot) = self.spaces.slots.get_mut(&id) else {
                 continue;
             };
-            if let Some(replica) = slot.replica.take() {
+            let state = std::mem::replace(&mut slot.state, SlotState::Closed);
+            if let SlotState::Open(replica) = state {
                 // Keep what each live query showed, to diff after reopening.
-                for s in self.subscriptions.values_mut().filter(|s| s.space == id) {
+                for s in self
+                    .apps
+                    .subscriptions
+                    .values_mut()
+                    .filter(|s| s.space == id)
+                {
                     s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
                 }
             }
+            self.peers_space_dropped(id);
             if stored {
-                self.reload.insert(id);
+                reopen.push(id);
             }
         }
         // Spaces created in the failed flush were never stored.
-        self.spaces
-            .retain(|id, _| self.saved_spaces.contains_key(id));
-        for (id, record) in &self.saved_spaces {
-            if let Some(slot) = self.spaces.get_mut(id) {
+        let saved = self.spaces.saved.clone();
+        self.spaces.slots.retain(|id, _| saved.contains_key(id));
+        for (id, record) in &saved {
+            if let Some(slot) = self.spaces.slots.get_mut(id) {
                 slot.record = record.clone();
             }
         }
         let orphaned: Vec<u32> = self
+            .apps
             .subscriptions
             .iter()
-            .filter(|(_, s)| !self.spaces.contains_key(&s.space))
+            .filter(|(_, s)| !self.spaces.contains(&s.space))
             .map(|(id, _)| *id)
             .collect();
         for sub in orphaned {
             self.drop_subscription(sub);
         }
-        self.grants = self.saved_grants.clone();
+        self.grants.revert();
         self.admin_changed();
+        // Read again, so live queries resume from storage.
+        for id in reopen {
+            if self.apps.subscriptions.values().any(|s| s.space == id) {
+                self.request_open(id);
+            }
+        }
     }
 
     fn release(&mut self, held: Held, result: Result<(), RpcError>) {
         match held {
             Held::App { conn, id, response } => {
-                let Some(c) = self.conns.get_mut(&conn) else {
+                let Some(c) = self.apps.get_mut(conn) else {
                     return;
                 };
                 c.awaiting.remove(&id);
@@ -229,7 +258,7 @@ impl Vault {
                 });
             }
             Held::Admin { conn, id, response } => {
-                if !self.conns.contains_key(&conn) {
+                if self.apps.get(conn).is_none() {
                     return;
                 }
                 self.outputs.push_back(Output::Admin {

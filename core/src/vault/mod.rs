@@ -1,291 +1,515 @@
-//! The vault: the sans-IO service that apps and the vault's own pages talk
-//! to. It owns the identity, the user's grants, the spaces (as
-//! [`Replica`]s), the connections and their live queries, and decides
-//! every call. The browser host (`echo-vault`) is its driver: it moves
-//! decoded messages in and [`Output`]s out, opens spaces from storage when
-//! asked, and writes [`Flush`]es to storage.
+//! The vault: the sans-IO service that apps, the vault's own pages and
+//! peers talk to. One machine, driven through one pair:
+//! [`Vault::handle_input`] (`now`, an [`Input`]) and [`Vault::poll_output`]
+//! (an [`Output`]), plus [`Vault::poll_timeout`]. It boots itself (reads
+//! its records, asks the host to seal or unseal keys), asks for every
+//! storage read it needs, makes every write, and decides every call; the
+//! host moves bytes and runs storage. Randomness comes only from the
+//! generator seeded at construction ([`VaultConfig::seed`]), time only from
+//! `now`, so a simulated run replays exactly from its seed.
 //!
-//! | file | concept |
-//! |---|---|
-//! | `records.rs` | the vault's stored records (identity, grants, spaces) and their keys |
-//! | `identity.rs` | the identity and device created on first run, sealed by the host |
-//! | `api.rs` | API v1 calls of apps: consent and grant checks, then the engine |
-//! | `admin.rs` | management calls of the vault's pages: consent decisions, revocation, listings |
-//! | `flush.rs` | group commit: one storage batch for every write since the last one |
+//! | file | part | owns |
+//! |---|---|---|
+//! | `machine.rs` | — | [`Input`], [`Output`], [`VaultEvent`] and the ids of both sides |
+//! | `keys.rs` | boot, keys | the identity and device, created on first run or unsealed |
+//! | `apps.rs` | `Apps` | app and admin connections, sessions, live queries, parked messages |
+//! | `grants.rs` | `Grants` | the user's decisions about app origins |
+//! | `spaces.rs` | `Spaces` | the spaces held: records, and replicas open or being read |
+//! | `commit.rs` | `Commit` | staged writes, answers held for durability, the flush in flight |
+//! | `peers.rs` | `Peers` | links to peers and their sync sessions |
+//! | `api.rs` | — | app calls (API v1) |
+//! | `admin.rs` | — | management calls |
+//! | `flush.rs` | — | group commit: one storage batch for every write since the last one |
+//! | `records.rs` | — | the vault's stored records (`vault/`) |
 //!
 //! # Driving it
 //!
 //! ```text
-//! host                                         Vault
-//!   list "vault/" → StoredVault::parse ──────►
-//!   unseal device key (WebCrypto) ───────────► Vault::open            (first run: NewIdentity → Vault::create)
-//!   port attached ───────────────────────────► connect_app(origin) / connect_admin()
-//!   message decoded ─► space_to_open(&msg)? ─► list its prefix → open_space(id, entries)
-//!                      ──────────────────────► app_message / admin_message
-//!   ◄─ poll_output(): messages to send, connections to close
-//!   prepare_flush() → write the batch ─► flush_done(ticket) | flush_failed(ticket, error)
+//! host                                   Vault
+//!   Vault::new(config) ────────────────► Read "vault/"              (boot, keys.rs)
+//!   ReadDone / Sealed / Unsealed ──────► … Write(identity) … Event(Ready)
+//!   AppConnected / AppMessage ─────────► decides; parks a call until the spaces it
+//!                                        needs are read (Read "space/<id>/")
+//!   PeerConnected / PeerBytes ─────────► PeerSend / PeerClose
+//!   ◄─ poll_output(): App/Admin/Close/Read/Write/Seal/Unseal/PeerSend/PeerClose/Event
+//!      (a flush is made when nothing else is queued: every input handed over
+//!       before draining shares one storage transaction)
+//!   WriteDone ─────────────────────────► answers released (or failed and reverted)
+//!   poll_timeout() → Timeout ──────────► heartbeats, expiries
 //! ```
 //!
-//! **Coalescing**: writes of objects are staged and applied together — per
-//! space one engine batch for every write call since the last commit
-//! (`commit_staged`; any other call, and every flush, commits first, so
-//! reads see all writes before them).
-//!
 //! **Durability**: a call that writes is answered only after the flush
-//! holding its write completed (`flush_done` releases the answers). Writes
-//! made while a flush is in flight go into the next one, so any number of
-//! concurrent calls share one storage transaction. A failed flush answers
-//! each of its calls with the storage error and reverts what they did:
-//! the spaces they touched are reopened from storage (`spaces_to_reload`),
-//! grants and records return to their stored values. Reads see writes at
-//! once (before they are durable), as every writer in one process does.
-//!
-//! **Origins**: an app connection carries the origin the shell tagged it
-//! with; nothing in a message can change it. An origin the user has not
-//! allowed gets `rpc.not_authorized` for everything but `ping`; an allowed
-//! one sees only the spaces granted to it (others answer
-//! `rpc.no_such_space`, like spaces that do not exist).
+//! holding its write completed. **Origins**: an app connection carries the
+//! origin the shell tagged it with; nothing in a message can change it; an
+//! origin the user has not allowed gets `rpc.not_authorized` for everything
+//! but `ping`, and an allowed one sees only the spaces granted to it —
+//! before anything is read for it. **Peers**: see `peers.rs`.
 
 mod admin;
 mod api;
+mod apps;
+mod commit;
 mod error;
 mod flush;
-mod identity;
+mod grants;
+mod keys;
+mod machine;
+mod peers;
 mod records;
-#[cfg(test)]
-mod tests;
+mod spaces;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
+pub use admin::{MAX_DISPLAY_NAME, MAX_ORIGIN};
+pub use api::MAX_AWAITING;
 pub use error::VaultError;
-pub use flush::Flush;
-pub use identity::NewIdentity;
-pub use records::{StoredVault, PREFIX};
+pub use machine::{
+    AdminUndecodable, ConnId, Input, KeyOpId, LinkId, Millis, Output, ReadId, VaultEvent, WriteId,
+};
+pub use records::PREFIX;
+/// Secrets in [`Input`]/[`Output`] are zeroized when dropped.
+pub use zeroize::Zeroizing;
+
+use apps::{Apps, ConnKind, Parked};
+use commit::Commit;
+use grants::Grants;
+use keys::{Boot, Keys};
+use peers::Peers;
+use records::StoredVault;
+use spaces::{SlotState, Spaces};
 
 use crate::data::SpaceId;
-use crate::identity::{DeviceCertificate, DeviceKey, IdentityPublicKey};
 use crate::model::space_prefix;
-use crate::query::{Query, SubscriptionId};
-use crate::rpc::{AdminReply, AdminResponse, Consent, Response, VaultMessage};
+use crate::peer::PeerConfig;
+use crate::rng::EngineRng;
+use crate::rpc::{AdminMessage, ClientMessage, Request, RpcError, VaultMessage};
 use crate::store::CompactionPolicy;
 use crate::sync::Replica;
-use records::{GrantRecord, IdentityRecord, SpaceRecord};
 
-/// Names a connection within one [`Vault`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u32);
+/// How a vault is made.
+#[derive(Clone, Debug)]
+pub struct VaultConfig {
+    /// Seeds the engine's generator (ids, keys, nonces): from the OS in a
+    /// host ([`EngineRng::from_os`] … `bytes()`), from the run's seed in
+    /// the simulator.
+    pub seed: [u8; 32],
+    /// The vault's build name, as `welcome` tells it.
+    pub build: String,
+    pub policy: CompactionPolicy,
+    pub peer: PeerConfig,
+}
 
-/// Something for the host to do.
-#[derive(Debug, PartialEq)]
-pub enum Output {
-    /// Send to an app connection.
-    App { conn: ConnId, message: VaultMessage },
-    /// Send to an admin connection.
-    Admin { conn: ConnId, message: AdminReply },
-    /// Close the connection's port (after sending what came before).
-    Close { conn: ConnId },
+impl VaultConfig {
+    pub fn new(seed: [u8; 32]) -> Self {
+        VaultConfig {
+            seed,
+            build: format!("echo-vault {}", env!("CARGO_PKG_VERSION")),
+            policy: CompactionPolicy::default(),
+            peer: PeerConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
-enum ConnKind {
-    App { origin: String },
-    Admin,
-}
-
-#[derive(Debug)]
-struct Conn {
-    kind: ConnKind,
-    /// The negotiated API version (app connections, after `hello`).
-    version: Option<u32>,
-    /// Call ids answered only once durable.
-    awaiting: BTreeSet<u32>,
-    subscriptions: BTreeSet<u32>,
-}
-
-#[derive(Debug)]
-struct Subscription {
-    conn: ConnId,
-    space: SpaceId,
-    inner: SubscriptionId,
-    query: Query,
-    resolve: bool,
-    /// Set when its space was dropped after a failed flush: the result the
-    /// app last saw, to diff against once the space is open again.
-    stale: Option<Vec<crate::data::ObjectId>>,
-}
-
-struct SpaceSlot {
-    record: SpaceRecord,
-    replica: Option<Replica>,
-}
-
-/// An answer waiting for its write to be durable.
-#[derive(Debug)]
-enum Held {
-    App {
-        conn: ConnId,
-        id: u32,
-        response: Response,
-    },
-    Admin {
-        conn: ConnId,
-        id: u32,
-        response: AdminResponse,
-    },
+enum Phase {
+    Booting(Box<Boot>),
+    Ready,
+    Failed(RpcError),
 }
 
 /// The vault service. See the module docs.
 pub struct Vault {
-    identity: IdentityPublicKey,
-    device: DeviceKey,
-    certificate: DeviceCertificate,
-    identity_record: IdentityRecord,
-    identity_unsaved: bool,
-    grants: BTreeMap<String, GrantRecord>,
-    saved_grants: BTreeMap<String, GrantRecord>,
-    spaces: BTreeMap<SpaceId, SpaceSlot>,
-    saved_spaces: BTreeMap<SpaceId, SpaceRecord>,
-    conns: BTreeMap<ConnId, Conn>,
-    next_conn: u32,
-    subscriptions: BTreeMap<u32, Subscription>,
-    next_subscription: u32,
-    held: Vec<Held>,
-    staged: Vec<api::Staged>,
-    flush_in_flight: bool,
-    reload: BTreeSet<SpaceId>,
+    now: Millis,
+    rng: EngineRng,
+    config: VaultConfig,
+    phase: Phase,
+    keys: Option<Keys>,
+    apps: Apps,
+    grants: Grants,
+    spaces: Spaces,
+    commit: Commit,
+    peers: Peers,
+    next_id: u64,
     outputs: VecDeque<Output>,
-    policy: CompactionPolicy,
-    build: String,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("identity", &self.identity)
-            .field("spaces", &self.spaces.len())
-            .field("grants", &self.grants.len())
-            .field("connections", &self.conns.len())
+            .field("phase", &self.phase)
+            .field("keys", &self.keys)
+            .field("spaces", &self.spaces.slots.len())
+            .field("connections", &self.apps.conns.len())
+            .field("links", &self.peers.links.len())
             .finish()
     }
 }
 
 impl Vault {
-    fn assemble(
-        device: DeviceKey,
-        identity_record: IdentityRecord,
-        identity_unsaved: bool,
-        stored: StoredVault,
-    ) -> Self {
-        let certificate = identity_record.certificate.clone();
-        Vault {
-            identity: certificate.identity,
-            device,
-            certificate,
-            identity_record,
-            identity_unsaved,
-            saved_grants: stored.grants.clone(),
-            grants: stored.grants,
-            saved_spaces: stored.spaces.clone(),
-            spaces: stored
-                .spaces
-                .into_iter()
-                .map(|(id, record)| {
-                    (
-                        id,
-                        SpaceSlot {
-                            record,
-                            replica: None,
-                        },
-                    )
-                })
-                .collect(),
-            conns: BTreeMap::new(),
-            next_conn: 1,
-            subscriptions: BTreeMap::new(),
-            next_subscription: 1,
-            held: Vec::new(),
-            staged: Vec::new(),
-            flush_in_flight: false,
-            reload: BTreeSet::new(),
+    /// A vault that boots from its host's storage: the first output reads
+    /// the vault's records.
+    pub fn new(now: Millis, config: VaultConfig) -> Self {
+        let rng = EngineRng::from_seed(config.seed);
+        let peer = config.peer.clone();
+        let mut v = Vault {
+            now,
+            rng,
+            config,
+            phase: Phase::Booting(Box::new(Boot::Storing)),
+            keys: None,
+            apps: Apps::default(),
+            grants: Grants::default(),
+            spaces: Spaces::default(),
+            commit: Commit::default(),
+            peers: Peers {
+                config: peer,
+                ..Peers::default()
+            },
+            next_id: 0,
             outputs: VecDeque::new(),
-            policy: CompactionPolicy::default(),
-            build: format!("echo-vault {}", env!("CARGO_PKG_VERSION")),
-        }
+        };
+        let read = ReadId(v.next_id());
+        v.phase = Phase::Booting(Box::new(Boot::Reading(read)));
+        v.outputs.push_back(Output::Read {
+            read,
+            prefix: PREFIX.to_owned(),
+        });
+        v
     }
 
-    /// Opens a vault whose identity exists: `device_plaintext` is the
-    /// host's decryption of `stored.sealed_device()`.
-    pub fn open(stored: StoredVault, device_plaintext: &[u8]) -> Result<Self, VaultError> {
-        let record = stored
-            .identity
-            .clone()
-            .ok_or_else(|| VaultError::CorruptRecord {
-                key: records::identity_key().to_owned(),
-                reason: "missing: the vault has no identity yet (create one)".into(),
-            })?;
-        let sealed = stored
-            .sealed_device()?
-            .ok_or_else(|| VaultError::CorruptRecord {
-                key: records::identity_key().to_owned(),
-                reason: "missing".into(),
-            })?;
-        let device = DeviceKey::from_unsealed(&sealed, device_plaintext)?;
-        if device.public_key() != record.certificate.device || !record.certificate.is_valid() {
-            return Err(VaultError::CorruptRecord {
-                key: records::identity_key().to_owned(),
-                reason: "the device certificate does not match the device key".into(),
-            });
-        }
-        Ok(Self::assemble(device, record, false, stored))
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
     }
 
     /// The vault's build name, as `welcome` tells it.
     pub fn build(&self) -> &str {
-        &self.build
+        &self.config.build
     }
 
-    /// Replaces the compaction policy (tests use small ones).
-    pub fn set_policy(&mut self, policy: CompactionPolicy) {
-        self.policy = policy;
+    /// Whether the vault has booted.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready)
+    }
+
+    /// Spaces open in memory.
+    pub fn open_spaces(&self) -> usize {
+        self.spaces
+            .slots
+            .values()
+            .filter(|s| matches!(s.state, SlotState::Open(_)))
+            .count()
+    }
+
+    /// An open space's replica, for reading (tests, benchmarks, the host's
+    /// log).
+    pub fn replica_of(&self, space: &SpaceId) -> Option<&Replica> {
+        self.spaces.replica_ref(space)
+    }
+
+    // ----------------------------------------------------------- the machine
+
+    /// Hands the vault one input. Mistakes of the host (an answer to
+    /// something never asked, a connection id in use) are errors; all else
+    /// is answered through [`poll_output`](Self::poll_output).
+    pub fn handle_input(&mut self, now: Millis, input: Input) -> Result<(), VaultError> {
+        self.now = self.now.max(now);
+        match input {
+            Input::ReadDone { read, result } => self.on_read(read, result)?,
+            Input::WriteDone { write, result } => self.on_write(write, result),
+            Input::Sealed { op, result } => self.on_sealed(op, result)?,
+            Input::Unsealed { op, result } => self.on_unsealed(op, result)?,
+            Input::AppConnected { conn, origin } => {
+                if !self.apps.connect(conn, ConnKind::App { origin }) {
+                    return Err(VaultError::Host {
+                        reason: format!("connection {} is already attached", conn.0),
+                    });
+                }
+                self.admin_changed();
+            }
+            Input::AdminConnected { conn } => {
+                if !self.apps.connect(conn, ConnKind::Admin) {
+                    return Err(VaultError::Host {
+                        reason: format!("connection {} is already attached", conn.0),
+                    });
+                }
+            }
+            Input::AppMessage { conn, message } => self.park(conn, Parked::App(message)),
+            Input::AdminMessage { conn, message } => self.park(conn, Parked::Admin(message)),
+            Input::Disconnected { conn } => self.disconnect(conn),
+            Input::PeerConnected { link, binding } => self.peer_connected(link, binding),
+            Input::PeerBytes { link, bytes } => self.peer_bytes(link, &bytes),
+            Input::PeerClosed { link } => self.peer_closed(link),
+            Input::Timeout => self.peers_timeout(),
+        }
+        self.pump_peers();
+        Ok(())
+    }
+
+    /// The next thing for the host to do. When nothing else is queued and
+    /// writes wait, this is the flush that stores them.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(out) = self.outputs.pop_front() {
+            return Some(out);
+        }
+        let flushing = match &self.phase {
+            Phase::Ready => true,
+            Phase::Booting(b) => matches!(**b, Boot::Storing),
+            Phase::Failed(_) => false,
+        };
+        if flushing {
+            match self.start_flush() {
+                Ok(Some(write)) => return Some(write),
+                Ok(None) => {}
+                Err(e) => self.flush_unpreparable(e),
+            }
+        }
+        self.outputs.pop_front()
+    }
+
+    /// When to hand the vault [`Input::Timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut at = self.peers.poll_timeout();
+        let waiting = self
+            .spaces
+            .slots
+            .values()
+            .any(|s| matches!(&s.state, SlotState::Open(r) if r.pending() > 0));
+        if waiting {
+            let expiry = self.now + 60_000;
+            at = Some(at.map_or(expiry, |a| a.min(expiry)));
+        }
+        at
+    }
+
+    /// A flush could not even be prepared (a space's data failed to
+    /// encode or load): its calls fail alike, and it is logged.
+    fn flush_unpreparable(&mut self, e: RpcError) {
+        let held = std::mem::take(&mut self.commit.held);
+        for h in held {
+            match h {
+                commit::Held::App { conn, id, .. } => {
+                    if let Some(c) = self.apps.get_mut(conn) {
+                        c.awaiting.remove(&id);
+                    }
+                    self.outputs.push_back(Output::App {
+                        conn,
+                        message: VaultMessage::Response {
+                            id,
+                            result: Err(e.clone()),
+                        },
+                    });
+                }
+                commit::Held::Admin { conn, id, .. } => self.admin_answer(conn, id, Err(e.clone())),
+            }
+        }
+        self.outputs.push_back(Output::Event(VaultEvent::Failed(e)));
+    }
+
+    // ------------------------------------------------------------------ boot
+
+    fn on_read(
+        &mut self,
+        read: ReadId,
+        result: Result<Vec<(String, Vec<u8>)>, crate::store::StoreError>,
+    ) -> Result<(), VaultError> {
+        if matches!(&self.phase, Phase::Booting(b) if matches!(**b, Boot::Reading(r) if r == read))
+        {
+            match result
+                .map_err(VaultError::from)
+                .and_then(StoredVault::parse)
+            {
+                Ok(stored) => self.boot_with(stored)?,
+                Err(e) => self.boot_failed(storage_error(e)),
+            }
+            return Ok(());
+        }
+        let Some(space) = self.spaces.opening(read) else {
+            return Err(VaultError::Host {
+                reason: format!("read {} was never asked for", read.0),
+            });
+        };
+        self.space_read(space, result);
+        Ok(())
+    }
+
+    fn boot_with(&mut self, stored: StoredVault) -> Result<(), VaultError> {
+        match stored.sealed_device() {
+            Ok(Some(sealed)) => {
+                let op = KeyOpId(self.next_id());
+                self.outputs.push_back(Output::Unseal {
+                    op,
+                    ciphertext: sealed.ciphertext().to_vec(),
+                    aad: sealed.aad(),
+                });
+                self.phase = Phase::Booting(Box::new(Boot::Unsealing { op, stored, sealed }));
+            }
+            Ok(None) => {
+                let (identity, device) = keys::generate(&mut self.rng);
+                let requests = [identity.seal_request(), device.seal_request()];
+                let ops = [KeyOpId(self.next_id()), KeyOpId(self.next_id())];
+                for (op, request) in ops.iter().zip(&requests) {
+                    self.outputs.push_back(Output::Seal {
+                        op: *op,
+                        plaintext: keys::plaintext_of(request),
+                        aad: request.aad(),
+                    });
+                }
+                let [a, b] = requests;
+                self.phase = Phase::Booting(Box::new(Boot::Sealing {
+                    identity,
+                    device,
+                    stored,
+                    requests: [(ops[0], a), (ops[1], b)],
+                    ciphertexts: [None, None],
+                }));
+            }
+            Err(e) => self.boot_failed(RpcError::from(e)),
+        }
+        Ok(())
+    }
+
+    fn on_unsealed(
+        &mut self,
+        op: KeyOpId,
+        result: Result<zeroize::Zeroizing<Vec<u8>>, String>,
+    ) -> Result<(), VaultError> {
+        let asked = matches!(&self.phase, Phase::Booting(b) if matches!(**b, Boot::Unsealing { op: o, .. } if o == op));
+        if !asked {
+            return Err(VaultError::Host {
+                reason: format!("key operation {} was never asked for", op.0),
+            });
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Booting(Box::new(Boot::Storing)));
+        let Phase::Booting(boot) = phase else {
+            return Ok(());
+        };
+        let Boot::Unsealing { stored, sealed, .. } = *boot else {
+            return Ok(());
+        };
+        let keys = match result {
+            Ok(plain) => Keys::open(&stored, &sealed, &plain),
+            Err(reason) => {
+                self.boot_failed(RpcError::new(
+                    crate::rpc::codes::STORAGE_BLOCKED,
+                    format!("the vault's keys cannot be opened: {reason}"),
+                ));
+                return Ok(());
+            }
+        };
+        match keys {
+            Ok(keys) => {
+                self.keys = Some(keys);
+                self.adopt_records(stored);
+                self.booted();
+            }
+            Err(e) => self.boot_failed(RpcError::from(e)),
+        }
+        Ok(())
+    }
+
+    fn on_sealed(
+        &mut self,
+        op: KeyOpId,
+        result: Result<Vec<u8>, String>,
+    ) -> Result<(), VaultError> {
+        let Phase::Booting(boot) = &mut self.phase else {
+            return Err(VaultError::Host {
+                reason: format!("key operation {} was never asked for", op.0),
+            });
+        };
+        let Boot::Sealing {
+            requests,
+            ciphertexts,
+            ..
+        } = &mut **boot
+        else {
+            return Err(VaultError::Host {
+                reason: format!("key operation {} was never asked for", op.0),
+            });
+        };
+        let Some(i) = requests.iter().position(|(o, _)| *o == op) else {
+            return Err(VaultError::Host {
+                reason: format!("key operation {} was never asked for", op.0),
+            });
+        };
+        match result {
+            Ok(ct) => ciphertexts[i] = Some(ct),
+            Err(reason) => {
+                self.boot_failed(RpcError::new(
+                    crate::rpc::codes::STORAGE_BLOCKED,
+                    format!("the vault cannot protect its new keys: {reason}"),
+                ));
+                return Ok(());
+            }
+        }
+        if ciphertexts.iter().any(Option::is_none) {
+            return Ok(());
+        }
+        let phase = std::mem::replace(&mut self.phase, Phase::Booting(Box::new(Boot::Storing)));
+        let Phase::Booting(boot) = phase else {
+            return Ok(());
+        };
+        let Boot::Sealing {
+            identity,
+            device,
+            stored,
+            requests,
+            ciphertexts,
+        } = *boot
+        else {
+            return Ok(());
+        };
+        let [(_, a), (_, b)] = requests;
+        let [Some(ca), Some(cb)] = ciphertexts else {
+            return Ok(());
+        };
+        match Keys::create(identity, device, [a, b], [ca, cb]) {
+            Ok(keys) => {
+                self.keys = Some(keys);
+                self.adopt_records(stored);
+                // Ready once the identity record is stored (flush.rs).
+            }
+            Err(e) => self.boot_failed(RpcError::from(e)),
+        }
+        Ok(())
+    }
+
+    fn adopt_records(&mut self, stored: StoredVault) {
+        self.grants = Grants::from_stored(stored.grants);
+        self.spaces = Spaces::from_stored(stored.spaces);
+    }
+
+    /// Booted: calls that waited run.
+    fn booted(&mut self) {
+        self.phase = Phase::Ready;
+        self.outputs.push_back(Output::Event(VaultEvent::Ready));
+        self.run_all_parked();
+    }
+
+    fn boot_failed(&mut self, error: RpcError) {
+        self.phase = Phase::Failed(error.clone());
+        self.outputs
+            .push_back(Output::Event(VaultEvent::Failed(error)));
+        self.run_all_parked();
+    }
+
+    fn keys(&self) -> Result<&Keys, RpcError> {
+        self.keys.as_ref().ok_or_else(not_ready)
+    }
+
+    fn keys_mut(&mut self) -> Result<&mut Keys, RpcError> {
+        self.keys.as_mut().ok_or_else(not_ready)
     }
 
     // ----------------------------------------------------------- connections
-
-    fn add_conn(&mut self, kind: ConnKind) -> ConnId {
-        let id = ConnId(self.next_conn);
-        self.next_conn = self.next_conn.wrapping_add(1).max(1);
-        self.conns.insert(
-            id,
-            Conn {
-                kind,
-                version: None,
-                awaiting: BTreeSet::new(),
-                subscriptions: BTreeSet::new(),
-            },
-        );
-        id
-    }
-
-    /// A new app connection, tagged by the shell with the origin it checked.
-    pub fn connect_app(&mut self, origin: &str) -> ConnId {
-        let id = self.add_conn(ConnKind::App {
-            origin: origin.to_owned(),
-        });
-        self.admin_changed();
-        id
-    }
-
-    /// A new management connection of a top-level vault page.
-    pub fn connect_admin(&mut self) -> ConnId {
-        self.add_conn(ConnKind::Admin)
-    }
 
     /// The connection's port closed: its live queries end. Answers still
     /// held for it are dropped when they are released (its staged writes
     /// are still applied: the app may not learn of them, as with any write
     /// whose answer was lost).
-    pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
+    fn disconnect(&mut self, conn: ConnId) {
+        if let Some(c) = self.apps.conns.remove(&conn) {
             for sub in c.subscriptions {
                 self.drop_subscription(sub);
             }
@@ -295,160 +519,241 @@ impl Vault {
         }
     }
 
-    /// The origin of an app connection.
-    pub fn origin_of(&self, conn: ConnId) -> Option<&str> {
-        match &self.conns.get(&conn)?.kind {
-            ConnKind::App { origin } => Some(origin),
-            ConnKind::Admin => None,
+    /// Queues a message behind those of its connection that wait, then
+    /// runs what can run.
+    fn park(&mut self, conn: ConnId, message: Parked) {
+        let Some(c) = self.apps.get_mut(conn) else {
+            return;
+        };
+        c.parked.push_back(message);
+        self.run_parked(conn);
+    }
+
+    fn run_all_parked(&mut self) {
+        for conn in self.apps.parked() {
+            self.run_parked(conn);
         }
     }
 
-    fn consent_of(&self, origin: &str) -> Consent {
-        match self.grants.get(origin) {
-            Some(g) if g.allowed => Consent::Granted,
-            Some(_) => Consent::Denied,
-            None => Consent::Required,
+    /// Handles the connection's waiting messages in order, stopping at one
+    /// that needs a space not open yet (asking for it to be read).
+    fn run_parked(&mut self, conn: ConnId) {
+        loop {
+            let Some(front) = self.apps.get(conn).and_then(|c| c.parked.front()) else {
+                return;
+            };
+            match &self.phase {
+                Phase::Booting(_) => return,
+                Phase::Failed(error) => {
+                    let error = error.clone();
+                    let Some(message) = self.apps.get_mut(conn).and_then(|c| c.parked.pop_front())
+                    else {
+                        return;
+                    };
+                    self.refuse(conn, message, error);
+                    continue;
+                }
+                Phase::Ready => {}
+            }
+            let needs = self.needs(conn, front);
+            if !needs.is_empty() {
+                let mut waiting = false;
+                for id in needs {
+                    match self.spaces.slots.get(&id).map(|s| &s.state) {
+                        Some(SlotState::Closed) => {
+                            self.request_open(id);
+                            waiting = true;
+                        }
+                        Some(SlotState::Opening(_)) => waiting = true,
+                        _ => {}
+                    }
+                }
+                if waiting {
+                    return;
+                }
+            }
+            let Some(message) = self.apps.get_mut(conn).and_then(|c| c.parked.pop_front()) else {
+                return;
+            };
+            match message {
+                Parked::App(m) => self.app_message(conn, m),
+                Parked::Admin(m) => self.admin_message(conn, m),
+            }
         }
     }
 
-    fn app_conns_of(&self, origin: &str) -> Vec<ConnId> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| matches!(&c.kind, ConnKind::App { origin: o } if o == origin))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    fn admin_changed(&mut self) {
-        let admins: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.kind, ConnKind::Admin))
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in admins {
-            self.outputs.push_back(Output::Admin {
+    /// Answers a message with `error` (the vault could not boot).
+    fn refuse(&mut self, conn: ConnId, message: Parked, error: RpcError) {
+        match message {
+            Parked::App(Ok(ClientMessage::Hello { .. })) => {
+                self.send(conn, VaultMessage::Refused { error })
+            }
+            Parked::App(Ok(ClientMessage::Request { id, .. })) => self.send(
                 conn,
-                message: AdminReply::Changed {},
-            });
+                VaultMessage::Response {
+                    id,
+                    result: Err(error),
+                },
+            ),
+            Parked::App(Ok(ClientMessage::Cancel { .. })) => {}
+            Parked::App(Err(u)) => self.send(conn, u.into_message()),
+            Parked::Admin(Ok(AdminMessage::Request { id, .. })) => {
+                self.admin_answer(conn, id, Err(error))
+            }
+            Parked::Admin(Err(u)) => self.admin_answer(conn, u.id.unwrap_or(0), Err(u.error)),
         }
     }
 
-    /// The next thing for the host to do.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+    /// The spaces a message needs open, that its sender may use: a call
+    /// naming a space the origin is granted, an app's listing (its granted
+    /// spaces), an admin listing (every space). Nothing is read for an
+    /// origin before it is allowed.
+    fn needs(&self, conn: ConnId, message: &Parked) -> BTreeSet<SpaceId> {
+        match message {
+            Parked::App(Ok(ClientMessage::Request { method, .. })) => {
+                let Some(origin) = self.apps.origin_of(conn) else {
+                    return BTreeSet::new();
+                };
+                match method {
+                    Request::ListSpaces {} => self.grants.spaces_of(origin),
+                    m => m
+                        .space()
+                        .and_then(|s| s.parse::<SpaceId>().ok())
+                        .filter(|id| self.grants.allows(origin, id))
+                        .into_iter()
+                        .collect(),
+                }
+            }
+            Parked::Admin(Ok(AdminMessage::Request { method, .. })) => {
+                use crate::rpc::AdminRequest as A;
+                match method {
+                    A::ListSpaces {} => self.spaces.ids().into_iter().collect(),
+                    A::ListMembers { space }
+                    | A::Admit { space, .. }
+                    | A::SetRole { space, .. }
+                    | A::Remove { space, .. }
+                    | A::RevokeDevice { space, .. }
+                    | A::Export { space } => space.parse::<SpaceId>().into_iter().collect(),
+                    _ => BTreeSet::new(),
+                }
+            }
+            _ => BTreeSet::new(),
+        }
+        .into_iter()
+        .filter(|id| self.spaces.contains(id) && !self.spaces.is_open(id))
+        .collect()
     }
 
     // ---------------------------------------------------------------- spaces
 
-    /// The space a message needs open before it can be handled, if it is
-    /// one the vault holds and has not opened yet: list
-    /// `space_prefix(id)` and call [`open_space`](Self::open_space).
-    pub fn space_to_open(&self, request: &crate::rpc::Request) -> Option<SpaceId> {
-        let id: SpaceId = request.space()?.parse().ok()?;
-        match self.spaces.get(&id) {
-            Some(slot) if slot.replica.is_none() => Some(id),
-            _ => None,
+    /// Asks the host to read a space's prefix (once).
+    fn request_open(&mut self, id: SpaceId) {
+        if !matches!(
+            self.spaces.slots.get(&id).map(|s| &s.state),
+            Some(SlotState::Closed)
+        ) {
+            return;
         }
+        let read = ReadId(self.next_id());
+        self.spaces.set_state(&id, SlotState::Opening(read));
+        self.outputs.push_back(Output::Read {
+            read,
+            prefix: space_prefix(&id),
+        });
     }
 
-    /// The key prefix to list for [`open_space`](Self::open_space).
-    pub fn storage_prefix(id: &SpaceId) -> String {
-        space_prefix(id)
-    }
-
-    /// Opens a space from the entries its host listed under its prefix.
-    /// Live queries that were open on it before a failed flush are opened
-    /// again and told what changed.
-    pub fn open_space(
+    /// A space's prefix was read: open it, then run what waited for it.
+    fn space_read(
         &mut self,
         id: SpaceId,
-        entries: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), VaultError> {
-        let Some(slot) = self.spaces.get_mut(&id) else {
-            return Err(VaultError::NotOpen {
-                space: id.to_string(),
-            });
+        result: Result<Vec<(String, Vec<u8>)>, crate::store::StoreError>,
+    ) {
+        let opened = match (result, self.keys.as_ref()) {
+            (Ok(entries), Some(keys)) => {
+                Replica::open(id, keys.identity, keys.device.duplicate(), entries)
+                    .map_err(RpcError::from)
+            }
+            (Err(e), _) => Err(RpcError::from(e)),
+            (_, None) => Err(not_ready()),
         };
-        if slot.replica.is_some() {
-            return Ok(());
+        match opened {
+            Ok(mut replica) => {
+                replica.set_clock(self.now);
+                self.spaces
+                    .set_state(&id, SlotState::Open(Box::new(replica)));
+                self.resubscribe(id);
+                self.peers_space_opened(id);
+                self.run_all_parked();
+            }
+            Err(error) => {
+                self.spaces.set_state(&id, SlotState::Closed);
+                // Calls waiting for it fail with the reason; a later call
+                // tries again.
+                for conn in self.apps.parked() {
+                    let waits = self
+                        .apps
+                        .get(conn)
+                        .and_then(|c| c.parked.front())
+                        .is_some_and(|m| self.needs(conn, m).contains(&id));
+                    if waits {
+                        if let Some(m) = self.apps.get_mut(conn).and_then(|c| c.parked.pop_front())
+                        {
+                            self.refuse(conn, m, error.clone());
+                        }
+                    }
+                }
+                self.run_all_parked();
+            }
         }
-        let replica = Replica::open(id, self.identity, self.device.duplicate(), entries)?;
-        slot.replica = Some(replica);
-        self.reload.remove(&id);
-        self.resubscribe(id);
-        Ok(())
     }
 
-    /// Spaces dropped after a failed flush, to open again
-    /// ([`open_space`](Self::open_space)) so their live queries resume.
-    pub fn spaces_to_reload(&self) -> Vec<SpaceId> {
-        self.reload.iter().copied().collect()
-    }
-
-    /// Opened spaces.
-    pub fn open_spaces(&self) -> usize {
-        self.spaces.values().filter(|s| s.replica.is_some()).count()
-    }
-
-    fn replica(&mut self, id: &SpaceId) -> Result<&mut Replica, VaultError> {
-        self.spaces
-            .get_mut(id)
-            .and_then(|s| s.replica.as_mut())
-            .ok_or_else(|| VaultError::NotOpen {
+    fn replica(&mut self, id: &SpaceId) -> Result<&mut Replica, RpcError> {
+        self.spaces.replica(id).ok_or_else(|| {
+            RpcError::from(VaultError::NotOpen {
                 space: id.to_string(),
             })
+        })
     }
 
     // ----------------------------------------------------------- live queries
 
     fn drop_subscription(&mut self, sub: u32) {
-        if let Some(s) = self.subscriptions.remove(&sub) {
-            if let Some(r) = self
-                .spaces
-                .get_mut(&s.space)
-                .and_then(|s| s.replica.as_mut())
-            {
-                r.space_mut().unsubscribe(s.inner);
-            }
-            if let Some(c) = self.conns.get_mut(&s.conn) {
-                c.subscriptions.remove(&sub);
+        if let Some(s) = self.apps.remove_subscription(sub) {
+            if let Some(r) = self.spaces.replica(&s.space) {
+                r.read().unsubscribe(s.inner);
             }
         }
     }
 
     /// Moves the space's pending live-query diffs to the outputs.
     fn pump_events(&mut self, space: SpaceId) {
-        let Some(replica) = self.spaces.get_mut(&space).and_then(|s| s.replica.as_mut()) else {
+        let Some(replica) = self.spaces.replica(&space) else {
             return;
         };
         let mut diffs = Vec::new();
-        while let Some(event) = replica.space_mut().poll_event() {
+        while let Some(event) = replica.read().poll_event() {
             if let crate::model::SpaceEvent::Live(diff) = event {
                 diffs.push(diff);
             }
         }
         for diff in diffs {
-            let found = self
-                .subscriptions
-                .iter()
-                .find(|(_, s)| s.space == space && s.inner == diff.subscription)
-                .map(|(id, s)| (*id, s.conn, s.resolve));
-            let Some((sub, conn, resolve)) = found else {
+            let Some((sub, conn, resolve)) = self
+                .apps
+                .find_subscription(space, diff.subscription)
+                .map(|(id, s)| (id, s.conn, s.resolve))
+            else {
                 continue;
             };
             let mut event = crate::rpc::Event::from_diff(&diff);
             if resolve {
                 if let crate::rpc::Event::QueryDiff { objects, .. } = &mut event {
-                    let replica = self
-                        .spaces
-                        .get_mut(&space)
-                        .and_then(|s| s.replica.as_mut())
-                        .expect("checked above");
                     let mut out = Vec::new();
-                    for id in diff.added.iter().chain(&diff.changed) {
-                        if let Ok(Some(state)) = replica.space_mut().get(id) {
-                            out.push(crate::rpc::WireObject::from(state));
+                    if let Some(replica) = self.spaces.replica(&space) {
+                        let mut reads = replica.read();
+                        for id in diff.added.iter().chain(&diff.changed) {
+                            if let Ok(Some(state)) = reads.get(id) {
+                                out.push(crate::rpc::WireObject::from(state));
+                            }
                         }
                     }
                     *objects = Some(out);
@@ -464,10 +769,11 @@ impl Vault {
         }
     }
 
-    /// Re-opens the live queries of a space that was reopened after a
+    /// Re-opens the live queries of a space that was read again after a
     /// failed flush, each with a diff from the result its app last saw.
     fn resubscribe(&mut self, space: SpaceId) {
         let stale: Vec<u32> = self
+            .apps
             .subscriptions
             .iter()
             .filter(|(_, s)| s.space == space && s.stale.is_some())
@@ -475,15 +781,17 @@ impl Vault {
             .collect();
         for sub in stale {
             let (query, before) = {
-                let s = &self.subscriptions[&sub];
+                let s = &self.apps.subscriptions[&sub];
                 (s.query.clone(), s.stale.clone().unwrap_or_default())
             };
-            let Ok(replica) = self.replica(&space) else {
+            let Some(replica) = self.spaces.replica(&space) else {
                 return;
             };
-            match replica.space_mut().subscribe(query) {
+            match replica.read().subscribe(query) {
                 Ok((inner, now)) => {
-                    let s = self.subscriptions.get_mut(&sub).expect("listed above");
+                    let Some(s) = self.apps.subscriptions.get_mut(&sub) else {
+                        continue;
+                    };
                     s.inner = inner;
                     s.stale = None;
                     let conn = s.conn;
@@ -508,4 +816,23 @@ impl Vault {
             }
         }
     }
+}
+
+fn not_ready() -> RpcError {
+    RpcError::new(
+        crate::rpc::codes::INTERNAL,
+        "the vault has not finished starting",
+    )
+}
+
+fn storage_error(e: VaultError) -> RpcError {
+    let code = match &e {
+        VaultError::Store(s @ crate::store::StoreError::QuotaExceeded { .. }) => s.code(),
+        VaultError::CorruptRecord { .. } => e.code(),
+        _ => crate::rpc::codes::STORAGE_BLOCKED,
+    };
+    RpcError::new(
+        code,
+        format!("the vault cannot open its storage: {e}. If the browser blocks storage for this site, allow it and reload"),
+    )
 }

@@ -6,7 +6,7 @@
 //! ```text
 //! vault/identity              sealed identity and device keys, the device certificate, display name
 //! vault/grants/<origin, hex>  one app origin: allowed or denied, its spaces, when decided
-//! vault/spaces/<space id>     one space: which app created it, its properties
+//! vault/spaces/<space id>     one space the vault holds: which app created it
 //! ```
 //!
 //! Values are framed like every stored chunk (`store::frame`: magic,
@@ -43,13 +43,24 @@ pub(crate) struct GrantRecord {
     pub decided_at: f64,
 }
 
+/// A space the vault holds. Its properties and the user's role are not
+/// here: they come from the space itself (its documents and control log).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SpaceRecord {
+    /// The app origin that created it, if an app did.
     pub created_by: Option<String>,
-    /// The space's properties as last set here, so listings need not open
-    /// the space.
-    pub properties: BTreeMap<String, Value>,
 }
+
+/// Space records of format 1 also kept the properties as last set here.
+#[derive(Deserialize)]
+struct SpaceRecordV1 {
+    created_by: Option<String>,
+    #[allow(dead_code)]
+    properties: BTreeMap<String, Value>,
+}
+
+/// Format of space records (2: no properties).
+const SPACE_RECORD_VERSION: u8 = 2;
 
 pub(crate) fn identity_key() -> &'static str {
     IDENTITY_KEY
@@ -71,18 +82,42 @@ pub(crate) fn space_key(id: &SpaceId) -> String {
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    store::frame(
-        RECORD_VERSION,
-        &postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"),
-    )
+    encode_as(RECORD_VERSION, value)
+}
+
+fn encode_as<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail.
+    store::frame(version, &postcard::to_stdvec(value).unwrap_or_default())
+}
+
+pub(crate) fn encode_space(record: &SpaceRecord) -> Vec<u8> {
+    encode_as(SPACE_RECORD_VERSION, record)
+}
+
+fn decode_space(key: &str, bytes: &[u8]) -> Result<SpaceRecord, VaultError> {
+    if store::unframe(RECORD_VERSION, bytes).is_ok() {
+        let v1: SpaceRecordV1 = decode(key, bytes)?;
+        return Ok(SpaceRecord {
+            created_by: v1.created_by,
+        });
+    }
+    decode_as(SPACE_RECORD_VERSION, key, bytes)
 }
 
 fn decode<T: for<'a> Deserialize<'a>>(key: &str, bytes: &[u8]) -> Result<T, VaultError> {
+    decode_as(RECORD_VERSION, key, bytes)
+}
+
+fn decode_as<T: for<'a> Deserialize<'a>>(
+    version: u8,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, VaultError> {
     let corrupt = |reason: String| VaultError::CorruptRecord {
         key: key.to_owned(),
         reason,
     };
-    let payload = store::unframe(RECORD_VERSION, bytes).map_err(|e| corrupt(e.to_string()))?;
+    let payload = store::unframe(version, bytes).map_err(|e| corrupt(e.to_string()))?;
     postcard::from_bytes(payload).map_err(|e| corrupt(format!("the record does not decode: {e}")))
 }
 
@@ -103,7 +138,7 @@ fn origin_from_hex(key: &str, hex: &str) -> Result<String, VaultError> {
 
 /// The vault's records as read from storage (everything under [`PREFIX`]).
 #[derive(Debug, Default)]
-pub struct StoredVault {
+pub(crate) struct StoredVault {
     pub(crate) identity: Option<IdentityRecord>,
     pub(crate) grants: BTreeMap<String, GrantRecord>,
     pub(crate) spaces: BTreeMap<SpaceId, SpaceRecord>,
@@ -125,7 +160,7 @@ impl StoredVault {
                     key: key.clone(),
                     reason: "the key does not name a space".into(),
                 })?;
-                out.spaces.insert(id, decode(&key, &value)?);
+                out.spaces.insert(id, decode_space(&key, &value)?);
             } else {
                 return Err(VaultError::CorruptRecord {
                     key,
@@ -134,11 +169,6 @@ impl StoredVault {
             }
         }
         Ok(out)
-    }
-
-    /// Whether the vault has an identity yet (false on first run).
-    pub fn has_identity(&self) -> bool {
-        self.identity.is_some()
     }
 
     /// The sealed device key to unseal before [`super::Vault::open`].

@@ -1,9 +1,10 @@
-//! Property: replicas that apply random writes concurrently and merge in
+//! Property (model level, merging unverified changes through the
+//! crate-private merge): replicas that apply random writes concurrently and merge in
 //! random orders end in identical state with identical query results.
 
+use crate::model::{ObjectId, ObjectState, Space, SpaceId, SpaceOptions, Value, WriteBatch};
+use crate::query::{Compare, Filter, Order, Query};
 use automerge::ActorId;
-use echo_core::model::{ObjectId, ObjectState, Space, SpaceId, SpaceOptions, Value, WriteBatch};
-use echo_core::query::{Compare, Filter, Order, Query};
 use proptest::prelude::*;
 
 const REPLICAS: usize = 3;

@@ -1,0 +1,159 @@
+//! The vault's part that owns connections: app and admin ports, each
+//! app session's negotiated version, the answers it waits for, its live
+//! queries, and the messages parked until the spaces they need are open.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::machine::{AdminUndecodable, ConnId};
+use crate::data::{ObjectId, SpaceId};
+use crate::query::{Query, SubscriptionId};
+use crate::rpc::{AdminMessage, ClientMessage, Undecodable};
+
+#[derive(Debug)]
+pub(super) enum ConnKind {
+    App { origin: String },
+    Admin,
+}
+
+/// A message waiting for spaces to be opened (and every later message of
+/// its connection behind it, so answers keep their order).
+#[derive(Debug)]
+pub(super) enum Parked {
+    App(Result<ClientMessage, Undecodable>),
+    Admin(Result<AdminMessage, AdminUndecodable>),
+}
+
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub kind: ConnKind,
+    /// The negotiated API version (app connections, after `hello`).
+    pub version: Option<u32>,
+    /// Call ids answered only once durable.
+    pub awaiting: BTreeSet<u32>,
+    pub subscriptions: BTreeSet<u32>,
+    pub parked: VecDeque<Parked>,
+}
+
+#[derive(Debug)]
+pub(super) struct Subscription {
+    pub conn: ConnId,
+    pub space: SpaceId,
+    pub inner: SubscriptionId,
+    pub query: Query,
+    pub resolve: bool,
+    /// Set when its space was dropped after a failed flush: the result the
+    /// app last saw, to diff against once the space is open again.
+    pub stale: Option<Vec<ObjectId>>,
+}
+
+/// Connections and their live queries.
+#[derive(Debug, Default)]
+pub(super) struct Apps {
+    pub conns: BTreeMap<ConnId, Conn>,
+    pub subscriptions: BTreeMap<u32, Subscription>,
+    next_subscription: u32,
+}
+
+impl Apps {
+    /// A new connection; `false` when the id is taken.
+    pub fn connect(&mut self, conn: ConnId, kind: ConnKind) -> bool {
+        if self.conns.contains_key(&conn) {
+            return false;
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                kind,
+                version: None,
+                awaiting: BTreeSet::new(),
+                subscriptions: BTreeSet::new(),
+                parked: VecDeque::new(),
+            },
+        );
+        true
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&Conn> {
+        self.conns.get(&conn)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(&conn)
+    }
+
+    pub fn origin_of(&self, conn: ConnId) -> Option<&str> {
+        match &self.conns.get(&conn)?.kind {
+            ConnKind::App { origin } => Some(origin),
+            ConnKind::Admin => None,
+        }
+    }
+
+    pub fn is_admin(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn).map(|c| &c.kind),
+            Some(ConnKind::Admin)
+        )
+    }
+
+    pub fn app_conns_of(&self, origin: &str) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.kind, ConnKind::App { origin: o } if o == origin))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn admins(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ConnKind::Admin))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn app_count(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| matches!(c.kind, ConnKind::App { .. }))
+            .count()
+    }
+
+    /// Connections with parked messages.
+    pub fn parked(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.parked.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn add_subscription(&mut self, s: Subscription) -> u32 {
+        self.next_subscription = self.next_subscription.wrapping_add(1).max(1);
+        let id = self.next_subscription;
+        if let Some(c) = self.conns.get_mut(&s.conn) {
+            c.subscriptions.insert(id);
+        }
+        self.subscriptions.insert(id, s);
+        id
+    }
+
+    pub fn remove_subscription(&mut self, sub: u32) -> Option<Subscription> {
+        let s = self.subscriptions.remove(&sub)?;
+        if let Some(c) = self.conns.get_mut(&s.conn) {
+            c.subscriptions.remove(&sub);
+        }
+        Some(s)
+    }
+
+    /// The subscription (by vault id) of a space's inner live query.
+    pub fn find_subscription(
+        &self,
+        space: SpaceId,
+        inner: SubscriptionId,
+    ) -> Option<(u32, &Subscription)> {
+        self.subscriptions
+            .iter()
+            .find(|(_, s)| s.space == space && s.inner == inner)
+            .map(|(id, s)| (*id, s))
+    }
+}

@@ -1,0 +1,64 @@
+//! The vault's part that owns the write queue (group commit): writes of
+//! objects staged to be applied together, answers held until the flush
+//! holding their write is durable, and the one flush in flight.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::machine::{ConnId, WriteId};
+use super::records::{GrantRecord, IdentityRecord, SpaceRecord};
+use crate::data::SpaceId;
+use crate::model::WriteBatch;
+use crate::rpc::{AdminResponse, Response};
+use crate::sync::ReplicaReceipt;
+
+/// A write of objects waiting to be applied with the others staged.
+#[derive(Debug)]
+pub(super) struct Staged {
+    pub conn: ConnId,
+    pub id: u32,
+    pub space: SpaceId,
+    pub batch: WriteBatch,
+    pub created: Vec<String>,
+}
+
+/// An answer waiting for its write to be durable.
+#[derive(Debug)]
+pub(super) enum Held {
+    App {
+        conn: ConnId,
+        id: u32,
+        response: Response,
+    },
+    Admin {
+        conn: ConnId,
+        id: u32,
+        response: AdminResponse,
+    },
+}
+
+/// What a flush wrote, to settle once the host reports back.
+#[derive(Debug)]
+pub(super) struct FlushTicket {
+    pub receipts: Vec<(SpaceId, ReplicaReceipt)>,
+    pub held: Vec<Held>,
+    /// The records as written by this flush.
+    pub grants: BTreeMap<String, GrantRecord>,
+    pub spaces: BTreeMap<SpaceId, SpaceRecord>,
+    pub identity: Option<IdentityRecord>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Commit {
+    pub staged: Vec<Staged>,
+    pub held: Vec<Held>,
+    pub in_flight: Option<(WriteId, FlushTicket)>,
+    /// Spaces whose changes a peer waits for: sealed and stored by the
+    /// next flush even when nothing else asks for one.
+    pub seal_for_peers: BTreeSet<SpaceId>,
+}
+
+impl Commit {
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+}

@@ -1,0 +1,385 @@
+//! [`Sim`]: nodes, the links between them, and the clock.
+//!
+//! A link is an ordered, reliable byte pipe, as a WebRTC data channel or a
+//! TCP stream is: bytes sent on it arrive in order after a delay drawn
+//! from the run's generator (never before bytes sent earlier on the same
+//! link). Loss is what a reliable transport turns it into: the link dies
+//! ([`Sim::cut`]) and may be opened again later. Partitions cut every link
+//! between two groups and refuse new ones while they last.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use echo_core::peer::ChannelBinding;
+use echo_core::rng::EngineRng;
+use echo_core::vault::{Input, LinkId, Millis};
+
+use crate::node::Node;
+
+/// How the network behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct NetConfig {
+    /// Delivery delay of a write on a link, drawn in `min..=max` ms.
+    pub min_delay: Millis,
+    pub max_delay: Millis,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            min_delay: 1,
+            max_delay: 30,
+        }
+    }
+}
+
+/// One end of a link: which node, and the link's id there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkSlot {
+    pub node: usize,
+    pub link: LinkId,
+}
+
+struct SimLink {
+    ends: [LinkSlot; 2],
+    up: bool,
+    /// Per direction (0: from end 0 to end 1), bytes and when they arrive.
+    queues: [VecDeque<(Millis, Vec<u8>)>; 2],
+}
+
+/// Nodes on a simulated network. See the module docs.
+pub struct Sim {
+    pub now: Millis,
+    pub rng: EngineRng,
+    pub nodes: Vec<Node>,
+    pub net: NetConfig,
+    links: Vec<SimLink>,
+    /// Pairs of nodes that cannot reach each other now.
+    partitions: BTreeSet<(usize, usize)>,
+    next_link: u64,
+    /// Bytes and writes (messages of the transport) put on links so far.
+    pub bytes_sent: u64,
+    pub writes_sent: u64,
+}
+
+impl Sim {
+    /// `n` booted nodes; everything random in the run comes from `seed`.
+    pub fn new(seed: u64, n: usize) -> Self {
+        let mut rng = EngineRng::from_seed(EngineRng::seed_from_u64(seed));
+        let now = 1_700_000_000_000;
+        let nodes = (0..n)
+            .map(|i| Node::new(&format!("node{i}"), rng.next_u64(), now))
+            .collect();
+        Sim {
+            now,
+            rng,
+            nodes,
+            net: NetConfig::default(),
+            links: Vec::new(),
+            partitions: BTreeSet::new(),
+            next_link: 0,
+            bytes_sent: 0,
+            writes_sent: 0,
+        }
+    }
+
+    /// Links two nodes over a fresh secure channel (both ends see the same
+    /// binding). Returns the link's index, or `None` across a partition.
+    pub fn link(&mut self, a: usize, b: usize) -> Option<usize> {
+        let binding = ChannelBinding::from_bytes(self.rng.bytes());
+        self.link_with(a, b, binding, binding)
+    }
+
+    /// Links two nodes, each end seeing its own binding: a man in the
+    /// middle who terminates two secure channels and relays the bytes.
+    pub fn link_with(
+        &mut self,
+        a: usize,
+        b: usize,
+        binding_a: ChannelBinding,
+        binding_b: ChannelBinding,
+    ) -> Option<usize> {
+        if a == b || self.partitioned(a, b) || !self.nodes[a].is_up() || !self.nodes[b].is_up() {
+            return None;
+        }
+        self.next_link += 1;
+        let ends = [
+            LinkSlot {
+                node: a,
+                link: LinkId(self.next_link),
+            },
+            LinkSlot {
+                node: b,
+                link: LinkId(self.next_link),
+            },
+        ];
+        self.links.push(SimLink {
+            ends,
+            up: true,
+            queues: [VecDeque::new(), VecDeque::new()],
+        });
+        let now = self.now;
+        self.nodes[a].peer_connected(now, ends[0].link, binding_a);
+        self.nodes[b].peer_connected(now, ends[1].link, binding_b);
+        self.collect();
+        Some(self.links.len() - 1)
+    }
+
+    /// Whether a link is up.
+    pub fn is_up(&self, link: usize) -> bool {
+        self.links.get(link).is_some_and(|l| l.up)
+    }
+
+    /// Links that are up, with their ends.
+    pub fn up_links(&self) -> Vec<(usize, usize, usize)> {
+        self.links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.up)
+            .map(|(i, l)| (i, l.ends[0].node, l.ends[1].node))
+            .collect()
+    }
+
+    /// The link dies: bytes in flight are lost, both ends learn it.
+    pub fn cut(&mut self, link: usize) {
+        let now = self.now;
+        let Some(l) = self.links.get_mut(link) else {
+            return;
+        };
+        if !l.up {
+            return;
+        }
+        l.up = false;
+        l.queues = [VecDeque::new(), VecDeque::new()];
+        let ends = l.ends;
+        for end in ends {
+            self.nodes[end.node].input(now, Input::PeerClosed { link: end.link });
+        }
+        self.collect();
+    }
+
+    fn partitioned(&self, a: usize, b: usize) -> bool {
+        self.partitions.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Separates `group` from every other node: their links die and none
+    /// can be made until [`heal`](Self::heal).
+    pub fn partition(&mut self, group: &[usize]) {
+        let n = self.nodes.len();
+        for &a in group {
+            for b in 0..n {
+                if !group.contains(&b) {
+                    self.partitions.insert((a.min(b), a.max(b)));
+                }
+            }
+        }
+        let doomed: Vec<usize> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.up && self.partitioned(l.ends[0].node, l.ends[1].node))
+            .map(|(i, _)| i)
+            .collect();
+        for i in doomed {
+            self.cut(i);
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.partitions.clear();
+    }
+
+    /// A node's process dies (its links with it).
+    pub fn crash(&mut self, node: usize) {
+        self.cut_links_of(node);
+        self.nodes[node].crash();
+    }
+
+    /// A node dies right after storage made a write durable, before its
+    /// vault heard of it.
+    pub fn crash_after_write(&mut self, node: usize) {
+        self.cut_links_of(node);
+        self.nodes[node].crash_after_write();
+    }
+
+    /// A node starts again from what is stored.
+    pub fn restart(&mut self, node: usize) {
+        self.cut_links_of(node);
+        let now = self.now;
+        self.nodes[node].restart(now);
+    }
+
+    fn cut_links_of(&mut self, node: usize) {
+        let mine: Vec<usize> = self
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.up && l.ends.iter().any(|e| e.node == node))
+            .map(|(i, _)| i)
+            .collect();
+        for i in mine {
+            self.cut(i);
+        }
+    }
+
+    /// Moves what nodes sent onto their links, and closes what they closed.
+    fn collect(&mut self) {
+        loop {
+            let mut moved = false;
+            for n in 0..self.nodes.len() {
+                while let Some((link, bytes)) = self.nodes[n].sent.pop_front() {
+                    moved = true;
+                    let Some((i, dir)) = self.find(n, link) else {
+                        continue;
+                    };
+                    let delay = self.net.min_delay
+                        + self.rng.below(self.net.max_delay - self.net.min_delay + 1);
+                    let l = &mut self.links[i];
+                    if !l.up {
+                        continue;
+                    }
+                    self.bytes_sent += bytes.len() as u64;
+                    self.writes_sent += 1;
+                    let after = l.queues[dir].back().map_or(0, |(t, _)| *t);
+                    l.queues[dir].push_back(((self.now + delay).max(after), bytes));
+                }
+                while let Some((link, _reason)) = self.nodes[n].link_closes.pop_front() {
+                    moved = true;
+                    if let Some((i, dir)) = self.find(n, link) {
+                        // What it sent before closing (its Close) still
+                        // arrives; then the other end learns the link died.
+                        let l = &mut self.links[i];
+                        if l.up {
+                            l.up = false;
+                            let flushed: Vec<Vec<u8>> =
+                                l.queues[dir].drain(..).map(|(_, b)| b).collect();
+                            l.queues = [VecDeque::new(), VecDeque::new()];
+                            let other = l.ends[1 - dir];
+                            let now = self.now;
+                            for bytes in flushed {
+                                self.nodes[other.node].input(
+                                    now,
+                                    Input::PeerBytes {
+                                        link: other.link,
+                                        bytes,
+                                    },
+                                );
+                            }
+                            self.nodes[other.node]
+                                .input(now, Input::PeerClosed { link: other.link });
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn find(&self, node: usize, link: LinkId) -> Option<(usize, usize)> {
+        self.links.iter().enumerate().find_map(|(i, l)| {
+            l.ends
+                .iter()
+                .position(|e| e.node == node && e.link == link)
+                .filter(|_| l.up)
+                .map(|dir| (i, dir))
+        })
+    }
+
+    /// When the next thing happens: a delivery or a node's deadline.
+    fn next_event(&self) -> Option<Millis> {
+        let deliveries = self
+            .links
+            .iter()
+            .filter(|l| l.up)
+            .flat_map(|l| l.queues.iter().filter_map(|q| q.front().map(|(t, _)| *t)));
+        let timers = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .filter_map(|n| n.vault().poll_timeout());
+        deliveries.chain(timers).min()
+    }
+
+    /// Whether bytes are in flight on some link.
+    pub fn in_flight(&self) -> bool {
+        self.links
+            .iter()
+            .any(|l| l.up && l.queues.iter().any(|q| !q.is_empty()))
+    }
+
+    /// Runs the next event (or jumps to `limit` when nothing happens
+    /// before it). Returns false when the clock reached `limit`.
+    pub fn step(&mut self, limit: Millis) -> bool {
+        self.collect();
+        let Some(at) = self.next_event().filter(|t| *t <= limit) else {
+            self.now = self.now.max(limit);
+            return false;
+        };
+        self.now = self.now.max(at);
+        let now = self.now;
+        // Deliveries due now, in order per link.
+        for i in 0..self.links.len() {
+            for dir in 0..2 {
+                loop {
+                    let l = &mut self.links[i];
+                    if !l.up {
+                        break;
+                    }
+                    let due = l.queues[dir].front().is_some_and(|(t, _)| *t <= now);
+                    if !due {
+                        break;
+                    }
+                    let Some((_, bytes)) = l.queues[dir].pop_front() else {
+                        break;
+                    };
+                    let to = l.ends[1 - dir];
+                    self.nodes[to.node].input(
+                        now,
+                        Input::PeerBytes {
+                            link: to.link,
+                            bytes,
+                        },
+                    );
+                }
+            }
+        }
+        for n in 0..self.nodes.len() {
+            let due = self.nodes[n].is_up()
+                && self.nodes[n]
+                    .vault()
+                    .poll_timeout()
+                    .is_some_and(|t| t <= now);
+            if due {
+                self.nodes[n].input(now, Input::Timeout);
+            }
+        }
+        self.collect();
+        true
+    }
+
+    /// Runs for `ms` of simulated time.
+    pub fn run_for(&mut self, ms: Millis) {
+        let end = self.now + ms;
+        while self.step(end) {}
+    }
+
+    /// Runs until no bytes are in flight (and `ms` more pass quietly), or
+    /// `limit` ms have passed; true when it went quiet.
+    pub fn settle(&mut self, quiet: Millis, limit: Millis) -> bool {
+        let end = self.now + limit;
+        let mut quiet_since = self.now;
+        while self.now < end {
+            if self.in_flight() {
+                quiet_since = self.now;
+            } else if self.now >= quiet_since + quiet {
+                return true;
+            }
+            let next = (self.now + quiet).min(end);
+            if !self.step(next) && !self.in_flight() && self.now >= quiet_since + quiet {
+                return true;
+            }
+        }
+        !self.in_flight()
+    }
+}

@@ -1,0 +1,445 @@
+//! [`Node`]: one vault on a memory store, and the host loop that drives it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use echo_core::identity::{ChaChaKeyWrap, KeyWrap};
+use echo_core::peer::{ChannelBinding, CloseReason};
+use echo_core::rng::EngineRng;
+use echo_core::rpc::{
+    AdminMessage, AdminReply, AdminRequest, AdminResponse, ClientMessage, Request, Response,
+    RpcError, VaultMessage,
+};
+use echo_core::store::{Batch, ChunkStore, MemoryStore, StoreError};
+use echo_core::vault::Zeroizing;
+use echo_core::vault::{
+    ConnId, Input, LinkId, Millis, Output, ReadId, Vault, VaultConfig, VaultEvent, WriteId,
+};
+
+/// One vault on a memory store. Storage runs at once when
+/// [`auto_io`](Self::auto_io) is on (the default); off, reads and writes
+/// wait in [`reads`](Self::reads) / [`writes`](Self::writes) until the test
+/// completes, fails or loses them.
+pub struct Node {
+    pub name: String,
+    vault: Option<Vault>,
+    /// What is durably stored.
+    pub store: MemoryStore,
+    wrap: ChaChaKeyWrap,
+    rng: EngineRng,
+    config: VaultConfig,
+    pub auto_io: bool,
+    /// Errors the next writes fail with, in order.
+    pub fail_writes: VecDeque<StoreError>,
+    pub reads: VecDeque<(ReadId, String)>,
+    pub writes: VecDeque<(WriteId, Batch)>,
+    /// Everything the vault sent each app connection, in order.
+    pub app: BTreeMap<ConnId, Vec<VaultMessage>>,
+    pub admin: BTreeMap<ConnId, Vec<AdminReply>>,
+    /// Connections the vault closed.
+    pub closed: BTreeSet<ConnId>,
+    pub events: Vec<VaultEvent>,
+    /// Bytes for peers, and links the vault closed, not yet taken.
+    pub sent: VecDeque<(LinkId, Vec<u8>)>,
+    pub link_closes: VecDeque<(LinkId, CloseReason)>,
+    /// Writes completed (flushes), for tests of group commit.
+    pub flushes: usize,
+    plaintexts: Vec<Vec<u8>>,
+    next_conn: u64,
+    next_call: u32,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("up", &self.vault.is_some())
+            .finish()
+    }
+}
+
+impl Node {
+    /// A node named `name` whose randomness all comes from `seed`; boots
+    /// its vault (first run: creates the identity).
+    pub fn new(name: &str, seed: u64, now: Millis) -> Self {
+        Self::with_config(name, seed, now, |_| {})
+    }
+
+    /// Like [`new`](Self::new), adjusting the vault's configuration.
+    pub fn with_config(
+        name: &str,
+        seed: u64,
+        now: Millis,
+        adjust: impl FnOnce(&mut VaultConfig),
+    ) -> Self {
+        let mut rng = EngineRng::from_seed(EngineRng::seed_from_u64(seed));
+        // The host's wrapping key, fixed for the node's life (a browser's
+        // non-extractable WebCrypto key in the real host).
+        let wrap = ChaChaKeyWrap::new(&rng.bytes::<32>()).unwrap_or_else(|_| unreachable!());
+        let mut config = VaultConfig::new(rng.bytes());
+        adjust(&mut config);
+        let mut node = Node {
+            name: name.to_owned(),
+            vault: None,
+            store: MemoryStore::new(),
+            wrap,
+            rng,
+            config,
+            auto_io: true,
+            fail_writes: VecDeque::new(),
+            reads: VecDeque::new(),
+            writes: VecDeque::new(),
+            app: BTreeMap::new(),
+            admin: BTreeMap::new(),
+            closed: BTreeSet::new(),
+            events: Vec::new(),
+            sent: VecDeque::new(),
+            link_closes: VecDeque::new(),
+            flushes: 0,
+            plaintexts: Vec::new(),
+            next_conn: 0,
+            next_call: 0,
+        };
+        node.start(now);
+        node
+    }
+
+    /// Starts a vault on the node's store (after a crash: from what was
+    /// durable) and runs it until it is ready.
+    fn start(&mut self, now: Millis) {
+        let mut config = self.config.clone();
+        config.seed = self.rng.bytes();
+        self.vault = Some(Vault::new(now, config));
+        self.app.clear();
+        self.admin.clear();
+        self.closed.clear();
+        self.reads.clear();
+        self.writes.clear();
+        self.sent.clear();
+        self.link_closes.clear();
+        let auto = std::mem::replace(&mut self.auto_io, true);
+        self.drain(now);
+        self.auto_io = auto;
+        assert!(
+            self.vault().is_ready(),
+            "{}: the vault did not boot: {:?}",
+            self.name,
+            self.events
+        );
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.vault.is_some()
+    }
+
+    /// The vault (panics while the node is down).
+    pub fn vault(&self) -> &Vault {
+        self.vault.as_ref().expect("the node is down")
+    }
+
+    /// Hands the vault an input, then carries out what it asks.
+    pub fn input(&mut self, now: Millis, input: Input) {
+        let Some(v) = self.vault.as_mut() else {
+            return;
+        };
+        if let Err(e) = v.handle_input(now, input) {
+            panic!("{}: the vault refused an input: {e}", self.name);
+        }
+        self.drain(now);
+    }
+
+    /// Hands the vault several inputs, then carries out what it asks — as a
+    /// host does with every message that arrived since it last looked (a
+    /// frame of calls): they share one flush.
+    pub fn input_many(&mut self, now: Millis, inputs: Vec<Input>) {
+        for input in inputs {
+            self.vault_input(now, input);
+        }
+        self.drain(now);
+    }
+
+    /// Hands the vault an input and carries out nothing yet (call
+    /// [`drain`](Self::drain)): for benchmarks timing the two apart.
+    pub fn feed(&mut self, now: Millis, input: Input) {
+        self.vault_input(now, input);
+    }
+
+    /// Fails the first write that waits (with `auto_io` off).
+    pub fn fail_write(&mut self, now: Millis, error: StoreError) {
+        if let Some((write, _)) = self.writes.pop_front() {
+            self.vault_input(
+                now,
+                Input::WriteDone {
+                    write,
+                    result: Err(error),
+                },
+            );
+            self.drain(now);
+        }
+    }
+
+    /// Every plaintext the vault had sealed (the tests check none is stored).
+    pub fn sealed_plaintexts(&self) -> &[Vec<u8>] {
+        &self.plaintexts
+    }
+
+    /// Runs the host loop: takes every output and carries it out.
+    pub fn drain(&mut self, now: Millis) {
+        loop {
+            let Some(v) = self.vault.as_mut() else {
+                return;
+            };
+            let Some(out) = v.poll_output() else {
+                return;
+            };
+            match out {
+                Output::App { conn, message } => self.app.entry(conn).or_default().push(message),
+                Output::Admin { conn, message } => {
+                    self.admin.entry(conn).or_default().push(message)
+                }
+                Output::Close { conn } => {
+                    self.closed.insert(conn);
+                }
+                Output::Read { read, prefix } => {
+                    if self.auto_io {
+                        self.answer_read(now, read, &prefix);
+                    } else {
+                        self.reads.push_back((read, prefix));
+                    }
+                }
+                Output::Write { write, batch } => {
+                    if self.auto_io {
+                        self.answer_write(now, write, batch);
+                    } else {
+                        self.writes.push_back((write, batch));
+                    }
+                }
+                Output::Seal { op, plaintext, aad } => {
+                    self.plaintexts.push(plaintext.to_vec());
+                    let result = self.wrap.seal(&plaintext, &aad).map_err(|e| e.to_string());
+                    self.vault_input(now, Input::Sealed { op, result });
+                }
+                Output::Unseal {
+                    op,
+                    ciphertext,
+                    aad,
+                } => {
+                    let result = self
+                        .wrap
+                        .unseal(&ciphertext, &aad)
+                        .map(|p| Zeroizing::new(p.to_vec()))
+                        .map_err(|e| e.to_string());
+                    self.vault_input(now, Input::Unsealed { op, result });
+                }
+                Output::PeerSend { link, bytes } => self.sent.push_back((link, bytes)),
+                Output::PeerClose { link, reason } => self.link_closes.push_back((link, reason)),
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    fn vault_input(&mut self, now: Millis, input: Input) {
+        if let Some(v) = self.vault.as_mut() {
+            if let Err(e) = v.handle_input(now, input) {
+                panic!("{}: the vault refused an input: {e}", self.name);
+            }
+        }
+    }
+
+    fn answer_read(&mut self, now: Millis, read: ReadId, prefix: &str) {
+        let result = self.store.list_prefix(prefix);
+        self.vault_input(now, Input::ReadDone { read, result });
+    }
+
+    fn answer_write(&mut self, now: Millis, write: WriteId, batch: Batch) {
+        let result = match self.fail_writes.pop_front() {
+            Some(e) => Err(e),
+            None => {
+                self.flushes += 1;
+                self.store.apply(batch)
+            }
+        };
+        self.vault_input(now, Input::WriteDone { write, result });
+    }
+
+    /// Completes the storage operations that wait (with `auto_io` off).
+    pub fn complete_io(&mut self, now: Millis) {
+        while !self.reads.is_empty() || !self.writes.is_empty() {
+            while let Some((read, prefix)) = self.reads.pop_front() {
+                self.answer_read(now, read, &prefix);
+            }
+            while let Some((write, batch)) = self.writes.pop_front() {
+                self.answer_write(now, write, batch);
+            }
+            self.drain(now);
+        }
+    }
+
+    // ---------------------------------------------------------------- crashes
+
+    /// The process dies: memory is gone, writes in flight never happened.
+    pub fn crash(&mut self) {
+        self.vault = None;
+        self.writes.clear();
+        self.reads.clear();
+    }
+
+    /// The process dies right after storage made a write durable, before
+    /// the vault heard of it.
+    pub fn crash_after_write(&mut self) {
+        if let Some((_, batch)) = self.writes.pop_front() {
+            self.store
+                .apply(batch)
+                .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        }
+        self.crash();
+    }
+
+    /// Starts again from what is stored.
+    pub fn restart(&mut self, now: Millis) {
+        self.crash();
+        self.start(now);
+    }
+
+    // ------------------------------------------------------------------ apps
+
+    fn conn(&mut self) -> ConnId {
+        self.next_conn += 1;
+        ConnId(self.next_conn)
+    }
+
+    /// Attaches an app port for `origin` and shakes hands.
+    pub fn connect_app(&mut self, now: Millis, origin: &str) -> ConnId {
+        let conn = self.conn();
+        self.input(
+            now,
+            Input::AppConnected {
+                conn,
+                origin: origin.to_owned(),
+            },
+        );
+        self.input(
+            now,
+            Input::AppMessage {
+                conn,
+                message: Ok(ClientMessage::Hello {
+                    versions: vec![1],
+                    client: "sim".into(),
+                }),
+            },
+        );
+        let welcomed = self
+            .app
+            .get(&conn)
+            .is_some_and(|m| m.iter().any(|m| matches!(m, VaultMessage::Welcome { .. })));
+        assert!(
+            welcomed,
+            "{}: no welcome: {:?}",
+            self.name,
+            self.app.get(&conn)
+        );
+        conn
+    }
+
+    /// Attaches a port of one of the vault's own pages.
+    pub fn connect_admin(&mut self, now: Millis) -> ConnId {
+        let conn = self.conn();
+        self.input(now, Input::AdminConnected { conn });
+        conn
+    }
+
+    /// A call id for a message the test builds itself.
+    pub fn next_id(&mut self) -> u32 {
+        self.next_call += 1;
+        self.next_call
+    }
+
+    /// Sends a call without waiting for its answer; returns its id.
+    pub fn send(&mut self, now: Millis, conn: ConnId, method: Request) -> u32 {
+        self.next_call += 1;
+        let id = self.next_call;
+        self.input(
+            now,
+            Input::AppMessage {
+                conn,
+                message: Ok(ClientMessage::Request { id, method }),
+            },
+        );
+        id
+    }
+
+    /// The answer to call `id`, if it came.
+    pub fn answer(&self, conn: ConnId, id: u32) -> Option<Result<Response, RpcError>> {
+        self.app.get(&conn)?.iter().find_map(|m| match m {
+            VaultMessage::Response { id: i, result } if *i == id => Some(result.clone()),
+            _ => None,
+        })
+    }
+
+    /// Calls and waits for the answer (completing storage as needed).
+    pub fn call(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        method: Request,
+    ) -> Result<Response, RpcError> {
+        let id = self.send(now, conn, method);
+        for _ in 0..16 {
+            if let Some(a) = self.answer(conn, id) {
+                return a;
+            }
+            self.complete_io(now);
+        }
+        panic!(
+            "{}: call {id} was never answered: {:?}",
+            self.name,
+            self.app.get(&conn)
+        )
+    }
+
+    /// A management call, waited for.
+    pub fn admin_call(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        method: AdminRequest,
+    ) -> Result<AdminResponse, RpcError> {
+        self.next_call += 1;
+        let id = self.next_call;
+        self.input(
+            now,
+            Input::AdminMessage {
+                conn,
+                message: Ok(AdminMessage::Request { id, method }),
+            },
+        );
+        for _ in 0..16 {
+            let found = self.admin.get(&conn).and_then(|m| {
+                m.iter().find_map(|m| match m {
+                    AdminReply::Response { id: i, result } if *i == id => Some(result.clone()),
+                    _ => None,
+                })
+            });
+            if let Some(a) = found {
+                return a;
+            }
+            self.complete_io(now);
+        }
+        panic!("{}: admin call {id} was never answered", self.name)
+    }
+
+    /// Messages sent to `conn` since the last call of this (taken).
+    pub fn take_app(&mut self, conn: ConnId) -> Vec<VaultMessage> {
+        self.app.remove(&conn).unwrap_or_default()
+    }
+
+    // ----------------------------------------------------------------- peers
+
+    pub fn peer_connected(&mut self, now: Millis, link: LinkId, binding: ChannelBinding) {
+        self.input(now, Input::PeerConnected { link, binding });
+    }
+
+    /// Events since the last call of this (taken).
+    pub fn take_events(&mut self) -> Vec<VaultEvent> {
+        std::mem::take(&mut self.events)
+    }
+}
