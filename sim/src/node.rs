@@ -136,6 +136,11 @@ impl Node {
         self.vault.as_ref().expect("the node is down")
     }
 
+    /// The vault, to audit it (panics while the node is down).
+    pub fn vault_mut(&mut self) -> &mut Vault {
+        self.vault.as_mut().expect("the node is down")
+    }
+
     /// Hands the vault an input, then carries out what it asks.
     pub fn input(&mut self, now: Millis, input: Input) {
         let Some(v) = self.vault.as_mut() else {

@@ -62,7 +62,6 @@ pub enum SessionEvent {
 }
 
 struct TheirHello {
-    control_heads: Vec<CredentialHash>,
     digests: Vec<u64>,
 }
 
@@ -88,6 +87,11 @@ pub struct SyncSession {
     /// The replica's generation the queued indices belong to.
     generation: u64,
     their: Option<TheirHello>,
+    /// The control heads our `Hello` of this round named.
+    hello_heads: Vec<CredentialHash>,
+    /// Credentials known to be in the peer's log (heads of cuts): what it
+    /// named, sent us, or was sent.
+    their_control: Vec<CredentialHash>,
     control_settled: bool,
     withheld: bool,
     /// Data may flow (the peer is a member and the first exchange began).
@@ -128,6 +132,8 @@ impl SyncSession {
             round: 0,
             generation: replica.generation(),
             their: None,
+            hello_heads: Vec::new(),
+            their_control: Vec::new(),
             control_settled: false,
             withheld: false,
             live: false,
@@ -148,10 +154,11 @@ impl SyncSession {
     }
 
     fn send_hello(&mut self, replica: &mut Replica) -> Result<(), SyncError> {
+        self.hello_heads = replica.control().heads();
         self.outbox.push_back(SyncMessage::Hello {
             version: SYNC_VERSION,
             round: self.round,
-            control_heads: replica.control().heads(),
+            control_heads: self.hello_heads.clone(),
             shard_count: replica.space().shard_count() as u16,
             digests: replica.shard_digests()?,
         });
@@ -161,6 +168,7 @@ impl SyncSession {
     /// Forgets the exchange: what was queued, what the peer said.
     fn reset(&mut self, replica: &Replica) {
         self.their = None;
+        self.their_control.clear();
         self.control_settled = false;
         self.withheld = false;
         self.live = false;
@@ -268,20 +276,20 @@ impl SyncSession {
                 if usize::from(shard_count) != ours || digests.len() != ours {
                     return Err(protocol("the peer's space has another shard count"));
                 }
-                let same_control = control_heads == replica.control().heads();
-                if same_control {
+                // Both sides compare the same two Hellos: when they name the
+                // same heads, neither sends credentials and both are settled;
+                // otherwise each answers with exactly one `Credentials` and
+                // is settled when the other's arrives.
+                self.their_control = control_heads.clone();
+                if control_heads == self.hello_heads {
                     self.control_settled = true;
                 } else if replica.is_member_device(&self.peer) {
-                    let creds = replica.credentials_missing_from(&control_heads);
-                    self.outbox.push_back(credentials_message(&creds));
+                    self.send_credentials(replica);
                 } else {
                     self.withheld = true;
                     self.outbox.push_back(credentials_message(&[]));
                 }
-                self.their = Some(TheirHello {
-                    control_heads,
-                    digests,
-                });
+                self.their = Some(TheirHello { digests });
                 self.proceed(replica)?;
             }
             SyncMessage::Credentials { credentials } => {
@@ -297,17 +305,13 @@ impl SyncSession {
                     }
                 }
                 replica.set_clock(now);
+                self.their_control
+                    .extend(creds.iter().map(Credential::hash));
                 let outcome = replica.receive_credentials(creds)?;
                 self.control_settled = true;
                 if self.withheld && replica.is_member_device(&self.peer) {
                     self.withheld = false;
-                    let heads = self
-                        .their
-                        .as_ref()
-                        .map(|t| t.control_heads.clone())
-                        .unwrap_or_default();
-                    let creds = replica.credentials_missing_from(&heads);
-                    self.outbox.push_back(credentials_message(&creds));
+                    self.send_credentials(replica);
                 }
                 self.events.push_back(SessionEvent::Credentials(outcome));
                 self.proceed(replica)?;
@@ -444,6 +448,14 @@ impl SyncSession {
         }
     }
 
+    /// Sends the peer the credentials it lacks (by what it is known to
+    /// hold); afterwards it holds everything this log holds.
+    fn send_credentials(&mut self, replica: &Replica) {
+        let creds = replica.credentials_missing_from(&self.their_control);
+        self.outbox.push_back(credentials_message(&creds));
+        self.their_control = replica.control().heads();
+    }
+
     /// Once the control log settled: refuse a non-member, else start the
     /// data exchange.
     fn proceed(&mut self, replica: &mut Replica) -> Result<(), SyncError> {
@@ -529,6 +541,15 @@ impl SyncSession {
                 self.events.push_back(SessionEvent::WantFlush);
             }
             return Ok(());
+        }
+        // Credentials added here since (issued, or from other peers) go
+        // first: the bundles that follow may need them.
+        let heads = replica.control().heads();
+        if !heads
+            .iter()
+            .all(|h| replica.control().cut_contains(&self.their_control, h))
+        {
+            self.send_credentials(replica);
         }
         let saved = replica.saved_bundles();
         for i in self.relayed..saved {

@@ -207,6 +207,21 @@ impl Vault {
         self.spaces.replica_ref(space)
     }
 
+    /// Every bundle an open space holds, with its changes — what a peer
+    /// would be sent. For tests that audit a vault from outside.
+    #[cfg(feature = "test-support")]
+    pub fn wire_bundles(
+        &mut self,
+        space: &SpaceId,
+    ) -> Result<Vec<crate::sync::WireBundle>, crate::sync::SyncError> {
+        let Some(replica) = self.spaces.replica(space) else {
+            return Ok(Vec::new());
+        };
+        (0..replica.bundles().len())
+            .map(|i| replica.wire_bundle(i))
+            .collect()
+    }
+
     // ----------------------------------------------------------- the machine
 
     /// Hands the vault one input. Mistakes of the host (an answer to

@@ -481,7 +481,7 @@ impl Vault {
     }
 
     /// The space's control log changed: peers that are members now get an
-    /// offer; channels of peers that no longer are close.
+    /// offer; live channels of peers that no longer are close.
     pub(super) fn membership_changed(&mut self, space: SpaceId) {
         if let Some(replica) = self.spaces.replica_ref(&space) {
             for l in self.peers.links.values_mut() {
@@ -489,7 +489,10 @@ impl Vault {
                     continue;
                 };
                 if let Some(ch) = l.conn.channel_of(&space) {
-                    if !replica.is_member_device(&device) {
+                    // Only a session past its first exchange: one still
+                    // settling the control log decides for itself.
+                    let live = l.sessions.get(&ch).is_some_and(SyncSession::is_live);
+                    if live && !replica.is_member_device(&device) {
                         l.sessions.remove(&ch);
                         l.conn.close_channel(
                             ch,
