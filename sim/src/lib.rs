@@ -11,7 +11,10 @@
 //!   each other), cut and restored links, partitions, node crashes and
 //!   restarts from their stores — and a clock that jumps to the next
 //!   event. A run is a function of its seed: a failing seed replays
-//!   exactly.
+//!   exactly. A link may end at the test itself, which then plays a
+//!   hostile peer.
+//! - [`scenario`]: spaces set up through the RPC as people set them up
+//!   (create, admit, export, join, grant an app).
 //!
 //! In the manner of str0m's `netem` and quinn-proto's test `Pair`: the
 //! engine is sans-IO, so all of this is plain data moving between state
@@ -19,6 +22,7 @@
 
 mod net;
 mod node;
+pub mod scenario;
 
 pub use net::{LinkSlot, NetConfig, Sim};
 pub use node::Node;

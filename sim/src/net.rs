@@ -6,10 +6,14 @@
 //! link). Loss is what a reliable transport turns it into: the link dies
 //! ([`Sim::cut`]) and may be opened again later. Partitions cut every link
 //! between two groups and refuse new ones while they last.
+//!
+//! A link may also end at the test itself ([`Sim::attach`]): the test plays
+//! the far peer — a hostile one — writing whatever bytes it likes and
+//! reading what the node answers.
 
 use std::collections::{BTreeSet, VecDeque};
 
-use echo_core::peer::ChannelBinding;
+use echo_core::peer::{ChannelBinding, CloseReason};
 use echo_core::rng::EngineRng;
 use echo_core::vault::{Input, LinkId, Millis};
 
@@ -39,8 +43,14 @@ pub struct LinkSlot {
     pub link: LinkId,
 }
 
+/// The `node` of a link end the test plays ([`Sim::attach`]).
+const HARNESS: usize = usize::MAX;
+
 struct SimLink {
+    /// End 1 of an attached link is the test ([`HARNESS`]).
     ends: [LinkSlot; 2],
+    /// What the node sent to the test on an attached link, not yet taken.
+    to_harness: Vec<Vec<u8>>,
     up: bool,
     /// Per direction (0: from end 0 to end 1), bytes and when they arrive.
     queues: [VecDeque<(Millis, Vec<u8>)>; 2],
@@ -56,6 +66,8 @@ pub struct Sim {
     /// Pairs of nodes that cannot reach each other now.
     partitions: BTreeSet<(usize, usize)>,
     next_link: u64,
+    /// Links nodes closed, and why: (node, link index, reason).
+    pub closes: Vec<(usize, usize, CloseReason)>,
     /// Bytes and writes (messages of the transport) put on links so far.
     pub bytes_sent: u64,
     pub writes_sent: u64,
@@ -76,6 +88,7 @@ impl Sim {
             net: NetConfig::default(),
             links: Vec::new(),
             partitions: BTreeSet::new(),
+            closes: Vec::new(),
             next_link: 0,
             bytes_sent: 0,
             writes_sent: 0,
@@ -114,6 +127,7 @@ impl Sim {
         ];
         self.links.push(SimLink {
             ends,
+            to_harness: Vec::new(),
             up: true,
             queues: [VecDeque::new(), VecDeque::new()],
         });
@@ -122,6 +136,70 @@ impl Sim {
         self.nodes[b].peer_connected(now, ends[1].link, binding_b);
         self.collect();
         Some(self.links.len() - 1)
+    }
+
+    /// Opens a link from `node` whose far end the test plays: the node sees
+    /// a peer on a channel with `binding`; the test writes with
+    /// [`inject`](Self::inject) and reads with [`take_from`](Self::take_from).
+    pub fn attach(&mut self, node: usize, binding: ChannelBinding) -> Option<usize> {
+        if !self.nodes[node].is_up() {
+            return None;
+        }
+        self.next_link += 1;
+        let link = LinkId(self.next_link);
+        self.links.push(SimLink {
+            ends: [
+                LinkSlot { node, link },
+                LinkSlot {
+                    node: HARNESS,
+                    link,
+                },
+            ],
+            to_harness: Vec::new(),
+            up: true,
+            queues: [VecDeque::new(), VecDeque::new()],
+        });
+        let now = self.now;
+        self.nodes[node].peer_connected(now, link, binding);
+        self.collect();
+        Some(self.links.len() - 1)
+    }
+
+    /// The test writes `bytes` on an attached link; they arrive after the
+    /// usual delay. Ignored once the link is down.
+    pub fn inject(&mut self, link: usize, bytes: Vec<u8>) {
+        let delay =
+            self.net.min_delay + self.rng.below(self.net.max_delay - self.net.min_delay + 1);
+        let now = self.now;
+        let Some(l) = self.links.get_mut(link).filter(|l| l.up) else {
+            return;
+        };
+        self.bytes_sent += bytes.len() as u64;
+        self.writes_sent += 1;
+        let after = l.queues[1].back().map_or(0, |(t, _)| *t);
+        l.queues[1].push_back(((now + delay).max(after), bytes));
+    }
+
+    /// What the node sent the test on an attached link since last taken.
+    pub fn take_from(&mut self, link: usize) -> Vec<Vec<u8>> {
+        self.collect();
+        self.links
+            .get_mut(link)
+            .map(|l| std::mem::take(&mut l.to_harness))
+            .unwrap_or_default()
+    }
+
+    /// Why `node` closed `link`, if it did.
+    pub fn close_code(&self, node: usize, link: usize) -> Option<&'static str> {
+        self.closes
+            .iter()
+            .find(|(n, l, _)| *n == node && *l == link)
+            .map(|(_, _, r)| r.code())
+    }
+
+    /// The id both ends know a link by.
+    pub fn link_id(&self, link: usize) -> LinkId {
+        self.links[link].ends[0].link
     }
 
     /// Whether a link is up.
@@ -151,7 +229,7 @@ impl Sim {
         l.up = false;
         l.queues = [VecDeque::new(), VecDeque::new()];
         let ends = l.ends;
-        for end in ends {
+        for end in ends.into_iter().filter(|e| e.node != HARNESS) {
             self.nodes[end.node].input(now, Input::PeerClosed { link: end.link });
         }
         self.collect();
@@ -242,9 +320,10 @@ impl Sim {
                     let after = l.queues[dir].back().map_or(0, |(t, _)| *t);
                     l.queues[dir].push_back(((self.now + delay).max(after), bytes));
                 }
-                while let Some((link, _reason)) = self.nodes[n].link_closes.pop_front() {
+                while let Some((link, reason)) = self.nodes[n].link_closes.pop_front() {
                     moved = true;
                     if let Some((i, dir)) = self.find(n, link) {
+                        self.closes.push((n, i, reason));
                         // What it sent before closing (its Close) still
                         // arrives; then the other end learns the link died.
                         let l = &mut self.links[i];
@@ -254,6 +333,10 @@ impl Sim {
                                 l.queues[dir].drain(..).map(|(_, b)| b).collect();
                             l.queues = [VecDeque::new(), VecDeque::new()];
                             let other = l.ends[1 - dir];
+                            if other.node == HARNESS {
+                                l.to_harness.extend(flushed);
+                                continue;
+                            }
                             let now = self.now;
                             for bytes in flushed {
                                 self.nodes[other.node].input(
@@ -334,6 +417,10 @@ impl Sim {
                         break;
                     };
                     let to = l.ends[1 - dir];
+                    if to.node == HARNESS {
+                        l.to_harness.push(bytes);
+                        continue;
+                    }
                     self.nodes[to.node].input(
                         now,
                         Input::PeerBytes {

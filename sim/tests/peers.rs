@@ -3,154 +3,10 @@
 //! reconnect, restarts, crashes around storage writes.
 
 use echo_core::data::SpaceId;
-use echo_core::rpc::{
-    AdminRequest, AdminResponse, Request, Response, Role, WireFields, WireFilter, WireObject,
-    WireQuery, WireValue,
-};
+use echo_core::rpc::{AdminRequest, AdminResponse, Request, Response, Role, WireFields, WireValue};
 use echo_core::vault::{ConnId, VaultEvent};
+use echo_sim::scenario::{allow, note, notes, share, synced, write};
 use echo_sim::Sim;
-
-const APP: &str = "http://app.localhost:8601";
-
-/// A space shared by nodes `a` and `b`: `a` creates it, admits `b`'s
-/// identity, exports it; `b` joins; each node's app may use it.
-struct Shared {
-    space: String,
-    apps: Vec<ConnId>,
-}
-
-fn identity_of(sim: &mut Sim, n: usize) -> String {
-    let now = sim.now;
-    let admin = sim.nodes[n].connect_admin(now);
-    match sim.nodes[n].admin_call(now, admin, AdminRequest::Status {}) {
-        Ok(AdminResponse::Status { identity, .. }) => identity.identity_key,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn allow(sim: &mut Sim, n: usize, spaces: Vec<String>) -> ConnId {
-    let now = sim.now;
-    let app = sim.nodes[n].connect_app(now, APP);
-    let admin = sim.nodes[n].connect_admin(now);
-    sim.nodes[n]
-        .admin_call(
-            now,
-            admin,
-            AdminRequest::Decide {
-                origin: APP.into(),
-                allow: true,
-                spaces,
-            },
-        )
-        .unwrap();
-    app
-}
-
-fn share(sim: &mut Sim, nodes: &[usize], role: Role) -> Shared {
-    let now = sim.now;
-    let owner = nodes[0];
-    let app = allow(sim, owner, vec![]);
-    let space = match sim.nodes[owner]
-        .call(
-            now,
-            app,
-            Request::CreateSpace {
-                properties: WireFields::new(),
-            },
-        )
-        .unwrap()
-    {
-        Response::Space(info) => info.space,
-        other => panic!("{other:?}"),
-    };
-    let mut apps = vec![app];
-    for &n in &nodes[1..] {
-        join(sim, owner, n, &space, role);
-        apps.push(allow(sim, n, vec![space.clone()]));
-    }
-    Shared { space, apps }
-}
-
-/// `n` joins `space` held by `owner`, admitted with `role`.
-fn join(sim: &mut Sim, owner: usize, n: usize, space: &str, role: Role) {
-    let now = sim.now;
-    let identity = identity_of(sim, n);
-    let admin = sim.nodes[owner].connect_admin(now);
-    sim.nodes[owner]
-        .admin_call(
-            now,
-            admin,
-            AdminRequest::Admit {
-                space: space.into(),
-                identity,
-                role,
-            },
-        )
-        .unwrap();
-    let Ok(AdminResponse::Export { export }) = sim.nodes[owner].admin_call(
-        now,
-        admin,
-        AdminRequest::Export {
-            space: space.into(),
-        },
-    ) else {
-        panic!()
-    };
-    let admin = sim.nodes[n].connect_admin(now);
-    let joined = sim.nodes[n].admin_call(now, admin, AdminRequest::Join { export });
-    assert!(
-        matches!(joined, Ok(AdminResponse::Joined { .. })),
-        "{joined:?}"
-    );
-}
-
-fn note(space: &str, title: &str) -> Request {
-    let mut fields = WireFields::new();
-    fields.insert("title".into(), WireValue::String(title.into()));
-    fields.insert("body".into(), WireValue::Text(title.into()));
-    Request::CreateObject {
-        space: space.into(),
-        id: None,
-        type_name: "note".into(),
-        fields,
-    }
-}
-
-fn notes(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> Vec<WireObject> {
-    let now = sim.now;
-    let q = Request::Query {
-        space: space.into(),
-        query: WireQuery {
-            filter: WireFilter::Type("note".into()),
-            order: Vec::new(),
-            limit: None,
-            offset: 0,
-            include_deleted: true,
-        },
-        at: None,
-        resolve: true,
-    };
-    match sim.nodes[n].call(now, app, q).unwrap() {
-        Response::Result { objects, .. } => {
-            let mut o = objects.unwrap_or_default();
-            o.sort_by(|a, b| a.id.cmp(&b.id));
-            o
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-fn write(sim: &mut Sim, n: usize, app: ConnId, request: Request) -> Response {
-    let now = sim.now;
-    sim.nodes[n].call(now, app, request).unwrap()
-}
-
-fn synced(sim: &Sim, n: usize) -> bool {
-    sim.nodes[n]
-        .events
-        .iter()
-        .any(|e| matches!(e, VaultEvent::SyncStarted { .. }))
-}
 
 #[test]
 fn two_vaults_share_a_space_and_edit_it_live() {
@@ -413,4 +269,42 @@ fn a_stranger_is_offered_nothing_and_learns_nothing() {
         panic!()
     };
     assert_eq!(spaces.len(), 1, "only its own");
+}
+
+#[test]
+fn writes_travel_through_a_peer_in_between_signed_by_their_author() {
+    // A line: 0 — 1 — 2. Nodes 0 and 2 never meet.
+    let mut sim = Sim::new(7, 3);
+    let s = share(&mut sim, &[0, 1, 2], Role::Editor);
+    for i in 0..10 {
+        write(
+            &mut sim,
+            0,
+            s.apps[0],
+            note(&s.space, &format!("from 0 #{i}")),
+        );
+    }
+    write(&mut sim, 2, s.apps[2], note(&s.space, "from 2"));
+    sim.link(0, 1).unwrap();
+    sim.link(1, 2).unwrap();
+    assert!(sim.settle(200, 60_000));
+    let all = notes(&mut sim, 0, s.apps[0], &s.space);
+    assert_eq!(all.len(), 11);
+    assert_eq!(notes(&mut sim, 2, s.apps[2], &s.space), all);
+    // Live: an edit at one end reaches the other through the middle.
+    write(&mut sim, 2, s.apps[2], note(&s.space, "live from 2"));
+    assert!(sim.settle(200, 60_000));
+    assert_eq!(notes(&mut sim, 0, s.apps[0], &s.space).len(), 12);
+    // What 2 holds of 0's writes is signed by 0's device, not by the relay.
+    let sid: SpaceId = s.space.parse().unwrap();
+    let device0 = sim.nodes[0]
+        .vault()
+        .replica_of(&sid)
+        .unwrap()
+        .device()
+        .public_key();
+    let held = sim.nodes[2].vault_mut().wire_bundles(&sid).unwrap();
+    let signers: std::collections::BTreeSet<_> = held.iter().map(|b| b.header.signer).collect();
+    assert!(signers.contains(&device0), "{signers:?}");
+    assert!(signers.len() == 2, "only 0's and 2's own: {signers:?}");
 }

@@ -23,14 +23,13 @@ use echo_core::data::SpaceId;
 use echo_core::identity::{DeviceKey, IdentityKey};
 use echo_core::model::SpaceOptions;
 use echo_core::rpc::{
-    AdminRequest, AdminResponse, Request, Response, Role, WireFields, WireFilter, WireInt,
-    WireObject, WireQuery, WireReference, WireValue,
+    Request, Response, Role, WireFields, WireFilter, WireInt, WireObject, WireQuery, WireReference,
+    WireValue,
 };
 use echo_core::sync::Replica;
 use echo_core::vault::ConnId;
+use echo_sim::scenario::{allow, create_space, join};
 use echo_sim::Sim;
-
-const APP: &str = "http://app.localhost:8601";
 
 struct Session {
     sim: Sim,
@@ -44,56 +43,12 @@ struct Session {
     log: Vec<String>,
 }
 
-fn identity_of(sim: &mut Sim, n: usize) -> String {
-    let now = sim.now;
-    let admin = sim.nodes[n].connect_admin(now);
-    match sim.nodes[n].admin_call(now, admin, AdminRequest::Status {}) {
-        Ok(AdminResponse::Status { identity, .. }) => identity.identity_key,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn app_of(sim: &mut Sim, n: usize, space: &str) -> ConnId {
-    let now = sim.now;
-    let app = sim.nodes[n].connect_app(now, APP);
-    let admin = sim.nodes[n].connect_admin(now);
-    sim.nodes[n]
-        .admin_call(
-            now,
-            admin,
-            AdminRequest::Decide {
-                origin: APP.into(),
-                allow: true,
-                spaces: if space.is_empty() {
-                    vec![]
-                } else {
-                    vec![space.into()]
-                },
-            },
-        )
-        .unwrap();
-    app
-}
-
 impl Session {
     fn new(seed: u64) -> Self {
         let mut sim = Sim::new(seed, 3 + (seed % 3) as usize);
         let n = sim.nodes.len();
-        let now = sim.now;
-        let owner_app = app_of(&mut sim, 0, "");
-        let space = match sim.nodes[0]
-            .call(
-                now,
-                owner_app,
-                Request::CreateSpace {
-                    properties: WireFields::new(),
-                },
-            )
-            .unwrap()
-        {
-            Response::Space(s) => s.space,
-            other => panic!("{other:?}"),
-        };
+        let owner_app = allow(&mut sim, 0, vec![]);
+        let space = create_space(&mut sim, 0, owner_app);
         let mut roles = vec![Role::Owner];
         for i in 1..n {
             // Mostly editors; the last node of a five is a reader.
@@ -102,37 +57,12 @@ impl Session {
             } else {
                 Role::Editor
             };
-            let identity = identity_of(&mut sim, i);
-            let admin = sim.nodes[0].connect_admin(now);
-            sim.nodes[0]
-                .admin_call(
-                    now,
-                    admin,
-                    AdminRequest::Admit {
-                        space: space.clone(),
-                        identity,
-                        role,
-                    },
-                )
-                .unwrap();
-            let Ok(AdminResponse::Export { export }) = sim.nodes[0].admin_call(
-                now,
-                admin,
-                AdminRequest::Export {
-                    space: space.clone(),
-                },
-            ) else {
-                panic!()
-            };
-            let admin = sim.nodes[i].connect_admin(now);
-            sim.nodes[i]
-                .admin_call(now, admin, AdminRequest::Join { export })
-                .unwrap();
+            join(&mut sim, 0, i, &space, role);
             roles.push(role);
         }
         let mut apps = vec![Some(owner_app)];
         for i in 1..n {
-            apps.push(Some(app_of(&mut sim, i, &space)));
+            apps.push(Some(allow(&mut sim, i, vec![space.clone()])));
         }
         Session {
             sim,
@@ -149,7 +79,7 @@ impl Session {
         if let Some(a) = self.apps[n] {
             return a;
         }
-        let a = app_of(&mut self.sim, n, &self.space);
+        let a = allow(&mut self.sim, n, vec![self.space.clone()]);
         self.apps[n] = Some(a);
         a
     }
@@ -308,14 +238,37 @@ impl Session {
     }
 
     /// Heals the network, links everyone, and runs until quiet.
+    /// Heals the network into a random line of links (every write must be
+    /// relayed through the nodes between), sometimes with a few links
+    /// more (the same bundles then arrive along several paths).
     fn converge(&mut self) {
         self.sim.heal();
+        for (link, ..) in self.sim.up_links() {
+            self.sim.cut(link);
+        }
         let n = self.sim.nodes.len();
-        for a in 0..n {
-            for b in a + 1..n {
-                self.sim.link(a, b);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.sim.rng.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        for w in order.windows(2) {
+            self.sim.link(w[0], w[1]);
+        }
+        if self.sim.rng.below(2) == 0 {
+            for _ in 0..n {
+                let a = self.sim.rng.below(n as u64) as usize;
+                let b = self.sim.rng.below(n as u64) as usize;
+                if a != b
+                    && !self.sim.up_links().iter().any(|l| {
+                        (l.1, l.2) == (a.min(b), a.max(b)) || (l.1, l.2) == (a.max(b), a.min(b))
+                    })
+                {
+                    self.sim.link(a, b);
+                }
             }
         }
+        self.log.push(format!("converge along {order:?}"));
         let quiet = self.sim.settle(500, 600_000);
         assert!(quiet, "the network never went quiet");
     }

@@ -19,7 +19,7 @@ use crate::identity::{
     SignedChanges, SpaceControl, Watermark,
 };
 use crate::model::{Committed, Heads, ModelError, Space, SpaceOptions, WriteBatch};
-use crate::peer::Millis;
+use crate::peer::{Millis, PeerIdentity};
 
 /// The most changes [`Replica::seal`] puts in one bundle.
 #[cfg(not(test))]
@@ -338,14 +338,20 @@ impl Replica {
         self.control.role_of(&self.identity)
     }
 
-    /// Whether `device` is an authorized, unrevoked device of a member
-    /// (any role: readers read), so it may be sent this space.
-    pub fn is_member_device(&self, device: &DevicePublicKey) -> bool {
+    /// Whether an authenticated peer may be sent this space: its identity
+    /// (which certified its device on the connection) is a member — any
+    /// role, readers read — and the log says nothing against the device
+    /// (revoked, conflicted, or another identity's). A device the log has
+    /// not heard of yet is its identity's by that certificate; its own
+    /// authorization credential reaches this log in the first exchange.
+    pub fn may_receive(&self, peer: &PeerIdentity) -> bool {
         let state = self.control.state();
-        match state.device(device) {
-            Some(DeviceStatus::Authorized { identity }) => state.role(&identity).is_some(),
-            _ => false,
-        }
+        let device_ok = match state.device(&peer.device) {
+            Some(DeviceStatus::Authorized { identity }) => identity == peer.identity,
+            None => true,
+            Some(_) => false,
+        };
+        device_ok && state.role(&peer.identity).is_some()
     }
 
     /// Whether `signer` is a device the current log lets write.

@@ -7,7 +7,7 @@
 //!   equal heads and digests → nothing more (a space that did not change
 //!   costs one message each way)
 //! control differs: Credentials {what the other lacks}       (first, verified)
-//!   the peer must be an authorized device of a member, else Refuse
+//!   the peer must be a member (its device not revoked), else Refuse
 //! data differs:    Heads {full heads of the differing shards}
 //!                  Bundles {missing bundles with their changes}
 //!   or, to a peer whose space is empty: SnapshotBegin + SnapshotParts
@@ -35,7 +35,7 @@ use super::receive::Outcome;
 use super::replica::{CredentialsOutcome, Replica};
 use super::wire::{hashes_from_wire, hashes_to_wire, Snapshot, SyncMessage, SYNC_VERSION};
 use crate::identity::{Credential, CredentialHash, DevicePublicKey, SignedChanges};
-use crate::peer::Millis;
+use crate::peer::{Millis, PeerIdentity};
 
 /// Refused bundles a peer may send on one channel before it is closed.
 pub const MAX_REJECTIONS: u32 = 32;
@@ -82,6 +82,8 @@ struct Incoming {
 /// The sync protocol with one peer for one space. See the module docs.
 pub struct SyncSession {
     peer: DevicePublicKey,
+    /// Who the peer proved to be on the connection.
+    peer_identity: PeerIdentity,
     /// The exchange under way (see `SyncMessage::Hello`).
     round: u32,
     /// The replica's generation the queued indices belong to.
@@ -126,9 +128,10 @@ impl std::fmt::Debug for SyncSession {
 impl SyncSession {
     /// A session with `peer` (an authenticated device) for `replica`'s
     /// space; queues the `Hello`.
-    pub fn new(peer: DevicePublicKey, replica: &mut Replica) -> Result<Self, SyncError> {
+    pub fn new(peer: PeerIdentity, replica: &mut Replica) -> Result<Self, SyncError> {
         let mut s = SyncSession {
-            peer,
+            peer: peer.device,
+            peer_identity: peer,
             round: 0,
             generation: replica.generation(),
             their: None,
@@ -244,6 +247,18 @@ impl SyncSession {
         now: Millis,
     ) -> Result<(), SyncError> {
         self.check_generation(replica)?;
+        let starting_over = self.their.is_none() && self.round > 0;
+        if starting_over
+            && !matches!(
+                message,
+                SyncMessage::Hello { .. } | SyncMessage::Refuse { .. }
+            )
+        {
+            // This side started a new round; until the peer's `Hello` of it
+            // arrives (the channel is ordered), what comes is of the round
+            // before — superseded by the new exchange.
+            return Ok(());
+        }
         match message {
             SyncMessage::Hello {
                 version,
@@ -283,7 +298,7 @@ impl SyncSession {
                 self.their_control = control_heads.clone();
                 if control_heads == self.hello_heads {
                     self.control_settled = true;
-                } else if replica.is_member_device(&self.peer) {
+                } else if replica.may_receive(&self.peer_identity) {
                     self.send_credentials(replica);
                 } else {
                     self.withheld = true;
@@ -309,7 +324,7 @@ impl SyncSession {
                     .extend(creds.iter().map(Credential::hash));
                 let outcome = replica.receive_credentials(creds)?;
                 self.control_settled = true;
-                if self.withheld && replica.is_member_device(&self.peer) {
+                if self.withheld && replica.may_receive(&self.peer_identity) {
                     self.withheld = false;
                     self.send_credentials(replica);
                 }
@@ -465,7 +480,7 @@ impl SyncSession {
         let Some(their) = self.their.as_ref() else {
             return Ok(());
         };
-        if !replica.is_member_device(&self.peer) {
+        if !replica.may_receive(&self.peer_identity) {
             self.close(
                 "sync.not_a_member",
                 "this device is not an authorized device of a member of the space".into(),
@@ -475,9 +490,13 @@ impl SyncSession {
         let theirs = their.digests.clone();
         let ours = replica.shard_digests()?;
         self.live = true;
-        self.relayed = replica.bundles().len();
+        // Credentials this log gained while the exchange settled (from
+        // other peers) go before any bundle that may need them.
+        self.send_new_credentials(replica);
         let differing: Vec<usize> = (0..ours.len()).filter(|&s| ours[s] != theirs[s]).collect();
         if differing.is_empty() {
+            // The peer holds every change held here.
+            self.relayed = replica.bundles().len();
             return Ok(());
         }
         let their_empty = theirs.iter().all(|d| *d == 0);
@@ -490,6 +509,11 @@ impl SyncSession {
                 self.start_snapshot(replica)?;
             }
         } else if !our_empty {
+            // The peer judged what we hold by our `Hello`: bundles accepted
+            // here since (from other peers, while this exchange settled)
+            // are not covered by the heads below, so they go as relayed
+            // ones. (A snapshot covers them instead.)
+            self.queue_relay(replica);
             let mut shards = Vec::with_capacity(differing.len());
             for s in differing {
                 shards.push((s as u16, hashes_to_wire(&replica.shard_heads(s)?)));
@@ -534,6 +558,9 @@ impl SyncSession {
         if self.closed || !self.live {
             return Ok(());
         }
+        // Credentials added here since (issued, or from other peers) go
+        // first: the bundles and snapshots that follow may need them.
+        self.send_new_credentials(replica);
         if self.want_snapshot {
             if replica.is_settled() {
                 self.start_snapshot(replica)?;
@@ -542,22 +569,7 @@ impl SyncSession {
             }
             return Ok(());
         }
-        // Credentials added here since (issued, or from other peers) go
-        // first: the bundles that follow may need them.
-        let heads = replica.control().heads();
-        if !heads
-            .iter()
-            .all(|h| replica.control().cut_contains(&self.their_control, h))
-        {
-            self.send_credentials(replica);
-        }
-        let saved = replica.saved_bundles();
-        for i in self.relayed..saved {
-            if replica.origin(i) != Some(self.peer) && self.queued.insert(i) {
-                self.queue.push_back(i);
-            }
-        }
-        self.relayed = self.relayed.max(saved);
+        self.queue_relay(replica);
         if !self.synced_due.is_empty() && !replica.has_unsaved_changes() {
             let mut shards = Vec::new();
             for s in std::mem::take(&mut self.synced_due) {
@@ -566,6 +578,30 @@ impl SyncSession {
             self.outbox.push_back(SyncMessage::Synced { shards });
         }
         Ok(())
+    }
+
+    /// Sends the credentials this log holds beyond what the peer is known
+    /// to hold, if any.
+    fn send_new_credentials(&mut self, replica: &Replica) {
+        let heads = replica.control().heads();
+        if !heads
+            .iter()
+            .all(|h| replica.control().cut_contains(&self.their_control, h))
+        {
+            self.send_credentials(replica);
+        }
+    }
+
+    /// Queues the durable bundles accepted since the last relay (from
+    /// other peers, or sealed here) — not those this peer sent.
+    fn queue_relay(&mut self, replica: &Replica) {
+        let saved = replica.saved_bundles();
+        for i in self.relayed..saved {
+            if replica.origin(i) != Some(self.peer) && self.queued.insert(i) {
+                self.queue.push_back(i);
+            }
+        }
+        self.relayed = self.relayed.max(saved);
     }
 
     /// Whether messages wait to be sent (as credit allows).

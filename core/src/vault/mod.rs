@@ -222,6 +222,21 @@ impl Vault {
             .collect()
     }
 
+    /// Applies a write to an open space without the role check, sealed and
+    /// stored by the next flush like any other: what a device does with
+    /// its own key when it misbehaves or has not heard it lost the right
+    /// to write (`None`: the space is not open). For tests that honest peers refuse such bundles.
+    #[cfg(feature = "test-support")]
+    pub fn write_unchecked(
+        &mut self,
+        space: &SpaceId,
+        batch: crate::model::WriteBatch,
+    ) -> Option<Result<crate::model::Committed, crate::sync::SyncError>> {
+        let committed = self.spaces.replica(space)?.write_unchecked(batch);
+        self.commit.seal_for_peers.insert(*space);
+        Some(committed)
+    }
+
     // ----------------------------------------------------------- the machine
 
     /// Hands the vault one input. Mistakes of the host (an answer to

@@ -6,7 +6,8 @@
 //! Authenticated(peer)   ──► a second link to the same device? keep one (the
 //!                           lower channel binding, on both sides alike)
 //!                       ──► every space open? offer those whose control log
-//!                           names the peer's device a member
+//!                           names the peer's identity a member (and does
+//!                           not revoke its device)
 //! Offered(channel, tag) ──► a held space with that tag? open it, accept
 //! ChannelOpened         ──► SyncSession::new (Hello)
 //! Message               ──► session.handle → merged data, credentials, …
@@ -184,7 +185,7 @@ impl Vault {
                     .links
                     .get(&link)
                     .and_then(|l| l.conn.peer())
-                    .map(|p| p.device)
+                    .cloned()
                 else {
                     return;
                 };
@@ -324,7 +325,7 @@ impl Vault {
                 continue;
             }
             l.awaiting_offer = false;
-            let Some(device) = l.conn.peer().map(|p| p.device) else {
+            let Some(peer) = l.conn.peer() else {
                 continue;
             };
             let members: Vec<SpaceId> = ids
@@ -332,7 +333,7 @@ impl Vault {
                 .filter(|id| {
                     self.spaces
                         .replica_ref(id)
-                        .is_some_and(|r| r.is_member_device(&device))
+                        .is_some_and(|r| r.may_receive(peer))
                 })
                 .copied()
                 .collect();
@@ -348,10 +349,10 @@ impl Vault {
             return;
         };
         for l in self.peers.links.values_mut() {
-            let Some(device) = l.conn.peer().map(|p| p.device) else {
+            let Some(peer) = l.conn.peer() else {
                 continue;
             };
-            if l.conn.channel_of(&space).is_none() && replica.is_member_device(&device) {
+            if l.conn.channel_of(&space).is_none() && replica.may_receive(peer) {
                 l.conn.offer(space);
             }
         }
@@ -485,14 +486,14 @@ impl Vault {
     pub(super) fn membership_changed(&mut self, space: SpaceId) {
         if let Some(replica) = self.spaces.replica_ref(&space) {
             for l in self.peers.links.values_mut() {
-                let Some(device) = l.conn.peer().map(|p| p.device) else {
+                let Some(peer) = l.conn.peer() else {
                     continue;
                 };
                 if let Some(ch) = l.conn.channel_of(&space) {
                     // Only a session past its first exchange: one still
                     // settling the control log decides for itself.
                     let live = l.sessions.get(&ch).is_some_and(SyncSession::is_live);
-                    if live && !replica.is_member_device(&device) {
+                    if live && !replica.may_receive(peer) {
                         l.sessions.remove(&ch);
                         l.conn.close_channel(
                             ch,
