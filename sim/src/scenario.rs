@@ -126,10 +126,9 @@ pub fn note(space: &str, title: &str) -> Request {
     }
 }
 
-/// Every note of `space` (deleted ones too) as node `n`'s app reads them,
-/// ordered by id.
-pub fn notes(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> Vec<WireObject> {
-    let q = Request::Query {
+/// A query for every note of `space`, deleted ones too.
+pub fn notes_query(space: &str) -> Request {
+    Request::Query {
         space: space.into(),
         query: WireQuery {
             filter: WireFilter::Type("note".into()),
@@ -140,8 +139,13 @@ pub fn notes(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> Vec<WireObjec
         },
         at: None,
         resolve: true,
-    };
-    match write(sim, n, app, q) {
+    }
+}
+
+/// Every note of `space` (deleted ones too) as node `n`'s app reads them,
+/// ordered by id.
+pub fn notes(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> Vec<WireObject> {
+    match write(sim, n, app, notes_query(space)) {
         Response::Result { objects, .. } => {
             let mut o = objects.unwrap_or_default();
             o.sort_by(|a, b| a.id.cmp(&b.id));
