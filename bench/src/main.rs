@@ -12,6 +12,7 @@ mod report;
 mod store;
 mod sync;
 mod trace;
+mod verify;
 mod workload;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ const SECTIONS: &[Section] = &[
     ("store", store::run),
     ("identity", identity::run),
     ("query", query::run),
+    ("verify", verify::run),
     ("sync", sync::run),
 ];
 

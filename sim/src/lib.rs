@@ -24,5 +24,5 @@ mod net;
 mod node;
 pub mod scenario;
 
-pub use net::{LinkSlot, NetConfig, Sim};
+pub use net::{LinkSlot, NetConfig, Sim, Traffic};
 pub use node::Node;

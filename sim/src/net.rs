@@ -68,9 +68,19 @@ pub struct Sim {
     next_link: u64,
     /// Links nodes closed, and why: (node, link index, reason).
     pub closes: Vec<(usize, usize, CloseReason)>,
-    /// Bytes and writes (messages of the transport) put on links so far.
+    /// Bytes and writes (messages of the transport) put on links so far,
+    /// in all and per sending node.
     pub bytes_sent: u64,
     pub writes_sent: u64,
+    pub sent_by: Vec<Traffic>,
+}
+
+/// What one node put on links: bytes, and writes (each one
+/// `Output::PeerSend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub bytes: u64,
+    pub writes: u64,
 }
 
 impl Sim {
@@ -92,6 +102,7 @@ impl Sim {
             next_link: 0,
             bytes_sent: 0,
             writes_sent: 0,
+            sent_by: vec![Traffic::default(); n],
         }
     }
 
@@ -317,6 +328,8 @@ impl Sim {
                     }
                     self.bytes_sent += bytes.len() as u64;
                     self.writes_sent += 1;
+                    self.sent_by[n].bytes += bytes.len() as u64;
+                    self.sent_by[n].writes += 1;
                     let after = l.queues[dir].back().map_or(0, |(t, _)| *t);
                     l.queues[dir].push_back(((self.now + delay).max(after), bytes));
                 }

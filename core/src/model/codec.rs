@@ -295,24 +295,17 @@ impl<D: ReadDoc> Reader<'_, D> {
 
     /// Materializes one object.
     pub fn object(&self, id: &ObjectId) -> Result<Option<ObjectState>, ModelError> {
-        let init = match self.get(&ROOT, &id.to_string())? {
-            None => return Ok(None),
-            Some((AmValue::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Bytes(b) => init::decode(id, b)?,
-                _ => {
-                    return Err(ModelError::Corrupt {
-                        reason: format!("object {id}: initial state is not bytes"),
-                    })
-                }
-            },
-            Some(_) => {
-                return Err(ModelError::Corrupt {
-                    reason: format!("object {id}: initial state is not bytes"),
-                })
-            }
+        let Some((init, _)) = self.get(&ROOT, &id.to_string())? else {
+            return Ok(None);
         };
-        let mut fields = init.fields;
-        let mut deleted = false;
+        let bytes = match &init {
+            AmValue::Scalar(s) => match s.as_ref() {
+                ScalarValue::Bytes(b) => Some(b.as_slice()),
+                _ => None,
+            },
+            AmValue::Object(_) => None,
+        };
+        let mut object = initial_state(id, bytes)?;
         let prefix = format!("{id}{FIELD_SEPARATOR}");
         let end = format!("{id}\u{1}");
         let range = match self.heads {
@@ -320,49 +313,86 @@ impl<D: ReadDoc> Reader<'_, D> {
             Some(h) => self.doc.map_range_at(ROOT, prefix.clone()..end, h),
         };
         for item in range {
-            let Some(name) = item.key.strip_prefix(prefix.as_str()) else {
-                continue;
-            };
-            if name == DELETED_SUFFIX {
-                deleted = matches!(item.value, ValueRef::Scalar(ScalarValueRef::Boolean(true)));
-                continue;
+            if let Some(name) = item.key.strip_prefix(prefix.as_str()) {
+                self.add_field(&mut object, name, item.value.clone(), &item.id())?;
             }
-            if name.starts_with('\u{0}') {
-                continue;
-            }
-            let field_id = item.id();
-            if matches!(item.value, ValueRef::Object(ObjType::Map))
-                && self.get(&field_id, REMOVED_KEY)?.is_some()
-            {
-                fields.remove(name);
-                continue;
-            }
-            let value = self.value(item.value.clone(), &field_id, 0)?;
-            fields.insert(name.to_owned(), value);
         }
-        Ok(Some(ObjectState {
-            id: *id,
-            type_name: init.type_name,
-            fields,
-            deleted,
-        }))
+        Ok(Some(object))
+    }
+
+    /// A key written after creation, read into `object`: a field, its
+    /// removal, or the deletion mark.
+    fn add_field(
+        &self,
+        object: &mut ObjectState,
+        name: &str,
+        value: ValueRef<'_>,
+        field_id: &ObjId,
+    ) -> Result<(), ModelError> {
+        if name == DELETED_SUFFIX {
+            object.deleted = matches!(value, ValueRef::Scalar(ScalarValueRef::Boolean(true)));
+            return Ok(());
+        }
+        if name.starts_with('\u{0}') {
+            return Ok(());
+        }
+        if matches!(value, ValueRef::Object(ObjType::Map))
+            && self.get(field_id, REMOVED_KEY)?.is_some()
+        {
+            object.fields.remove(name);
+            return Ok(());
+        }
+        let value = self.value(value, field_id, 0)?;
+        object.fields.insert(name.to_owned(), value);
+        Ok(())
     }
 
     /// Every object of the document, in one pass over its root keys (an
-    /// object's keys are adjacent: `<id>`, then `<id>\0...`). An object
-    /// that cannot be read comes with its error.
+    /// object's keys are adjacent: `<id>`, then `<id>\0...`), reading each
+    /// as [`object`](Self::object) does. An object that cannot be read
+    /// comes with its error.
     pub fn all_objects(&self) -> Vec<(ObjectId, Result<ObjectState, ModelError>)> {
-        let ids = self.object_ids();
-        ids.into_iter()
-            .map(|id| {
-                let state = self.object(&id).and_then(|o| {
-                    o.ok_or_else(|| ModelError::Corrupt {
-                        reason: format!("object {id} vanished while being read"),
-                    })
-                });
-                (id, state)
-            })
-            .collect()
+        let range = match self.heads {
+            None => self.doc.map_range(ROOT, ..),
+            Some(h) => self.doc.map_range_at(ROOT, .., h),
+        };
+        let mut out: Vec<(ObjectId, Result<ObjectState, ModelError>)> = Vec::new();
+        // The key of the object last read, to match its field keys.
+        let mut current = String::new();
+        for item in range {
+            let key: &str = &item.key;
+            match key.split_once(FIELD_SEPARATOR) {
+                None => {
+                    // An object's initial state (or the space's properties).
+                    let Ok(id) = key.parse::<ObjectId>() else {
+                        continue;
+                    };
+                    let bytes = match &item.value {
+                        ValueRef::Scalar(ScalarValueRef::Bytes(b)) => Some(b.as_ref()),
+                        _ => None,
+                    };
+                    out.push((id, initial_state(&id, bytes)));
+                    current.clear();
+                    current.push_str(key);
+                }
+                Some((owner, name)) => {
+                    // A key of the object just read; keys of no object (a
+                    // peer may write them) are ignored, as `object` does.
+                    let Some((id, Ok(object))) = out.last_mut() else {
+                        continue;
+                    };
+                    if owner != current {
+                        continue;
+                    }
+                    if let Err(e) = self.add_field(object, name, item.value.clone(), &item.id()) {
+                        let id = *id;
+                        out.pop();
+                        out.push((id, Err(e)));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Ids of all objects in the document.
@@ -433,6 +463,22 @@ impl<D: ReadDoc> Reader<'_, D> {
     }
 }
 
+/// An object as its creation wrote it: the initial-state bytes decoded.
+fn initial_state(id: &ObjectId, init: Option<&[u8]>) -> Result<ObjectState, ModelError> {
+    let Some(bytes) = init else {
+        return Err(ModelError::Corrupt {
+            reason: format!("object {id}: initial state is not bytes"),
+        });
+    };
+    let init = init::decode(id, bytes)?;
+    Ok(ObjectState {
+        id: *id,
+        type_name: init.type_name,
+        fields: init.fields,
+        deleted: false,
+    })
+}
+
 fn scalar_to_value(s: &ScalarValueRef<'_>) -> Value {
     match s {
         ScalarValueRef::Null | ScalarValueRef::Unknown { .. } => Value::Null,
@@ -446,5 +492,67 @@ fn scalar_to_value(s: &ScalarValueRef<'_>) -> Value {
         ScalarValueRef::F64(f) => Value::Float(*f),
         ScalarValueRef::Str(s) => Value::String(s.to_string()),
         ScalarValueRef::Bytes(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod one_pass {
+    use automerge::AutoCommit;
+
+    use super::*;
+
+    #[test]
+    fn all_objects_reads_what_object_reads_for_every_kind_of_key() {
+        let mut doc = AutoCommit::new();
+        let ids: Vec<ObjectId> = (1..=6u8).map(|i| ObjectId::from_bytes([i; 16])).collect();
+        let mut fields = BTreeMap::new();
+        fields.insert("n".to_owned(), Value::Int(1));
+        fields.insert("body".to_owned(), Value::Text("hello".into()));
+        for id in &ids {
+            put_object(&mut doc, id, "note", &fields).unwrap();
+        }
+        // Updates, a nested list, a reference, a removal, a deletion.
+        put_field(&mut doc, &ids[0], "n", &Value::Int(2)).unwrap();
+        put_field(
+            &mut doc,
+            &ids[1],
+            "tags",
+            &Value::List(vec![Value::String("a".into()), Value::Bool(true)]),
+        )
+        .unwrap();
+        put_field(
+            &mut doc,
+            &ids[2],
+            "ref",
+            &Value::Ref(Reference::local(ids[3])),
+        )
+        .unwrap();
+        remove_field(&mut doc, &ids[3], "n").unwrap();
+        mark_deleted(&mut doc, &ids[4]).unwrap();
+        // Keys no object owns, and an object whose initial state is damaged.
+        doc.put(ROOT, field_key(&ObjectId::from_bytes([9; 16]), "x"), 1)
+            .unwrap();
+        doc.put(ROOT, ids[5].to_string(), "not bytes").unwrap();
+        doc.put_object(ROOT, PROPERTIES_KEY, ObjType::Map).unwrap();
+        doc.commit();
+
+        let reader = Reader {
+            doc: &doc,
+            heads: None,
+        };
+        let all = reader.all_objects();
+        assert_eq!(all.len(), ids.len());
+        for (id, state) in &all {
+            match (state, reader.object(id)) {
+                (Ok(one_pass), Ok(Some(alone))) => assert_eq!(one_pass, &alone),
+                (Err(_), Err(_)) => assert_eq!(*id, ids[5]),
+                (a, b) => panic!("{id}: {a:?} vs {b:?}"),
+            }
+        }
+        let read = |i: usize| all[i].1.as_ref().unwrap().clone();
+        assert_eq!(read(0).fields["n"], Value::Int(2));
+        assert!(!read(3).fields.contains_key("n"));
+        assert!(read(4).deleted);
+        assert_eq!(read(2).fields["ref"], Value::Ref(Reference::local(ids[3])));
     }
 }

@@ -8,7 +8,7 @@
 //! Merging is crate-private: changes from peers reach a space only through
 //! `sync::Replica`, after their signed bundle was verified.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use automerge::{Automerge, Change, ChangeHash, PatchAction, Prop, ReadDoc};
 
@@ -16,6 +16,7 @@ use super::codec::{self, Reader};
 use super::error::ModelError;
 use super::history::Heads;
 use super::space::{Committed, Space, SpaceEvent};
+use super::touched;
 use crate::data::ObjectId;
 
 /// One change of a shard document, as replication sees it.
@@ -119,6 +120,7 @@ impl Space {
         let mut seen = HashSet::new();
         let mut properties_touched = false;
         for (shard, changes) in decoded {
+            let scan = touched::scan(&changes);
             let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
             let before = doc.get_heads();
             doc.apply_changes(changes)?;
@@ -126,14 +128,11 @@ impl Space {
             if before == after {
                 continue;
             }
-            for patch in doc.diff(&before, &after) {
-                let key = match (patch.path.first(), &patch.action) {
-                    (Some((_, Prop::Map(key))), _) => key.clone(),
-                    (None, PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }) => {
-                        key.clone()
-                    }
-                    _ => continue,
-                };
+            let keys = match scan.resolve(doc) {
+                Some(keys) => keys,
+                None => diffed_keys(doc, &before, &after),
+            };
+            for key in keys {
                 if key == codec::PROPERTIES_KEY {
                     properties_touched = true;
                 } else if let Some(id) = codec::object_of_key(&key) {
@@ -239,15 +238,42 @@ impl Space {
         }))
     }
 
-    /// The bytes of one change of a shard, by hash.
-    pub fn change_bytes(
+    /// The raw bytes of several changes of a shard (`None` for one it does
+    /// not hold), in the order asked. Automerge rebuilds a change's bytes
+    /// from its operations, one pass over the history per request; the
+    /// changes since the first one's dependencies hold a run of one
+    /// actor's changes, so a run costs one pass.
+    pub fn changes_bytes(
         &mut self,
         shard: usize,
-        hash: &ChangeHash,
-    ) -> Result<Option<Vec<u8>>, ModelError> {
+        hashes: &[ChangeHash],
+    ) -> Result<Vec<Option<Vec<u8>>>, ModelError> {
         self.check_shard(shard)?;
         let doc = self.shards[shard].doc(&self.id_text, &self.actor)?;
-        Ok(doc.get_change_by_hash(hash).map(|c| c.raw_bytes().to_vec()))
+        let Some(first) = hashes.first().and_then(|h| doc.get_change_by_hash(h)) else {
+            return Ok(hashes
+                .iter()
+                .map(|h| doc.get_change_by_hash(h).map(|c| c.raw_bytes().to_vec()))
+                .collect());
+        };
+        if hashes.len() == 1 {
+            return Ok(vec![Some(first.raw_bytes().to_vec())]);
+        }
+        let wanted: HashSet<&ChangeHash> = hashes.iter().collect();
+        let mut found: std::collections::HashMap<ChangeHash, Vec<u8>> = doc
+            .get_changes(first.deps())
+            .into_iter()
+            .filter(|c| wanted.contains(&c.hash()))
+            .map(|c| (c.hash(), c.raw_bytes().to_vec()))
+            .collect();
+        Ok(hashes
+            .iter()
+            .map(|h| match found.remove(h) {
+                Some(bytes) => Some(bytes),
+                // Not after the first's dependencies: asked for alone.
+                None => doc.get_change_by_hash(h).map(|c| c.raw_bytes().to_vec()),
+            })
+            .collect())
     }
 
     /// A shard's whole document, compacted (Automerge's saved form).
@@ -394,4 +420,20 @@ impl Space {
         }
         Ok(())
     }
+}
+
+/// The root keys whose values differ between two states of a document.
+pub(super) fn diffed_keys(
+    doc: &Automerge,
+    before: &[ChangeHash],
+    after: &[ChangeHash],
+) -> BTreeSet<String> {
+    doc.diff(before, after)
+        .into_iter()
+        .filter_map(|patch| match (patch.path.first(), patch.action) {
+            (Some((_, Prop::Map(key))), _) => Some(key.clone()),
+            (None, PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }) => Some(key),
+            _ => None,
+        })
+        .collect()
 }

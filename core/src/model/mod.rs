@@ -12,6 +12,7 @@ mod persist;
 mod shard;
 mod space;
 mod text;
+mod touched;
 mod write;
 
 pub use crate::data::{ObjectId, ObjectState, Reference, SpaceId, Value, ID_TEXT_LEN};

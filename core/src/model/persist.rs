@@ -56,6 +56,38 @@ struct ShardChunk {
     heads: Vec<[u8; 32]>,
 }
 
+/// [`ShardChunk`] as written: the same encoding, borrowing its parts.
+#[derive(Serialize)]
+struct ShardChunkOut<'a> {
+    crdt: Bytes<'a>,
+    objects: &'a [&'a ObjectState],
+    properties: Option<&'a BTreeMap<String, Value>>,
+    heads: &'a [[u8; 32]],
+}
+
+/// Bytes serialized in one piece. In postcard a byte string and a
+/// sequence of `u8` have the same encoding (a length, then the bytes), so
+/// it reads back as the `Vec<u8>` it is written for.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// One dirty shard's part of a save, planned before the objects are
+/// encoded.
+struct PlannedShard {
+    shard: usize,
+    properties: bool,
+    objects: HashSet<ObjectId>,
+    heads: Vec<ChangeHash>,
+    sorted_heads: Vec<[u8; 32]>,
+    compact: bool,
+    crdt: Vec<u8>,
+}
+
 #[derive(Deserialize)]
 struct ShardChunkV1 {
     crdt: Vec<u8>,
@@ -158,6 +190,18 @@ pub struct PendingSave {
 }
 
 impl Space {
+    /// Parses every shard's Automerge document now. [`open`](Self::open)
+    /// decodes only the index; a shard's document is parsed when first
+    /// needed (a write, a merge, a read at earlier heads, a sync). A host
+    /// with time to spare may call this so the first sync after a start
+    /// does not pay for it.
+    pub fn load_documents(&mut self) -> Result<(), ModelError> {
+        for shard in &mut self.shards {
+            shard.doc(&self.id_text, &self.actor)?;
+        }
+        Ok(())
+    }
+
     /// Opens a space from the entries its host listed under
     /// [`space_prefix`]. Only the index of current state is decoded.
     pub fn open(
@@ -330,7 +374,11 @@ impl Space {
                 }),
             );
         }
-        let mut saved = Vec::with_capacity(dirty.len());
+        // First the CRDT side of every dirty shard (it needs the documents
+        // mutably), then the object states, borrowed from the index and
+        // encoded without copies: a compacting shard holds all of its
+        // objects, found in one pass over the index for all such shards.
+        let mut planned = Vec::with_capacity(dirty.len());
         for shard in dirty {
             let properties = shard == 0 && self.shards[shard].properties_unsaved;
             let objects = std::mem::take(&mut self.shards[shard].unsaved);
@@ -363,26 +411,43 @@ impl Space {
                     s.incremental_keys.len() + 1,
                     s.incremental_bytes + increment.len(),
                 );
-            let outcome = if compact {
-                let crdt = match adopted {
+            let crdt = if compact {
+                match adopted {
                     // A document adopted whole is stored as it came.
                     Some(bytes) => bytes,
                     None => self.shards[shard].doc(&self.id_text, &self.actor)?.save(),
-                };
-                let states: Vec<ObjectState> = self
-                    .index
-                    .iter()
-                    .filter(|o| self.shard_of(&o.id) == shard)
-                    .cloned()
-                    .collect();
-                let props = (shard == 0).then(|| self.properties.clone());
+                }
+            } else {
+                increment
+            };
+            planned.push(PlannedShard {
+                shard,
+                properties,
+                objects,
+                heads,
+                sorted_heads,
+                compact,
+                crdt,
+            });
+        }
+        let mut whole: Vec<Vec<&ObjectState>> = vec![Vec::new(); self.shards.len()];
+        if planned.iter().any(|p| p.compact) {
+            for o in self.index.iter() {
+                whole[self.shard_of(&o.id)].push(o);
+            }
+        }
+        let mut saved = Vec::with_capacity(planned.len());
+        for p in planned {
+            let shard = p.shard;
+            let outcome = if p.compact {
+                let props = (shard == 0).then_some(&self.properties);
                 batch.put(
                     snapshot_key(&self.id_text, shard),
-                    encode(&ShardChunk {
-                        crdt,
-                        objects: states,
+                    encode(&ShardChunkOut {
+                        crdt: Bytes(&p.crdt),
+                        objects: &whole[shard],
                         properties: props,
-                        heads: sorted_heads,
+                        heads: &p.sorted_heads,
                     }),
                 );
                 for key in &self.shards[shard].incremental_keys {
@@ -390,18 +455,18 @@ impl Space {
                 }
                 SaveOutcome::Snapshot
             } else {
-                let states: Vec<ObjectState> = objects
+                let states: Vec<&ObjectState> = p
+                    .objects
                     .iter()
                     .filter_map(|id| self.index.get(id))
-                    .cloned()
                     .collect();
-                let props = properties.then(|| self.properties.clone());
+                let props = p.properties.then_some(&self.properties);
                 let key = incremental_key(&self.id_text, shard, self.shards[shard].next_seq);
-                let bytes = encode(&ShardChunk {
-                    crdt: increment,
-                    objects: states,
+                let bytes = encode(&ShardChunkOut {
+                    crdt: Bytes(&p.crdt),
+                    objects: &states,
                     properties: props,
-                    heads: sorted_heads,
+                    heads: &p.sorted_heads,
                 });
                 let len = bytes.len();
                 batch.put(key.clone(), bytes);
@@ -410,9 +475,9 @@ impl Space {
             self.shards[shard].properties_unsaved = false;
             saved.push(ShardSaved {
                 shard,
-                heads,
-                objects,
-                properties,
+                heads: p.heads,
+                objects: p.objects,
+                properties: p.properties,
                 outcome,
             });
         }
@@ -459,5 +524,42 @@ impl Space {
             shard.unsaved.extend(saved.objects);
             shard.properties_unsaved |= saved.properties;
         }
+    }
+}
+
+#[cfg(test)]
+mod chunk_encoding {
+    use super::*;
+
+    #[test]
+    fn a_chunk_written_borrowed_reads_back_as_a_chunk() {
+        let object = ObjectState {
+            id: ObjectId::from_bytes([7; 16]),
+            type_name: "note".into(),
+            fields: BTreeMap::from([("title".to_owned(), Value::String("hi".into()))]),
+            deleted: false,
+        };
+        let crdt: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
+        let properties = BTreeMap::from([("name".to_owned(), Value::Int(3))]);
+        let heads = vec![[1u8; 32], [2; 32]];
+        let written = encode(&ShardChunkOut {
+            crdt: Bytes(&crdt),
+            objects: &[&object],
+            properties: Some(&properties),
+            heads: &heads,
+        });
+        let owned = encode(&ShardChunk {
+            crdt: crdt.clone(),
+            objects: vec![object.clone()],
+            properties: Some(properties.clone()),
+            heads: heads.clone(),
+        });
+        assert_eq!(written, owned, "the same bytes as the owned form");
+        let (read, v2) = decode_chunk("s", "k", &written).unwrap();
+        assert!(v2);
+        assert_eq!(read.crdt, crdt);
+        assert_eq!(read.objects, vec![object]);
+        assert_eq!(read.properties, Some(properties));
+        assert_eq!(read.heads, heads);
     }
 }

@@ -277,6 +277,11 @@ impl Replica {
         &self.space
     }
 
+    /// Parses every shard document now ([`Space::load_documents`]).
+    pub fn load_documents(&mut self) -> Result<(), SyncError> {
+        Ok(self.space.load_documents()?)
+    }
+
     /// The space's reads that take `&mut` (they load shards and refresh
     /// text lazily): objects, queries, text, history, live queries.
     pub fn read(&mut self) -> SpaceReads<'_> {

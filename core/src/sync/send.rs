@@ -80,17 +80,18 @@ impl Replica {
         })?;
         let mut changes = Vec::with_capacity(header.runs.len());
         for run in &header.runs {
-            let mut list = Vec::with_capacity(run.count as usize);
+            let mut hashes = Vec::with_capacity(run.count as usize);
             for seq in run.first_seq..=run.last_seq() {
                 let hash = self
                     .seqs
                     .get(&mut self.space, run.shard, &header.signer, seq)?
                     .ok_or_else(|| missing(run.shard, seq))?;
-                let bytes = self
-                    .space
-                    .change_bytes(usize::from(run.shard), &hash)?
-                    .ok_or_else(|| missing(run.shard, seq))?;
-                list.push(bytes);
+                hashes.push(hash);
+            }
+            let bytes = self.space.changes_bytes(usize::from(run.shard), &hashes)?;
+            let mut list = Vec::with_capacity(hashes.len());
+            for (seq, b) in (run.first_seq..).zip(bytes) {
+                list.push(b.ok_or_else(|| missing(run.shard, seq))?);
             }
             changes.push(list);
         }

@@ -14,7 +14,12 @@
 //!
 //! All postcard; every decode is bounded by the message it reads from.
 
+use std::io::{Read, Write};
+
 use automerge::ChangeHash;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
 use serde::{Deserialize, Serialize};
 
 use super::error::SyncError;
@@ -131,21 +136,80 @@ pub enum SyncMessage {
     Refuse { code: String, reason: String },
 }
 
+/// How a [`SyncMessage`] travels: as itself, or deflated (`len`: its
+/// encoded length). Variant 0 is the message, so a `Hello` still starts
+/// with its version.
+#[derive(Serialize)]
+enum Outgoing<'a> {
+    Plain(&'a SyncMessage),
+    Deflated { len: u32, bytes: Vec<u8> },
+}
+
+/// [`Outgoing`], read back.
+#[derive(Deserialize)]
+enum Incoming {
+    Plain(SyncMessage),
+    Deflated { len: u32, bytes: Vec<u8> },
+}
+
+/// Messages at least this long are sent deflated when that saves a tenth.
+pub const DEFLATE_FROM: usize = 1024;
+/// The longest message a `Deflated` may expand to.
+pub const MAX_INFLATED: usize = 32 << 20;
+
 impl SyncMessage {
+    /// The message's bytes: postcard, deflated when that pays (bundles of
+    /// many small changes repeat their actor, field names and structure;
+    /// snapshot parts are compressed documents already).
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain data into a Vec cannot fail.
-        postcard::to_allocvec(self).unwrap_or_default()
+        let plain = postcard::to_allocvec(&Outgoing::Plain(self)).unwrap_or_default();
+        if plain.len() < DEFLATE_FROM || matches!(self, SyncMessage::SnapshotPart { .. }) {
+            return plain;
+        }
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
+        let deflated = encoder
+            .write_all(&plain)
+            .and_then(|()| encoder.finish())
+            .unwrap_or_default();
+        if deflated.is_empty() || deflated.len() > plain.len() / 10 * 9 {
+            return plain;
+        }
+        let wrapped = Outgoing::Deflated {
+            len: plain.len() as u32,
+            bytes: deflated,
+        };
+        postcard::to_allocvec(&wrapped).unwrap_or(plain)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, SyncError> {
-        match postcard::take_from_bytes::<SyncMessage>(bytes) {
-            Ok((m, [])) => Ok(m),
-            Ok((_, rest)) => Err(SyncError::MalformedMessage {
-                reason: format!("{} trailing bytes", rest.len()),
-            }),
-            Err(e) => Err(SyncError::MalformedMessage {
-                reason: e.to_string(),
-            }),
+        match decode_incoming(bytes)? {
+            Incoming::Plain(m) => Ok(m),
+            Incoming::Deflated { len, bytes } => {
+                let len = len as usize;
+                if len > MAX_INFLATED {
+                    return Err(malformed(format!(
+                        "a deflated message of {len} bytes (at most {MAX_INFLATED})"
+                    )));
+                }
+                let mut plain = Vec::with_capacity(len);
+                DeflateDecoder::new(bytes.as_slice())
+                    .take(len as u64 + 1)
+                    .read_to_end(&mut plain)
+                    .map_err(|e| malformed(format!("a deflated message does not inflate: {e}")))?;
+                if plain.len() != len {
+                    return Err(malformed(format!(
+                        "a deflated message inflates to {} bytes, not the {len} it said",
+                        plain.len()
+                    )));
+                }
+                match decode_incoming(&plain)? {
+                    Incoming::Plain(m) => Ok(m),
+                    Incoming::Deflated { .. } => Err(malformed(
+                        "a deflated message inside a deflated message".into(),
+                    )),
+                }
+            }
         }
     }
 
@@ -162,6 +226,18 @@ impl SyncMessage {
             SyncMessage::Refuse { .. } => "refuse",
         }
     }
+}
+
+fn decode_incoming(bytes: &[u8]) -> Result<Incoming, SyncError> {
+    match postcard::take_from_bytes::<Incoming>(bytes) {
+        Ok((m, [])) => Ok(m),
+        Ok((_, rest)) => Err(malformed(format!("{} trailing bytes", rest.len()))),
+        Err(e) => Err(malformed(e.to_string())),
+    }
+}
+
+fn malformed(reason: String) -> SyncError {
+    SyncError::MalformedMessage { reason }
 }
 
 /// Change hashes as they travel (32 raw bytes each).
@@ -189,4 +265,83 @@ pub fn heads_digest(heads: &[ChangeHash]) -> u64 {
     }
     let out: [u8; 32] = h.finalize().into();
     u64::from_le_bytes(out[..8].try_into().unwrap_or([0; 8])).max(1)
+}
+
+#[cfg(test)]
+mod deflate_tests {
+    use super::*;
+
+    fn big() -> SyncMessage {
+        // Like bundles of small changes: much repeated, some random.
+        let credentials = (0..200u32)
+            .map(|i| {
+                let mut c = b"the same actor, the same field names, ".to_vec();
+                c.extend_from_slice(&i.to_le_bytes());
+                c
+            })
+            .collect();
+        SyncMessage::Credentials { credentials }
+    }
+
+    #[test]
+    fn small_messages_go_plain_and_large_ones_deflated_both_read_back() {
+        let small = SyncMessage::Refuse {
+            code: "sync.refused".into(),
+            reason: "no".into(),
+        };
+        let bytes = small.encode();
+        assert_eq!(bytes[0], 0, "variant 0: the message itself");
+        assert_eq!(SyncMessage::decode(&bytes).unwrap(), small);
+        let big = big();
+        let plain = postcard::to_allocvec(&Outgoing::Plain(&big)).unwrap();
+        let bytes = big.encode();
+        assert_eq!(bytes[0], 1, "deflated");
+        assert!(
+            bytes.len() * 4 < plain.len(),
+            "{} vs {}",
+            bytes.len(),
+            plain.len()
+        );
+        assert_eq!(SyncMessage::decode(&bytes).unwrap(), big);
+    }
+
+    #[test]
+    fn a_deflated_message_that_lies_or_bombs_is_refused() {
+        let plain = postcard::to_allocvec(&Outgoing::Plain(&big())).unwrap();
+        let deflate = |bytes: &[u8]| {
+            let mut e = DeflateEncoder::new(Vec::new(), Compression::fast());
+            e.write_all(bytes).unwrap();
+            e.finish().unwrap()
+        };
+        let wrap = |len: usize, bytes: Vec<u8>| {
+            postcard::to_allocvec(&Outgoing::Deflated {
+                len: len as u32,
+                bytes,
+            })
+            .unwrap()
+        };
+        let cases = [
+            // Says shorter or longer than it is.
+            wrap(plain.len() - 1, deflate(&plain)),
+            wrap(plain.len() + 1, deflate(&plain)),
+            // Claims more than any message may be.
+            wrap(MAX_INFLATED + 1, deflate(&plain)),
+            // A mebibyte of zeros said to be 10 bytes: read only as far as said.
+            wrap(10, deflate(&vec![0u8; 1 << 20])),
+            // Not deflate at all.
+            wrap(100, vec![0xff; 50]),
+            // Deflated twice.
+            {
+                let inner = wrap(plain.len(), deflate(&plain));
+                wrap(inner.len(), deflate(&inner))
+            },
+        ];
+        for (i, bytes) in cases.iter().enumerate() {
+            let e = SyncMessage::decode(bytes).unwrap_err();
+            assert!(
+                matches!(e, SyncError::MalformedMessage { .. }),
+                "case {i}: {e}"
+            );
+        }
+    }
 }

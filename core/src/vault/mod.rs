@@ -222,6 +222,14 @@ impl Vault {
             .collect()
     }
 
+    /// An open space's replica, to change from outside the machine (its
+    /// storage then differs from memory until the next flush). For
+    /// benchmarks and tests that measure or damage a replica.
+    #[cfg(feature = "test-support")]
+    pub fn replica_mut(&mut self, space: &SpaceId) -> Option<&mut Replica> {
+        self.spaces.replica(space)
+    }
+
     /// Applies a write to an open space without the role check, sealed and
     /// stored by the next flush like any other: what a device does with
     /// its own key when it misbehaves or has not heard it lost the right
