@@ -1,6 +1,8 @@
 //! ECHO's browser host: the engine's drivers in the vault's worker.
 //!
-//! For now it holds the storage piece of "the vault in the browser":
+//! The engine's driver (`engine.rs`: the vault machine in the worker, its
+//! ports, storage and keys; wasm32 only), the wrapping key (`keyring.rs`)
+//! and the storage piece:
 //!
 //! - [`AsyncChunkStore`] — `echo_core::store::ChunkStore`'s contract with
 //!   async methods, which is what a store over IndexedDB can offer;

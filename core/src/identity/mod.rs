@@ -7,9 +7,9 @@
 //! - [`log`]: a credential DAG and the membership state it implies;
 //!   [`SpaceControl`] (a space's control log) and [`Halo`] (an identity's
 //!   devices) are the two kinds.
-//! - [`bundle`]: signed change bundles, their verification against a
-//!   space's control log, and the bounded queue of bundles waiting for
-//!   credentials.
+//! - [`bundle`]: signed change bundles and their verification against a
+//!   space's control log (bundles waiting for credentials wait in
+//!   `sync::pending`).
 //!
 //! The rules are written down in `docs/membership.md`.
 

@@ -1,12 +1,13 @@
 //! The app ↔ vault protocol: the messages, API v1's calls, responses and
 //! events, their wire forms, and the errors apps see. Sans-IO types only —
-//! the dispatcher that runs calls lives in the vault host; the TypeScript
+//! the `vault` module decides the calls; the TypeScript
 //! types in `client/src/protocol.ts` are generated from these (see `ts.rs`).
 //!
 //! | file | concept |
 //! |---|---|
 //! | `envelope.rs` | [`ClientMessage`] / [`VaultMessage`], the handshake ([`negotiate`]), decoding with typed errors ([`decode_client_message`]) |
 //! | `methods.rs` | [`Request`] (one variant per call), [`Response`], [`Event`] |
+//! | `admin.rs` | the vault's own pages' protocol: [`AdminRequest`], [`AdminReply`] |
 //! | `values.rs` | wire forms of values, objects, heads, queries, mutations, and their checked conversions |
 //! | `errors.rs` | [`RpcError`] and the `rpc.*` codes |
 //! | `ts.rs` | TypeScript generation (tests only) |
