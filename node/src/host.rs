@@ -535,7 +535,14 @@ impl Host {
                     peer,
                     initiator,
                 });
-                self.input(now, Input::PeerConnected { link, binding });
+                self.input(
+                    now,
+                    Input::PeerConnected {
+                        link,
+                        binding,
+                        dial: None,
+                    },
+                );
             }
             LinkEvent::Bytes { link, bytes } => {
                 if self.links.contains_key(&link) {
@@ -613,6 +620,10 @@ impl Host {
                         let _ = tx.send(LinkOut::Close);
                     }
                 }
+                // This host has no signaling network (peers are dialled by
+                // address): the vault never hears `SignalUp`, so it asks
+                // for none of these.
+                Output::SignalJoin { .. } | Output::SignalLeave { .. } | Output::Dial { .. } => {}
                 Output::Event(event) => {
                     if let VaultEvent::Failed(e) = &event {
                         self.failed = Some(e.clone());

@@ -25,4 +25,4 @@ mod node;
 pub mod scenario;
 
 pub use net::{LinkSlot, NetConfig, Sim, Traffic};
-pub use node::Node;
+pub use node::{Node, SignalRequest};

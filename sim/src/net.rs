@@ -10,14 +10,20 @@
 //! A link may also end at the test itself ([`Sim::attach`]): the test plays
 //! the far peer — a hostile one — writing whatever bytes it likes and
 //! reading what the node answers.
+//!
+//! With [`Sim::enable_signaling`], the nodes also share a signaling
+//! server: each up node has a session, joins the topics its vault asks
+//! for, hears who is there and who comes and goes, and its vault's dials
+//! become links (or fail across a partition, or to a node that is down).
+//! The server is reachable from every node; partitions cut only links.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use echo_core::peer::{ChannelBinding, CloseReason};
 use echo_core::rng::EngineRng;
-use echo_core::vault::{Input, LinkId, Millis};
+use echo_core::vault::{DialId, Input, LinkId, Millis, SignalPeer, Topic};
 
-use crate::node::Node;
+use crate::node::{Node, SignalRequest};
 
 /// How the network behaves.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +62,21 @@ struct SimLink {
     queues: [VecDeque<(Millis, Vec<u8>)>; 2],
 }
 
+/// The signaling server: sessions and topics.
+#[derive(Default)]
+struct Signaling {
+    /// Per node, its session while it is up.
+    sessions: Vec<Option<SignalPeer>>,
+    topics: BTreeMap<Topic, BTreeSet<usize>>,
+    next_session: u64,
+}
+
+impl Signaling {
+    fn node_of(&self, peer: SignalPeer) -> Option<usize> {
+        self.sessions.iter().position(|s| *s == Some(peer))
+    }
+}
+
 /// Nodes on a simulated network. See the module docs.
 pub struct Sim {
     pub now: Millis,
@@ -66,6 +87,10 @@ pub struct Sim {
     /// Pairs of nodes that cannot reach each other now.
     partitions: BTreeSet<(usize, usize)>,
     next_link: u64,
+    /// The signaling server, once enabled.
+    signaling: Option<Signaling>,
+    /// Dials the vaults asked for so far.
+    pub dials: u64,
     /// Links nodes closed, and why: (node, link index, reason).
     pub closes: Vec<(usize, usize, CloseReason)>,
     /// Bytes and writes (messages of the transport) put on links so far,
@@ -98,6 +123,8 @@ impl Sim {
             net: NetConfig::default(),
             links: Vec::new(),
             partitions: BTreeSet::new(),
+            signaling: None,
+            dials: 0,
             closes: Vec::new(),
             next_link: 0,
             bytes_sent: 0,
@@ -122,6 +149,18 @@ impl Sim {
         binding_a: ChannelBinding,
         binding_b: ChannelBinding,
     ) -> Option<usize> {
+        self.open_link(a, b, binding_a, binding_b, None)
+    }
+
+    /// A link from `a` (which dialled it, when `dial` says so) to `b`.
+    fn open_link(
+        &mut self,
+        a: usize,
+        b: usize,
+        binding_a: ChannelBinding,
+        binding_b: ChannelBinding,
+        dial: Option<DialId>,
+    ) -> Option<usize> {
         if a == b || self.partitioned(a, b) || !self.nodes[a].is_up() || !self.nodes[b].is_up() {
             return None;
         }
@@ -143,8 +182,8 @@ impl Sim {
             queues: [VecDeque::new(), VecDeque::new()],
         });
         let now = self.now;
-        self.nodes[a].peer_connected(now, ends[0].link, binding_a);
-        self.nodes[b].peer_connected(now, ends[1].link, binding_b);
+        self.nodes[a].peer_connected(now, ends[0].link, binding_a, dial);
+        self.nodes[b].peer_connected(now, ends[1].link, binding_b, None);
         self.collect();
         Some(self.links.len() - 1)
     }
@@ -171,7 +210,7 @@ impl Sim {
             queues: [VecDeque::new(), VecDeque::new()],
         });
         let now = self.now;
-        self.nodes[node].peer_connected(now, link, binding);
+        self.nodes[node].peer_connected(now, link, binding, None);
         self.collect();
         Some(self.links.len() - 1)
     }
@@ -280,6 +319,7 @@ impl Sim {
     /// A node's process dies (its links with it).
     pub fn crash(&mut self, node: usize) {
         self.cut_links_of(node);
+        self.end_session(node);
         self.nodes[node].crash();
     }
 
@@ -287,14 +327,117 @@ impl Sim {
     /// vault heard of it.
     pub fn crash_after_write(&mut self, node: usize) {
         self.cut_links_of(node);
+        self.end_session(node);
         self.nodes[node].crash_after_write();
     }
 
     /// A node starts again from what is stored.
     pub fn restart(&mut self, node: usize) {
         self.cut_links_of(node);
+        self.end_session(node);
         let now = self.now;
         self.nodes[node].restart(now);
+        self.start_session(node);
+    }
+
+    // ------------------------------------------------------------ signaling
+
+    /// Starts the signaling server: every up node gets a session.
+    pub fn enable_signaling(&mut self) {
+        self.signaling = Some(Signaling {
+            sessions: vec![None; self.nodes.len()],
+            ..Signaling::default()
+        });
+        for n in 0..self.nodes.len() {
+            self.start_session(n);
+        }
+        self.collect();
+    }
+
+    fn start_session(&mut self, node: usize) {
+        let Some(sig) = self.signaling.as_mut() else {
+            return;
+        };
+        if !self.nodes[node].is_up() {
+            return;
+        }
+        sig.next_session += 1;
+        sig.sessions[node] = Some(SignalPeer(sig.next_session));
+        let now = self.now;
+        self.nodes[node].input(now, Input::SignalUp);
+    }
+
+    /// A node's session ends: the others on its topics hear it left.
+    fn end_session(&mut self, node: usize) {
+        let Some(sig) = self.signaling.as_mut() else {
+            return;
+        };
+        let Some(peer) = sig.sessions[node].take() else {
+            return;
+        };
+        let mut told = Vec::new();
+        for (topic, members) in sig.topics.iter_mut() {
+            if members.remove(&node) {
+                told.extend(members.iter().map(|&m| (m, *topic)));
+            }
+        }
+        let now = self.now;
+        for (m, topic) in told {
+            self.nodes[m].input(now, Input::SignalLeft { topic, peer });
+        }
+    }
+
+    /// Carries out what a node asked of the signaling server.
+    fn signal(&mut self, n: usize, request: SignalRequest) {
+        let now = self.now;
+        let Some(sig) = self.signaling.as_mut() else {
+            return;
+        };
+        let Some(me) = sig.sessions[n] else {
+            return;
+        };
+        match request {
+            SignalRequest::Join(topic) => {
+                let members = sig.topics.entry(topic).or_default();
+                if !members.insert(n) {
+                    return;
+                }
+                let others: Vec<usize> = members.iter().copied().filter(|&m| m != n).collect();
+                let peers = others.iter().filter_map(|&m| sig.sessions[m]).collect();
+                self.nodes[n].input(now, Input::SignalPeers { topic, peers });
+                for m in others {
+                    self.nodes[m].input(now, Input::SignalJoined { topic, peer: me });
+                }
+            }
+            SignalRequest::Leave(topic) => {
+                let Some(members) = sig.topics.get_mut(&topic) else {
+                    return;
+                };
+                if !members.remove(&n) {
+                    return;
+                }
+                let others: Vec<usize> = members.iter().copied().collect();
+                for m in others {
+                    self.nodes[m].input(now, Input::SignalLeft { topic, peer: me });
+                }
+            }
+            SignalRequest::Dial { dial, peer, .. } => {
+                self.dials += 1;
+                let target = sig.node_of(peer);
+                let binding = ChannelBinding::from_bytes(self.rng.bytes());
+                let opened =
+                    target.and_then(|m| self.open_link(n, m, binding, binding, Some(dial)));
+                if opened.is_none() {
+                    self.nodes[n].input(
+                        now,
+                        Input::DialFailed {
+                            dial,
+                            reason: "the peer cannot be reached".into(),
+                        },
+                    );
+                }
+            }
+        }
     }
 
     fn cut_links_of(&mut self, node: usize) {
@@ -332,6 +475,10 @@ impl Sim {
                     self.sent_by[n].writes += 1;
                     let after = l.queues[dir].back().map_or(0, |(t, _)| *t);
                     l.queues[dir].push_back(((self.now + delay).max(after), bytes));
+                }
+                while let Some(request) = self.nodes[n].signal_out.pop_front() {
+                    moved = true;
+                    self.signal(n, request);
                 }
                 while let Some((link, reason)) = self.nodes[n].link_closes.pop_front() {
                     moved = true;

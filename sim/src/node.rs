@@ -12,8 +12,21 @@ use echo_core::rpc::{
 use echo_core::store::{Batch, ChunkStore, MemoryStore, StoreError};
 use echo_core::vault::Zeroizing;
 use echo_core::vault::{
-    ConnId, Input, LinkId, Millis, Output, ReadId, Vault, VaultConfig, VaultEvent, WriteId,
+    ConnId, DialId, Input, LinkId, Millis, Output, ReadId, SignalPeer, Topic, Vault, VaultConfig,
+    VaultEvent, WriteId,
 };
+
+/// What a vault asked of the signaling network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalRequest {
+    Join(Topic),
+    Leave(Topic),
+    Dial {
+        dial: DialId,
+        peer: SignalPeer,
+        topic: Topic,
+    },
+}
 
 /// One vault on a memory store. Storage runs at once when
 /// [`auto_io`](Self::auto_io) is on (the default); off, reads and writes
@@ -41,6 +54,8 @@ pub struct Node {
     /// Bytes for peers, and links the vault closed, not yet taken.
     pub sent: VecDeque<(LinkId, Vec<u8>)>,
     pub link_closes: VecDeque<(LinkId, CloseReason)>,
+    /// What the vault asked of the signaling network, not yet taken.
+    pub signal_out: VecDeque<SignalRequest>,
     /// Writes completed (flushes), for tests of group commit.
     pub flushes: usize,
     plaintexts: Vec<Vec<u8>>,
@@ -94,6 +109,7 @@ impl Node {
             events: Vec::new(),
             sent: VecDeque::new(),
             link_closes: VecDeque::new(),
+            signal_out: VecDeque::new(),
             flushes: 0,
             plaintexts: Vec::new(),
             next_conn: 0,
@@ -116,6 +132,7 @@ impl Node {
         self.writes.clear();
         self.sent.clear();
         self.link_closes.clear();
+        self.signal_out.clear();
         let auto = std::mem::replace(&mut self.auto_io, true);
         self.drain(now);
         self.auto_io = auto;
@@ -237,6 +254,15 @@ impl Node {
                 }
                 Output::PeerSend { link, bytes } => self.sent.push_back((link, bytes)),
                 Output::PeerClose { link, reason } => self.link_closes.push_back((link, reason)),
+                Output::SignalJoin { topic } => {
+                    self.signal_out.push_back(SignalRequest::Join(topic))
+                }
+                Output::SignalLeave { topic } => {
+                    self.signal_out.push_back(SignalRequest::Leave(topic))
+                }
+                Output::Dial { dial, peer, topic } => self
+                    .signal_out
+                    .push_back(SignalRequest::Dial { dial, peer, topic }),
                 Output::Event(e) => self.events.push(e),
             }
         }
@@ -439,8 +465,22 @@ impl Node {
 
     // ----------------------------------------------------------------- peers
 
-    pub fn peer_connected(&mut self, now: Millis, link: LinkId, binding: ChannelBinding) {
-        self.input(now, Input::PeerConnected { link, binding });
+    /// A pipe to a peer opened: one the vault dialled (`dial`), or not.
+    pub fn peer_connected(
+        &mut self,
+        now: Millis,
+        link: LinkId,
+        binding: ChannelBinding,
+        dial: Option<DialId>,
+    ) {
+        self.input(
+            now,
+            Input::PeerConnected {
+                link,
+                binding,
+                dial,
+            },
+        );
     }
 
     /// Events since the last call of this (taken).

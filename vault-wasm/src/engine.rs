@@ -450,8 +450,14 @@ fn drain_outputs(state: &Shared) {
                     enqueue(&state, Input::Unsealed { op, result });
                 });
             }
-            Output::PeerSend { .. } | Output::PeerClose { .. } => {
-                // No peer links in the worker yet (see the module docs).
+            Output::PeerSend { .. }
+            | Output::PeerClose { .. }
+            | Output::SignalJoin { .. }
+            | Output::SignalLeave { .. }
+            | Output::Dial { .. } => {
+                // No peer links nor signaling in the worker yet (see the
+                // module docs); the vault never hears `SignalUp`, so it
+                // asks for none of these.
             }
             Output::Event(event) => match event {
                 VaultEvent::Ready => {

@@ -3,9 +3,10 @@
 //! `quinn-proto` (`poll_timeout` / a timeout input).
 //!
 //! The host names the connections it attaches ([`ConnId`] for app and
-//! admin ports, [`LinkId`] for peer pipes); the vault names the storage and
-//! key operations it asks for ([`ReadId`], [`WriteId`], [`KeyOpId`]) and
-//! gets each answered once, by id.
+//! admin ports, [`LinkId`] for peer pipes, [`SignalPeer`] for peers on its
+//! signaling network); the vault names the storage, key and dial
+//! operations it asks for ([`ReadId`], [`WriteId`], [`KeyOpId`],
+//! [`DialId`]) and gets each answered once, by id.
 
 use zeroize::Zeroizing;
 
@@ -22,6 +23,20 @@ pub struct ConnId(pub u64);
 /// A pipe to a peer, named by the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkId(pub u64);
+
+/// A peer on the host's signaling network (one signaling session of
+/// another vault), named by the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignalPeer(pub u64);
+
+/// A signaling topic: 32 opaque bytes the signaling server routes by (for
+/// a space, `discovery::space_topic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Topic(pub [u8; 32]);
+
+/// A pipe to a peer the vault asked the host to open ([`Output::Dial`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DialId(pub u64);
 
 /// A storage read the vault asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,15 +98,33 @@ pub enum Input {
     /// An app or admin port closed.
     Disconnected { conn: ConnId },
     /// A pipe to a peer is open; `binding` names its secure channel (for
-    /// WebRTC: both DTLS fingerprints).
+    /// WebRTC: both DTLS fingerprints). `dial`: the [`Output::Dial`] it
+    /// answers, if the vault asked for it.
     PeerConnected {
         link: LinkId,
         binding: ChannelBinding,
+        dial: Option<DialId>,
     },
     /// Bytes from a peer, in any pieces.
     PeerBytes { link: LinkId, bytes: Vec<u8> },
     /// The pipe closed under us (the peer went away, the network failed).
     PeerClosed { link: LinkId },
+    /// The host's signaling session is up (first, or again after it
+    /// dropped): the vault joins its topics.
+    SignalUp,
+    /// The signaling session dropped; topics are to be joined again.
+    SignalDown,
+    /// The answer to [`Output::SignalJoin`]: who was on the topic already.
+    SignalPeers {
+        topic: Topic,
+        peers: Vec<SignalPeer>,
+    },
+    /// Someone joined a topic after this vault.
+    SignalJoined { topic: Topic, peer: SignalPeer },
+    /// Someone left a topic (or its session ended).
+    SignalLeft { topic: Topic, peer: SignalPeer },
+    /// [`Output::Dial`] `dial` found no pipe.
+    DialFailed { dial: DialId, reason: String },
     /// Time passed: the deadline of [`Vault::poll_timeout`] (or any later
     /// one) was reached.
     ///
@@ -121,6 +154,14 @@ impl std::fmt::Debug for Input {
             Input::PeerConnected { link, .. } => write!(f, "PeerConnected({link:?})"),
             Input::PeerBytes { link, bytes } => write!(f, "PeerBytes({link:?}, {})", bytes.len()),
             Input::PeerClosed { link } => write!(f, "PeerClosed({link:?})"),
+            Input::SignalUp => write!(f, "SignalUp"),
+            Input::SignalDown => write!(f, "SignalDown"),
+            Input::SignalPeers { topic, peers } => {
+                write!(f, "SignalPeers({topic:?}, {peers:?})")
+            }
+            Input::SignalJoined { topic, peer } => write!(f, "SignalJoined({topic:?}, {peer:?})"),
+            Input::SignalLeft { topic, peer } => write!(f, "SignalLeft({topic:?}, {peer:?})"),
+            Input::DialFailed { dial, reason } => write!(f, "DialFailed({dial:?}, {reason})"),
             Input::Timeout => write!(f, "Timeout"),
         }
     }
@@ -130,16 +171,30 @@ impl std::fmt::Debug for Input {
 #[derive(PartialEq)]
 pub enum Output {
     /// Send to an app connection.
-    App { conn: ConnId, message: VaultMessage },
+    App {
+        conn: ConnId,
+        message: VaultMessage,
+    },
     /// Send to an admin connection.
-    Admin { conn: ConnId, message: AdminReply },
+    Admin {
+        conn: ConnId,
+        message: AdminReply,
+    },
     /// Close the connection's port (after sending what came before).
-    Close { conn: ConnId },
+    Close {
+        conn: ConnId,
+    },
     /// List every entry under `prefix`, answer with [`Input::ReadDone`].
-    Read { read: ReadId, prefix: String },
+    Read {
+        read: ReadId,
+        prefix: String,
+    },
     /// Write `batch` atomically and durably, answer with
     /// [`Input::WriteDone`]. One write is in flight at a time.
-    Write { write: WriteId, batch: Batch },
+    Write {
+        write: WriteId,
+        batch: Batch,
+    },
     /// Encrypt `plaintext` with the host's wrapping key and `aad` as
     /// associated data; answer with [`Input::Sealed`].
     Seal {
@@ -154,9 +209,30 @@ pub enum Output {
         aad: Vec<u8>,
     },
     /// Send bytes to a peer, in order.
-    PeerSend { link: LinkId, bytes: Vec<u8> },
+    PeerSend {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
     /// Close the pipe (after sending what came before).
-    PeerClose { link: LinkId, reason: CloseReason },
+    PeerClose {
+        link: LinkId,
+        reason: CloseReason,
+    },
+    /// Join a signaling topic; answer with [`Input::SignalPeers`], then
+    /// tell of joins and leaves. A host without signaling ignores it.
+    SignalJoin {
+        topic: Topic,
+    },
+    SignalLeave {
+        topic: Topic,
+    },
+    /// Open a secure pipe to `peer`, met on `topic`; answer with
+    /// [`Input::PeerConnected`] (naming `dial`) or [`Input::DialFailed`].
+    Dial {
+        dial: DialId,
+        peer: SignalPeer,
+        topic: Topic,
+    },
     /// For the host's log and for tests.
     Event(VaultEvent),
 }
@@ -173,6 +249,9 @@ impl std::fmt::Debug for Output {
             Output::Unseal { op, .. } => write!(f, "Unseal({op:?})"),
             Output::PeerSend { link, bytes } => write!(f, "PeerSend({link:?}, {})", bytes.len()),
             Output::PeerClose { link, reason } => write!(f, "PeerClose({link:?}, {reason})"),
+            Output::SignalJoin { topic } => write!(f, "SignalJoin({topic:?})"),
+            Output::SignalLeave { topic } => write!(f, "SignalLeave({topic:?})"),
+            Output::Dial { dial, peer, topic } => write!(f, "Dial({dial:?}, {peer:?}, {topic:?})"),
             Output::Event(e) => write!(f, "Event({e:?})"),
         }
     }

@@ -17,6 +17,7 @@
 //! | `spaces.rs` | `Spaces` | the spaces held: records, and replicas open or being read |
 //! | `commit.rs` | `Commit` | staged writes, answers held for durability, the flush in flight |
 //! | `peers.rs` | `Peers` | links to peers and their sync sessions |
+//! | `discovery.rs` | `Discovery` | signaling topics of the spaces held, whom to dial, redials |
 //! | `api.rs` | — | app calls (API v1) |
 //! | `admin.rs` | — | management calls |
 //! | `flush.rs` | — | group commit: one storage batch for every write since the last one |
@@ -30,6 +31,7 @@
 //!   ReadDone / Sealed / Unsealed ──────► … Write(identity) … Event(Ready)
 //!   AppConnected / AppMessage ─────────► decides; parks a call until the spaces it
 //!                                        needs are read (Read "space/<id>/")
+//!   SignalUp / SignalPeers / Joined ───► SignalJoin / SignalLeave / Dial (discovery.rs)
 //!   PeerConnected / PeerBytes ─────────► PeerSend / PeerClose
 //!   ◄─ poll_output(): App/Admin/Close/Read/Write/Seal/Unseal/PeerSend/PeerClose/Event
 //!      (a flush is made when nothing else is queued: every input handed over
@@ -49,6 +51,7 @@ mod admin;
 mod api;
 mod apps;
 mod commit;
+mod discovery;
 mod error;
 mod flush;
 mod grants;
@@ -62,9 +65,11 @@ use std::collections::{BTreeSet, VecDeque};
 
 pub use admin::{MAX_DISPLAY_NAME, MAX_ORIGIN};
 pub use api::MAX_AWAITING;
+pub use discovery::{space_topic, DIAL_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF};
 pub use error::VaultError;
 pub use machine::{
-    AdminUndecodable, ConnId, Input, KeyOpId, LinkId, Millis, Output, ReadId, VaultEvent, WriteId,
+    AdminUndecodable, ConnId, DialId, Input, KeyOpId, LinkId, Millis, Output, ReadId, SignalPeer,
+    Topic, VaultEvent, WriteId,
 };
 pub use records::PREFIX;
 /// Secrets in [`Input`]/[`Output`] are zeroized when dropped.
@@ -72,6 +77,7 @@ pub use zeroize::Zeroizing;
 
 use apps::{Apps, ConnKind, Parked};
 use commit::Commit;
+use discovery::Discovery;
 use grants::Grants;
 use keys::{Boot, Keys};
 use peers::Peers;
@@ -129,6 +135,7 @@ pub struct Vault {
     spaces: Spaces,
     commit: Commit,
     peers: Peers,
+    discovery: Discovery,
     next_id: u64,
     outputs: VecDeque<Output>,
 }
@@ -165,6 +172,7 @@ impl Vault {
                 config: peer,
                 ..Peers::default()
             },
+            discovery: Discovery::default(),
             next_id: 0,
             outputs: VecDeque::new(),
         };
@@ -275,12 +283,28 @@ impl Vault {
             Input::AppMessage { conn, message } => self.park(conn, Parked::App(message)),
             Input::AdminMessage { conn, message } => self.park(conn, Parked::Admin(message)),
             Input::Disconnected { conn } => self.disconnect(conn),
-            Input::PeerConnected { link, binding } => self.peer_connected(link, binding),
+            Input::PeerConnected {
+                link,
+                binding,
+                dial,
+            } => {
+                if let Some(dial) = dial {
+                    self.dial_connected(dial, link);
+                }
+                self.peer_connected(link, binding);
+            }
             Input::PeerBytes { link, bytes } => self.peer_bytes(link, &bytes),
             Input::PeerClosed { link } => self.peer_closed(link),
+            Input::SignalUp => self.signal_up(),
+            Input::SignalDown => self.signal_down(),
+            Input::SignalPeers { topic, peers } => self.signal_peers(topic, peers),
+            Input::SignalJoined { topic, peer } => self.signal_joined(topic, peer),
+            Input::SignalLeft { topic, peer } => self.signal_left(topic, peer),
+            Input::DialFailed { dial, .. } => self.dial_failed(dial),
             Input::Timeout => self.peers_timeout(),
         }
         self.pump_peers();
+        self.discover();
         Ok(())
     }
 
@@ -308,6 +332,9 @@ impl Vault {
     /// When to hand the vault [`Input::Timeout`] next.
     pub fn poll_timeout(&self) -> Option<Millis> {
         let mut at = self.peers.poll_timeout();
+        if let Some(d) = self.discovery.poll_timeout(&self.linked_devices()) {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
         let waiting = self
             .spaces
             .slots

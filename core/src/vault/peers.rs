@@ -170,6 +170,7 @@ impl Vault {
                         identity: peer.identity,
                         device: peer.device,
                     }));
+                self.discovery_authenticated(link, peer.device);
                 if self.close_duplicate(link, &peer.device) {
                     return;
                 }

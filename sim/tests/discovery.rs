@@ -1,0 +1,97 @@
+//! Vaults that find each other: a signaling server introduces the members
+//! of a space (by a topic only they can compute), the vaults dial, and
+//! they reconnect by themselves after partitions and restarts — the test
+//! never links them.
+
+use echo_core::data::SpaceId;
+use echo_core::rpc::Role;
+use echo_core::vault::{space_topic, VaultEvent};
+use echo_sim::scenario::{allow, create_space, join, note, notes, share, write};
+use echo_sim::Sim;
+
+const QUIET: u64 = 500;
+const LIMIT: u64 = 300_000;
+
+fn authenticated_pairs(sim: &Sim, n: usize) -> usize {
+    sim.nodes[n]
+        .events
+        .iter()
+        .filter(|e| matches!(e, VaultEvent::PeerAuthenticated { .. }))
+        .count()
+}
+
+#[test]
+fn members_meet_through_signaling_and_meet_again_after_partitions_and_restarts() {
+    let mut sim = Sim::new(21, 4);
+    let s = share(&mut sim, &[0, 1, 2], Role::Editor);
+    // Node 3 holds a space of its own: it shares no topic with them.
+    let app3 = allow(&mut sim, 3, vec![]);
+    let own = create_space(&mut sim, 3, app3);
+    for n in 0..3 {
+        write(&mut sim, n, s.apps[n], note(&s.space, &format!("from {n}")));
+    }
+    sim.enable_signaling();
+    assert!(sim.settle(QUIET, LIMIT));
+    let all = notes(&mut sim, 0, s.apps[0], &s.space);
+    assert_eq!(all.len(), 3);
+    for n in 1..3 {
+        assert_eq!(notes(&mut sim, n, s.apps[n], &s.space), all, "node {n}");
+    }
+    // One link per pair, none to the stranger.
+    let up = sim.up_links();
+    assert_eq!(up.len(), 3, "{up:?}");
+    assert!(up.iter().all(|(_, a, b)| *a != 3 && *b != 3));
+    assert_eq!(authenticated_pairs(&sim, 3), 0);
+    // The topic is no space id.
+    let sid: SpaceId = s.space.parse().unwrap();
+    let own: SpaceId = own.parse().unwrap();
+    assert_ne!(space_topic(&sid), space_topic(&own));
+    assert_ne!(&space_topic(&sid).0[..16], sid.as_bytes());
+
+    // Node 2 is cut off; both sides write; the network heals.
+    sim.partition(&[2]);
+    write(&mut sim, 2, s.apps[2], note(&s.space, "alone"));
+    write(&mut sim, 0, s.apps[0], note(&s.space, "together"));
+    sim.run_for(20_000);
+    sim.heal();
+    // Dials across the partition failed: the next retry comes within the
+    // longest backoff (60 s, plus up to half of it as jitter).
+    sim.run_for(90_000);
+    assert!(sim.settle(QUIET, LIMIT));
+    let all = notes(&mut sim, 0, s.apps[0], &s.space);
+    assert_eq!(all.len(), 5);
+    assert_eq!(notes(&mut sim, 2, s.apps[2], &s.space), all);
+
+    // Node 1 restarts; it writes before anyone reconnects.
+    sim.restart(1);
+    let app1 = allow(&mut sim, 1, vec![s.space.clone()]);
+    write(&mut sim, 1, app1, note(&s.space, "after restart"));
+    assert!(sim.settle(QUIET, LIMIT));
+    let all = notes(&mut sim, 0, s.apps[0], &s.space);
+    assert_eq!(all.len(), 6);
+    assert_eq!(notes(&mut sim, 1, app1, &s.space), all);
+    assert_eq!(notes(&mut sim, 2, s.apps[2], &s.space), all);
+    assert_eq!(sim.up_links().len(), 3);
+}
+
+#[test]
+fn two_shared_spaces_make_one_link_and_no_dialing_storm() {
+    let mut sim = Sim::new(22, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    sim.enable_signaling();
+    assert!(sim.settle(QUIET, LIMIT));
+    assert_eq!(sim.up_links().len(), 1);
+    // Node 1 makes a second space and shares it: node 0 joins its topic
+    // later, so this time node 0 is the one that dials.
+    let app1 = allow(&mut sim, 1, vec![]);
+    let second = create_space(&mut sim, 1, app1);
+    join(&mut sim, 1, 0, &second, Role::Editor);
+    let app0 = allow(&mut sim, 0, vec![s.space.clone(), second.clone()]);
+    write(&mut sim, 1, app1, note(&second, "in the second space"));
+    let dials = sim.dials;
+    // Ten minutes of virtual time: one link stays, nobody keeps dialing.
+    sim.run_for(600_000);
+    assert_eq!(sim.up_links().len(), 1, "{:?}", sim.up_links());
+    assert!(sim.dials - dials <= 2, "{} dials", sim.dials - dials);
+    assert_eq!(notes(&mut sim, 0, app0, &second).len(), 1);
+}
