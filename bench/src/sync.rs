@@ -387,24 +387,8 @@ fn automerge_sync(
     let mut there = Traffic::default();
     let mut back = Traffic::default();
     loop {
-        let mut quiet = true;
-        if let Some(m) = a.sync().generate_sync_message(sa) {
-            quiet = false;
-            let bytes = m.encode();
-            there.bytes += bytes.len() as u64;
-            there.writes += 1;
-            let m = Message::decode(&bytes).expect("decode");
-            b.sync().receive_sync_message(sb, m).expect("receive");
-        }
-        if let Some(m) = b.sync().generate_sync_message(sb) {
-            quiet = false;
-            let bytes = m.encode();
-            back.bytes += bytes.len() as u64;
-            back.writes += 1;
-            let m = Message::decode(&bytes).expect("decode");
-            a.sync().receive_sync_message(sa, m).expect("receive");
-        }
-        if quiet {
+        let sent = automerge_send(a, sa, b, sb, &mut there);
+        if !(automerge_send(b, sb, a, sa, &mut back) | sent) {
             break;
         }
     }
@@ -413,6 +397,27 @@ fn automerge_sync(
         there,
         back,
     }
+}
+
+/// One message from `from` to `to`, if `from` has one; counted in `count`.
+fn automerge_send(
+    from: &mut AutoCommit,
+    from_state: &mut State,
+    to: &mut AutoCommit,
+    to_state: &mut State,
+    count: &mut Traffic,
+) -> bool {
+    let Some(m) = from.sync().generate_sync_message(from_state) else {
+        return false;
+    };
+    let bytes = m.encode();
+    count.bytes += bytes.len() as u64;
+    count.writes += 1;
+    let m = Message::decode(&bytes).expect("decode");
+    to.sync()
+        .receive_sync_message(to_state, m)
+        .expect("receive");
+    true
 }
 
 fn automerge_edits(doc: &mut AutoCommit, objs: &[GenObject], rng: &mut SplitMix64) {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use echo_core::identity::{ChaChaKeyWrap, IdentityError, KeyWrap};
+use echo_core::identity::{ChaChaKeyWrap, IdentityError};
 use echo_core::rng::{EngineRng, RandomUnavailable};
 use echo_core::rpc::{
     AdminMessage, AdminReply, AdminRequest, AdminResponse, ClientMessage, Request, Response,
@@ -596,19 +596,16 @@ impl Host {
                     self.input(now, Input::WriteDone { write, result });
                 }
                 Output::Seal { op, plaintext, aad } => {
-                    let result = self.wrap.seal(&plaintext, &aad).map_err(|e| e.to_string());
-                    self.input(now, Input::Sealed { op, result });
+                    let input = Input::sealed_by(&self.wrap, op, &plaintext, &aad);
+                    self.input(now, input);
                 }
                 Output::Unseal {
                     op,
                     ciphertext,
                     aad,
                 } => {
-                    let result = self
-                        .wrap
-                        .unseal(&ciphertext, &aad)
-                        .map_err(|e| e.to_string());
-                    self.input(now, Input::Unsealed { op, result });
+                    let input = Input::unsealed_by(&self.wrap, op, &ciphertext, &aad);
+                    self.input(now, input);
                 }
                 Output::PeerSend { link, bytes } => {
                     if let Some(tx) = self.links.get(&link) {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use echo_core::identity::{ChaChaKeyWrap, KeyWrap};
+use echo_core::identity::ChaChaKeyWrap;
 use echo_core::peer::{ChannelBinding, CloseReason};
 use echo_core::rng::EngineRng;
 use echo_core::rpc::{
@@ -10,7 +10,6 @@ use echo_core::rpc::{
     RpcError, VaultMessage,
 };
 use echo_core::store::{Batch, ChunkStore, MemoryStore, StoreError};
-use echo_core::vault::Zeroizing;
 use echo_core::vault::{
     ConnId, DialId, Input, LinkId, Millis, Output, ReadId, SignalPeer, Topic, Vault, VaultConfig,
     VaultEvent, WriteId,
@@ -237,20 +236,16 @@ impl Node {
                 }
                 Output::Seal { op, plaintext, aad } => {
                     self.plaintexts.push(plaintext.to_vec());
-                    let result = self.wrap.seal(&plaintext, &aad).map_err(|e| e.to_string());
-                    self.vault_input(now, Input::Sealed { op, result });
+                    let input = Input::sealed_by(&self.wrap, op, &plaintext, &aad);
+                    self.vault_input(now, input);
                 }
                 Output::Unseal {
                     op,
                     ciphertext,
                     aad,
                 } => {
-                    let result = self
-                        .wrap
-                        .unseal(&ciphertext, &aad)
-                        .map(|p| Zeroizing::new(p.to_vec()))
-                        .map_err(|e| e.to_string());
-                    self.vault_input(now, Input::Unsealed { op, result });
+                    let input = Input::unsealed_by(&self.wrap, op, &ciphertext, &aad);
+                    self.vault_input(now, input);
                 }
                 Output::PeerSend { link, bytes } => self.sent.push_back((link, bytes)),
                 Output::PeerClose { link, reason } => self.link_closes.push_back((link, reason)),

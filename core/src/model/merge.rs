@@ -307,16 +307,7 @@ impl Space {
                 doc: &doc,
                 heads: None,
             };
-            for (id, state) in reader.all_objects() {
-                match state {
-                    Ok(state) => {
-                        self.index.upsert(state);
-                    }
-                    Err(e) => self.events.push_back(SpaceEvent::Unreadable {
-                        object: id,
-                        reason: e.to_string(),
-                    }),
-                }
+            for id in self.index_all(&reader) {
                 self.shards[shard].unsaved.insert(id);
                 touched.push(id);
             }
@@ -334,6 +325,25 @@ impl Space {
         }
         self.notify_live(&touched)?;
         Ok(Committed { changed: touched })
+    }
+
+    /// Puts every object of a document into the index (an unreadable one
+    /// is reported and left out); returns their ids.
+    fn index_all(&mut self, reader: &Reader<'_, Automerge>) -> Vec<ObjectId> {
+        let mut ids = Vec::new();
+        for (id, state) in reader.all_objects() {
+            match state {
+                Ok(state) => {
+                    self.index.upsert(state);
+                }
+                Err(e) => self.events.push_back(SpaceEvent::Unreadable {
+                    object: id,
+                    reason: e.to_string(),
+                }),
+            }
+            ids.push(id);
+        }
+        ids
     }
 
     /// Every change of a shard, in an order Automerge can apply.
@@ -378,16 +388,7 @@ impl Space {
             doc: &doc,
             heads: None,
         };
-        for (id, state) in reader.all_objects() {
-            match state {
-                Ok(state) => {
-                    self.index.upsert(state);
-                }
-                Err(e) => self.events.push_back(SpaceEvent::Unreadable {
-                    object: id,
-                    reason: e.to_string(),
-                }),
-            }
+        for id in self.index_all(&reader) {
             if seen.insert(id) {
                 touched.push(id);
             }

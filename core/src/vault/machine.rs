@@ -10,6 +10,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::identity::KeyWrap;
 use crate::peer::{ChannelBinding, CloseReason};
 use crate::rpc::{AdminMessage, AdminReply, ClientMessage, RpcError, Undecodable, VaultMessage};
 use crate::store::{Batch, StoreError};
@@ -130,6 +131,25 @@ pub enum Input {
     ///
     /// [`Vault::poll_timeout`]: super::Vault::poll_timeout
     Timeout,
+}
+
+impl Input {
+    /// [`Output::Seal`] carried out by a host whose wrapping cipher answers
+    /// at once (natively: [`ChaChaKeyWrap`](crate::identity::ChaChaKeyWrap)).
+    pub fn sealed_by(wrap: &impl KeyWrap, op: KeyOpId, plaintext: &[u8], aad: &[u8]) -> Input {
+        Input::Sealed {
+            op,
+            result: wrap.seal(plaintext, aad).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// [`Output::Unseal`] carried out the same way.
+    pub fn unsealed_by(wrap: &impl KeyWrap, op: KeyOpId, ciphertext: &[u8], aad: &[u8]) -> Input {
+        Input::Unsealed {
+            op,
+            result: wrap.unseal(ciphertext, aad).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Input {

@@ -103,6 +103,11 @@ impl Vault {
     }
 
     pub(super) fn peer_closed(&mut self, link: LinkId) {
+        self.forget_link(link, CloseCode::Normal.code(), "the link closed");
+    }
+
+    /// Drops a link; each space synced on it stops, saying why.
+    fn forget_link(&mut self, link: LinkId, code: &str, reason: &str) {
         if let Some(l) = self.peers.links.remove(&link) {
             for ch in l.sessions.keys() {
                 if let Some(space) = l.conn.channel_space(*ch) {
@@ -110,8 +115,8 @@ impl Vault {
                         .push_back(Output::Event(VaultEvent::SyncStopped {
                             link,
                             space,
-                            code: CloseCode::Normal.code().into(),
-                            reason: "the link closed".into(),
+                            code: code.into(),
+                            reason: reason.into(),
                         }));
                 }
             }
@@ -253,19 +258,7 @@ impl Vault {
             ConnEvent::Closed { reason, by_peer } => {
                 // Bytes the connection still has (its Close) go first.
                 self.link_transmit(link);
-                if let Some(l) = self.peers.links.remove(&link) {
-                    for ch in l.sessions.keys() {
-                        if let Some(space) = l.conn.channel_space(*ch) {
-                            self.outputs
-                                .push_back(Output::Event(VaultEvent::SyncStopped {
-                                    link,
-                                    space,
-                                    code: reason.code().into(),
-                                    reason: reason.detail.clone(),
-                                }));
-                        }
-                    }
-                }
+                self.forget_link(link, reason.code(), &reason.detail);
                 let _ = by_peer;
                 self.outputs.push_back(Output::PeerClose { link, reason });
             }
