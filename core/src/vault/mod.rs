@@ -93,7 +93,7 @@ use crate::store::CompactionPolicy;
 use crate::sync::Replica;
 
 /// How a vault is made.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct VaultConfig {
     /// Seeds the engine's generator (ids, keys, nonces): from the OS in a
     /// host ([`EngineRng::from_os`] … `bytes()`), from the run's seed in
@@ -103,6 +103,18 @@ pub struct VaultConfig {
     pub build: String,
     pub policy: CompactionPolicy,
     pub peer: PeerConfig,
+}
+
+/// The seed decides every key the vault makes: it never appears in a log.
+impl std::fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("seed", &"<redacted>")
+            .field("build", &self.build)
+            .field("policy", &self.policy)
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl VaultConfig {
@@ -900,4 +912,18 @@ fn storage_error(e: VaultError) -> RpcError {
         code,
         format!("the vault cannot open its storage: {e}. If the browser blocks storage for this site, allow it and reload"),
     )
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::VaultConfig;
+
+    #[test]
+    fn debug_output_never_shows_the_seed() {
+        let seed = [0xAB; 32];
+        let shown = format!("{:?}", VaultConfig::new(seed));
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains("171"), "the seed's bytes leaked: {shown}");
+        assert!(!shown.contains("ab") && !shown.contains("AB"), "{shown}");
+    }
 }
