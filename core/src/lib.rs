@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod identity;
+pub mod invite;
 pub mod model;
 pub mod peer;
 pub mod query;

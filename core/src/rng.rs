@@ -78,6 +78,12 @@ impl EngineRng {
         seed
     }
 
+    /// This generator as a `rand_core` CSPRNG, for a crate that draws its
+    /// own secrets from the generator it is given (SPAKE2's scalar).
+    pub(crate) fn csprng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.0
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }
