@@ -213,7 +213,7 @@ export type AdminMessage = { "request": { id: number, method: AdminRequest, } };
 /**
  * A management call, externally tagged by its name.
  */
-export type AdminRequest = { "vault.status": Record<symbol, never> } | { "apps.list": Record<symbol, never> } | { "consent.decide": { origin: string, allow: boolean, spaces?: Array<string>, } } | { "apps.revoke": { origin: string, } } | { "spaces.list": Record<symbol, never> } | { "identity.set_name": { name: string, } } | { "members.list": { space: string, } } | { "members.admit": { space: string, identity: string, role: Role, } } | { "members.set_role": { space: string, identity: string, role: Role, } } | { "members.remove": { space: string, identity: string, } } | { "devices.revoke": { space: string, identity: string, device: string, } } | { "space.export": { space: string, } } | { "space.join": { export: string, } };
+export type AdminRequest = { "vault.status": Record<symbol, never> } | { "apps.list": Record<symbol, never> } | { "consent.decide": { origin: string, allow: boolean, spaces?: Array<string>, } } | { "apps.revoke": { origin: string, } } | { "spaces.list": Record<symbol, never> } | { "identity.set_name": { name: string, } } | { "members.list": { space: string, } } | { "members.admit": { space: string, identity: string, role: Role, } } | { "members.set_role": { space: string, identity: string, role: Role, } } | { "members.remove": { space: string, identity: string, } } | { "devices.revoke": { space: string, identity: string, device: string, } } | { "space.export": { space: string, } } | { "space.join": { export: string, } } | { "invitations.create": { space: string, role?: Role | null, ttl_minutes?: number | null, multi_use?: boolean | null, } } | { "invitations.list": Record<symbol, never> } | { "invitations.cancel": { invitation: string, } } | { "invitations.accept": { code: string, } } | { "invitations.enter_code": { invitation: string, code: string, } };
 
 /**
  * The answer to an [`AdminRequest`].
@@ -222,7 +222,7 @@ export type AdminResponse = { "done": Record<symbol, never> } | { "status": { id
 /**
  * Open app connections.
  */
-connections: number, } } | { "apps": { apps: Array<AppGrant>, } } | { "spaces": { spaces: Array<VaultSpace>, } } | { "members": { members: Array<Member>, } } | { "export": { export: string, } } | { "joined": { space: string, } };
+connections: number, } } | { "apps": { apps: Array<AppGrant>, } } | { "spaces": { spaces: Array<VaultSpace>, } } | { "members": { members: Array<Member>, } } | { "export": { export: string, } } | { "joined": { space: string, } } | { "invitation": { invitation: InvitationInfo, } } | { "invitations": { invitations: Array<InvitationInfo>, } };
 
 /**
  * One origin's standing with the vault.
@@ -275,3 +275,56 @@ devices: Array<string>, };
  * What the engine sends on an admin port.
  */
 export type AdminReply = { "response": { id: number, result: { Ok : AdminResponse } | { Err : RpcError }, } } | { "changed": Record<symbol, never> };
+
+/**
+ * An invitation as the vault's pages show it.
+ */
+export type InvitationInfo = { 
+/**
+ * Its id (hex).
+ */
+invitation: string, side: InvitationSide, state: InvitationState, 
+/**
+ * The invite code to share (host side).
+ */
+code?: string, 
+/**
+ * The 6-digit code to show the guest (host side, while a guest is
+ * connected). Never sent to an app.
+ */
+auth_code?: string, 
+/**
+ * The space (host side; guest side once admitted).
+ */
+space?: string, role: Role, 
+/**
+ * When it expires, in milliseconds since the Unix epoch (the host's
+ * clock).
+ */
+expires_at: number, 
+/**
+ * Wrong codes that may still be typed before it ends.
+ */
+attempts_left: number, multi_use: boolean, 
+/**
+ * Identities admitted through it (host side).
+ */
+admitted: Array<string>, 
+/**
+ * The other vault's identity, once known (guest side: the host).
+ */
+peer_identity?: string, 
+/**
+ * Why it ended or what went wrong last (e.g. `invite.wrong_code`).
+ */
+error?: RpcError, };
+
+/**
+ * Which end of an invitation this vault is.
+ */
+export type InvitationSide = "host" | "guest";
+
+/**
+ * Where an invitation stands, as its vault pages show it.
+ */
+export type InvitationState = "waiting" | "connecting" | "ready_for_code" | "authenticating" | "success" | "cancelled" | "expired" | "failed";

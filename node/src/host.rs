@@ -620,7 +620,10 @@ impl Host {
                 // This host has no signaling network (peers are dialled by
                 // address): the vault never hears `SignalUp`, so it asks
                 // for none of these.
-                Output::SignalJoin { .. } | Output::SignalLeave { .. } | Output::Dial { .. } => {}
+                Output::SignalJoin { .. }
+                | Output::SignalLeave { .. }
+                | Output::SignalSend { .. }
+                | Output::Dial { .. } => {}
                 Output::Event(event) => {
                     if let VaultEvent::Failed(e) = &event {
                         self.failed = Some(e.clone());

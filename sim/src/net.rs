@@ -89,6 +89,10 @@ pub struct Sim {
     next_link: u64,
     /// The signaling server, once enabled.
     signaling: Option<Signaling>,
+    /// A signaling server that reads (and may change or drop) the
+    /// messages it relays: `(from node, to node, data) → deliver?`.
+    #[allow(clippy::type_complexity)]
+    pub tamper_signal: Option<Box<dyn FnMut(usize, usize, &mut Vec<u8>) -> bool>>,
     /// Dials the vaults asked for so far.
     pub dials: u64,
     /// Links nodes closed, and why: (node, link index, reason).
@@ -124,6 +128,7 @@ impl Sim {
             links: Vec::new(),
             partitions: BTreeSet::new(),
             signaling: None,
+            tamper_signal: None,
             dials: 0,
             closes: Vec::new(),
             next_link: 0,
@@ -419,6 +424,39 @@ impl Sim {
                 let others: Vec<usize> = members.iter().copied().collect();
                 for m in others {
                     self.nodes[m].input(now, Input::SignalLeft { topic, peer: me });
+                }
+            }
+            SignalRequest::Send { topic, to, data } => {
+                // As the server does: only between peers of the topic.
+                let Some(m) = sig.node_of(to) else {
+                    return;
+                };
+                let members = sig.topics.get(&topic);
+                if !members.is_some_and(|t| t.contains(&n) && t.contains(&m)) {
+                    return;
+                }
+                if let Some(tamper) = self.tamper_signal.as_mut() {
+                    let mut data = data;
+                    if !tamper(n, m, &mut data) {
+                        return;
+                    }
+                    self.nodes[m].input(
+                        now,
+                        Input::SignalMessage {
+                            topic,
+                            from: me,
+                            data,
+                        },
+                    );
+                } else {
+                    self.nodes[m].input(
+                        now,
+                        Input::SignalMessage {
+                            topic,
+                            from: me,
+                            data,
+                        },
+                    );
                 }
             }
             SignalRequest::Dial { dial, peer, .. } => {

@@ -16,7 +16,7 @@ use echo_core::vault::{
 };
 
 /// What a vault asked of the signaling network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignalRequest {
     Join(Topic),
     Leave(Topic),
@@ -24,6 +24,11 @@ pub enum SignalRequest {
         dial: DialId,
         peer: SignalPeer,
         topic: Topic,
+    },
+    Send {
+        topic: Topic,
+        to: SignalPeer,
+        data: Vec<u8>,
     },
 }
 
@@ -258,6 +263,9 @@ impl Node {
                 Output::Dial { dial, peer, topic } => self
                     .signal_out
                     .push_back(SignalRequest::Dial { dial, peer, topic }),
+                Output::SignalSend { topic, to, data } => self
+                    .signal_out
+                    .push_back(SignalRequest::Send { topic, to, data }),
                 Output::Event(e) => self.events.push(e),
             }
         }

@@ -454,6 +454,7 @@ fn drain_outputs(state: &Shared) {
             | Output::PeerClose { .. }
             | Output::SignalJoin { .. }
             | Output::SignalLeave { .. }
+            | Output::SignalSend { .. }
             | Output::Dial { .. } => {
                 // No peer links nor signaling in the worker yet (see the
                 // module docs); the vault never hears `SignalUp`, so it

@@ -93,6 +93,37 @@ pub enum AdminRequest {
     /// data arrives when a peer that holds it connects.
     #[serde(rename = "space.join")]
     Join { export: String },
+    /// Invites a person to a space this vault holds and may manage:
+    /// `role` (default `editor`), valid `ttl_minutes` (default 60, at most
+    /// a week), for one guest unless `multi_use` → `invitation` (its code
+    /// to share). The vault waits for the guest on signaling.
+    #[serde(rename = "invitations.create")]
+    CreateInvitation {
+        space: String,
+        #[serde(default)]
+        #[cfg_attr(test, ts(optional = nullable))]
+        role: Option<Role>,
+        #[serde(default)]
+        #[cfg_attr(test, ts(optional = nullable))]
+        ttl_minutes: Option<u32>,
+        #[serde(default)]
+        #[cfg_attr(test, ts(optional = nullable))]
+        multi_use: Option<bool>,
+    },
+    /// Every invitation this vault made or is answering → `invitations`.
+    #[serde(rename = "invitations.list")]
+    ListInvitations {},
+    /// Ends an invitation (made here, or being answered here) → `done`.
+    #[serde(rename = "invitations.cancel")]
+    CancelInvitation { invitation: String },
+    /// Answers an invite code (or link) someone shared → `invitation`;
+    /// the vault looks for the host on signaling.
+    #[serde(rename = "invitations.accept")]
+    AcceptInvitation { code: String },
+    /// The 6-digit code the host's vault shows, as the guest typed it →
+    /// `done`; the outcome shows in `invitations.list`.
+    #[serde(rename = "invitations.enter_code")]
+    EnterAuthCode { invitation: String, code: String },
 }
 
 /// The answer to an [`AdminRequest`].
@@ -123,6 +154,81 @@ pub enum AdminResponse {
     Joined {
         space: String,
     },
+    Invitation {
+        invitation: Box<InvitationInfo>,
+    },
+    Invitations {
+        invitations: Vec<InvitationInfo>,
+    },
+}
+
+/// Which end of an invitation this vault is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationSide {
+    Host,
+    Guest,
+}
+
+/// Where an invitation stands, as its vault pages show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationState {
+    /// Host: waiting for a guest to come.
+    Waiting,
+    /// Guest: looking for the host, or waiting for its answer.
+    Connecting,
+    /// Host: a guest is connected, show it the code; guest: type the code.
+    ReadyForCode,
+    /// The code was typed; the host is checking it.
+    Authenticating,
+    Success,
+    Cancelled,
+    Expired,
+    Failed,
+}
+
+/// An invitation as the vault's pages show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct InvitationInfo {
+    /// Its id (hex).
+    pub invitation: String,
+    pub side: InvitationSide,
+    pub state: InvitationState,
+    /// The invite code to share (host side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub code: Option<String>,
+    /// The 6-digit code to show the guest (host side, while a guest is
+    /// connected). Never sent to an app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub auth_code: Option<String>,
+    /// The space (host side; guest side once admitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub space: Option<String>,
+    pub role: Role,
+    /// When it expires, in milliseconds since the Unix epoch (the host's
+    /// clock).
+    pub expires_at: f64,
+    /// Wrong codes that may still be typed before it ends.
+    pub attempts_left: u32,
+    pub multi_use: bool,
+    /// Identities admitted through it (host side).
+    pub admitted: Vec<String>,
+    /// The other vault's identity, once known (guest side: the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub peer_identity: Option<String>,
+    /// Why it ended or what went wrong last (e.g. `invite.wrong_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub error: Option<RpcError>,
 }
 
 /// A member of a space as the manage page lists it.

@@ -220,6 +220,12 @@ impl From<SyncError> for RpcError {
     }
 }
 
+impl From<crate::invite::InviteError> for RpcError {
+    fn from(e: crate::invite::InviteError) -> Self {
+        RpcError::new(e.code(), e.to_string())
+    }
+}
+
 impl From<IdentityError> for RpcError {
     fn from(e: IdentityError) -> Self {
         RpcError::new(e.code(), e.to_string())

@@ -145,7 +145,8 @@ mod ts;
 mod values;
 
 pub use admin::{
-    AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, Member, VaultSpace,
+    AdminMessage, AdminReply, AdminRequest, AdminResponse, AppGrant, InvitationInfo,
+    InvitationSide, InvitationState, Member, VaultSpace,
 };
 pub use envelope::{
     answer_hello, check_limits, check_size, decode_client_message, negotiate, ClientMessage,

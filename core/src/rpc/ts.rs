@@ -103,6 +103,9 @@ pub(super) fn generate() -> String {
         decl::<VaultSpace>(&cfg),
         decl::<Member>(&cfg),
         decl::<AdminReply>(&cfg),
+        decl::<InvitationInfo>(&cfg),
+        decl::<InvitationSide>(&cfg),
+        decl::<InvitationState>(&cfg),
     ] {
         out.push_str(&d);
     }

@@ -88,6 +88,37 @@ impl Vault {
         Ok(Answer::Durable(AdminResponse::Done {}))
     }
 
+    /// Joins a space from another vault's export (`space.join`, or an
+    /// invitation's answer): this device authorizes itself for this
+    /// identity, which must be a member.
+    pub(super) fn join_from_export(&mut self, export: &str) -> Result<SpaceId, RpcError> {
+        let export = SpaceExport::from_text(export)
+            .map_err(|e| RpcError::from(e).with_detail("field", "export"))?;
+        let keys = self.keys()?;
+        let replica = Replica::join_export(
+            &export,
+            keys.identity,
+            keys.device.duplicate(),
+            keys.certificate.clone(),
+        )?;
+        let id = replica.id();
+        if self.spaces.contains(&id) {
+            return Err(RpcError::bad_request(format!(
+                "this vault already holds space {id}"
+            )));
+        }
+        self.spaces.slots.insert(
+            id,
+            super::spaces::Slot {
+                record: super::records::SpaceRecord { created_by: None },
+                state: super::spaces::SlotState::Open(Box::new(replica)),
+            },
+        );
+        self.admin_changed();
+        self.offer_space(id);
+        Ok(id)
+    }
+
     /// Handles one message of an admin connection (decoded by the host, or
     /// why not).
     pub(super) fn admin_message(
@@ -302,33 +333,36 @@ impl Vault {
                 Answer::Now(AdminResponse::Export { export })
             }
             AdminRequest::Join { export } => {
-                let export = SpaceExport::from_text(&export)
-                    .map_err(|e| RpcError::from(e).with_detail("field", "export"))?;
-                let keys = self.keys()?;
-                let replica = Replica::join_export(
-                    &export,
-                    keys.identity,
-                    keys.device.duplicate(),
-                    keys.certificate.clone(),
-                )?;
-                let id = replica.id();
-                if self.spaces.contains(&id) {
-                    return Err(RpcError::bad_request(format!(
-                        "this vault already holds space {id}"
-                    )));
-                }
-                self.spaces.slots.insert(
-                    id,
-                    super::spaces::Slot {
-                        record: super::records::SpaceRecord { created_by: None },
-                        state: super::spaces::SlotState::Open(Box::new(replica)),
-                    },
-                );
-                self.admin_changed();
-                self.offer_space(id);
+                let space = self.join_from_export(&export)?;
                 Answer::Durable(AdminResponse::Joined {
-                    space: id.to_string(),
+                    space: space.to_string(),
                 })
+            }
+            AdminRequest::CreateInvitation {
+                space,
+                role,
+                ttl_minutes,
+                multi_use,
+            } => {
+                let invitation =
+                    self.create_invitation(&space, role, ttl_minutes, multi_use.unwrap_or(false))?;
+                Answer::Durable(AdminResponse::Invitation {
+                    invitation: Box::new(invitation),
+                })
+            }
+            AdminRequest::ListInvitations {} => Answer::Now(AdminResponse::Invitations {
+                invitations: self.list_invitations(),
+            }),
+            AdminRequest::CancelInvitation { invitation } => {
+                self.cancel_invitation(&invitation)?;
+                Answer::Durable(AdminResponse::Done {})
+            }
+            AdminRequest::AcceptInvitation { code } => Answer::Now(AdminResponse::Invitation {
+                invitation: Box::new(self.accept_invitation(&code)?),
+            }),
+            AdminRequest::EnterAuthCode { invitation, code } => {
+                self.enter_auth_code(&invitation, &code)?;
+                Answer::Now(AdminResponse::Done {})
             }
             AdminRequest::SetName { name } => {
                 if name.len() > MAX_DISPLAY_NAME {

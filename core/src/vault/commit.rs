@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::machine::{ConnId, WriteId};
+use super::invitations::InvitationRecord;
+use super::machine::{ConnId, SignalPeer, Topic, WriteId};
 use super::records::{GrantRecord, IdentityRecord, SpaceRecord};
 use crate::data::SpaceId;
+use crate::invite::InvitationId;
 use crate::model::WriteBatch;
 use crate::rpc::{AdminResponse, Response};
 use crate::sync::ReplicaReceipt;
@@ -34,6 +36,13 @@ pub(super) enum Held {
         id: u32,
         response: AdminResponse,
     },
+    /// An invitation message that may leave only once what it follows
+    /// from (a counted attempt, an admission) is stored.
+    Signal {
+        topic: Topic,
+        to: SignalPeer,
+        data: Vec<u8>,
+    },
 }
 
 /// What a flush wrote, to settle once the host reports back.
@@ -45,6 +54,7 @@ pub(super) struct FlushTicket {
     pub grants: BTreeMap<String, GrantRecord>,
     pub spaces: BTreeMap<SpaceId, SpaceRecord>,
     pub identity: Option<IdentityRecord>,
+    pub invitations: BTreeMap<InvitationId, InvitationRecord>,
 }
 
 #[derive(Debug, Default)]

@@ -120,6 +120,11 @@ impl Vault {
         self.discover();
     }
 
+    /// Whether the host's signaling session is up.
+    pub(super) fn signal_is_up(&self) -> bool {
+        self.discovery.up
+    }
+
     /// The host's signaling session is gone: it forgot our topics.
     pub(super) fn signal_down(&mut self) {
         self.discovery.up = false;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use super::commit::{FlushTicket, Held};
 use super::machine::{Output, WriteId};
-use super::records::{encode, encode_space, grant_key, identity_key, space_key};
+use super::records::{encode, encode_space, grant_key, identity_key, invitation_key, space_key};
 use super::spaces::SlotState;
 use super::{Phase, Vault};
 use crate::data::SpaceId;
@@ -33,6 +33,7 @@ impl Vault {
             || !self.commit.seal_for_peers.is_empty()
             || self.keys.as_ref().is_some_and(|k| k.unsaved)
             || self.grants.changed()
+            || self.invitations.changed()
             || self.spaces.records_changed()
             || self.spaces.open().any(|(_, r)| r.has_unsaved_changes())
     }
@@ -104,6 +105,12 @@ impl Vault {
         if let Some(record) = &identity {
             batch.put(identity_key(), encode(record));
         }
+        for (id, record) in self.invitations.unsaved() {
+            match record {
+                Some(r) => batch.put(invitation_key(&id), encode(r)),
+                None => batch.delete(invitation_key(&id)),
+            };
+        }
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
             receipts,
@@ -116,6 +123,7 @@ impl Vault {
                 .map(|(id, s)| (*id, s.record.clone()))
                 .collect(),
             identity,
+            invitations: self.invitations.snapshot(),
         };
         self.commit.in_flight = Some((write, ticket));
         Ok(Some(Output::Write { write, batch }))
@@ -153,6 +161,7 @@ impl Vault {
         }
         self.grants.saved = ticket.grants;
         self.spaces.saved = ticket.spaces;
+        self.invitations.stored(ticket.invitations);
         for held in ticket.held {
             self.release(held, Ok(()));
         }
@@ -233,6 +242,7 @@ impl Vault {
             self.drop_subscription(sub);
         }
         self.grants.revert();
+        self.invitations.revert();
         self.admin_changed();
         // Read again, so live queries resume from storage.
         for id in reopen {
@@ -256,6 +266,13 @@ impl Vault {
                         result: result.map(|()| response),
                     },
                 });
+            }
+            Held::Signal { topic, to, data } => {
+                // Not stored: the message must not leave.
+                if result.is_ok() {
+                    self.outputs
+                        .push_back(Output::SignalSend { topic, to, data });
+                }
             }
             Held::Admin { conn, id, response } => {
                 if self.apps.get(conn).is_none() {

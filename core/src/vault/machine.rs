@@ -126,6 +126,12 @@ pub enum Input {
     SignalLeft { topic: Topic, peer: SignalPeer },
     /// [`Output::Dial`] `dial` found no pipe.
     DialFailed { dial: DialId, reason: String },
+    /// A message from a peer on a topic (invitations use it).
+    SignalMessage {
+        topic: Topic,
+        from: SignalPeer,
+        data: Vec<u8>,
+    },
     /// Time passed: the deadline of [`Vault::poll_timeout`] (or any later
     /// one) was reached.
     ///
@@ -182,6 +188,9 @@ impl std::fmt::Debug for Input {
             Input::SignalJoined { topic, peer } => write!(f, "SignalJoined({topic:?}, {peer:?})"),
             Input::SignalLeft { topic, peer } => write!(f, "SignalLeft({topic:?}, {peer:?})"),
             Input::DialFailed { dial, reason } => write!(f, "DialFailed({dial:?}, {reason})"),
+            Input::SignalMessage { topic, from, data } => {
+                write!(f, "SignalMessage({topic:?}, {from:?}, {} B)", data.len())
+            }
             Input::Timeout => write!(f, "Timeout"),
         }
     }
@@ -253,6 +262,13 @@ pub enum Output {
         peer: SignalPeer,
         topic: Topic,
     },
+    /// Send an opaque message to `to` on `topic` (invitations); the host
+    /// carries it as its signaling server's `send`.
+    SignalSend {
+        topic: Topic,
+        to: SignalPeer,
+        data: Vec<u8>,
+    },
     /// For the host's log and for tests.
     Event(VaultEvent),
 }
@@ -272,6 +288,9 @@ impl std::fmt::Debug for Output {
             Output::SignalJoin { topic } => write!(f, "SignalJoin({topic:?})"),
             Output::SignalLeave { topic } => write!(f, "SignalLeave({topic:?})"),
             Output::Dial { dial, peer, topic } => write!(f, "Dial({dial:?}, {peer:?}, {topic:?})"),
+            Output::SignalSend { topic, to, data } => {
+                write!(f, "SignalSend({topic:?}, {to:?}, {} B)", data.len())
+            }
             Output::Event(e) => write!(f, "Event({e:?})"),
         }
     }
@@ -314,4 +333,7 @@ pub enum VaultEvent {
         bundles: usize,
         changes: usize,
     },
+    /// This vault's side of an invitation failed (the pages show the
+    /// invitation's state; this is for the log).
+    InvitationTrouble { invitation: String, error: RpcError },
 }

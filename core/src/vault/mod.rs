@@ -55,6 +55,7 @@ mod discovery;
 mod error;
 mod flush;
 mod grants;
+mod invitations;
 mod keys;
 mod machine;
 mod peers;
@@ -79,6 +80,7 @@ use apps::{Apps, ConnKind, Parked};
 use commit::Commit;
 use discovery::Discovery;
 use grants::Grants;
+use invitations::Invitations;
 use keys::{Boot, Keys};
 use peers::Peers;
 use records::StoredVault;
@@ -148,6 +150,7 @@ pub struct Vault {
     commit: Commit,
     peers: Peers,
     discovery: Discovery,
+    invitations: Invitations,
     next_id: u64,
     outputs: VecDeque<Output>,
 }
@@ -185,6 +188,7 @@ impl Vault {
                 ..Peers::default()
             },
             discovery: Discovery::default(),
+            invitations: Invitations::default(),
             next_id: 0,
             outputs: VecDeque::new(),
         };
@@ -307,16 +311,37 @@ impl Vault {
             }
             Input::PeerBytes { link, bytes } => self.peer_bytes(link, &bytes),
             Input::PeerClosed { link } => self.peer_closed(link),
-            Input::SignalUp => self.signal_up(),
-            Input::SignalDown => self.signal_down(),
+            Input::SignalUp => {
+                self.invitations_signal_down();
+                self.signal_up();
+            }
+            Input::SignalDown => {
+                self.invitations_signal_down();
+                self.signal_down();
+            }
+            Input::SignalPeers { topic, peers } if self.is_invitation_topic(&topic) => {
+                self.invitation_peers(topic, peers)
+            }
             Input::SignalPeers { topic, peers } => self.signal_peers(topic, peers),
+            Input::SignalJoined { topic, peer } if self.is_invitation_topic(&topic) => {
+                self.invitation_peer_joined(topic, peer)
+            }
             Input::SignalJoined { topic, peer } => self.signal_joined(topic, peer),
+            Input::SignalLeft { topic, peer } if self.is_invitation_topic(&topic) => {
+                self.invitation_peer_left(topic, peer)
+            }
             Input::SignalLeft { topic, peer } => self.signal_left(topic, peer),
+            Input::SignalMessage { topic, from, data } => {
+                self.invitation_message(topic, from, &data)
+            }
             Input::DialFailed { dial, .. } => self.dial_failed(dial),
             Input::Timeout => self.peers_timeout(),
         }
         self.pump_peers();
         self.discover();
+        if self.keys.is_some() {
+            self.tend_invitations();
+        }
         Ok(())
     }
 
@@ -345,6 +370,9 @@ impl Vault {
     pub fn poll_timeout(&self) -> Option<Millis> {
         let mut at = self.peers.poll_timeout();
         if let Some(d) = self.discovery.poll_timeout(&self.linked_devices()) {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
+        if let Some(d) = self.invitations.poll_timeout() {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
         let waiting = self
@@ -378,6 +406,8 @@ impl Vault {
                     });
                 }
                 commit::Held::Admin { conn, id, .. } => self.admin_answer(conn, id, Err(e.clone())),
+                // What it follows from was not stored: it must not leave.
+                commit::Held::Signal { .. } => {}
             }
         }
         self.outputs.push_back(Output::Event(VaultEvent::Failed(e)));
@@ -555,6 +585,7 @@ impl Vault {
     fn adopt_records(&mut self, stored: StoredVault) {
         self.grants = Grants::from_stored(stored.grants);
         self.spaces = Spaces::from_stored(stored.spaces);
+        self.invitations.adopt(stored.invitations);
     }
 
     /// Booted: calls that waited run.
@@ -710,6 +741,7 @@ impl Vault {
                     | A::SetRole { space, .. }
                     | A::Remove { space, .. }
                     | A::RevokeDevice { space, .. }
+                    | A::CreateInvitation { space, .. }
                     | A::Export { space } => space.parse::<SpaceId>().into_iter().collect(),
                     _ => BTreeSet::new(),
                 }

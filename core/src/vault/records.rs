@@ -7,6 +7,8 @@
 //! vault/identity              sealed identity and device keys, the device certificate, display name
 //! vault/grants/<origin, hex>  one app origin: allowed or denied, its spaces, when decided
 //! vault/spaces/<space id>     one space the vault holds: which app created it
+//! vault/invitations/<id, hex> an invitation this vault made: its code, role,
+//!                             attempts, who it admitted, whether it is open
 //! ```
 //!
 //! Values are framed like every stored chunk (`store::frame`: magic,
@@ -17,8 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::error::VaultError;
+use super::invitations::InvitationRecord;
 use crate::data::{SpaceId, Value};
 use crate::identity::{DeviceCertificate, SealedKey};
+use crate::invite::InvitationId;
 use crate::store;
 
 /// The key prefix of the vault's records.
@@ -26,6 +30,7 @@ pub const PREFIX: &str = "vault/";
 const IDENTITY_KEY: &str = "vault/identity";
 const GRANTS: &str = "vault/grants/";
 const SPACES: &str = "vault/spaces/";
+const INVITATIONS: &str = "vault/invitations/";
 const RECORD_VERSION: u8 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +80,10 @@ pub(crate) fn grant_key(origin: &str) -> String {
         key.push_str(&format!("{b:02x}"));
     }
     key
+}
+
+pub(crate) fn invitation_key(id: &InvitationId) -> String {
+    format!("{INVITATIONS}{}", id.to_hex())
 }
 
 pub(crate) fn space_key(id: &SpaceId) -> String {
@@ -142,6 +151,7 @@ pub(crate) struct StoredVault {
     pub(crate) identity: Option<IdentityRecord>,
     pub(crate) grants: BTreeMap<String, GrantRecord>,
     pub(crate) spaces: BTreeMap<SpaceId, SpaceRecord>,
+    pub(crate) invitations: BTreeMap<InvitationId, InvitationRecord>,
 }
 
 impl StoredVault {
@@ -155,6 +165,12 @@ impl StoredVault {
             } else if let Some(hex) = key.strip_prefix(GRANTS) {
                 let origin = origin_from_hex(&key, hex)?;
                 out.grants.insert(origin, decode(&key, &value)?);
+            } else if let Some(hex) = key.strip_prefix(INVITATIONS) {
+                let id = InvitationId::from_hex(hex).ok_or_else(|| VaultError::CorruptRecord {
+                    key: key.clone(),
+                    reason: "the key does not name an invitation".into(),
+                })?;
+                out.invitations.insert(id, decode(&key, &value)?);
             } else if let Some(id) = key.strip_prefix(SPACES) {
                 let id: SpaceId = id.parse().map_err(|_| VaultError::CorruptRecord {
                     key: key.clone(),
