@@ -12,7 +12,7 @@ export CARGO_TERM_COLOR ?= auto
 # echo-vault depends on echo-core, so its build is echo-core's wasm32 build
 # too (the architecture invariant); building echo-core on its own as well
 # would compile the whole dependency tree a second time (other features).
-WASM_CRATES := echo-vault
+WASM_CRATES := echo-vault echo-vault-net
 # Crates with browser tests (tests/*.rs run by wasm-bindgen-test in headless
 # Chromium, inside workers): scripts/wasm-test.sh CRATE.
 WASM_TEST_CRATES := echo-vault

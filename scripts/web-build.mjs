@@ -3,8 +3,9 @@
 //
 //   shell/dist/     the vault site: shell/*.html with their scripts and CSS,
 //                   engine-worker.js (worker/engine-worker.ts), sw.js
-//                   (worker/sw.ts) and the echo-vault wasm-bindgen output
+//                   (worker/sw.ts), the echo-vault wasm-bindgen output
 //                   (pkg/echo-vault/, built by `scripts/wasm-build.sh echo-vault`)
+//                   and the WebRTC driver the vault pages load (pkg/echo-vault-net/)
 //   demo-app/dist/  the demo app: demo-app/*.html with their scripts (which
 //                   may import client/ sources) and CSS, and its own sw.js
 //
@@ -22,6 +23,7 @@
 // demo app gets them as the constants __ECHO_VAULT_URL__ / __ECHO_APP_URL__
 // (also as process.env.ECHO_VAULT_URL / process.env.ECHO_APP_URL).
 // ECHO_VAULT_PKG overrides pkg/echo-vault (the wasm-bindgen output).
+// ECHO_ICE_SERVERS: the vault's RTCConfiguration.iceServers as JSON (default []).
 // ECHO_TOOLS_DIR as in scripts/lib.sh (esbuild and typescript come from
 // $ECHO_TOOLS_DIR/npm, installed by scripts/setup.sh).
 //
@@ -91,6 +93,20 @@ const WORKER = join(ROOT, "worker");
 const DEMO = join(ROOT, "demo-app");
 const CLIENT = join(ROOT, "client");
 const PKG = process.env.ECHO_VAULT_PKG ? resolve(process.env.ECHO_VAULT_PKG) : join(ROOT, "pkg", "echo-vault");
+const NET_PKG = join(ROOT, "pkg", "echo-vault-net");
+// The vault's ICE servers (RTCConfiguration.iceServers, JSON): STUN/TURN for
+// real deployments (README, "Self-hosting"); none by default.
+const ICE_SERVERS = (() => {
+  const text = process.env.ECHO_ICE_SERVERS ?? "[]";
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    die(`ECHO_ICE_SERVERS is not JSON: ${error.message}`);
+  }
+  if (!Array.isArray(parsed)) die("ECHO_ICE_SERVERS must be a JSON array of RTCIceServer objects");
+  return text;
+})();
 
 // --- helpers -----------------------------------------------------------------
 
@@ -373,29 +389,39 @@ function typeCheck() {
 
 // --- the sites -----------------------------------------------------------------------
 
+/**
+ * Adds one wasm-bindgen package (`<stem>.js` + `<stem>_bg.wasm` in `dir`) to
+ * the site under content-hashed names; returns their names.
+ */
+async function addWasmPkg(site, dir, stem, crate) {
+  const js = join(dir, `${stem}.js`);
+  const bg = join(dir, `${stem}_bg.wasm`);
+  for (const f of [js, bg]) {
+    if (!existsSync(f)) {
+      die(
+        `${rel(f)} is missing: build it first with 'scripts/wasm-build.sh ${crate}' ` +
+          `(or pass --no-wasm to build the pages without it)`,
+      );
+    }
+  }
+  const wasmBg = site.addHashed(`${stem}_bg.wasm`, await readFile(bg));
+  // wasm-bindgen's default input is new URL('<stem>_bg.wasm', import.meta.url).
+  const text = (await readFile(js, "utf8")).replaceAll(`${stem}_bg.wasm`, wasmBg);
+  const wasmJs = site.addHashed(`${stem}.js`, Buffer.from(text, "utf8"));
+  return { js: wasmJs, bg: wasmBg };
+}
+
 async function buildVault() {
   const site = new Site("vault", SHELL, join(SHELL, "dist"));
   let wasmJs = null;
   let wasmBg = null;
+  let net = null;
   if (process.env.ECHO_VAULT_PKG && !FLAGS.has("--no-wasm")) log(`engine from ${rel(PKG)} (ECHO_VAULT_PKG)`);
   if (FLAGS.has("--no-wasm")) {
-    log("--no-wasm: the vault is built without its engine (pkg/echo-vault)");
+    log("--no-wasm: the vault is built without its engine (pkg/echo-vault) and its WebRTC driver");
   } else {
-    const js = join(PKG, "echo_vault.js");
-    const bg = join(PKG, "echo_vault_bg.wasm");
-    for (const f of [js, bg]) {
-      if (!existsSync(f)) {
-        die(
-          `${rel(f)} is missing: build the engine first with 'scripts/wasm-build.sh echo-vault' ` +
-            `(or pass --no-wasm to build the pages without it)`,
-        );
-      }
-    }
-    const wasm = await readFile(bg);
-    wasmBg = site.addHashed("echo_vault_bg.wasm", wasm);
-    // wasm-bindgen's default input is new URL('echo_vault_bg.wasm', import.meta.url).
-    const text = (await readFile(js, "utf8")).replace(/echo_vault_bg\.wasm/g, wasmBg);
-    wasmJs = site.addHashed("echo_vault.js", Buffer.from(text, "utf8"));
+    ({ js: wasmJs, bg: wasmBg } = await addWasmPkg(site, PKG, "echo_vault", "echo-vault"));
+    net = await addWasmPkg(site, NET_PKG, "echo_vault_net", "echo-vault-net");
   }
   await bundle(site, join(WORKER, "engine-worker.ts"), {
     fixedName: "engine-worker.js",
@@ -407,7 +433,13 @@ async function buildVault() {
   for (const page of ["vault.html", "consent.html", "manage.html"]) {
     if (!existsSync(join(SHELL, page))) die(`shell/${page} is missing`);
   }
-  for (const html of htmlFiles(SHELL)) await buildHtml(site, html, { define: {}, strict: true });
+  // The vault pages: one of them drives WebRTC for the engine (shell/src/net.ts).
+  const pageDefine = {
+    __ECHO_NET_JS__: JSON.stringify(net ? `./${net.js}` : null),
+    __ECHO_NET_BG__: JSON.stringify(net ? `./${net.bg}` : null),
+    __ECHO_ICE_SERVERS__: JSON.stringify(ICE_SERVERS),
+  };
+  for (const html of htmlFiles(SHELL)) await buildHtml(site, html, { define: pageDefine, strict: true });
   await copyPublic(site);
   const version = await buildServiceWorker(site);
   await site.write();

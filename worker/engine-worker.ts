@@ -14,6 +14,7 @@ declare const __ECHO_WASM_BG__: string | null;
 interface VaultEngine {
   attach_app(port: MessagePort, origin: string): void;
   attach_admin(port: MessagePort): void;
+  attach_net(port: MessagePort): void;
 }
 
 interface EchoVaultModule {
@@ -23,7 +24,8 @@ interface EchoVaultModule {
 
 type Attach =
   | { kind: "app"; origin: string; port: MessagePort }
-  | { kind: "admin"; port: MessagePort };
+  | { kind: "admin"; port: MessagePort }
+  | { kind: "net"; port: MessagePort };
 
 type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
 
@@ -100,7 +102,8 @@ function deliver(attach: Attach): void {
   if (engine) {
     try {
       if (attach.kind === "app") engine.attach_app(attach.port, attach.origin);
-      else engine.attach_admin(attach.port);
+      else if (attach.kind === "admin") engine.attach_admin(attach.port);
+      else engine.attach_net(attach.port);
     } catch (error) {
       refuse(attach, toRpcError(error));
     }
@@ -113,6 +116,11 @@ function deliver(attach: Attach): void {
 /** Without an engine, answers a connection with its error. */
 function refuse(attach: Attach, error: RpcError): void {
   const { port } = attach;
+  if (attach.kind === "net") {
+    // No engine to drive WebRTC for.
+    port.close();
+    return;
+  }
   if (attach.kind === "app") {
     // The app's first message is its hello: refuse it as the vault would.
     port.onmessage = () => {
@@ -140,6 +148,7 @@ function onControl(data: unknown): void {
   const message = data as {
     attach?: { origin?: unknown; port?: unknown };
     attach_admin?: { port?: unknown };
+    attach_net?: { port?: unknown };
   };
   if (message.attach) {
     const { origin, port } = message.attach;
@@ -147,6 +156,9 @@ function onControl(data: unknown): void {
   } else if (message.attach_admin) {
     const { port } = message.attach_admin;
     if (port instanceof MessagePort) deliver({ kind: "admin", port });
+  } else if (message.attach_net) {
+    const { port } = message.attach_net;
+    if (port instanceof MessagePort) deliver({ kind: "net", port });
   }
 }
 

@@ -17,6 +17,8 @@ export {
   type SubscribeOptions,
   type AccessResult,
   type RequestAccessOptions,
+  type InvitationResult,
+  type InviteRole,
 } from "./vault.js";
 export { EchoError, isEchoError, CLIENT_ERROR_CODES } from "./errors.js";
 export { CallTable, methodName } from "./calls.js";

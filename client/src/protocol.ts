@@ -260,7 +260,20 @@ apps: Array<string>,
 /**
  * The origin that created it, if an app did.
  */
-created_by?: string, };
+created_by?: string, 
+/**
+ * Peers syncing it with this vault now.
+ */
+peers: number, 
+/**
+ * When a peer was last heard on it, in milliseconds since the Unix
+ * epoch (none since this vault started).
+ */
+synced_at?: number, 
+/**
+ * Whether this vault is on signaling (can meet peers at all).
+ */
+online: boolean, };
 
 /**
  * A member of a space as the manage page lists it.

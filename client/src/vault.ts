@@ -104,6 +104,17 @@ export interface AccessResult {
   allowed: boolean;
 }
 
+/** How an invitation ended, as `space.invite()` / `vault.acceptInvitation()` resolve. */
+export interface InvitationResult {
+  /** `success`, `cancelled`, `expired` or `failed`. */
+  state: "success" | "cancelled" | "expired" | "failed";
+  /** The space (the one shared, or the one joined). */
+  space?: string;
+}
+
+/** What a person invited to a space may do in it. */
+export type InviteRole = "reader" | "editor" | "admin";
+
 /** Options of `requestAccess`. */
 export interface RequestAccessOptions {
   /** The app's name as the consent page shows it (next to its origin). */
@@ -879,6 +890,58 @@ export class Vault {
     return promise;
   }
 
+  // ---------------------------------------------------------- invitations
+
+  /**
+   * Joins a space someone shared: opens the vault's invitation window with
+   * `codeOrLink` (or empty, for the person to paste it), where the person
+   * types the 6-digit code the other vault shows. **Call it from a user
+   * gesture.** Resolves when it ended; on success this app may open the
+   * joined space (`result.space`). Codes never pass through the app.
+   */
+  acceptInvitation(codeOrLink = ""): Promise<InvitationResult> {
+    return this.invitationWindow({ code: codeOrLink });
+  }
+
+  /** @internal `space.invite()` and `acceptInvitation()`: the vault's invitation window. */
+  invitationWindow(request: { space?: string; role?: InviteRole; code?: string }): Promise<InvitationResult> {
+    const popup = window.open(`${this.baseUrl}/invite.html`, "echo-invite", "popup,width=520,height=760");
+    if (!popup) {
+      return Promise.reject(
+        new EchoError("rpc.cancelled", "the browser blocked the vault's invitation window; call it from a click", { reason: "popup_blocked" }),
+      );
+    }
+    return new Promise<InvitationResult>((resolve, reject) => {
+      let done = false;
+      const finish = () => {
+        done = true;
+        window.removeEventListener("message", onMessage);
+        clearInterval(watch);
+      };
+      const onMessage = (event: MessageEvent) => {
+        if (done || event.source !== popup || event.origin !== this.origin) return;
+        const data: unknown = event.data;
+        if (!data || typeof data !== "object") return;
+        const msg = data as { echo?: unknown; state?: unknown; space?: unknown };
+        if (msg.echo === "invite_ready") {
+          popup.postMessage({ echo: "invite_request", ...request }, this.origin);
+        } else if (msg.echo === "invite_result" && typeof msg.state === "string") {
+          finish();
+          const result: InvitationResult = { state: msg.state as InvitationResult["state"] };
+          if (typeof msg.space === "string") result.space = msg.space;
+          resolve(result);
+        }
+      };
+      const watch = setInterval(() => {
+        if (!done && popup.closed) {
+          finish();
+          reject(new EchoError("rpc.cancelled", "the invitation window was closed before the invitation ended", { reason: "popup_closed" }));
+        }
+      }, 400);
+      window.addEventListener("message", onMessage);
+    });
+  }
+
   /** Allowed in the popup: the vault pushes `access_granted`; if it does not come, a fresh handshake learns the consent. */
   private afterGrant(): void {
     setTimeout(() => {
@@ -900,6 +963,17 @@ export class Vault {
 export class Space {
   readonly id: string;
   private readonly vault: Vault;
+
+  /**
+   * Invites a person to this space: opens the vault's invitation window,
+   * which shows the code to send them and, once they open it, the 6-digit
+   * code they type. `role`: `editor` by default. **Call it from a user
+   * gesture.** Resolves when the invitation ended (`success` once they
+   * joined). The app never sees either code.
+   */
+  invite(options: { role?: InviteRole } = {}): Promise<InvitationResult> {
+    return this.vault.invitationWindow({ space: this.id, role: options.role ?? "editor" });
+  }
 
   constructor(vault: Vault, id: string) {
     this.vault = vault;

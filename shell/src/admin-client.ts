@@ -7,6 +7,9 @@ import type {
   AdminResponse,
   AppGrant,
   IdentityInfo,
+  InvitationInfo,
+  Member,
+  Role,
   RpcError,
   VaultSpace,
 } from "../../client/src/protocol";
@@ -122,6 +125,38 @@ export class AdminClient {
     expect(await this.call({ "identity.set_name": { name } }), "done");
   }
 
+  async members(space: string): Promise<Member[]> {
+    return expect(await this.call({ "members.list": { space } }), "members").members;
+  }
+
+  async setRole(space: string, identity: string, role: Role): Promise<void> {
+    expect(await this.call({ "members.set_role": { space, identity, role } }), "done");
+  }
+
+  async removeMember(space: string, identity: string): Promise<void> {
+    expect(await this.call({ "members.remove": { space, identity } }), "done");
+  }
+
+  async createInvitation(space: string, role: Role): Promise<InvitationInfo> {
+    return expect(await this.call({ "invitations.create": { space, role } }), "invitation").invitation;
+  }
+
+  async invitations(): Promise<InvitationInfo[]> {
+    return expect(await this.call({ "invitations.list": {} }), "invitations").invitations;
+  }
+
+  async cancelInvitation(invitation: string): Promise<void> {
+    expect(await this.call({ "invitations.cancel": { invitation } }), "done");
+  }
+
+  async acceptInvitation(code: string): Promise<InvitationInfo> {
+    return expect(await this.call({ "invitations.accept": { code } }), "invitation").invitation;
+  }
+
+  async enterCode(invitation: string, code: string): Promise<void> {
+    expect(await this.call({ "invitations.enter_code": { invitation, code } }), "done");
+  }
+
   private onReply(reply: AdminReply): void {
     if (typeof reply !== "object" || reply === null) return;
     if ("changed" in reply) {
@@ -139,7 +174,7 @@ export class AdminClient {
   }
 }
 
-type Kind = "done" | "status" | "apps" | "spaces";
+type Kind = "done" | "status" | "apps" | "spaces" | "members" | "invitation" | "invitations";
 type Of<K extends Kind> = Extract<AdminResponse, { [P in K]: unknown }>;
 
 /** The response's payload when it is of the expected kind, else an AdminError. */
@@ -160,4 +195,4 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
-export type { AppGrant, IdentityInfo, VaultSpace };
+export type { AppGrant, IdentityInfo, InvitationInfo, Member, Role, VaultSpace };

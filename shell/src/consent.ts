@@ -164,6 +164,8 @@ function start(): void {
     (status) => {
       if (status.engine === "failed") notice(`The vault cannot start: ${errorText(status.error)}`, "error");
     },
+    // A popup closes in seconds: it does not drive the vault's connections.
+    { net: false },
   );
 }
 

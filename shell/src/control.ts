@@ -6,7 +6,8 @@ import type { RpcError } from "../../client/src/protocol";
 /** Page → engine on the control port. */
 export type ControlMessage =
   | { attach: { origin: string; port: MessagePort } }
-  | { attach_admin: { port: MessagePort } };
+  | { attach_admin: { port: MessagePort } }
+  | { attach_net: { port: MessagePort } };
 
 /** Engine → page on the control port. */
 export type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
@@ -19,6 +20,9 @@ export const SHARED_WORKER_OPTIONS = {
   name: ENGINE_NAME,
   sameSiteCookies: "none",
 } as const;
+
+/** The Web Lock of the vault page that drives WebRTC for the engine (section 7). */
+export const NET_LOCK = "echo-net-host";
 
 /** Lock and channel names of the dedicated-worker fallback (section 4). */
 export const LEADER_LOCK = "echo-engine-leader";

@@ -28,6 +28,11 @@ export interface EngineLink {
   attachApp(origin: string, port: MessagePort): void;
   /** Hands the engine one end of a management connection. */
   attachAdmin(port: MessagePort): void;
+  /**
+   * Hands the engine the port of this page's WebRTC driver; false when this
+   * page cannot (a fallback page that relays to another page's engine).
+   */
+  attachNet(port: MessagePort): boolean;
 }
 
 /** Joins the engine through `scope` (the globals or a storage-access handle). */
@@ -111,6 +116,12 @@ class SharedLink extends BaseLink implements EngineLink {
   attachAdmin(port: MessagePort): void {
     const message: ControlMessage = { attach_admin: { port } };
     this.port.postMessage(message, [port]);
+  }
+
+  attachNet(port: MessagePort): boolean {
+    const message: ControlMessage = { attach_net: { port } };
+    this.port.postMessage(message, [port]);
+    return true;
   }
 }
 
@@ -203,6 +214,14 @@ class FallbackLink extends BaseLink implements EngineLink {
 
   attachAdmin(port: MessagePort): void {
     this.attach({ kind: "admin" }, port);
+  }
+
+  attachNet(port: MessagePort): boolean {
+    // Only the page that runs the dedicated worker reaches it directly.
+    if (!this.isLeader || !this.worker) return false;
+    const message: ControlMessage = { attach_net: { port } };
+    this.worker.postMessage(message, [port]);
+    return true;
   }
 
   private attach(kind: OwnConn["kind"], port: MessagePort): void {

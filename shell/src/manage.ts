@@ -1,7 +1,14 @@
 // The manage page (/manage.html): the vault's identity, the apps and what
 // they were granted (with Revoke), the spaces, and storage use. Lists again
 // on every admin `changed` event.
-import { describeError, type AdminClient, type AppGrant, type VaultSpace } from "./admin-client";
+import {
+  describeError,
+  type AdminClient,
+  type AppGrant,
+  type Member,
+  type Role,
+  type VaultSpace,
+} from "./admin-client";
 import { byId, formatBytes, h, replace } from "./dom";
 import { errorText, openAdmin, spaceName } from "./page";
 
@@ -163,7 +170,16 @@ function renderSpaces(spaces: VaultSpace[]): void {
     h(
       "thead",
       {},
-      h("tr", {}, h("th", {}, "Space"), h("th", {}, "Objects"), h("th", {}, "Apps"), h("th", {}, "Created by")),
+      h(
+        "tr",
+        {},
+        h("th", {}, "Space"),
+        h("th", {}, "Objects"),
+        h("th", {}, "Apps"),
+        h("th", {}, "Created by"),
+        h("th", {}, "Peers"),
+        h("th", {}, "Members"),
+      ),
     ),
   );
   const body = h("tbody");
@@ -176,11 +192,78 @@ function renderSpaces(spaces: VaultSpace[]): void {
         h("td", { class: "num" }, space.objects === undefined ? "—" : String(space.objects)),
         h("td", {}, space.apps.length ? space.apps.join(", ") : h("span", { class: "muted" }, "none")),
         h("td", {}, space.created_by ?? h("span", { class: "muted" }, "you")),
+        h("td", { class: "peers", "data-peers": String(space.peers) }, peerText(space)),
+        membersCell(space.space),
       ),
     );
   }
   table.appendChild(body);
   replace(spacesEl, table);
+}
+
+/** Who the space syncs with, honestly: no silent stall. */
+function peerText(space: VaultSpace): string {
+  const last = space.synced_at === undefined ? "" : `, last heard ${new Date(space.synced_at).toLocaleTimeString()}`;
+  if (space.peers > 0) return `${space.peers} online${last}`;
+  if (!space.online) return `offline: cannot reach signaling${last}`;
+  return `no peer online${last}`;
+}
+
+const ROLES: Role[] = ["reader", "editor", "admin"];
+
+/** A space's members with their roles (changeable by a manager), and Invite. */
+function membersCell(space: string): HTMLElement {
+  const cell = h("td", { class: "members-cell", "data-space": space }, h("span", { class: "muted" }, "…"));
+  if (!client) return cell;
+  const admin = client;
+  void (async () => {
+    try {
+      const [members, status] = await Promise.all([admin.members(space), admin.status()]);
+      const me = status.identity.identity_key;
+      const myRole = members.find((m) => m.identity === me)?.role;
+      const manager = myRole === "owner" || myRole === "admin";
+      const list = h("ul", { class: "members" });
+      for (const member of members) list.appendChild(memberRow(admin, space, member, me, manager));
+      const invite = h(
+        "a",
+        { href: `invite.html?space=${encodeURIComponent(space)}`, class: "button", "data-invite": space },
+        "Invite someone…",
+      );
+      replace(cell, list, manager ? invite : h("span", { class: "muted small" }, "Only the owner or an admin invites."));
+    } catch (error) {
+      replace(cell, h("span", { class: "error-text" }, describeError(error)));
+    }
+  })();
+  return cell;
+}
+
+function memberRow(admin: AdminClient, space: string, member: Member, me: string, manager: boolean): HTMLElement {
+  const who = member.identity === me ? "you" : `${member.identity.slice(0, 10)}…`;
+  const row = h("li", { "data-member": member.identity }, h("code", { title: member.identity }, who));
+  if (!manager || member.identity === me || member.role === "owner") {
+    row.appendChild(h("span", { class: "badge" }, member.role));
+    return row;
+  }
+  const select = h("select", { "aria-label": `Role of ${who}` }) as HTMLSelectElement;
+  for (const role of ROLES) {
+    const option = h("option", { value: role }, role) as HTMLOptionElement;
+    option.selected = role === member.role;
+    select.appendChild(option);
+  }
+  select.addEventListener("change", () => {
+    admin
+      .setRole(space, member.identity, select.value as Role)
+      .catch((error: unknown) => banner(`Could not change the role: ${describeError(error)}`));
+  });
+  const remove = h("button", { type: "button", class: "danger small" }, "Remove");
+  remove.addEventListener("click", () => {
+    if (!confirm(`Remove ${who} from this space? Their vault stops receiving it.`)) return;
+    admin
+      .removeMember(space, member.identity)
+      .catch((error: unknown) => banner(`Could not remove: ${describeError(error)}`));
+  });
+  row.append(select, remove);
+  return row;
 }
 
 function formatDate(ms: number): string {

@@ -4,6 +4,7 @@ import type { RpcError, Value, VaultSpace } from "../../client/src/protocol";
 import { AdminClient } from "./admin-client";
 import { globalScope, type EngineStatus } from "./control";
 import { joinEngine, type EngineLink } from "./engine";
+import { joinNetElection } from "./net";
 import { registerServiceWorker } from "./sw-register";
 
 export interface AdminSession {
@@ -15,14 +16,19 @@ export interface AdminSession {
 /**
  * Joins the engine and opens an admin port. `onClient` runs with the first
  * client and again with each new one after a lost connection (fallback
- * relays); `onStatus` with each engine status.
+ * relays); `onStatus` with each engine status. `options.net: false` keeps
+ * the page out of the election of the page that drives WebRTC.
  */
 export function openAdmin(
   onClient: (client: AdminClient) => void,
   onStatus: (status: EngineStatus) => void,
+  options: { net?: boolean } = {},
 ): AdminSession {
   registerServiceWorker();
-  const link = joinEngine(globalScope());
+  const scope = globalScope();
+  const link = joinEngine(scope);
+  // A page that stays open may drive WebRTC (not a short-lived popup).
+  if (options.net !== false) joinNetElection(link, scope, () => {});
   let current = attach(link);
   link.onStatus(onStatus);
   link.onDisconnect(() => {

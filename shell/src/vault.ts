@@ -11,6 +11,7 @@ import {
   type StorageScope,
 } from "./control";
 import { joinEngine, type EngineLink } from "./engine";
+import { joinNetElection } from "./net";
 import { registerServiceWorker } from "./sw-register";
 
 type Setup =
@@ -142,6 +143,7 @@ function startEngine(scope: StorageScope): EngineLink {
   // A relayed connection lost its leader: reloading tells the app (its
   // iframe loads again), which connects anew.
   engine.onDisconnect(() => location.reload());
+  joinNetElection(engine, scope, () => {});
   return engine;
 }
 

@@ -6,9 +6,10 @@
 //! (the demo app) — each with its own security headers, MIME types and
 //! caching rules. So self-hosting a vault is this one binary.
 //!
-//! Later it also hosts the WebSocket signaling rendezvous (join, leave,
-//! forward by topic, with size and rate limits): another router beside the
-//! static files (see [`server`]).
+//! The vault site's listener also serves the signaling rendezvous
+//! ([`rendezvous`]: `GET /signal`, a WebSocket where vaults join opaque
+//! topics and pass one another small messages, with size, rate and socket
+//! limits), so self-hosting stays one binary.
 //!
 //! - [`policy`]: headers, MIME types, the content-hash caching rule;
 //! - [`files`]: the static file handler (path checks, `ETag`, index pages);
@@ -16,6 +17,7 @@
 
 pub mod files;
 pub mod policy;
+pub mod rendezvous;
 pub mod server;
 
 pub use policy::SiteKind;

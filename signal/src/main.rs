@@ -43,8 +43,16 @@ struct Args {
     frame_ancestors: Vec<String>,
     /// A vault page opened as a popup by the vault's iframe, served without
     /// COOP so that it keeps its opener; repeatable.
-    #[arg(long, value_name = "PATH", default_value = "/consent.html")]
+    #[arg(long, value_name = "PATH", default_values_t = ["/consent.html".to_string(), "/invite.html".to_string()])]
     opener_page: Vec<String>,
+    /// Page origins besides the vault's that may use the signaling
+    /// rendezvous (`/signal`), comma-separated; clients without an Origin
+    /// (native peers) always may.
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    signal_origins: Vec<String>,
+    /// Sockets one client address may hold open on `/signal`.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    signal_max_sockets_per_address: usize,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +75,11 @@ fn main() -> ExitCode {
         vault_origin: args.vault_origin,
         frame_ancestors,
         opener_pages: args.opener_page,
+        signal_limits: echo_signal::rendezvous::Limits {
+            sockets_per_address: args.signal_max_sockets_per_address,
+            ..Default::default()
+        },
+        signal_origins: args.signal_origins,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,13 +7,14 @@
 //! [`DRAIN_TIMEOUT`].
 //!
 //! Each site's [`router`] is `/healthz` + the static files as the fallback,
-//! under a layer that adds the site's headers to every response. The
-//! signaling rendezvous will be one more router merged in before the
-//! fallback (e.g. `router(site).merge(signal::routes(state))` on the vault's
-//! listener, or on a listener of its own); the static files never shadow it.
+//! under a layer that adds the site's headers to every response. On the
+//! vault's listener the signaling rendezvous (`/signal`,
+//! `/signal/status`) is merged in before it; the static files never
+//! shadow it.
 
 use crate::files::{self, Site};
 use crate::policy::{Policy, SiteKind};
+use crate::rendezvous::{self, Hub, Rendezvous};
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -55,6 +56,10 @@ pub struct Config {
     /// Vault pages (request paths such as `/consent.html`) served without
     /// COOP, because they are popups that must keep their opener.
     pub opener_pages: Vec<String>,
+    /// Limits of the signaling rendezvous on the vault's listener.
+    pub signal_limits: crate::rendezvous::Limits,
+    /// Page origins besides the vault's own that may use signaling.
+    pub signal_origins: Vec<String>,
 }
 
 /// Why the server could not start or stopped.
@@ -116,6 +121,7 @@ struct Bound {
 /// Sites whose directories were checked and whose listeners are bound.
 pub struct Server {
     bound: Vec<Bound>,
+    rendezvous: Arc<Rendezvous>,
 }
 
 impl Server {
@@ -182,7 +188,18 @@ impl Server {
                 }
             })
             .collect();
-        Ok(Server { bound })
+        let mut origins = config.signal_origins.clone();
+        origins.extend(vault_origin);
+        let rendezvous = Arc::new(Rendezvous {
+            hub: Arc::new(Hub::new(config.signal_limits.clone())),
+            origins,
+        });
+        Ok(Server { bound, rendezvous })
+    }
+
+    /// The signaling hub (for status and tests).
+    pub fn hub(&self) -> Arc<Hub> {
+        self.rendezvous.hub.clone()
     }
 
     /// The address a site listens on (with the real port when 0 was asked).
@@ -210,7 +227,12 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         for bound in self.bound {
             let name = bound.site.policy.kind.name();
-            let app = router(bound.site);
+            let kind = bound.site.policy.kind;
+            let mut app = router(bound.site);
+            if kind == SiteKind::Vault {
+                app = rendezvous::routes(self.rendezvous.clone()).merge(app);
+            }
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let mut stop = stop_rx.clone();
             tasks.spawn(async move {
                 let stopped = async move {

@@ -21,8 +21,11 @@
 //!   before it is parsed with serde_json; anything else is answered with
 //!   `rejected` (`rpc.bad_request`).
 //!
-//! Peers (WebRTC) are driven by a vault page, not here: the engine gets
-//! their bytes over ports in a later step (docs/ARCHITECTURE.md).
+//! - **Network** (`net.rs`): the signaling socket, the vault page that
+//!   drives WebRTC for the engine, and the peer links it hands over.
+//! - **Time**: one `setTimeout` at the vault's `poll_timeout`, which
+//!   hands it `Input::Timeout` (heartbeats, dial retries, invitation
+//!   deadlines).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -56,8 +59,11 @@ struct Port {
     _onclose: Closure<dyn FnMut(JsValue)>,
 }
 
-struct State {
+pub(crate) struct State {
     vault: Vault,
+    pub(crate) net: crate::net::Net,
+    /// The pending `setTimeout`: its handle and the deadline it is for.
+    timer: Option<(i32, u64)>,
     store: Rc<IdbStore>,
     keyring: Rc<Keyring>,
     ports: BTreeMap<ConnId, Port>,
@@ -68,7 +74,7 @@ struct State {
     boot: Option<futures_channel::oneshot::Sender<Result<(), RpcError>>>,
 }
 
-type Shared = Rc<RefCell<State>>;
+pub(crate) type Shared = Rc<RefCell<State>>;
 
 /// An error as a plain JS object `{code, message, details?}`.
 fn rpc_error(e: impl Into<RpcError>) -> JsValue {
@@ -168,6 +174,13 @@ impl VaultEngine {
         enqueue(&self.state, Input::AdminConnected { conn });
     }
 
+    /// The port of the vault page that drives WebRTC for the engine (the
+    /// one that holds the Web Lock `echo-net-host`): dials go to it, and
+    /// it hands over a port per peer link.
+    pub fn attach_net(&self, port: MessagePort) {
+        crate::net::attach_host(&self.state, port);
+    }
+
     /// How many connections are attached (for the manage page and tests).
     pub fn connections(&self) -> u32 {
         self.state.borrow().ports.len() as u32
@@ -187,6 +200,8 @@ impl VaultEngine {
             vault,
             store,
             keyring,
+            net: crate::net::Net::default(),
+            timer: None,
             ports: BTreeMap::new(),
             inbox: VecDeque::new(),
             pumping: false,
@@ -202,6 +217,7 @@ impl VaultEngine {
             .await
             .map_err(|_| RpcError::new(codes::INTERNAL, "the vault stopped while starting"))?;
         booted?;
+        crate::net::connect(&state);
         Ok(VaultEngine { state })
     }
 
@@ -253,7 +269,7 @@ impl VaultEngine {
     }
 }
 
-fn enqueue(state: &Shared, input: Input) {
+pub(crate) fn enqueue(state: &Shared, input: Input) {
     state.borrow_mut().inbox.push_back(input);
     pump(state);
 }
@@ -338,6 +354,31 @@ fn pump(state: &Shared) {
         }
     }
     state.borrow_mut().pumping = false;
+    schedule_timeout(state);
+}
+
+/// Keeps one `setTimeout` at the vault's next deadline.
+fn schedule_timeout(state: &Shared) {
+    let at = state.borrow().vault.poll_timeout();
+    let current = state.borrow().timer;
+    if current.map(|(_, t)| t) == at {
+        return;
+    }
+    if let Some((handle, _)) = state.borrow_mut().timer.take() {
+        crate::net::clear_timeout(handle);
+    }
+    let Some(at) = at else { return };
+    let wait = at.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
+    let weak = Rc::downgrade(state);
+    let fire = Closure::once_into_js(move || {
+        if let Some(state) = weak.upgrade() {
+            state.borrow_mut().timer = None;
+            enqueue(&state, Input::Timeout);
+        }
+    });
+    if let Some(handle) = crate::net::set_timeout(&fire, wait) {
+        state.borrow_mut().timer = Some((handle, at));
+    }
 }
 
 fn post(port: &Port, value: JsValue) {
@@ -450,16 +491,14 @@ fn drain_outputs(state: &Shared) {
                     enqueue(&state, Input::Unsealed { op, result });
                 });
             }
-            Output::PeerSend { .. }
-            | Output::PeerClose { .. }
-            | Output::SignalJoin { .. }
-            | Output::SignalLeave { .. }
-            | Output::SignalSend { .. }
-            | Output::Dial { .. } => {
-                // No peer links nor signaling in the worker yet (see the
-                // module docs); the vault never hears `SignalUp`, so it
-                // asks for none of these.
+            Output::PeerSend { link, bytes } => crate::net::peer_send(state, link, bytes),
+            Output::PeerClose { link, .. } => crate::net::peer_close(state, link),
+            Output::SignalJoin { topic } => crate::net::signal_join(state, &topic),
+            Output::SignalLeave { topic } => crate::net::signal_leave(state, &topic),
+            Output::SignalSend { topic, to, data } => {
+                crate::net::signal_send(state, &topic, to, &data)
             }
+            Output::Dial { dial, peer, topic } => crate::net::dial(state, dial, peer, &topic),
             Output::Event(event) => match event {
                 VaultEvent::Ready => {
                     if let Some(tx) = state.borrow_mut().boot.take() {
@@ -473,6 +512,15 @@ fn drain_outputs(state: &Shared) {
                     if let Some(tx) = state.borrow_mut().boot.take() {
                         let _ = tx.send(Err(error));
                     }
+                }
+                VaultEvent::InvitationTrouble { invitation, error } => {
+                    web_sys::console::warn_1(
+                        &format!(
+                            "echo-vault: invitation {invitation}: {}: {}",
+                            error.code, error.message
+                        )
+                        .into(),
+                    );
                 }
                 _ => {}
             },

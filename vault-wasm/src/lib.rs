@@ -30,6 +30,8 @@ pub mod frame;
 mod idb;
 #[cfg(target_arch = "wasm32")]
 mod keyring;
+#[cfg(target_arch = "wasm32")]
+mod net;
 mod store;
 
 #[cfg(target_arch = "wasm32")]

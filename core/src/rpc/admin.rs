@@ -275,6 +275,15 @@ pub struct VaultSpace {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(test, ts(optional))]
     pub created_by: Option<String>,
+    /// Peers syncing it with this vault now.
+    pub peers: u32,
+    /// When a peer was last heard on it, in milliseconds since the Unix
+    /// epoch (none since this vault started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub synced_at: Option<f64>,
+    /// Whether this vault is on signaling (can meet peers at all).
+    pub online: bool,
 }
 
 /// What the engine sends on an admin port.

@@ -216,6 +216,9 @@ impl Vault {
                                 .map(|(o, _)| o.clone())
                                 .collect(),
                             created_by: slot.record.created_by.clone(),
+                            peers: self.peers.syncing(id) as u32,
+                            synced_at: self.peers.heard.get(id).map(|t| *t as f64),
+                            online: self.signal_is_up(),
                         }
                     })
                     .collect();

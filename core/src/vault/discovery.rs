@@ -114,6 +114,7 @@ impl Vault {
     /// The host's signaling session is up (again): join every topic.
     pub(super) fn signal_up(&mut self) {
         self.discovery.up = true;
+        self.admin_changed();
         self.discovery.joined.clear();
         self.discovery.remotes.clear();
         self.discovery.dials.clear();
@@ -128,6 +129,7 @@ impl Vault {
     /// The host's signaling session is gone: it forgot our topics.
     pub(super) fn signal_down(&mut self) {
         self.discovery.up = false;
+        self.admin_changed();
         self.discovery.joined.clear();
         self.discovery.remotes.clear();
         self.discovery.dials.clear();

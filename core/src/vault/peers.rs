@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::machine::{LinkId, Output, VaultEvent};
+use super::machine::{LinkId, Millis, Output, VaultEvent};
 use super::Vault;
 use crate::data::SpaceId;
 use crate::peer::{
@@ -41,6 +41,8 @@ pub(super) struct Link {
 pub(super) struct Peers {
     pub links: BTreeMap<LinkId, Link>,
     pub config: PeerConfig,
+    /// When each space last heard from a peer (a sync message arrived).
+    pub heard: BTreeMap<SpaceId, Millis>,
 }
 
 impl Peers {
@@ -55,6 +57,18 @@ impl Peers {
                     .filter_map(|(ch, _)| l.conn.channel_space(*ch))
             })
             .collect()
+    }
+
+    /// Peers syncing `space` now (one per link with a session for it).
+    pub fn syncing(&self, space: &SpaceId) -> usize {
+        self.links
+            .values()
+            .filter(|l| {
+                l.sessions
+                    .keys()
+                    .any(|ch| l.conn.channel_space(*ch) == Some(*space))
+            })
+            .count()
     }
 
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -109,6 +123,9 @@ impl Vault {
     /// Drops a link; each space synced on it stops, saying why.
     fn forget_link(&mut self, link: LinkId, code: &str, reason: &str) {
         if let Some(l) = self.peers.links.remove(&link) {
+            if !l.sessions.is_empty() {
+                self.admin_changed();
+            }
             for ch in l.sessions.keys() {
                 if let Some(space) = l.conn.channel_space(*ch) {
                     self.outputs
@@ -212,6 +229,8 @@ impl Vault {
                         }
                         self.outputs
                             .push_back(Output::Event(VaultEvent::SyncStarted { link, space }));
+                        self.peers.heard.insert(space, self.now);
+                        self.admin_changed();
                     }
                     Err(e) => {
                         if let Some(l) = self.peers.links.get_mut(&link) {
@@ -234,6 +253,7 @@ impl Vault {
                     return;
                 };
                 session.handle(replica, &bytes, now);
+                self.peers.heard.insert(space, now);
                 self.session_events(link, channel, space);
             }
             ConnEvent::ChannelClosed {
@@ -253,6 +273,7 @@ impl Vault {
                         code,
                         reason,
                     }));
+                self.admin_changed();
             }
             ConnEvent::Writable => {}
             ConnEvent::Closed { reason, by_peer } => {

@@ -1,0 +1,574 @@
+//! [`NetHost`]: the driver itself (wasm32 only). See the crate docs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, ArrayBuffer, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    MessageChannel, MessageEvent, MessagePort, RtcConfiguration, RtcDataChannel,
+    RtcDataChannelEvent, RtcDataChannelInit, RtcDataChannelState, RtcDataChannelType,
+    RtcIceGatheringState, RtcPeerConnection, RtcPeerConnectionState, RtcSdpType,
+    RtcSessionDescriptionInit,
+};
+
+use crate::{channel_binding, HIGH_WATER, LOW_WATER};
+
+/// How long candidates are gathered before a description goes out anyway.
+const GATHER_MS: i32 = 3_000;
+/// A dial whose channel is not open by then has failed.
+const OPEN_MS: i32 = 20_000;
+
+/// Which way a connection was made.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Side {
+    /// We dialled: the engine's dial id.
+    Out,
+    /// They dialled us.
+    In,
+}
+
+type Key = (String, Side);
+
+struct Conn {
+    pc: RtcPeerConnection,
+    dial: Option<f64>,
+    dc: Option<RtcDataChannel>,
+    /// The driver's end of the engine's link port, once open.
+    port: Option<MessagePort>,
+    /// Bytes waiting for the channel's buffer to drain.
+    queue: VecDeque<ArrayBuffer>,
+    /// Closures kept alive with the connection.
+    handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    open: bool,
+}
+
+struct Inner {
+    engine: MessagePort,
+    ice_servers: JsValue,
+    conns: BTreeMap<Key, Conn>,
+    _onmessage: Option<Closure<dyn FnMut(MessageEvent)>>,
+}
+
+type Shared = Rc<RefCell<Inner>>;
+
+/// The WebRTC driver of the vault page that holds the lead.
+#[wasm_bindgen]
+pub struct NetHost {
+    inner: Shared,
+}
+
+fn obj(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o.into()
+}
+
+fn field(value: &JsValue, name: &str) -> JsValue {
+    Reflect::get(value, &name.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}
+
+/// The driver's steps, for a browser's console (debug level).
+fn trace(message: &str) {
+    web_sys::console::debug_1(&format!("echo-net: {message}").into());
+}
+
+fn set_timeout(f: &JsValue, ms: i32) {
+    let global = js_sys::global();
+    if let Some(set) = Reflect::get(&global, &"setTimeout".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    {
+        let _ = set.call2(&global, f, &JsValue::from(ms));
+    }
+}
+
+/// Resolves after `ms`.
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, ms));
+    let _ = JsFuture::from(promise).await;
+}
+
+#[wasm_bindgen]
+impl NetHost {
+    /// Drives WebRTC for the engine on `engine` (the port the engine's
+    /// `attach_net` took the other end of). `ice_servers`: the
+    /// `RTCConfiguration.iceServers` list (STUN/TURN) as JSON.
+    #[wasm_bindgen(constructor)]
+    pub fn new(engine: MessagePort, ice_servers: &str) -> Result<NetHost, JsValue> {
+        let ice_servers = js_sys::JSON::parse(ice_servers)?;
+        if !Array::is_array(&ice_servers) {
+            return Err("iceServers must be a JSON array".into());
+        }
+        let inner = Rc::new(RefCell::new(Inner {
+            engine: engine.clone(),
+            ice_servers,
+            conns: BTreeMap::new(),
+            _onmessage: None,
+        }));
+        let weak = Rc::downgrade(&inner);
+        let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(inner) = weak.upgrade() {
+                on_engine(&inner, event.data());
+            }
+        });
+        engine.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        engine.start();
+        inner.borrow_mut()._onmessage = Some(onmessage);
+        Ok(NetHost { inner })
+    }
+
+    /// Connections open (data channel up).
+    pub fn links(&self) -> u32 {
+        self.inner
+            .borrow()
+            .conns
+            .values()
+            .filter(|c| c.open)
+            .count() as u32
+    }
+
+    /// The page is going: every connection closes and the engine hears it.
+    pub fn close(&self) {
+        let keys: Vec<Key> = self.inner.borrow().conns.keys().cloned().collect();
+        for key in keys {
+            drop_conn(&self.inner, &key, "the vault page that connected it closed");
+        }
+        let _ = self
+            .inner
+            .borrow()
+            .engine
+            .post_message(&obj(&[("t", "bye".into())]));
+    }
+}
+
+/// An invite link as a QR code (SVG text); empty when too long for one.
+#[wasm_bindgen(js_name = qrSvg)]
+pub fn qr_svg_js(text: &str) -> String {
+    crate::qr_svg(text).unwrap_or_default()
+}
+
+fn send_engine(inner: &Shared, message: &JsValue) {
+    let _ = inner.borrow().engine.post_message(message);
+}
+
+fn on_engine(inner: &Shared, data: JsValue) {
+    match field(&data, "t").as_string().as_deref() {
+        Some("dial") => {
+            let (Some(dial), Some(peer), Some(topic)) = (
+                field(&data, "dial").as_f64(),
+                field(&data, "peer").as_string(),
+                field(&data, "topic").as_string(),
+            ) else {
+                return;
+            };
+            trace(&format!("dial {dial} to {peer}"));
+            let inner = inner.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = dial_out(&inner, dial, &peer, &topic).await {
+                    let key = (peer.clone(), Side::Out);
+                    drop_conn(&inner, &key, "");
+                    send_engine(
+                        &inner,
+                        &obj(&[
+                            ("t", "dial_failed".into()),
+                            ("dial", dial.into()),
+                            ("reason", format!("WebRTC: {e:?}").into()),
+                        ]),
+                    );
+                }
+            });
+        }
+        Some("signal") => {
+            let (Some(from), Some(topic)) = (
+                field(&data, "from").as_string(),
+                field(&data, "topic").as_string(),
+            ) else {
+                return;
+            };
+            let payload = field(&data, "payload");
+            trace(&format!(
+                "{} from {from}",
+                field(&payload, "kind").as_string().unwrap_or_default()
+            ));
+            let inner = inner.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = on_signal(&inner, &from, &topic, &payload).await {
+                    warn(&format!("echo-net: negotiation with {from} failed: {e:?}"));
+                    drop_conn(&inner, &(from.clone(), Side::In), "");
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
+fn new_pc(inner: &Shared) -> Result<RtcPeerConnection, JsValue> {
+    let config = RtcConfiguration::new();
+    config.set_ice_servers(&inner.borrow().ice_servers);
+    RtcPeerConnection::new_with_configuration(&config)
+}
+
+/// The candidates of a description, short (for the trace).
+fn candidates(sdp: &str) -> String {
+    let list: Vec<String> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .map(|c| {
+            c.split_whitespace()
+                .skip(4)
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    if list.is_empty() {
+        "no candidates".into()
+    } else {
+        list.join("; ")
+    }
+}
+
+/// Waits until every candidate is in the local description (or
+/// [`GATHER_MS`] passed), then returns its SDP.
+async fn gathered(pc: &RtcPeerConnection) -> Result<String, JsValue> {
+    let mut waited = 0;
+    while pc.ice_gathering_state() != RtcIceGatheringState::Complete && waited < GATHER_MS {
+        sleep(20).await;
+        waited += 20;
+    }
+    pc.local_description()
+        .map(|d| d.sdp())
+        .ok_or_else(|| "no local description".into())
+}
+
+async fn dial_out(inner: &Shared, dial: f64, peer: &str, topic: &str) -> Result<(), JsValue> {
+    let key: Key = (peer.to_owned(), Side::Out);
+    drop_conn(inner, &key, "");
+    let pc = new_pc(inner)?;
+    let init = RtcDataChannelInit::new();
+    init.set_ordered(true);
+    let dc = pc.create_data_channel_with_data_channel_dict("echo", &init);
+    inner.borrow_mut().conns.insert(
+        key.clone(),
+        Conn {
+            pc: pc.clone(),
+            dial: Some(dial),
+            dc: None,
+            port: None,
+            queue: VecDeque::new(),
+            handlers: Vec::new(),
+            open: false,
+        },
+    );
+    watch_pc(inner, &key, &pc);
+    wire_channel(inner, &key, dc);
+    let offer = JsFuture::from(pc.create_offer()).await?;
+    let sdp = field(&offer, "sdp").as_string().unwrap_or_default();
+    let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+    desc.set_sdp(&sdp);
+    JsFuture::from(pc.set_local_description(&desc)).await?;
+    let sdp = gathered(&pc).await?;
+    trace(&format!("offer to {peer}: {}", candidates(&sdp)));
+    send_engine(
+        inner,
+        &obj(&[
+            ("t", "signal_send".into()),
+            ("to", peer.into()),
+            ("topic", topic.into()),
+            (
+                "payload",
+                obj(&[("kind", "offer".into()), ("sdp", sdp.into())]),
+            ),
+        ]),
+    );
+    // A dial that does not open in time has failed.
+    let weak = Rc::downgrade(inner);
+    let peer = peer.to_owned();
+    let check = Closure::once_into_js(move || {
+        let Some(inner) = weak.upgrade() else { return };
+        let key: Key = (peer, Side::Out);
+        let late = inner
+            .borrow()
+            .conns
+            .get(&key)
+            .is_some_and(|c| !c.open && c.dial == Some(dial));
+        if late {
+            drop_conn(&inner, &key, "");
+            send_engine(
+                &inner,
+                &obj(&[
+                    ("t", "dial_failed".into()),
+                    ("dial", dial.into()),
+                    ("reason", "the peer did not answer in time".into()),
+                ]),
+            );
+        }
+    });
+    set_timeout(&check, OPEN_MS);
+    Ok(())
+}
+
+async fn on_signal(
+    inner: &Shared,
+    from: &str,
+    topic: &str,
+    payload: &JsValue,
+) -> Result<(), JsValue> {
+    let sdp = field(payload, "sdp").as_string().ok_or("no sdp")?;
+    match field(payload, "kind").as_string().as_deref() {
+        Some("offer") => {
+            let key: Key = (from.to_owned(), Side::In);
+            drop_conn(inner, &key, "");
+            let pc = new_pc(inner)?;
+            inner.borrow_mut().conns.insert(
+                key.clone(),
+                Conn {
+                    pc: pc.clone(),
+                    dial: None,
+                    dc: None,
+                    port: None,
+                    queue: VecDeque::new(),
+                    handlers: Vec::new(),
+                    open: false,
+                },
+            );
+            watch_pc(inner, &key, &pc);
+            let weak = Rc::downgrade(inner);
+            let k = key.clone();
+            let ondc = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+                let Some(inner) = weak.upgrade() else { return };
+                if let Some(event) = event.dyn_ref::<RtcDataChannelEvent>() {
+                    wire_channel(&inner, &k, event.channel());
+                }
+            });
+            pc.set_ondatachannel(Some(ondc.as_ref().unchecked_ref()));
+            if let Some(c) = inner.borrow_mut().conns.get_mut(&key) {
+                c.handlers.push(ondc);
+            }
+            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+            desc.set_sdp(&sdp);
+            JsFuture::from(pc.set_remote_description(&desc)).await?;
+            let answer = JsFuture::from(pc.create_answer()).await?;
+            let answer_sdp = field(&answer, "sdp").as_string().unwrap_or_default();
+            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+            desc.set_sdp(&answer_sdp);
+            JsFuture::from(pc.set_local_description(&desc)).await?;
+            let sdp = gathered(&pc).await?;
+            trace(&format!("answer to {from}: {}", candidates(&sdp)));
+            send_engine(
+                inner,
+                &obj(&[
+                    ("t", "signal_send".into()),
+                    ("to", from.into()),
+                    ("topic", topic.into()),
+                    (
+                        "payload",
+                        obj(&[("kind", "answer".into()), ("sdp", sdp.into())]),
+                    ),
+                ]),
+            );
+            Ok(())
+        }
+        Some("answer") => {
+            let pc = inner
+                .borrow()
+                .conns
+                .get(&(from.to_owned(), Side::Out))
+                .map(|c| c.pc.clone())
+                .ok_or("an answer to no offer")?;
+            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+            desc.set_sdp(&sdp);
+            JsFuture::from(pc.set_remote_description(&desc)).await?;
+            Ok(())
+        }
+        _ => Err("an unknown negotiation message".into()),
+    }
+}
+
+/// Drops the connection when its transport fails or closes.
+fn watch_pc(inner: &Shared, key: &Key, pc: &RtcPeerConnection) {
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let p = pc.clone();
+    let onstate = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        let Some(inner) = weak.upgrade() else { return };
+        trace(&format!(
+            "connection to {}: {:?}",
+            k.0,
+            p.connection_state()
+        ));
+        if matches!(
+            p.connection_state(),
+            RtcPeerConnectionState::Failed | RtcPeerConnectionState::Closed
+        ) {
+            drop_conn(&inner, &k, "the connection failed");
+        }
+    });
+    pc.set_onconnectionstatechange(Some(onstate.as_ref().unchecked_ref()));
+    if let Some(c) = inner.borrow_mut().conns.get_mut(key) {
+        c.handlers.push(onstate);
+    }
+}
+
+fn wire_channel(inner: &Shared, key: &Key, dc: RtcDataChannel) {
+    dc.set_binary_type(RtcDataChannelType::Arraybuffer);
+    dc.set_buffered_amount_low_threshold(LOW_WATER);
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let onopen = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        if let Some(inner) = weak.upgrade() {
+            opened(&inner, &k);
+        }
+    });
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let onmessage = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(buffer) = event
+            .dyn_ref::<MessageEvent>()
+            .and_then(|e| e.data().dyn_into::<ArrayBuffer>().ok())
+        else {
+            return;
+        };
+        let s = inner.borrow();
+        if let Some(port) = s.conns.get(&k).and_then(|c| c.port.as_ref()) {
+            let _ = port.post_message_with_transferable(&buffer, &Array::of1(&buffer));
+        }
+    });
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let onclose = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        if let Some(inner) = weak.upgrade() {
+            drop_conn(&inner, &k, "the data channel closed");
+        }
+    });
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let onlow = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+        if let Some(inner) = weak.upgrade() {
+            drain(&inner, &k);
+        }
+    });
+    dc.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+    dc.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    dc.set_onclose(Some(onclose.as_ref().unchecked_ref()));
+    dc.set_onbufferedamountlow(Some(onlow.as_ref().unchecked_ref()));
+    let mut s = inner.borrow_mut();
+    if let Some(c) = s.conns.get_mut(key) {
+        c.handlers.extend([onopen, onmessage, onclose, onlow]);
+        c.dc = Some(dc);
+    }
+}
+
+/// The channel is open: hand the engine a port for it, with the binding.
+fn opened(inner: &Shared, key: &Key) {
+    let (pc, dial) = {
+        let s = inner.borrow();
+        let Some(c) = s.conns.get(key) else { return };
+        (c.pc.clone(), c.dial)
+    };
+    let local = pc.local_description().map(|d| d.sdp()).unwrap_or_default();
+    let remote = pc.remote_description().map(|d| d.sdp()).unwrap_or_default();
+    trace(&format!("channel to {} open", key.0));
+    let Some(binding) = channel_binding(&local, &remote) else {
+        drop_conn(inner, key, "the session has no DTLS fingerprint");
+        return;
+    };
+    let Ok(channel) = MessageChannel::new() else {
+        drop_conn(inner, key, "no MessageChannel");
+        return;
+    };
+    let ours = channel.port1();
+    let theirs = channel.port2();
+    let weak: Weak<RefCell<Inner>> = Rc::downgrade(inner);
+    let k = key.clone();
+    let onport = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(data) = event.dyn_ref::<MessageEvent>().map(MessageEvent::data) else {
+            return;
+        };
+        if let Ok(buffer) = data.clone().dyn_into::<ArrayBuffer>() {
+            if let Some(c) = inner.borrow_mut().conns.get_mut(&k) {
+                c.queue.push_back(buffer);
+            }
+            drain(&inner, &k);
+        } else if data.as_string().as_deref() == Some("close") {
+            // The engine closed the link: what it sent before goes first.
+            drain(&inner, &k);
+            drop_conn(&inner, &k, "");
+        }
+    });
+    ours.set_onmessage(Some(onport.as_ref().unchecked_ref()));
+    ours.start();
+    {
+        let mut s = inner.borrow_mut();
+        let Some(c) = s.conns.get_mut(key) else {
+            return;
+        };
+        c.port = Some(ours);
+        c.open = true;
+        c.handlers.push(onport);
+    }
+    let dial = dial.map_or(JsValue::NULL, JsValue::from);
+    let message = obj(&[
+        ("t", "link".into()),
+        ("dial", dial),
+        ("binding", binding.into()),
+        ("port", theirs.clone().into()),
+    ]);
+    let _ = inner
+        .borrow()
+        .engine
+        .post_message_with_transferable(&message, &Array::of1(&theirs));
+}
+
+/// Sends what waits while the channel's buffer has room.
+fn drain(inner: &Shared, key: &Key) {
+    let mut s = inner.borrow_mut();
+    let Some(c) = s.conns.get_mut(key) else {
+        return;
+    };
+    let Some(dc) = c.dc.clone() else { return };
+    if dc.ready_state() != RtcDataChannelState::Open {
+        return;
+    }
+    while dc.buffered_amount() < HIGH_WATER {
+        let Some(buffer) = c.queue.pop_front() else {
+            break;
+        };
+        if let Err(e) = dc.send_with_array_buffer(&buffer) {
+            warn(&format!("echo-net: send failed: {e:?}"));
+            break;
+        }
+    }
+}
+
+/// Closes a connection; the engine hears it (a link: "closed").
+fn drop_conn(inner: &Shared, key: &Key, why: &str) {
+    let Some(c) = inner.borrow_mut().conns.remove(key) else {
+        return;
+    };
+    if !why.is_empty() && c.open {
+        warn(&format!("echo-net: link to {} closed: {why}", key.0));
+    }
+    if let Some(port) = &c.port {
+        let _ = port.post_message(&"closed".into());
+        port.close();
+    }
+    if let Some(dc) = &c.dc {
+        dc.set_onclose(None);
+        dc.close();
+    }
+    c.pc.set_onconnectionstatechange(None);
+    c.pc.close();
+}
