@@ -1,0 +1,340 @@
+//! The signaling rendezvous over real WebSockets: topics, presence,
+//! messages, and every limit with its typed error. Each test runs a server
+//! in-process on an ephemeral port.
+
+mod common;
+
+use common::{fixture, TempDir};
+use echo_signal::rendezvous::Limits;
+use echo_signal::{Config, Server, SiteConfig, SiteKind};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const T1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const T2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+struct Running {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dirs: TempDir,
+}
+
+async fn start(limits: Limits) -> Running {
+    let dirs = fixture();
+    let config = Config {
+        vault: Some(SiteConfig {
+            dir: dirs.path().join("vault"),
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }),
+        vault_origin: Some("http://vault.localhost:8600".into()),
+        signal_limits: limits,
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr(SiteKind::Vault).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        _stop: stop,
+        _dirs: dirs,
+    }
+}
+
+async fn connect_with(
+    addr: SocketAddr,
+    origin: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{addr}/signal").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// A socket and its peer id (after `welcome`).
+async fn connect(addr: SocketAddr) -> (Ws, String) {
+    let mut ws = connect_with(addr, Some("http://vault.localhost:8600"))
+        .await
+        .expect("connects");
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["t"], "welcome", "{welcome}");
+    let peer = welcome["peer"].as_str().unwrap().to_owned();
+    assert_eq!(peer.len(), 16);
+    (ws, peer)
+}
+
+/// The next JSON message (pings skipped), within 5 s.
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Reads until the socket closes; returns the close code and reason.
+async fn closed(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closes in time")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn peers_meet_on_a_topic_and_hear_who_comes_and_goes() {
+    let s = start(Limits::default()).await;
+    let (mut a, pa) = connect(s.addr).await;
+    let (mut b, pb) = connect(s.addr).await;
+    send(&mut a, json!({"t": "join", "topic": T1})).await;
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "peers", "topic": T1, "peers": []})
+    );
+    send(&mut b, json!({"t": "join", "topic": T1})).await;
+    assert_eq!(
+        next(&mut b).await,
+        json!({"t": "peers", "topic": T1, "peers": [pa]})
+    );
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "joined", "topic": T1, "peer": pb})
+    );
+    // A message goes to exactly its addressee.
+    send(
+        &mut b,
+        json!({"t": "send", "topic": T1, "to": pa, "data": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "message", "topic": T1, "from": pb, "data": "hello"})
+    );
+    // Leaving tells the others; a closed socket leaves every topic.
+    send(&mut b, json!({"t": "leave", "topic": T1})).await;
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "left", "topic": T1, "peer": pb})
+    );
+    send(&mut b, json!({"t": "join", "topic": T1})).await;
+    assert_eq!(next(&mut b).await["t"], "peers");
+    assert_eq!(next(&mut a).await["t"], "joined");
+    b.close(None).await.unwrap();
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "left", "topic": T1, "peer": pb})
+    );
+}
+
+#[tokio::test]
+async fn sends_need_both_ends_on_the_topic() {
+    let s = start(Limits::default()).await;
+    let (mut a, _pa) = connect(s.addr).await;
+    let (mut b, pb) = connect(s.addr).await;
+    send(&mut b, json!({"t": "join", "topic": T2})).await;
+    next(&mut b).await;
+    // A is not on T2.
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T2, "to": pb, "data": "x"}),
+    )
+    .await;
+    let e = next(&mut a).await;
+    assert_eq!(e["code"], "signal.not_on_topic", "{e}");
+    // B is not on T1.
+    send(&mut a, json!({"t": "join", "topic": T1})).await;
+    next(&mut a).await;
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T1, "to": pb, "data": "x"}),
+    )
+    .await;
+    let e = next(&mut a).await;
+    assert_eq!(e["code"], "signal.no_such_peer");
+    assert_eq!(e["topic"], T1);
+    assert!(e["message"].as_str().unwrap().contains("not on the topic"));
+}
+
+#[tokio::test]
+async fn a_bad_frame_closes_that_socket_only() {
+    let s = start(Limits::default()).await;
+    let (mut a, pa) = connect(s.addr).await;
+    let (mut b, pb) = connect(s.addr).await;
+    for ws in [&mut a, &mut b] {
+        send(ws, json!({"t": "join", "topic": T1})).await;
+        next(ws).await;
+    }
+    next(&mut a).await; // joined b
+    b.send(Message::Text("{not json".into())).await.unwrap();
+    let (code, reason) = closed(&mut b).await;
+    assert_eq!((code, reason.as_str()), (1007, "signal.bad_frame"));
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "left", "topic": T1, "peer": pb})
+    );
+    // A still works.
+    let (mut c, _) = connect(s.addr).await;
+    send(&mut c, json!({"t": "join", "topic": T1})).await;
+    assert_eq!(next(&mut c).await["peers"], json!([pa]));
+    // A malformed topic is a bad frame too.
+    send(&mut c, json!({"t": "join", "topic": "XYZ"})).await;
+    assert_eq!(closed(&mut c).await.1, "signal.bad_frame");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let s = start(Limits {
+        frame_bytes: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let (mut a, _) = connect(s.addr).await;
+    send(
+        &mut a,
+        json!({"t": "join", "topic": T1, "pad": "x".repeat(10_000)}),
+    )
+    .await;
+    let (code, reason) = closed(&mut a).await;
+    assert_eq!(code, 1009, "{reason}");
+}
+
+#[tokio::test]
+async fn oversized_data_and_too_many_topics_get_typed_errors() {
+    let s = start(Limits {
+        topics: 1,
+        data_bytes: 10,
+        ..Limits::default()
+    })
+    .await;
+    let (mut a, pa) = connect(s.addr).await;
+    send(&mut a, json!({"t": "join", "topic": T1})).await;
+    next(&mut a).await;
+    send(&mut a, json!({"t": "join", "topic": T2})).await;
+    let e = next(&mut a).await;
+    assert_eq!(e["code"], "signal.too_many_topics");
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T1, "to": pa, "data": "more than ten bytes"}),
+    )
+    .await;
+    assert_eq!(next(&mut a).await["code"], "signal.data_too_large");
+}
+
+#[tokio::test]
+async fn a_flood_is_rate_limited_then_closed() {
+    let s = start(Limits {
+        messages_per_second: 5,
+        burst: 5,
+        rate_strikes: 20,
+        ..Limits::default()
+    })
+    .await;
+    let (mut a, _) = connect(s.addr).await;
+    for _ in 0..40 {
+        send(&mut a, json!({"t": "join", "topic": T1})).await;
+    }
+    let mut limited = 0;
+    let (code, reason) = loop {
+        match tokio::time::timeout(Duration::from_secs(5), a.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["code"] == "signal.rate_limited" {
+                    limited += 1;
+                }
+            }
+            Some(Ok(Message::Close(Some(f)))) => break (u16::from(f.code), f.reason.to_string()),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(
+        limited >= 10,
+        "{limited} rate_limited errors before the close"
+    );
+    assert_eq!((code, reason.as_str()), (1008, "signal.rate_limited"));
+}
+
+#[tokio::test]
+async fn sockets_per_address_origins_and_silence_are_limited() {
+    let s = start(Limits {
+        sockets_per_address: 2,
+        idle_timeout: Duration::from_millis(600),
+        heartbeat: Duration::from_secs(30),
+        ..Limits::default()
+    })
+    .await;
+    let (mut a, _) = connect(s.addr).await;
+    let (_b, _) = connect(s.addr).await;
+    match connect_with(s.addr, None).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("signal.too_many_sockets"), "{body}");
+        }
+        other => panic!("a third socket from one address: {:?}", other.map(|_| ())),
+    }
+    // A page of another origin is refused (a native client sends none).
+    drop(_b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match connect_with(s.addr, Some("http://evil.localhost:9999")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("another origin: {:?}", other.map(|_| ())),
+    }
+    // Silence: closed for idleness.
+    let (code, reason) = closed(&mut a).await;
+    assert_eq!((code, reason.as_str()), (1001, "signal.idle_timeout"));
+}
+
+#[tokio::test]
+async fn the_status_counts_sockets_and_topics() {
+    let s = start(Limits::default()).await;
+    let (mut a, _) = connect(s.addr).await;
+    send(&mut a, json!({"t": "join", "topic": T1})).await;
+    next(&mut a).await;
+    let reply = common::get(s.addr, "/signal/status").await;
+    assert_eq!(reply.status, 200);
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(v["sockets"], 1);
+    assert_eq!(v["topics"], 1);
+    assert_eq!(v["redis"], "off");
+}
