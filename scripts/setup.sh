@@ -9,7 +9,9 @@
 # What it installs, and when:
 #   apt      lld-19 rustc-web cargo-web rust-web-src  when the active rustc has
 #            no wasm32-unknown-unknown std (see scripts/lib.sh);
-#            chromium chromium-driver                 always (browser tests).
+#            chromium chromium-driver                 always (browser tests);
+#            redis-server                             always (signaling scale-out tests
+#                                                     and bench; they start their own)
 #            `apt-get update` runs once, only when something is missing.
 #   rustup   clippy, rustfmt components when missing.
 #   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
@@ -29,7 +31,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-apt_packages=(chromium chromium-driver)
+apt_packages=(chromium chromium-driver redis-server)
 if [ "$(wasm_route)" = debian ]; then
   apt_packages=(rustc-web cargo-web rust-web-src lld-19 "${apt_packages[@]}")
 fi

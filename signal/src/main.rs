@@ -50,6 +50,10 @@ struct Args {
     /// (native peers) always may.
     #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
     signal_origins: Vec<String>,
+    /// Share signaling topics with other echo-signal nodes through this
+    /// Redis (redis://host:port, redis+unix:///path/to/socket).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
     /// Sockets one client address may hold open on `/signal`.
     #[arg(long, value_name = "N", default_value_t = 256)]
     signal_max_sockets_per_address: usize,
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             ..Default::default()
         },
         signal_origins: args.signal_origins,
+        redis: args.redis,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

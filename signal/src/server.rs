@@ -60,6 +60,9 @@ pub struct Config {
     pub signal_limits: crate::rendezvous::Limits,
     /// Page origins besides the vault's own that may use signaling.
     pub signal_origins: Vec<String>,
+    /// Redis to share topics with other nodes through (`redis://…`,
+    /// `redis+unix:///path`); none: this node alone.
+    pub redis: Option<String>,
 }
 
 /// Why the server could not start or stopped.
@@ -92,6 +95,9 @@ pub enum Error {
     /// An opener page is not a path.
     #[error("invalid opener page {0:?}: use a path such as /consent.html")]
     BadOpenerPage(String),
+    /// The Redis URL is not one.
+    #[error("invalid --redis URL: {0}")]
+    Redis(String),
     /// A port could not be bound (taken, or not allowed).
     #[error("cannot listen on {addr} for the {site} site: {source}")]
     Bind {
@@ -190,9 +196,18 @@ impl Server {
             .collect();
         let mut origins = config.signal_origins.clone();
         origins.extend(vault_origin);
+        let hub = Arc::new(Hub::new(config.signal_limits.clone()));
+        let bridge = match &config.redis {
+            Some(url) => Some(
+                rendezvous::bridge::Bridge::new(url, hub.clone())
+                    .map_err(|e| Error::Redis(e.to_string()))?,
+            ),
+            None => None,
+        };
         let rendezvous = Arc::new(Rendezvous {
-            hub: Arc::new(Hub::new(config.signal_limits.clone())),
+            hub,
             origins,
+            bridge,
         });
         Ok(Server { bound, rendezvous })
     }
@@ -244,6 +259,13 @@ impl Server {
                     .map_err(|source| Error::Serve { site: name, source })
             });
         }
+        // The Redis bridge runs until the server stops (aborted with it).
+        let bridge = self
+            .rendezvous
+            .bridge
+            .clone()
+            .map(|bridge| tokio::spawn(bridge.run()));
+        let _abort_bridge = AbortOnDrop(bridge);
         let mut stop_rx = stop_rx;
         tokio::spawn(async move {
             shutdown.await;
@@ -265,6 +287,17 @@ impl Server {
         match tokio::time::timeout(DRAIN_TIMEOUT, drained).await {
             Ok(result) => result,
             Err(_) => Ok(()), // connections still open are dropped with the tasks
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
 }

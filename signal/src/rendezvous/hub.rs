@@ -32,6 +32,18 @@ struct Inner {
     peers: HashMap<PeerId, Peer>,
     topics: HashMap<Topic, BTreeSet<PeerId>>,
     addresses: HashMap<IpAddr, usize>,
+    /// Peers on other nodes (through Redis), per topic this node has local
+    /// members on: peer → its node.
+    remote: HashMap<Topic, HashMap<PeerId, u64>>,
+}
+
+/// Where a message to a peer goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Delivered to a socket of this node.
+    Local,
+    /// To a peer on another node: publish it there.
+    Remote(u64),
 }
 
 /// Counts for `/signal/status` and the benchmark.
@@ -110,7 +122,18 @@ impl Hub {
         self.drop_slow(slow);
     }
 
+    /// Joins `topic`; `remote` are the peers other nodes have on it (from
+    /// Redis), told in the `peers` answer with the local ones.
     pub fn join(&self, id: PeerId, topic: Topic) -> Result<(), SignalError> {
+        self.join_with(id, topic, Vec::new())
+    }
+
+    pub fn join_with(
+        &self,
+        id: PeerId,
+        topic: Topic,
+        remote: Vec<(PeerId, u64)>,
+    ) -> Result<(), SignalError> {
         let mut slow = Vec::new();
         {
             let mut inner = self.lock();
@@ -129,13 +152,19 @@ impl Hub {
             let members = inner.topics.entry(topic).or_default();
             let before: Vec<PeerId> = members.iter().copied().collect();
             members.insert(id);
+            let cache = inner.remote.entry(topic).or_default();
+            for (peer, node) in remote {
+                cache.insert(peer, node);
+            }
+            let mut everyone: Vec<String> = before.iter().map(ToString::to_string).collect();
+            everyone.extend(cache.keys().map(ToString::to_string));
             let text = topic.to_string();
             deliver(
                 &inner,
                 id,
                 &ServerMessage::Peers {
                     topic: text.clone(),
-                    peers: before.iter().map(ToString::to_string).collect(),
+                    peers: everyone,
                 },
                 &mut slow,
             );
@@ -173,7 +202,7 @@ impl Hub {
         topic: Topic,
         to: PeerId,
         data: String,
-    ) -> Result<(), SignalError> {
+    ) -> Result<Route, SignalError> {
         let mut slow = Vec::new();
         {
             let inner = self.lock();
@@ -182,7 +211,10 @@ impl Hub {
                 return Err(SignalError::NotOnTopic);
             }
             if !members.is_some_and(|m| m.contains(&to)) {
-                return Err(SignalError::NoSuchPeer);
+                return match inner.remote.get(&topic).and_then(|r| r.get(&to)) {
+                    Some(node) => Ok(Route::Remote(*node)),
+                    None => Err(SignalError::NoSuchPeer),
+                };
             }
             deliver(
                 &inner,
@@ -196,7 +228,122 @@ impl Hub {
             );
         }
         self.drop_slow(slow);
-        Ok(())
+        Ok(Route::Local)
+    }
+
+    /// A message from a peer on another node, for `to` here (if it is on
+    /// the topic).
+    pub fn deliver_remote(&self, topic: Topic, from: PeerId, to: PeerId, data: String) {
+        let mut slow = Vec::new();
+        {
+            let inner = self.lock();
+            if !inner.topics.get(&topic).is_some_and(|m| m.contains(&to)) {
+                return;
+            }
+            deliver(
+                &inner,
+                to,
+                &ServerMessage::Message {
+                    topic: topic.to_string(),
+                    from: from.to_string(),
+                    data,
+                },
+                &mut slow,
+            );
+        }
+        self.drop_slow(slow);
+    }
+
+    /// A peer of another node joined `topic`: the local members hear it,
+    /// once (a node announcing again after Redis came back is no news).
+    pub fn remote_joined(&self, topic: Topic, peer: PeerId, node: u64) {
+        let mut slow = Vec::new();
+        {
+            let mut inner = self.lock();
+            let Some(members) = inner.topics.get(&topic) else {
+                return;
+            };
+            let members: Vec<PeerId> = members.iter().copied().collect();
+            if inner
+                .remote
+                .entry(topic)
+                .or_default()
+                .insert(peer, node)
+                .is_some()
+            {
+                return;
+            }
+            let joined = ServerMessage::Joined {
+                topic: topic.to_string(),
+                peer: peer.to_string(),
+            };
+            for m in members {
+                deliver(&inner, m, &joined, &mut slow);
+            }
+        }
+        self.drop_slow(slow);
+    }
+
+    /// A peer of another node left `topic` (or its node is gone).
+    pub fn remote_left(&self, topic: Topic, peer: PeerId) {
+        let mut slow = Vec::new();
+        {
+            let mut inner = self.lock();
+            let known = inner
+                .remote
+                .get_mut(&topic)
+                .is_some_and(|r| r.remove(&peer).is_some());
+            if !known {
+                return;
+            }
+            let left = ServerMessage::Left {
+                topic: topic.to_string(),
+                peer: peer.to_string(),
+            };
+            let members: Vec<PeerId> = inner
+                .topics
+                .get(&topic)
+                .map(|m| m.iter().copied().collect())
+                .unwrap_or_default();
+            for m in members {
+                deliver(&inner, m, &left, &mut slow);
+            }
+        }
+        self.drop_slow(slow);
+    }
+
+    /// Every remote peer known, per topic (for sweeping dead nodes, and
+    /// for forgetting them all when Redis is lost).
+    pub fn remote_peers(&self) -> Vec<(Topic, PeerId, u64)> {
+        self.lock()
+            .remote
+            .iter()
+            .flat_map(|(t, r)| r.iter().map(move |(p, n)| (*t, *p, *n)))
+            .collect()
+    }
+
+    /// The local members of every topic (to announce again after Redis
+    /// came back).
+    pub fn local_members(&self) -> Vec<(Topic, PeerId)> {
+        self.lock()
+            .topics
+            .iter()
+            .flat_map(|(t, m)| m.iter().map(move |p| (*t, *p)))
+            .collect()
+    }
+
+    /// The topics socket `id` is on.
+    pub fn topics_of(&self, id: PeerId) -> Vec<Topic> {
+        self.lock()
+            .peers
+            .get(&id)
+            .map(|p| p.topics.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether this node has local members on `topic`.
+    pub fn has_topic(&self, topic: &Topic) -> bool {
+        self.lock().topics.contains_key(topic)
     }
 
     /// Puts a message on `id`'s own queue (its answers and errors).
@@ -230,6 +377,7 @@ fn leave_locked(inner: &mut Inner, id: PeerId, topic: Topic, slow: &mut Vec<Peer
     members.remove(&id);
     if members.is_empty() {
         inner.topics.remove(&topic);
+        inner.remote.remove(&topic);
         return;
     }
     let left = ServerMessage::Left {

@@ -8,10 +8,14 @@
 //! - [`error`]: the typed errors and their codes;
 //! - [`limits`]: per-socket and per-address limits, the rate bucket;
 //! - [`hub`]: the topics and sockets of this node;
-//! - [`socket`]: one socket's task (requests, heartbeats, limits).
+//! - [`socket`]: one socket's task (requests, heartbeats, limits);
+//! - [`bridge`]: several nodes sharing topics through Redis pub/sub (off
+//!   unless `--redis URL` is given).
 //!
-//! `GET /signal/status` answers the node's counts (JSON).
+//! `GET /signal/status` answers the node's counts and its Redis state
+//! (JSON).
 
+pub mod bridge;
 pub mod error;
 pub mod hub;
 pub mod limits;
@@ -38,6 +42,77 @@ pub struct Rendezvous {
     /// Page origins allowed to connect (an absent `Origin`, a native
     /// client, always is).
     pub origins: Vec<String>,
+    /// Other nodes, through Redis (none: this node alone).
+    pub bridge: Option<Arc<bridge::Bridge>>,
+}
+
+impl Rendezvous {
+    /// Carries out one request of socket `peer`.
+    pub async fn request(
+        &self,
+        peer: protocol::PeerId,
+        message: protocol::ClientMessage,
+    ) -> Result<(), SignalError> {
+        use protocol::{ClientMessage, PeerId, Topic};
+        let topic_of = |t: &str| {
+            Topic::parse(t)
+                .ok_or_else(|| SignalError::BadFrame("a topic is 64 lower-case hex digits".into()))
+        };
+        match message {
+            ClientMessage::Join { topic } => {
+                let topic = topic_of(&topic)?;
+                match &self.bridge {
+                    None => self.hub.join(peer, topic),
+                    Some(bridge) => {
+                        let remote = bridge.members(&topic).await;
+                        self.hub.join_with(peer, topic, remote)?;
+                        bridge.joined(&topic, peer).await;
+                        Ok(())
+                    }
+                }
+            }
+            ClientMessage::Leave { topic } => {
+                let topic = topic_of(&topic)?;
+                self.hub.leave(peer, topic);
+                if let Some(bridge) = &self.bridge {
+                    bridge.left(&topic, peer).await;
+                }
+                Ok(())
+            }
+            ClientMessage::Send { topic, to, data } => {
+                let topic = topic_of(&topic)?;
+                let to = PeerId::parse(&to).ok_or_else(|| {
+                    SignalError::BadFrame("a peer id is 16 lower-case hex digits".into())
+                })?;
+                if data.len() > self.hub.limits.data_bytes {
+                    return Err(SignalError::DataTooLarge {
+                        limit: self.hub.limits.data_bytes,
+                    });
+                }
+                match self.hub.send(peer, topic, to, data.clone())? {
+                    hub::Route::Local => Ok(()),
+                    hub::Route::Remote(node) => match &self.bridge {
+                        Some(bridge) => {
+                            bridge.send(node, &topic, peer, to, data).await;
+                            Ok(())
+                        }
+                        None => Err(SignalError::NoSuchPeer),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Socket `peer` closed.
+    pub async fn closed(&self, peer: protocol::PeerId) {
+        let topics = self.hub.topics_of(peer);
+        self.hub.unregister(peer);
+        if let Some(bridge) = &self.bridge {
+            for topic in topics {
+                bridge.left(&topic, peer).await;
+            }
+        }
+    }
 }
 
 /// `/signal` and `/signal/status`.
@@ -75,10 +150,13 @@ async fn upgrade(
     let hub = r.hub.clone();
     let limits = &hub.limits;
     let guard = Unregister(Some((hub.clone(), peer)));
+    let rendezvous = r.clone();
     ws.max_frame_size(limits.frame_bytes)
         .max_message_size(limits.frame_bytes)
         .on_failed_upgrade(move |_| drop(guard))
-        .on_upgrade(move |socket| async move { socket::serve(socket, hub, peer, queue).await })
+        .on_upgrade(
+            move |socket| async move { socket::serve(socket, rendezvous, peer, queue).await },
+        )
 }
 
 /// Unregisters a socket whose upgrade failed.
@@ -94,6 +172,10 @@ impl Drop for Unregister {
 
 async fn status(State(r): State<Arc<Rendezvous>>) -> Response {
     let s = r.hub.status();
-    let body = serde_json::json!({ "sockets": s.sockets, "topics": s.topics, "redis": "off" });
+    let (redis, node) = match &r.bridge {
+        Some(b) => (b.state(), Some(format!("{:016x}", b.node))),
+        None => (bridge::RedisState::Off, None),
+    };
+    let body = serde_json::json!({ "sockets": s.sockets, "topics": s.topics, "redis": redis, "node": node });
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -10,9 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::error::SignalError;
-use super::hub::{Hub, Outbound};
+use super::hub::Outbound;
 use super::limits::Bucket;
 use super::protocol::{ClientMessage, PeerId, ServerMessage, Topic};
+use super::Rendezvous;
 
 /// Close codes: 1009 message too big, 1008 policy, 1007 bad data,
 /// 1001 going away (idle, slow).
@@ -36,10 +37,11 @@ fn error_message(error: &SignalError, topic: Option<&Topic>) -> ServerMessage {
 /// Serves one socket until it closes; it is unregistered at the end.
 pub async fn serve(
     socket: WebSocket,
-    hub: Arc<Hub>,
+    rendezvous: Arc<Rendezvous>,
     peer: PeerId,
     mut queue: mpsc::Receiver<Outbound>,
 ) {
+    let hub = rendezvous.hub.clone();
     let (mut sink, mut stream) = socket.split();
     let limits = hub.limits.clone();
     hub.tell(
@@ -95,7 +97,11 @@ pub async fn serve(
                             continue;
                         }
                         strikes = 0;
-                        if let Err(error) = request(&hub, peer, &text) {
+                        let result = match serde_json::from_str::<ClientMessage>(&text) {
+                            Ok(message) => rendezvous.request(peer, message).await,
+                            Err(e) => Err(SignalError::BadFrame(e.to_string())),
+                        };
+                        if let Err(error) = result {
                             if matches!(error, SignalError::BadFrame(_)) {
                                 break Some(error);
                             }
@@ -120,7 +126,7 @@ pub async fn serve(
             }
         }
     };
-    hub.unregister(peer);
+    rendezvous.closed(peer).await;
     if let Some(error) = ended {
         let _ = sink
             .send(Message::Close(Some(CloseFrame {
@@ -130,35 +136,6 @@ pub async fn serve(
             .await;
     }
     let _ = sink.close().await;
-}
-
-/// Carries out one request.
-fn request(hub: &Hub, peer: PeerId, text: &str) -> Result<(), SignalError> {
-    let message: ClientMessage =
-        serde_json::from_str(text).map_err(|e| SignalError::BadFrame(e.to_string()))?;
-    let topic_of = |t: &str| {
-        Topic::parse(t)
-            .ok_or_else(|| SignalError::BadFrame("a topic is 64 lower-case hex digits".into()))
-    };
-    match message {
-        ClientMessage::Join { topic } => hub.join(peer, topic_of(&topic)?),
-        ClientMessage::Leave { topic } => {
-            hub.leave(peer, topic_of(&topic)?);
-            Ok(())
-        }
-        ClientMessage::Send { topic, to, data } => {
-            let topic = topic_of(&topic)?;
-            let to = PeerId::parse(&to).ok_or_else(|| {
-                SignalError::BadFrame("a peer id is 16 lower-case hex digits".into())
-            })?;
-            if data.len() > hub.limits.data_bytes {
-                return Err(SignalError::DataTooLarge {
-                    limit: hub.limits.data_bytes,
-                });
-            }
-            hub.send(peer, topic, to, data)
-        }
-    }
 }
 
 /// The client's address, for the per-address limit.

@@ -1,0 +1,237 @@
+//! Two signaling nodes sharing topics through a real `redis-server` (a unix
+//! socket in a temp dir, no TCP port): peers on different nodes meet and
+//! exchange messages; a node that loses Redis says so, keeps serving its
+//! own sockets, and recovers when Redis is back.
+
+mod common;
+
+use common::{fixture, TempDir};
+use echo_signal::rendezvous::Limits;
+use echo_signal::{Config, Server, SiteConfig, SiteKind};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const T: &str = "abababababababababababababababababababababababababababababababab";
+
+/// A redis-server of our own on a unix socket; killed on drop.
+struct Redis {
+    child: Child,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install Debian's redis-server (scripts/setup.sh does)")
+            });
+        for _ in 0..100 {
+            if socket.exists() {
+                return Redis { child };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not open {}", socket.display());
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Node {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dirs: TempDir,
+}
+
+async fn node(redis_url: &str) -> Node {
+    let dirs = fixture();
+    let config = Config {
+        vault: Some(SiteConfig {
+            dir: dirs.path().join("vault"),
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }),
+        redis: Some(redis_url.to_owned()),
+        signal_limits: Limits::default(),
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr(SiteKind::Vault).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    Node {
+        addr,
+        _stop: stop,
+        _dirs: dirs,
+    }
+}
+
+async fn redis_state(addr: SocketAddr) -> String {
+    let reply = common::get(addr, "/signal/status").await;
+    let v: Value = serde_json::from_slice(&reply.body).unwrap();
+    v["redis"].as_str().unwrap().to_owned()
+}
+
+async fn wait_state(addr: SocketAddr, want: &str) {
+    for _ in 0..200 {
+        if redis_state(addr).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "node {addr} never reported redis {want} (last {})",
+        redis_state(addr).await
+    );
+}
+
+async fn connect(addr: SocketAddr) -> (Ws, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/signal"))
+        .await
+        .unwrap();
+    let welcome = next(&mut ws).await;
+    (ws, welcome["peer"].as_str().unwrap().to_owned())
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// Peers on `n1` and `n2` meet on topic T and pass a message each way.
+async fn meet(n1: SocketAddr, n2: SocketAddr) -> (Ws, Ws) {
+    let (mut a, pa) = connect(n1).await;
+    let (mut b, pb) = connect(n2).await;
+    send(&mut a, json!({"t": "join", "topic": T})).await;
+    assert_eq!(next(&mut a).await["peers"], json!([]));
+    send(&mut b, json!({"t": "join", "topic": T})).await;
+    assert_eq!(
+        next(&mut b).await["peers"],
+        json!([pa]),
+        "B on node 2 hears of A on node 1"
+    );
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "joined", "topic": T, "peer": pb})
+    );
+    send(
+        &mut b,
+        json!({"t": "send", "topic": T, "to": pa, "data": "offer"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "message", "topic": T, "from": pb, "data": "offer"})
+    );
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T, "to": pb, "data": "answer"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut b).await,
+        json!({"t": "message", "topic": T, "from": pa, "data": "answer"})
+    );
+    (a, b)
+}
+
+#[tokio::test]
+async fn peers_on_two_nodes_meet_through_redis_and_the_nodes_survive_losing_it() {
+    let dir = TempDir::new("redis");
+    let url = format!("redis+unix://{}", dir.path().join("redis.sock").display());
+    let redis = Redis::start(dir.path());
+    let n1 = node(&url).await;
+    let n2 = node(&url).await;
+    wait_state(n1.addr, "connected").await;
+    wait_state(n2.addr, "connected").await;
+
+    let (mut a, mut b) = meet(n1.addr, n2.addr).await;
+    // A leaves: B on the other node hears it.
+    let pa_left = {
+        send(&mut a, json!({"t": "leave", "topic": T})).await;
+        next(&mut b).await
+    };
+    assert_eq!(pa_left["t"], "left");
+
+    // Redis goes away: both nodes say so and keep serving their own sockets.
+    redis.stop();
+    wait_state(n1.addr, "lost").await;
+    wait_state(n2.addr, "lost").await;
+    let (mut c, _) = connect(n1.addr).await;
+    send(&mut c, json!({"t": "join", "topic": T})).await;
+    assert_eq!(
+        next(&mut c).await["t"],
+        "peers",
+        "a lone node still answers"
+    );
+    drop((a, b, c));
+
+    // Redis is back (same socket): the nodes reconnect, peers meet again.
+    let _redis = Redis::start(dir.path());
+    wait_state(n1.addr, "connected").await;
+    wait_state(n2.addr, "connected").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_a, _b) = meet_fresh(n1.addr, n2.addr).await;
+}
+
+/// Like [`meet`] on a topic nobody used before the outage.
+async fn meet_fresh(n1: SocketAddr, n2: SocketAddr) -> (Ws, Ws) {
+    const U: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    let (mut a, pa) = connect(n1).await;
+    let (mut b, pb) = connect(n2).await;
+    send(&mut a, json!({"t": "join", "topic": U})).await;
+    next(&mut a).await;
+    send(&mut b, json!({"t": "join", "topic": U})).await;
+    assert_eq!(next(&mut b).await["peers"], json!([pa]));
+    assert_eq!(next(&mut a).await["peer"], json!(pb));
+    send(
+        &mut a,
+        json!({"t": "send", "topic": U, "to": pb, "data": "again"}),
+    )
+    .await;
+    assert_eq!(next(&mut b).await["data"], "again");
+    (a, b)
+}
