@@ -196,19 +196,13 @@ impl Server {
             .collect();
         let mut origins = config.signal_origins.clone();
         origins.extend(vault_origin);
-        let hub = Arc::new(Hub::new(config.signal_limits.clone()));
-        let bridge = match &config.redis {
-            Some(url) => Some(
-                rendezvous::bridge::Bridge::new(url, hub.clone())
-                    .map_err(|e| Error::Redis(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let rendezvous = Arc::new(Rendezvous {
-            hub,
+        let rendezvous = Rendezvous::new(
+            config.signal_limits.clone(),
             origins,
-            bridge,
-        });
+            config.redis.as_deref(),
+        )
+        .map_err(|e| Error::Redis(e.to_string()))?;
+        let rendezvous = Arc::new(rendezvous);
         Ok(Server { bound, rendezvous })
     }
 

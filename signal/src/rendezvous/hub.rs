@@ -1,28 +1,39 @@
-//! The topics and the sockets on them, on this node.
+//! The topics and the sockets on them, on this node — and the peers other
+//! nodes have on those topics (learnt through Redis, see [`super::bridge`]).
 //!
-//! One lock around plain maps; nothing in it waits. Messages to a socket
-//! go through its bounded queue: a socket whose queue is full is dropped
-//! (`signal.slow_consumer`) rather than let the server buffer without
-//! bound.
+//! One lock around plain maps; nothing in it waits. Messages to a socket go
+//! through its bounded queue, serialized once per fan-out: a socket whose
+//! queue is full loses its queue (its task then closes it,
+//! `signal.slow_consumer`) rather than let the server buffer without bound.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
 use super::error::SignalError;
 use super::limits::Limits;
 use super::protocol::{PeerId, ServerMessage, Topic};
 
-/// What a socket's task is to send.
-#[derive(Debug)]
-pub enum Outbound {
-    Text(String),
+/// What a socket's task is to send: one JSON text frame.
+pub type Outbound = Utf8Bytes;
+
+/// A peer on another node, on a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemoteMember {
+    pub peer: PeerId,
+    /// Its node (where messages to it are published).
+    pub node: u64,
+    /// When it joined (ms since the Unix epoch, its node's clock): decides,
+    /// for peers met late, which of two came first.
+    pub since: u64,
 }
 
 struct Peer {
-    tx: mpsc::Sender<Outbound>,
+    /// `None` once the socket fell behind: its task sees the queue end.
+    tx: Option<mpsc::Sender<Outbound>>,
     topics: HashSet<Topic>,
     addr: IpAddr,
 }
@@ -30,11 +41,11 @@ struct Peer {
 #[derive(Default)]
 struct Inner {
     peers: HashMap<PeerId, Peer>,
-    topics: HashMap<Topic, BTreeSet<PeerId>>,
+    /// Local members of each topic, with when they joined (ms).
+    topics: HashMap<Topic, BTreeMap<PeerId, u64>>,
     addresses: HashMap<IpAddr, usize>,
-    /// Peers on other nodes (through Redis), per topic this node has local
-    /// members on: peer → its node.
-    remote: HashMap<Topic, HashMap<PeerId, u64>>,
+    /// Peers on other nodes, per topic this node has local members on.
+    remote: HashMap<Topic, HashMap<PeerId, RemoteMember>>,
 }
 
 /// Where a message to a peer goes.
@@ -93,7 +104,7 @@ impl Hub {
         inner.peers.insert(
             id,
             Peer {
-                tx,
+                tx: Some(tx),
                 topics: HashSet::new(),
                 addr,
             },
@@ -102,97 +113,97 @@ impl Hub {
     }
 
     /// The socket closed: it leaves its topics (the others hear `left`).
-    pub fn unregister(&self, id: PeerId) {
+    /// Returns those topics.
+    pub fn unregister(&self, id: PeerId) -> Vec<Topic> {
         let mut slow = Vec::new();
-        {
-            let mut inner = self.lock();
-            let Some(peer) = inner.peers.remove(&id) else {
-                return;
-            };
-            if let Some(count) = inner.addresses.get_mut(&peer.addr) {
-                *count -= 1;
-                if *count == 0 {
-                    inner.addresses.remove(&peer.addr);
-                }
-            }
-            for topic in peer.topics {
-                leave_locked(&mut inner, id, topic, &mut slow);
+        let mut inner = self.lock();
+        let Some(peer) = inner.peers.remove(&id) else {
+            return Vec::new();
+        };
+        if let Some(count) = inner.addresses.get_mut(&peer.addr) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.addresses.remove(&peer.addr);
             }
         }
-        self.drop_slow(slow);
-    }
-
-    /// Joins `topic`; `remote` are the peers other nodes have on it (from
-    /// Redis), told in the `peers` answer with the local ones.
-    pub fn join(&self, id: PeerId, topic: Topic) -> Result<(), SignalError> {
-        self.join_with(id, topic, Vec::new())
-    }
-
-    pub fn join_with(
-        &self,
-        id: PeerId,
-        topic: Topic,
-        remote: Vec<(PeerId, u64)>,
-    ) -> Result<(), SignalError> {
-        let mut slow = Vec::new();
-        {
-            let mut inner = self.lock();
-            let Some(peer) = inner.peers.get_mut(&id) else {
-                return Ok(());
-            };
-            if peer.topics.contains(&topic) {
-                return Ok(());
-            }
-            if peer.topics.len() >= self.limits.topics {
-                return Err(SignalError::TooManyTopics {
-                    limit: self.limits.topics,
-                });
-            }
-            peer.topics.insert(topic);
-            let members = inner.topics.entry(topic).or_default();
-            let before: Vec<PeerId> = members.iter().copied().collect();
-            members.insert(id);
-            let cache = inner.remote.entry(topic).or_default();
-            for (peer, node) in remote {
-                cache.insert(peer, node);
-            }
-            let mut everyone: Vec<String> = before.iter().map(ToString::to_string).collect();
-            everyone.extend(cache.keys().map(ToString::to_string));
-            let text = topic.to_string();
-            deliver(
-                &inner,
-                id,
-                &ServerMessage::Peers {
-                    topic: text.clone(),
-                    peers: everyone,
-                },
-                &mut slow,
-            );
-            let joined = ServerMessage::Joined {
-                topic: text,
-                peer: id.to_string(),
-            };
-            for other in before {
-                deliver(&inner, other, &joined, &mut slow);
-            }
+        let topics: Vec<Topic> = peer.topics.into_iter().collect();
+        for topic in &topics {
+            leave_locked(&mut inner, id, *topic, &mut slow);
         }
-        self.drop_slow(slow);
-        Ok(())
+        cut_slow(&mut inner, slow);
+        topics
     }
 
-    pub fn leave(&self, id: PeerId, topic: Topic) {
-        let mut slow = Vec::new();
-        {
-            let mut inner = self.lock();
-            let on = inner
-                .peers
-                .get_mut(&id)
-                .is_some_and(|p| p.topics.remove(&topic));
-            if on {
-                leave_locked(&mut inner, id, topic, &mut slow);
-            }
+    /// Whether `id` may join `topic`: `Ok(false)` yes, `Ok(true)` it is on
+    /// it already (or gone: nothing to do).
+    pub fn check_join(&self, id: PeerId, topic: &Topic) -> Result<bool, SignalError> {
+        let inner = self.lock();
+        let Some(peer) = inner.peers.get(&id) else {
+            return Ok(true);
+        };
+        if peer.topics.contains(topic) {
+            return Ok(true);
         }
-        self.drop_slow(slow);
+        if peer.topics.len() >= self.limits.topics {
+            return Err(SignalError::TooManyTopics {
+                limit: self.limits.topics,
+            });
+        }
+        Ok(false)
+    }
+
+    /// `id` joins `topic` at `since` (ms): it is told who is there (this
+    /// node's members, the remote ones known, and `remote`, just read from
+    /// Redis), the local members hear `joined`. False if it could not (the
+    /// socket is gone, or at its topic limit).
+    pub fn join(&self, id: PeerId, topic: Topic, since: u64, remote: &[RemoteMember]) -> bool {
+        let mut slow = Vec::new();
+        let mut inner = self.lock();
+        let Some(peer) = inner.peers.get_mut(&id) else {
+            return false;
+        };
+        if peer.topics.contains(&topic) || peer.topics.len() >= self.limits.topics {
+            return false;
+        }
+        peer.topics.insert(topic);
+        let members = inner.topics.entry(topic).or_default();
+        let before: Vec<PeerId> = members.keys().copied().collect();
+        members.insert(id, since);
+        let cache = inner.remote.entry(topic).or_default();
+        for member in remote {
+            cache.insert(member.peer, *member);
+        }
+        let mut everyone: Vec<String> = before.iter().map(ToString::to_string).collect();
+        everyone.extend(cache.keys().map(ToString::to_string));
+        let peers = text(&ServerMessage::Peers {
+            topic: topic.to_string(),
+            peers: everyone,
+        });
+        deliver(&inner, id, &peers, &mut slow);
+        let joined = text(&ServerMessage::Joined {
+            topic: topic.to_string(),
+            peer: id.to_string(),
+        });
+        for other in before {
+            deliver(&inner, other, &joined, &mut slow);
+        }
+        cut_slow(&mut inner, slow);
+        true
+    }
+
+    /// `id` leaves `topic`; false if it was not on it.
+    pub fn leave(&self, id: PeerId, topic: Topic) -> bool {
+        let mut slow = Vec::new();
+        let mut inner = self.lock();
+        let on = inner
+            .peers
+            .get_mut(&id)
+            .is_some_and(|p| p.topics.remove(&topic));
+        if on {
+            leave_locked(&mut inner, id, topic, &mut slow);
+        }
+        cut_slow(&mut inner, slow);
+        on
     }
 
     /// `from` sends `data` to `to` on `topic`; both must be on it.
@@ -201,33 +212,27 @@ impl Hub {
         from: PeerId,
         topic: Topic,
         to: PeerId,
-        data: String,
+        data: &str,
     ) -> Result<Route, SignalError> {
         let mut slow = Vec::new();
-        {
-            let inner = self.lock();
-            let members = inner.topics.get(&topic);
-            if !members.is_some_and(|m| m.contains(&from)) {
-                return Err(SignalError::NotOnTopic);
-            }
-            if !members.is_some_and(|m| m.contains(&to)) {
-                return match inner.remote.get(&topic).and_then(|r| r.get(&to)) {
-                    Some(node) => Ok(Route::Remote(*node)),
-                    None => Err(SignalError::NoSuchPeer),
-                };
-            }
-            deliver(
-                &inner,
-                to,
-                &ServerMessage::Message {
-                    topic: topic.to_string(),
-                    from: from.to_string(),
-                    data,
-                },
-                &mut slow,
-            );
+        let mut inner = self.lock();
+        let members = inner.topics.get(&topic);
+        if !members.is_some_and(|m| m.contains_key(&from)) {
+            return Err(SignalError::NotOnTopic);
         }
-        self.drop_slow(slow);
+        if !members.is_some_and(|m| m.contains_key(&to)) {
+            return match inner.remote.get(&topic).and_then(|r| r.get(&to)) {
+                Some(member) => Ok(Route::Remote(member.node)),
+                None => Err(SignalError::NoSuchPeer),
+            };
+        }
+        let message = text(&ServerMessage::Message {
+            topic: topic.to_string(),
+            from: from.to_string(),
+            data: data.to_owned(),
+        });
+        deliver(&inner, to, &message, &mut slow);
+        cut_slow(&mut inner, slow);
         Ok(Route::Local)
     }
 
@@ -235,122 +240,154 @@ impl Hub {
     /// the topic).
     pub fn deliver_remote(&self, topic: Topic, from: PeerId, to: PeerId, data: String) {
         let mut slow = Vec::new();
+        let mut inner = self.lock();
+        if !inner
+            .topics
+            .get(&topic)
+            .is_some_and(|m| m.contains_key(&to))
         {
-            let inner = self.lock();
-            if !inner.topics.get(&topic).is_some_and(|m| m.contains(&to)) {
-                return;
-            }
-            deliver(
-                &inner,
-                to,
-                &ServerMessage::Message {
-                    topic: topic.to_string(),
-                    from: from.to_string(),
-                    data,
-                },
-                &mut slow,
-            );
+            return;
         }
-        self.drop_slow(slow);
+        let message = text(&ServerMessage::Message {
+            topic: topic.to_string(),
+            from: from.to_string(),
+            data,
+        });
+        deliver(&inner, to, &message, &mut slow);
+        cut_slow(&mut inner, slow);
     }
 
-    /// A peer of another node joined `topic`: the local members hear it,
-    /// once (a node announcing again after Redis came back is no news).
-    pub fn remote_joined(&self, topic: Topic, peer: PeerId, node: u64) {
+    /// A peer of another node just joined `topic` (announced live on the
+    /// topic's channel): the local members hear `joined` — it was the
+    /// later one, it dials them. Remembered even before this node has a
+    /// member there (a local join between subscribing and entering the hub
+    /// sees it in its `peers`).
+    pub fn remote_joined(&self, topic: Topic, member: RemoteMember) {
         let mut slow = Vec::new();
+        let mut inner = self.lock();
+        if inner
+            .remote
+            .entry(topic)
+            .or_default()
+            .insert(member.peer, member)
+            .is_some()
         {
-            let mut inner = self.lock();
-            let Some(members) = inner.topics.get(&topic) else {
-                return;
-            };
-            let members: Vec<PeerId> = members.iter().copied().collect();
-            if inner
-                .remote
-                .entry(topic)
-                .or_default()
-                .insert(peer, node)
-                .is_some()
-            {
-                return;
+            return;
+        }
+        let Some(local) = inner.topics.get(&topic) else {
+            return;
+        };
+        let local: Vec<PeerId> = local.keys().copied().collect();
+        let joined = text(&ServerMessage::Joined {
+            topic: topic.to_string(),
+            peer: member.peer.to_string(),
+        });
+        for m in local {
+            deliver(&inner, m, &joined, &mut slow);
+        }
+        cut_slow(&mut inner, slow);
+    }
+
+    /// Peers of other nodes on `topic` that this node may not know yet,
+    /// met late: announced again, or read from Redis, after an outage.
+    /// Each one new here is told to every local member as what it is to
+    /// that member: there first (`peers`: the member dials it) or later
+    /// (`joined`: it dials the member), by join time, then peer id — an
+    /// order both nodes see alike, so exactly one of each pair dials. Known
+    /// ones are no news: no peer hears a duplicate `joined`.
+    pub fn remote_known(&self, topic: Topic, members: &[RemoteMember]) {
+        let mut slow = Vec::new();
+        let mut inner = self.lock();
+        let Some(local) = inner.topics.get(&topic) else {
+            return;
+        };
+        let local: Vec<(PeerId, u64)> = local.iter().map(|(p, s)| (*p, *s)).collect();
+        let cache = inner.remote.entry(topic).or_default();
+        let new: Vec<RemoteMember> = members
+            .iter()
+            .filter(|m| cache.insert(m.peer, **m).is_none())
+            .copied()
+            .collect();
+        for (peer, since) in local {
+            let (first, later): (Vec<&RemoteMember>, Vec<&RemoteMember>) =
+                new.iter().partition(|m| (m.since, m.peer) < (since, peer));
+            if !first.is_empty() {
+                let peers = text(&ServerMessage::Peers {
+                    topic: topic.to_string(),
+                    peers: first.iter().map(|m| m.peer.to_string()).collect(),
+                });
+                deliver(&inner, peer, &peers, &mut slow);
             }
-            let joined = ServerMessage::Joined {
-                topic: topic.to_string(),
-                peer: peer.to_string(),
-            };
-            for m in members {
-                deliver(&inner, m, &joined, &mut slow);
+            for m in later {
+                let joined = text(&ServerMessage::Joined {
+                    topic: topic.to_string(),
+                    peer: m.peer.to_string(),
+                });
+                deliver(&inner, peer, &joined, &mut slow);
             }
         }
-        self.drop_slow(slow);
+        cut_slow(&mut inner, slow);
     }
 
     /// A peer of another node left `topic` (or its node is gone).
     pub fn remote_left(&self, topic: Topic, peer: PeerId) {
         let mut slow = Vec::new();
-        {
-            let mut inner = self.lock();
-            let known = inner
-                .remote
-                .get_mut(&topic)
-                .is_some_and(|r| r.remove(&peer).is_some());
-            if !known {
-                return;
-            }
-            let left = ServerMessage::Left {
-                topic: topic.to_string(),
-                peer: peer.to_string(),
-            };
-            let members: Vec<PeerId> = inner
-                .topics
-                .get(&topic)
-                .map(|m| m.iter().copied().collect())
-                .unwrap_or_default();
-            for m in members {
-                deliver(&inner, m, &left, &mut slow);
-            }
+        let mut inner = self.lock();
+        let known = inner
+            .remote
+            .get_mut(&topic)
+            .is_some_and(|r| r.remove(&peer).is_some());
+        if !known {
+            return;
         }
-        self.drop_slow(slow);
+        let left = text(&ServerMessage::Left {
+            topic: topic.to_string(),
+            peer: peer.to_string(),
+        });
+        let members: Vec<PeerId> = inner
+            .topics
+            .get(&topic)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        for m in members {
+            deliver(&inner, m, &left, &mut slow);
+        }
+        cut_slow(&mut inner, slow);
     }
 
-    /// Every remote peer known, per topic (for sweeping dead nodes, and
-    /// for forgetting them all when Redis is lost).
-    pub fn remote_peers(&self) -> Vec<(Topic, PeerId, u64)> {
+    /// Forgets remote peers of topics without local members (announcements
+    /// that came in after the last local member left).
+    pub fn forget_orphans(&self) {
+        let mut inner = self.lock();
+        let Inner { topics, remote, .. } = &mut *inner;
+        remote.retain(|topic, _| topics.contains_key(topic));
+    }
+
+    /// Every remote peer known, per topic (for the sweep).
+    pub fn remote_peers(&self) -> Vec<(Topic, RemoteMember)> {
         self.lock()
             .remote
             .iter()
-            .flat_map(|(t, r)| r.iter().map(move |(p, n)| (*t, *p, *n)))
+            .flat_map(|(t, r)| r.values().map(move |m| (*t, *m)))
             .collect()
     }
 
-    /// The local members of every topic (to announce again after Redis
-    /// came back).
-    pub fn local_members(&self) -> Vec<(Topic, PeerId)> {
+    /// The local members of every topic, with when they joined (to register
+    /// them again after Redis came back).
+    pub fn local_members(&self) -> Vec<(Topic, PeerId, u64)> {
         self.lock()
             .topics
             .iter()
-            .flat_map(|(t, m)| m.iter().map(move |p| (*t, *p)))
+            .flat_map(|(t, m)| m.iter().map(move |(p, s)| (*t, *p, *s)))
             .collect()
-    }
-
-    /// The topics socket `id` is on.
-    pub fn topics_of(&self, id: PeerId) -> Vec<Topic> {
-        self.lock()
-            .peers
-            .get(&id)
-            .map(|p| p.topics.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// Whether this node has local members on `topic`.
-    pub fn has_topic(&self, topic: &Topic) -> bool {
-        self.lock().topics.contains_key(topic)
     }
 
     /// Puts a message on `id`'s own queue (its answers and errors).
     pub fn tell(&self, id: PeerId, message: &ServerMessage) {
         let mut slow = Vec::new();
-        deliver(&self.lock(), id, message, &mut slow);
-        self.drop_slow(slow);
+        let mut inner = self.lock();
+        deliver(&inner, id, &text(message), &mut slow);
+        cut_slow(&mut inner, slow);
     }
 
     pub fn status(&self) -> HubStatus {
@@ -360,14 +397,10 @@ impl Hub {
             topics: inner.topics.len(),
         }
     }
+}
 
-    /// Sockets that could not keep up are dropped: their queue's sender
-    /// goes, their task sees it and closes with `signal.slow_consumer`.
-    fn drop_slow(&self, slow: Vec<PeerId>) {
-        for id in slow {
-            self.unregister(id);
-        }
-    }
+fn text(message: &ServerMessage) -> Outbound {
+    Utf8Bytes::from(message.to_text())
 }
 
 fn leave_locked(inner: &mut Inner, id: PeerId, topic: Topic, slow: &mut Vec<PeerId>) {
@@ -380,35 +413,55 @@ fn leave_locked(inner: &mut Inner, id: PeerId, topic: Topic, slow: &mut Vec<Peer
         inner.remote.remove(&topic);
         return;
     }
-    let left = ServerMessage::Left {
+    let others: Vec<PeerId> = members.keys().copied().collect();
+    let left = text(&ServerMessage::Left {
         topic: topic.to_string(),
         peer: id.to_string(),
-    };
-    let others: Vec<PeerId> = members.iter().copied().collect();
+    });
     for other in others {
         deliver(inner, other, &left, slow);
     }
 }
 
-fn deliver(inner: &Inner, to: PeerId, message: &ServerMessage, slow: &mut Vec<PeerId>) {
-    let Some(peer) = inner.peers.get(&to) else {
+fn deliver(inner: &Inner, to: PeerId, message: &Outbound, slow: &mut Vec<PeerId>) {
+    let Some(tx) = inner.peers.get(&to).and_then(|p| p.tx.as_ref()) else {
         return;
     };
-    if peer.tx.try_send(Outbound::Text(message.to_text())).is_err() {
+    if tx.try_send(message.clone()).is_err() {
         slow.push(to);
     }
 }
 
-fn random_u64() -> u64 {
+/// Sockets that could not keep up lose their queue: their task sees it
+/// end, closes them (`signal.slow_consumer`) and unregisters them, so they
+/// leave their topics on every node.
+fn cut_slow(inner: &mut Inner, slow: Vec<PeerId>) {
+    for id in slow {
+        if let Some(peer) = inner.peers.get_mut(&id) {
+            peer.tx = None;
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A random u64 from the OS (peer and node ids).
+pub fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
-    // The OS's random source; should it fail, ids from the clock still
-    // differ (they only need to be unique, not secret).
+    // Should the OS's source fail, ids from the clock still differ (they
+    // only need to be unique, not secret).
     if getrandom::fill(&mut bytes).is_err() {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        return nanos ^ (std::process::id() as u64).rotate_left(32);
+        return nanos ^ u64::from(std::process::id()).rotate_left(32);
     }
     u64::from_le_bytes(bytes)
 }

@@ -48,12 +48,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// What a client is told of these limits.
     pub fn welcome(&self) -> WelcomeLimits {
         WelcomeLimits {
             frame_bytes: self.frame_bytes,
             data_bytes: self.data_bytes,
             topics: self.topics,
             messages_per_second: self.messages_per_second,
+            burst: self.burst,
+            heartbeat_ms: self.heartbeat.as_millis() as u64,
             idle_timeout_ms: self.idle_timeout.as_millis() as u64,
         }
     }
@@ -69,6 +72,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// A full bucket.
     pub fn new(rate: u32, burst: u32) -> Self {
         Bucket {
             tokens: f64::from(burst),

@@ -12,8 +12,8 @@
 //! - [`bridge`]: several nodes sharing topics through Redis pub/sub (off
 //!   unless `--redis URL` is given).
 //!
-//! `GET /signal/status` answers the node's counts and its Redis state
-//! (JSON).
+//! `GET /signal/status` answers the node's id, counts and Redis state
+//! (JSON), for tests and operators.
 
 pub mod bridge;
 pub mod error;
@@ -38,6 +38,9 @@ pub use limits::Limits;
 
 /// What the signaling routes share.
 pub struct Rendezvous {
+    /// This node's id (16 hex digits in `/signal/status`; the Redis
+    /// bridge's channels are named by it).
+    pub node: u64,
     pub hub: Arc<Hub>,
     /// Page origins allowed to connect (an absent `Origin`, a native
     /// client, always is).
@@ -47,40 +50,63 @@ pub struct Rendezvous {
 }
 
 impl Rendezvous {
-    /// Carries out one request of socket `peer`.
+    /// The rendezvous of one node; with `redis` (a URL) it shares topics
+    /// with the other nodes on that Redis once [`bridge::Bridge::run`]
+    /// runs.
+    pub fn new(
+        limits: Limits,
+        origins: Vec<String>,
+        redis: Option<&str>,
+    ) -> Result<Rendezvous, redis::RedisError> {
+        let node = hub::random_u64();
+        let hub = Arc::new(Hub::new(limits));
+        let bridge = match redis {
+            Some(url) => Some(bridge::Bridge::new(url, node, hub.clone())?),
+            None => None,
+        };
+        Ok(Rendezvous {
+            node,
+            hub,
+            origins,
+            bridge,
+        })
+    }
+
+    /// Carries out one request of socket `peer` (its topic already parsed).
     pub async fn request(
         &self,
         peer: protocol::PeerId,
+        topic: protocol::Topic,
         message: protocol::ClientMessage,
     ) -> Result<(), SignalError> {
-        use protocol::{ClientMessage, PeerId, Topic};
-        let topic_of = |t: &str| {
-            Topic::parse(t)
-                .ok_or_else(|| SignalError::BadFrame("a topic is 64 lower-case hex digits".into()))
-        };
+        use protocol::{ClientMessage, PeerId};
         match message {
-            ClientMessage::Join { topic } => {
-                let topic = topic_of(&topic)?;
-                match &self.bridge {
-                    None => self.hub.join(peer, topic),
-                    Some(bridge) => {
-                        let remote = bridge.members(&topic).await;
-                        self.hub.join_with(peer, topic, remote)?;
-                        bridge.joined(&topic, peer).await;
-                        Ok(())
-                    }
+            ClientMessage::Join { .. } => {
+                if self.hub.check_join(peer, &topic)? {
+                    return Ok(());
                 }
-            }
-            ClientMessage::Leave { topic } => {
-                let topic = topic_of(&topic)?;
-                self.hub.leave(peer, topic);
-                if let Some(bridge) = &self.bridge {
-                    bridge.left(&topic, peer).await;
+                let since = hub::now_ms();
+                let remote = match &self.bridge {
+                    Some(bridge) => bridge.joined(&topic, peer, since).await,
+                    None => Vec::new(),
+                };
+                if !self.hub.join(peer, topic, since, &remote) {
+                    // The socket is closing: undo what the bridge did.
+                    if let Some(bridge) = &self.bridge {
+                        bridge.left(&topic, peer).await;
+                    }
                 }
                 Ok(())
             }
-            ClientMessage::Send { topic, to, data } => {
-                let topic = topic_of(&topic)?;
+            ClientMessage::Leave { .. } => {
+                if self.hub.leave(peer, topic) {
+                    if let Some(bridge) = &self.bridge {
+                        bridge.left(&topic, peer).await;
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::Send { to, data, .. } => {
                 let to = PeerId::parse(&to).ok_or_else(|| {
                     SignalError::BadFrame("a peer id is 16 lower-case hex digits".into())
                 })?;
@@ -89,13 +115,10 @@ impl Rendezvous {
                         limit: self.hub.limits.data_bytes,
                     });
                 }
-                match self.hub.send(peer, topic, to, data.clone())? {
+                match self.hub.send(peer, topic, to, &data)? {
                     hub::Route::Local => Ok(()),
                     hub::Route::Remote(node) => match &self.bridge {
-                        Some(bridge) => {
-                            bridge.send(node, &topic, peer, to, data).await;
-                            Ok(())
-                        }
+                        Some(bridge) => bridge.send(node, &topic, peer, to, data).await,
                         None => Err(SignalError::NoSuchPeer),
                     },
                 }
@@ -103,10 +126,9 @@ impl Rendezvous {
         }
     }
 
-    /// Socket `peer` closed.
+    /// Socket `peer` closed: it leaves its topics, here and on every node.
     pub async fn closed(&self, peer: protocol::PeerId) {
-        let topics = self.hub.topics_of(peer);
-        self.hub.unregister(peer);
+        let topics = self.hub.unregister(peer);
         if let Some(bridge) = &self.bridge {
             for topic in topics {
                 bridge.left(&topic, peer).await;
@@ -123,11 +145,14 @@ pub fn routes(rendezvous: Arc<Rendezvous>) -> Router {
         .with_state(rendezvous)
 }
 
+/// An HTTP refusal before the upgrade: `{"code","message"}`.
 fn refuse(status: StatusCode, error: &SignalError) -> Response {
     let body = serde_json::json!({ "code": error.code(), "message": error.to_string() });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+/// `GET /signal`: checks the origin and the per-address limit, then
+/// upgrades and hands the socket to [`socket::serve`].
 async fn upgrade(
     State(r): State<Arc<Rendezvous>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -151,12 +176,15 @@ async fn upgrade(
     let limits = &hub.limits;
     let guard = Unregister(Some((hub.clone(), peer)));
     let rendezvous = r.clone();
-    ws.max_frame_size(limits.frame_bytes)
-        .max_message_size(limits.frame_bytes)
+    // Small buffers: signaling messages are small, and tungstenite's
+    // defaults (128 KiB each way) would make an idle socket cost ~130 KiB.
+    let read_limit = limits.frame_bytes.saturating_mul(socket::READ_SLACK);
+    ws.max_frame_size(read_limit)
+        .max_message_size(read_limit)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_failed_upgrade(move |_| drop(guard))
-        .on_upgrade(
-            move |socket| async move { socket::serve(socket, rendezvous, peer, queue).await },
-        )
+        .on_upgrade(move |socket| socket::serve(socket, rendezvous, peer, queue))
 }
 
 /// Unregisters a socket whose upgrade failed.
@@ -165,17 +193,23 @@ struct Unregister(Option<(Arc<Hub>, protocol::PeerId)>);
 impl Drop for Unregister {
     fn drop(&mut self) {
         if let Some((hub, peer)) = self.0.take() {
-            hub.unregister(peer);
+            let _ = hub.unregister(peer);
         }
     }
 }
 
+/// `GET /signal/status`: `{"node","sockets","topics","redis"}`.
 async fn status(State(r): State<Arc<Rendezvous>>) -> Response {
     let s = r.hub.status();
-    let (redis, node) = match &r.bridge {
-        Some(b) => (b.state(), Some(format!("{:016x}", b.node))),
-        None => (bridge::RedisState::Off, None),
+    let redis = match &r.bridge {
+        Some(b) => b.state(),
+        None => bridge::RedisState::Off,
     };
-    let body = serde_json::json!({ "sockets": s.sockets, "topics": s.topics, "redis": redis, "node": node });
+    let body = serde_json::json!({
+        "node": format!("{:016x}", r.node),
+        "sockets": s.sockets,
+        "topics": s.topics,
+        "redis": redis,
+    });
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -1,5 +1,6 @@
 //! The signaling wire format (signal/PROTOCOL.md): JSON text frames, one
-//! message each, tagged by `t`.
+//! message each, tagged by `t`. Topics and peer ids travel as lower-case
+//! hex; [`Topic::parse`] and [`PeerId::parse`] refuse anything else.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -9,6 +10,7 @@ use std::fmt;
 pub struct Topic(pub [u8; 32]);
 
 impl Topic {
+    /// 64 lower-case hex digits, or `None`.
     pub fn parse(text: &str) -> Option<Topic> {
         if text.len() != 64 {
             return None;
@@ -45,6 +47,7 @@ impl fmt::Debug for Topic {
 pub struct PeerId(pub u64);
 
 impl PeerId {
+    /// 16 lower-case hex digits, or `None`.
     pub fn parse(text: &str) -> Option<PeerId> {
         if text.len() != 16 || text.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
@@ -82,17 +85,33 @@ pub enum ClientMessage {
     },
 }
 
-/// The limits a client is told in `welcome`.
+impl ClientMessage {
+    /// The topic the request is about, as sent.
+    pub fn topic(&self) -> &str {
+        match self {
+            ClientMessage::Join { topic }
+            | ClientMessage::Leave { topic }
+            | ClientMessage::Send { topic, .. } => topic,
+        }
+    }
+}
+
+/// The limits a client is told in `welcome` (see [`super::Limits`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct WelcomeLimits {
     pub frame_bytes: usize,
     pub data_bytes: usize,
     pub topics: usize,
     pub messages_per_second: u32,
+    pub burst: u32,
+    pub heartbeat_ms: u64,
     pub idle_timeout_ms: u64,
 }
 
-/// What the server sends.
+/// What the server sends. `Peers` answers a join; it may also come later,
+/// unasked, listing peers that were on the topic before this socket but
+/// that it could not hear of then (another node, behind a Redis outage):
+/// the client treats them as if they had been in the answer.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ServerMessage {
