@@ -142,7 +142,7 @@ async fn send(ws: &mut Ws, value: Value) {
 }
 
 /// Peers on `n1` and `n2` meet on topic T and pass a message each way.
-async fn meet(n1: SocketAddr, n2: SocketAddr) -> (Ws, Ws) {
+async fn meet(n1: SocketAddr, n2: SocketAddr) -> (Ws, String, Ws, String) {
     let (mut a, pa) = connect(n1).await;
     let (mut b, pb) = connect(n2).await;
     send(&mut a, json!({"t": "join", "topic": T})).await;
@@ -175,11 +175,32 @@ async fn meet(n1: SocketAddr, n2: SocketAddr) -> (Ws, Ws) {
         next(&mut b).await,
         json!({"t": "message", "topic": T, "from": pa, "data": "answer"})
     );
-    (a, b)
+    (a, pa, b, pb)
+}
+
+/// Reads until a message matching `want` (returned); every message read
+/// on the way must pass `allowed`.
+async fn until(
+    ws: &mut Ws,
+    want: impl Fn(&Value) -> bool,
+    allowed: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        let v = next(ws).await;
+        if want(&v) {
+            return v;
+        }
+        assert!(allowed(&v), "unexpected {v}");
+    }
+}
+
+async fn status(addr: SocketAddr) -> Value {
+    serde_json::from_slice(&common::get(addr, "/signal/status").await.body).unwrap()
 }
 
 #[tokio::test]
 async fn peers_on_two_nodes_meet_through_redis_and_the_nodes_survive_losing_it() {
+    const V: &str = "5656565656565656565656565656565656565656565656565656565656565656";
     let dir = TempDir::new("redis");
     let url = format!("redis+unix://{}", dir.path().join("redis.sock").display());
     let redis = Redis::start(dir.path());
@@ -187,33 +208,126 @@ async fn peers_on_two_nodes_meet_through_redis_and_the_nodes_survive_losing_it()
     let n2 = node(&url).await;
     wait_state(n1.addr, "connected").await;
     wait_state(n2.addr, "connected").await;
+    let (s1, s2) = (status(n1.addr).await, status(n2.addr).await);
+    assert_ne!(s1["node"], s2["node"], "each node has its own id");
 
-    let (mut a, mut b) = meet(n1.addr, n2.addr).await;
-    // A leaves: B on the other node hears it.
-    let pa_left = {
-        send(&mut a, json!({"t": "leave", "topic": T})).await;
-        next(&mut b).await
-    };
-    assert_eq!(pa_left["t"], "left");
+    let (mut a, pa, mut b, pb) = meet(n1.addr, n2.addr).await;
+    // Presence crosses nodes: A leaves and comes back.
+    send(&mut a, json!({"t": "leave", "topic": T})).await;
+    assert_eq!(
+        next(&mut b).await,
+        json!({"t": "left", "topic": T, "peer": pa})
+    );
+    send(&mut a, json!({"t": "join", "topic": T})).await;
+    assert_eq!(next(&mut a).await["t"], "peers");
+    assert_eq!(
+        next(&mut b).await,
+        json!({"t": "joined", "topic": T, "peer": pa})
+    );
+    // A closed socket leaves on every node; a send to it: no_such_peer.
+    drop(b);
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "left", "topic": T, "peer": pb})
+    );
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T, "to": pb, "data": "x"}),
+    )
+    .await;
+    assert_eq!(next(&mut a).await["code"], "signal.no_such_peer");
+    let (mut b, pb) = connect(n2.addr).await;
+    send(&mut b, json!({"t": "join", "topic": T})).await;
+    assert_eq!(next(&mut b).await["peers"], json!([pa]));
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "joined", "topic": T, "peer": pb})
+    );
 
     // Redis goes away: both nodes say so and keep serving their own sockets.
     redis.stop();
     wait_state(n1.addr, "lost").await;
     wait_state(n2.addr, "lost").await;
-    let (mut c, _) = connect(n1.addr).await;
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T, "to": pb, "data": "x"}),
+    )
+    .await;
+    assert_eq!(next(&mut a).await["code"], "signal.unreachable");
+    let (mut c, pc) = connect(n1.addr).await;
     send(&mut c, json!({"t": "join", "topic": T})).await;
-    assert_eq!(
-        next(&mut c).await["t"],
-        "peers",
-        "a lone node still answers"
+    let peers = next(&mut c).await;
+    assert_eq!(peers["t"], "peers");
+    assert!(
+        peers["peers"].as_array().unwrap().contains(&json!(pa)),
+        "{peers}"
     );
-    drop((a, b, c));
+    assert_eq!(
+        next(&mut a).await,
+        json!({"t": "joined", "topic": T, "peer": pc})
+    );
+    send(
+        &mut c,
+        json!({"t": "send", "topic": T, "to": pa, "data": "local"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut a).await["data"],
+        "local",
+        "a lone node still relays"
+    );
+    // Two peers join V during the outage, D on node 2 first, then E on node 1.
+    let (mut d, pd) = connect(n2.addr).await;
+    send(&mut d, json!({"t": "join", "topic": V})).await;
+    assert_eq!(next(&mut d).await["peers"], json!([]));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (mut e, pe) = connect(n1.addr).await;
+    send(&mut e, json!({"t": "join", "topic": V})).await;
+    assert_eq!(next(&mut e).await["peers"], json!([]));
 
-    // Redis is back (same socket): the nodes reconnect, peers meet again.
+    // Redis is back (same socket, empty): the nodes say so and catch up.
     let _redis = Redis::start(dir.path());
     wait_state(n1.addr, "connected").await;
     wait_state(n2.addr, "connected").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // B hears of C (new to node 2) — and no duplicate of A, whom it knew.
+    let no_news_of_a = |v: &Value| {
+        v["peer"] != json!(pa)
+            && v["peers"]
+                .as_array()
+                .is_none_or(|p| !p.contains(&json!(pa)))
+    };
+    until(
+        &mut b,
+        |v| *v == json!({"t": "joined", "topic": T, "peer": pc}),
+        no_news_of_a,
+    )
+    .await;
+    send(
+        &mut a,
+        json!({"t": "send", "topic": T, "to": pb, "data": "after"}),
+    )
+    .await;
+    let got = until(&mut b, |v| v["t"] == "message", no_news_of_a).await;
+    assert_eq!(
+        got,
+        json!({"t": "message", "topic": T, "from": pa, "data": "after"})
+    );
+    // D was on V first: E is told it as a peer to dial, D that E joined.
+    assert_eq!(
+        next(&mut e).await,
+        json!({"t": "peers", "topic": V, "peers": [pd]})
+    );
+    assert_eq!(
+        next(&mut d).await,
+        json!({"t": "joined", "topic": V, "peer": pe})
+    );
+    send(
+        &mut e,
+        json!({"t": "send", "topic": V, "to": pd, "data": "offer"}),
+    )
+    .await;
+    assert_eq!(next(&mut d).await["from"], json!(pe));
+    // And new peers on different nodes meet as before.
     let (_a, _b) = meet_fresh(n1.addr, n2.addr).await;
 }
 
