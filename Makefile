@@ -50,6 +50,8 @@ signal:
 
 bench: setup
 	cargo run --release -p echo-bench
+	cargo build --release -p echo-signal
+	cargo run --release -p echo-signal --example bench
 	@$(MAKE) --no-print-directory bench-browser
 
 # In headless Chromium: the vault's own figures and the side-by-side

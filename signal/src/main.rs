@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! echo-signal --vault-dir shell/dist --vault-addr 127.0.0.1:8600 \
-//!             --app-dir demo-app/dist --app-addr 127.0.0.1:8601
+//!             --app-dir demo-app/dist --app-addr 127.0.0.1:8601 \
+//!             [--redis redis+unix:///run/redis/redis.sock]
 //! ```
 //!
 //! then open http://app.localhost:8601 (which embeds http://vault.localhost:8600).
@@ -16,7 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// ECHO's server: serves a vault origin's files and an app's files, each
-/// with its own security headers. `GET /healthz` answers 200 on both.
+/// with its own security headers, and the signaling rendezvous
+/// (`/signal`, a WebSocket) on the vault's listener. `GET /healthz`
+/// answers 200 on both.
 #[derive(Parser, Debug)]
 #[command(name = "echo-signal", version)]
 struct Args {
@@ -57,6 +60,27 @@ struct Args {
     /// Sockets one client address may hold open on `/signal`.
     #[arg(long, value_name = "N", default_value_t = 256)]
     signal_max_sockets_per_address: usize,
+    /// Longest signaling frame, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    signal_max_frame_bytes: usize,
+    /// Longest `data` of one signaling message, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024)]
+    signal_max_data_bytes: usize,
+    /// Topics one socket may be on at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    signal_max_topics: usize,
+    /// Messages a socket may send per second, sustained.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    signal_messages_per_second: u32,
+    /// Messages a socket may send in a burst.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    signal_burst: u32,
+    /// Seconds between pings.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    signal_heartbeat: u64,
+    /// Seconds without a frame or pong before a socket is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    signal_idle_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +105,13 @@ fn main() -> ExitCode {
         opener_pages: args.opener_page,
         signal_limits: echo_signal::rendezvous::Limits {
             sockets_per_address: args.signal_max_sockets_per_address,
+            frame_bytes: args.signal_max_frame_bytes,
+            data_bytes: args.signal_max_data_bytes,
+            topics: args.signal_max_topics,
+            messages_per_second: args.signal_messages_per_second,
+            burst: args.signal_burst,
+            heartbeat: std::time::Duration::from_secs(args.signal_heartbeat.max(1)),
+            idle_timeout: std::time::Duration::from_secs(args.signal_idle_timeout.max(1)),
             ..Default::default()
         },
         signal_origins: args.signal_origins,

@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::collections::HashSet;
 use std::future::Future;
@@ -247,7 +248,12 @@ impl Server {
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                axum::serve(bound.listener, app)
+                // No Nagle: signaling is small messages one way at a time
+                // (a 101 then `welcome` would otherwise wait for an ACK).
+                let listener = bound.listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
                     .map_err(|source| Error::Serve { site: name, source })
