@@ -50,6 +50,9 @@ signal:
 
 bench: setup
 	cargo run --release -p echo-bench
+	@echo "== signaling (echo-signal: sockets held, memory per socket, messages/s, one node vs two through Redis)"
+	cargo build --release -p echo-signal
+	cargo run --release -p echo-signal --example bench
 	cargo build --release -p echo-signal
 	cargo run --release -p echo-signal --example bench
 	@$(MAKE) --no-print-directory bench-browser
