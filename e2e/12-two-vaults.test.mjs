@@ -172,6 +172,19 @@ if (process.env.E2E_NETNS !== "1") {
     assert.deepEqual(await titles(a, space), ["bread", "eggs", "milk"]);
     assert.deepEqual(await titles(b, space), ["bread", "eggs", "milk"]);
 
+    // The page driving B's connections closes: another of B's vault pages takes the lead, sync goes on.
+    const standby = await browsers[1].context.newPage();
+    await standby.goto(`${sites.vault}/manage.html`);
+    await standby.waitForFunction(() => document.getElementById("spaces")?.dataset.loaded === "yes", null, { timeout: 10000 });
+    t0 = Date.now();
+    await guest.close();
+    await standby.waitForFunction(() => document.documentElement.dataset.net === "driving", null, { timeout: 10000 });
+    await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "jam" }), space);
+    await until(async () => (await titles(b, space)).includes("jam"), { timeoutMs: 30000, what: "A's note on B after the takeover" }).catch(async (e) => {
+      throw new Error(`${e.message}\n${await diagnose(space)}`);
+    });
+    timing(t, "B's driving page closed → another leads, A's next write on B", Date.now() - t0);
+
     // A's manage page lists B as an editor.
     const manage = await browsers[0].context.newPage();
     await manage.goto(`${sites.vault}/manage.html`);
@@ -180,7 +193,7 @@ if (process.env.E2E_NETNS !== "1") {
       space,
       { timeout: 10000 },
     );
-    for (const p of [host, guest, manage, a, b]) await p.close();
+    for (const p of [host, standby, manage, a, b]) await p.close();
   });
 
   test("three wrong codes end the invitation on both sides; a new attempt is refused", async () => {

@@ -89,8 +89,20 @@ export function joinNetElection(link: EngineLink, scope: StorageScope, onRole: (
     await new Promise<never>(() => {});
   };
 
+  let waiting: AbortController | null = null;
   const request = (steal: boolean): void => {
-    locks.request(NET_LOCK, steal ? { steal: true } : {}, drive).catch((error: unknown) => {
+    const controller = new AbortController();
+    waiting = steal ? null : controller;
+    const options: LockOptions = steal ? { steal: true } : { signal: controller.signal };
+    locks.request(NET_LOCK, options, async () => {
+      waiting = null;
+      await drive();
+    }).catch((error: unknown) => {
+      if (controller.signal.aborted) {
+        // A top-level page stopped waiting behind an iframe: it takes over.
+        request(true);
+        return;
+      }
       if (error instanceof DOMException && error.name === "AbortError") {
         // A top-level vault page took the lead: stop driving, wait in line.
         host?.close();
@@ -112,8 +124,17 @@ export function joinNetElection(link: EngineLink, scope: StorageScope, onRole: (
     request(false);
     return;
   }
-  void locks.query().then(
-    (state) => request(state.held?.some((l) => l.name === IFRAME_MARK) ?? false),
-    () => request(false),
-  );
+  const iframeDrives = async (): Promise<boolean> => {
+    const state = await locks.query().catch(() => null);
+    return state?.held?.some((l) => l.name === IFRAME_MARK) ?? false;
+  };
+  void iframeDrives().then((iframe) => request(iframe));
+  // Waiting in line while an app's iframe took the lead: take it over.
+  setInterval(() => {
+    if (!waiting) return;
+    const pending = waiting;
+    void iframeDrives().then((iframe) => {
+      if (iframe && waiting === pending) pending.abort();
+    });
+  }, 1_000);
 }
