@@ -49,7 +49,7 @@ if (process.env.E2E_NETNS !== "1") {
     process.stderr.write(indent(r.stderr));
     assert.equal(r.status, 0, `the tests in the namespace failed (status ${r.status}, ${r.error ?? "no spawn error"})`);
     // They ran, all of them.
-    assert.match(r.stdout ?? "", /ℹ pass 2\b/, "both tests ran and passed in the namespace");
+    assert.match(r.stdout ?? "", /ℹ pass 3\b/, "every test ran and passed in the namespace");
     assert.match(r.stdout ?? "", /ℹ fail 0\b/);
   });
 } else {
@@ -194,6 +194,61 @@ if (process.env.E2E_NETNS !== "1") {
       { timeout: 10000 },
     );
     for (const p of [host, standby, manage, a, b]) await p.close();
+  });
+
+  test("demo app: A shares the board, B joins it from its own demo app; a task added by either shows on both", async (t) => {
+    const demo = async (i) => {
+      const page = await browsers[i].context.newPage();
+      await page.goto(`${sites.demo}/`);
+      await page.waitForFunction(() => ["not_authorized", "connected"].includes(document.querySelector("[data-testid=state]")?.dataset.state), null, { timeout: 15000 });
+      if ((await page.getByTestId("state").getAttribute("data-state")) === "not_authorized") {
+        const popupP = browsers[i].context.waitForEvent("page");
+        await page.getByTestId("connect").click();
+        const popup = await popupP;
+        await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
+        const closed = popup.waitForEvent("close");
+        await popup.click("#allow");
+        await closed;
+      }
+      await page.waitForFunction(() => document.querySelector("[data-testid=board]")?.dataset.ready === "true", null, { timeout: 15000 });
+      return page;
+    };
+    const a = await demo(0);
+    await a.getByTestId("new-list-name").fill("Household");
+    await a.getByTestId("add-list").click();
+    await a.getByTestId("list-Household").waitFor({ timeout: 5000 });
+
+    let t0 = Date.now();
+    const hostP = browsers[0].context.waitForEvent("page");
+    await a.getByTestId("share-board").click();
+    const host = await hostP;
+    await host.waitForFunction(() => document.getElementById("invite-code")?.value.startsWith("echo-invite-"), null, { timeout: 15000 });
+    const code = await host.inputValue("#invite-code");
+
+    const b = await demo(1);
+    const guestP = browsers[1].context.waitForEvent("page");
+    await b.getByTestId("join-board").click();
+    const guest = await guestP;
+    await guest.waitForSelector("#accept-input", { timeout: 10000 });
+    await guest.fill("#accept-input", code);
+    await guest.click("#accept-button");
+    await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected to A" });
+    const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 })).jsonValue();
+    await guest.fill("#code-input", digits);
+    await guest.click("#code-button");
+    // The invitation window reports to the demo app, which opens the shared board.
+    await b.getByTestId("list-Household").waitFor({ timeout: 30000 });
+    timing(t, "demo: Share → B sees A's list", Date.now() - t0);
+
+    t0 = Date.now();
+    await b.getByTestId("list-Household").click();
+    await b.getByTestId("new-task-title").fill("Buy milk");
+    await b.getByTestId("add-task").click();
+    await a.bringToFront();
+    await a.getByTestId("list-Household").click();
+    await a.getByTestId("task-title").getByText("Buy milk", { exact: true }).waitFor({ timeout: 10000 });
+    timing(t, "demo: B's task → visible in A's app", Date.now() - t0);
+    for (const p of [host, guest, a, b]) await p.close().catch(() => {});
   });
 
   test("three wrong codes end the invitation on both sides; a new attempt is refused", async () => {

@@ -128,10 +128,27 @@ export class Board {
     this.onLost?.(error);
   }
 
-  /** One space per user for this app, found by its `app` property. Tabs opening at once agree through a Web Lock. */
+  /** The board this browser shows: one chosen (a board joined), if still there. */
+  static readonly CHOSEN_KEY = "echo-taskboard.board";
+
+  /** Shows board `space` (one just joined) from now on. */
+  async switchTo(space: string): Promise<void> {
+    localStorage.setItem(Board.CHOSEN_KEY, space);
+    this.close();
+    await this.open();
+  }
+
+  /**
+   * The board's space: the one chosen here (a board someone shared), else
+   * the user's own for this app, found by its `app` property. Tabs opening
+   * at once agree through a Web Lock.
+   */
   private async findOrCreateSpace(): Promise<string> {
     const find = async (): Promise<string> => {
-      const found = findBoardSpace(await this.vault.spaces.list());
+      const spaces = await this.vault.spaces.list();
+      const chosen = localStorage.getItem(Board.CHOSEN_KEY);
+      if (chosen && spaces.some((s) => s.id === chosen)) return chosen;
+      const found = findBoardSpace(spaces);
       if (found) return found.id;
       const created = await this.vault.spaces.create({ [APP_PROPERTY]: APP_ID, name: SPACE_NAME });
       return created.id;

@@ -19,6 +19,7 @@ const ui = {
   statusText: byTestId("state-text"),
   connect: byTestId<HTMLButtonElement>("connect"),
   retry: byTestId<HTMLButtonElement>("retry"),
+  share: document.getElementById("share") as HTMLElement,
   busy: byTestId("busy"),
   busyText: document.getElementById("busy-text") as HTMLElement,
   board: byTestId("board"),
@@ -130,6 +131,7 @@ function renderState(): void {
   ui.connect.hidden = state !== "not_authorized";
   ui.retry.hidden = !(state === "storage_partitioned" || state === "storage_blocked" || (state === "disconnected" && vault.lastError?.code === "rpc.unsupported_version"));
   ui.board.classList.toggle("offline", state !== "connected");
+  ui.share.hidden = state !== "connected";
   if (!board.isOpen) {
     ui.noListText.textContent = state === "connected" ? "Loading your board…" : "Your board appears here once the app is connected to your vault.";
   }
@@ -172,6 +174,37 @@ ui.connect.addEventListener("click", () => {
 });
 
 ui.retry.addEventListener("click", () => vault.reconnect());
+
+// ------------------------------------------------------------ sharing
+
+const shareButton = byTestId<HTMLButtonElement>("share-board");
+const joinButton = byTestId<HTMLButtonElement>("join-board");
+
+// Both open a window of the vault (the codes never pass through this app):
+// they must run in the click, before any await.
+shareButton.addEventListener("click", () => {
+  if (!board.space) return;
+  board.space
+    .invite({ role: "editor" })
+    .then((r) => {
+      if (r.state !== "success") showError(new Error(`The invitation ended: ${r.state}.`));
+    })
+    .catch((e: unknown) => {
+      if (!(e instanceof EchoError && e.details["reason"] === "popup_closed")) showError(e);
+    });
+});
+joinButton.addEventListener("click", () => {
+  vault
+    .acceptInvitation()
+    .then(async (r) => {
+      if (r.state === "success" && r.space) await run("Opening the shared board…", () => board.switchTo(r.space as string));
+      else showError(new Error(`Joining did not work: ${r.state}.`));
+    })
+    .then(() => render())
+    .catch((e: unknown) => {
+      if (!(e instanceof EchoError && e.details["reason"] === "popup_closed")) showError(e);
+    });
+});
 
 async function openBoard(): Promise<void> {
   await run("Loading your board…", () => board.open());
@@ -385,7 +418,7 @@ function createRow(task: Task): TaskRow {
   const tagsInput = h("input", { type: "text", testid: "task-tags-input", ariaLabel: "Tags", placeholder: "tags, comma separated" });
   const save = h("button", { type: "submit", class: "primary small", testid: "task-save" }, "Save");
   const noteId = `note-${task.id}`;
-  const note = h("textarea", { class: "task-note", testid: "task-note", id: noteId, placeholder: "Notes — shared live with your other tabs and devices" });
+  const note = h("textarea", { class: "task-note", testid: "task-note", id: noteId, placeholder: "Notes — shared live with everyone on this board" });
   note.rows = 4;
   const noteStatus = h("span", { class: "note-status", testid: "task-note-status" });
   const details = h(
