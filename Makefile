@@ -53,8 +53,6 @@ bench: setup
 	@echo "== signaling (echo-signal: sockets held, memory per socket, messages/s, one node vs two through Redis)"
 	cargo build --release -p echo-signal
 	cargo run --release -p echo-signal --example bench
-	cargo build --release -p echo-signal
-	cargo run --release -p echo-signal --example bench
 	@$(MAKE) --no-print-directory bench-browser
 
 # In headless Chromium: the vault's own figures and the side-by-side
