@@ -95,3 +95,40 @@ fn two_shared_spaces_make_one_link_and_no_dialing_storm() {
     assert!(sim.dials - dials <= 2, "{} dials", sim.dials - dials);
     assert_eq!(notes(&mut sim, 0, app0, &second).len(), 1);
 }
+
+/// Two vaults sharing a space, cut off from each other for five minutes
+/// (their dial backoff grows to its longest), then healed.
+fn cut_off_then_healed(seed: u64) -> (Sim, echo_sim::scenario::Shared) {
+    let mut sim = Sim::new(seed, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    sim.partition(&[1]);
+    sim.enable_signaling();
+    sim.run_for(300_000);
+    assert_eq!(sim.up_links().len(), 0);
+    sim.heal();
+    (sim, s)
+}
+
+#[test]
+fn a_host_that_can_dial_again_has_the_vault_dial_at_once_not_after_its_backoff() {
+    let (mut sim, s) = cut_off_then_healed(23);
+    // The host says it can dial again (in the browser: a vault page took
+    // the lead for WebRTC): both vaults are linked within a second.
+    let now = sim.now;
+    for n in 0..2 {
+        sim.nodes[n].input(now, echo_core::vault::Input::CanDial);
+    }
+    sim.run_for(1_000);
+    assert_eq!(sim.up_links().len(), 1, "linked at once");
+    write(&mut sim, 0, s.apps[0], note(&s.space, "after"));
+    assert!(sim.settle(QUIET, LIMIT));
+    assert_eq!(notes(&mut sim, 1, s.apps[1], &s.space).len(), 1);
+}
+
+#[test]
+fn without_being_told_the_vault_waits_for_its_backoff() {
+    // The control of the test above: not linked a second after healing.
+    let (mut sim, _) = cut_off_then_healed(23);
+    sim.run_for(1_000);
+    assert_eq!(sim.up_links().len(), 0, "still in its backoff");
+}

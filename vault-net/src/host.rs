@@ -208,6 +208,11 @@ fn on_engine(inner: &Shared, data: JsValue) {
                 }
             });
         }
+        Some("log") => {
+            if let Some(message) = field(&data, "message").as_string() {
+                trace(&format!("engine: {message}"));
+            }
+        }
         _ => {}
     }
 }
@@ -241,10 +246,13 @@ fn candidates(sdp: &str) -> String {
 /// Waits until every candidate is in the local description (or
 /// [`GATHER_MS`] passed), then returns its SDP.
 async fn gathered(pc: &RtcPeerConnection) -> Result<String, JsValue> {
-    let mut waited = 0;
-    while pc.ice_gathering_state() != RtcIceGatheringState::Complete && waited < GATHER_MS {
+    // By the clock, not by counting sleeps: a background page's timers are
+    // throttled to a second or more.
+    let deadline = js_sys::Date::now() + f64::from(GATHER_MS);
+    while pc.ice_gathering_state() != RtcIceGatheringState::Complete
+        && js_sys::Date::now() < deadline
+    {
         sleep(20).await;
-        waited += 20;
     }
     pc.local_description()
         .map(|d| d.sdp())

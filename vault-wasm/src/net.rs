@@ -322,7 +322,16 @@ fn on_server(state: &Shared, text: &str) {
             }
         }
         FromServer::Error { code, message } => {
-            console_warn(&format!("echo-vault: signaling: {code}: {message}"));
+            let text = format!("signaling: {code}: {message}");
+            console_warn(&format!("echo-vault: {text}"));
+            // Also where a page's console shows it (a worker's is apart).
+            let s = state.borrow();
+            if let Some(host) = &s.net.host {
+                let log = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&log, &"t".into(), &"log".into());
+                let _ = js_sys::Reflect::set(&log, &"message".into(), &text.into());
+                let _ = host.port.post_message(&log);
+            }
             None
         }
     };
@@ -446,6 +455,8 @@ pub(crate) fn attach_host(state: &Shared, port: MessagePort) {
         _onmessage: onmessage,
         _onclose: onclose,
     });
+    // Dials that failed for want of a page are tried again now.
+    enqueue(state, Input::CanDial);
 }
 
 /// The net host left: its links are gone with its page.

@@ -203,6 +203,18 @@ impl Vault {
         }
     }
 
+    /// The host can dial again: every remote waiting for a retry is dialed
+    /// now, its failures forgotten.
+    pub(super) fn dial_now(&mut self) {
+        let now = self.now;
+        for r in self.discovery.remotes.values_mut() {
+            if let Reach::Idle { .. } = r.state {
+                r.state = Reach::Idle { retry_at: now };
+                r.failures = 0;
+            }
+        }
+    }
+
     /// A dial of this vault failed.
     pub(super) fn dial_failed(&mut self, dial: DialId) {
         let Some(peer) = self.discovery.dials.remove(&dial) else {

@@ -126,6 +126,10 @@ pub enum Input {
     SignalLeft { topic: Topic, peer: SignalPeer },
     /// [`Output::Dial`] `dial` found no pipe.
     DialFailed { dial: DialId, reason: String },
+    /// The host can open pipes again (in the browser: a vault page took
+    /// the lead for WebRTC): dials that failed for want of one are tried
+    /// now, not after their backoff.
+    CanDial,
     /// A message from a peer on a topic (invitations use it).
     SignalMessage {
         topic: Topic,
@@ -191,6 +195,7 @@ impl std::fmt::Debug for Input {
             Input::SignalMessage { topic, from, data } => {
                 write!(f, "SignalMessage({topic:?}, {from:?}, {} B)", data.len())
             }
+            Input::CanDial => write!(f, "CanDial"),
             Input::Timeout => write!(f, "Timeout"),
         }
     }

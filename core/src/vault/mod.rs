@@ -334,6 +334,7 @@ impl Vault {
             Input::SignalMessage { topic, from, data } => {
                 self.invitation_message(topic, from, &data)
             }
+            Input::CanDial => self.dial_now(),
             Input::DialFailed { dial, .. } => self.dial_failed(dial),
             Input::Timeout => self.peers_timeout(),
         }
