@@ -492,7 +492,10 @@ fn drain_outputs(state: &Shared) {
                 });
             }
             Output::PeerSend { link, bytes } => crate::net::peer_send(state, link, bytes),
-            Output::PeerClose { link, .. } => crate::net::peer_close(state, link),
+            Output::PeerClose { link, reason } => {
+                crate::net::log(state, &format!("link {} closed: {reason:?}", link.0));
+                crate::net::peer_close(state, link)
+            }
             Output::SignalJoin { topic } => crate::net::signal_join(state, &topic),
             Output::SignalLeave { topic } => crate::net::signal_leave(state, &topic),
             Output::SignalSend { topic, to, data } => {
@@ -512,6 +515,23 @@ fn drain_outputs(state: &Shared) {
                     if let Some(tx) = state.borrow_mut().boot.take() {
                         let _ = tx.send(Err(error));
                     }
+                }
+                VaultEvent::PeerAuthenticated { link, device, .. } => {
+                    crate::net::log(state, &format!("link {} is device {device}", link.0));
+                }
+                VaultEvent::SyncStarted { link, space } => {
+                    crate::net::log(state, &format!("link {}: syncing {space}", link.0));
+                }
+                VaultEvent::SyncStopped {
+                    link,
+                    space,
+                    code,
+                    reason,
+                } => {
+                    crate::net::log(
+                        state,
+                        &format!("link {}: stopped syncing {space}: {code} {reason}", link.0),
+                    );
                 }
                 VaultEvent::InvitationTrouble { invitation, error } => {
                     web_sys::console::warn_1(

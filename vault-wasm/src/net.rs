@@ -324,14 +324,7 @@ fn on_server(state: &Shared, text: &str) {
         FromServer::Error { code, message } => {
             let text = format!("signaling: {code}: {message}");
             console_warn(&format!("echo-vault: {text}"));
-            // Also where a page's console shows it (a worker's is apart).
-            let s = state.borrow();
-            if let Some(host) = &s.net.host {
-                let log = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&log, &"t".into(), &"log".into());
-                let _ = js_sys::Reflect::set(&log, &"message".into(), &text.into());
-                let _ = host.port.post_message(&log);
-            }
+            log(state, &text);
             None
         }
     };
@@ -353,6 +346,17 @@ fn forward_negotiation(state: &Shared, topic: &str, from: &str, json: &str) {
     let _ = js_sys::Reflect::set(&message, &"topic".into(), &topic.into());
     let _ = js_sys::Reflect::set(&message, &"payload".into(), &payload);
     let _ = host.port.post_message(&message);
+}
+
+/// A line for the driving page's console (a worker's console is apart).
+pub(crate) fn log(state: &Shared, text: &str) {
+    let s = state.borrow();
+    if let Some(host) = &s.net.host {
+        let log = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&log, &"t".into(), &"log".into());
+        let _ = js_sys::Reflect::set(&log, &"message".into(), &text.into());
+        let _ = host.port.post_message(&log);
+    }
 }
 
 // ------------------------------------------------------------ vault outputs
@@ -518,6 +522,7 @@ fn on_host(state: &Shared, generation: u64, data: &JsValue) {
             };
             let dial = field(data, "dial").as_f64().map(|d| DialId(d as u64));
             let link = attach_link(state, generation, port);
+            log(state, &format!("link {} up (dial {dial:?})", link.0));
             enqueue(
                 state,
                 Input::PeerConnected {

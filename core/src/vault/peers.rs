@@ -35,6 +35,10 @@ pub(super) struct Link {
     pub awaiting_offer: bool,
     /// Offers of the peer waiting for their space to be opened.
     pub deferred: Vec<(ChannelId, SpaceId)>,
+    /// Offers of the peer for no space held here (yet): answered when this
+    /// vault comes to hold it (a guest admitted while linked gets the
+    /// host's offer before the space itself).
+    pub unmatched: Vec<(ChannelId, OfferTag)>,
 }
 
 #[derive(Default)]
@@ -106,6 +110,7 @@ impl Vault {
                 sessions: BTreeMap::new(),
                 awaiting_offer: false,
                 deferred: Vec::new(),
+                unmatched: Vec::new(),
             },
         );
     }
@@ -364,6 +369,17 @@ impl Vault {
             return;
         };
         for l in self.peers.links.values_mut() {
+            // The peer offered it before this vault held it: take that
+            // offer (the peer keeps it open; offering ours would deadlock
+            // when the rule for both-offered keeps theirs).
+            if let Some(tag) = l.conn.their_tag(&space) {
+                if let Some(i) = l.unmatched.iter().position(|(_, t)| *t == tag) {
+                    let (channel, _) = l.unmatched.remove(i);
+                    if l.conn.accept(channel, space) {
+                        continue;
+                    }
+                }
+            }
             let Some(peer) = l.conn.peer() else {
                 continue;
             };
@@ -379,7 +395,10 @@ impl Vault {
             return;
         };
         let Some(space) = ids.into_iter().find(|id| l.conn.their_tag(id) == Some(tag)) else {
-            return; // not a space held here: say nothing
+            // Not a space held here: say nothing, but remember it (the
+            // connection bounds the offers a peer may have open).
+            l.unmatched.push((channel, tag));
+            return;
         };
         if self.spaces.is_open(&space) {
             l.conn.accept(channel, space);
