@@ -132,3 +132,56 @@ fn without_being_told_the_vault_waits_for_its_backoff() {
     sim.run_for(1_000);
     assert_eq!(sim.up_links().len(), 0, "still in its backoff");
 }
+
+#[test]
+fn a_space_offered_before_this_vault_holds_it_syncs_once_it_joins() {
+    // Several seeds: which device's offer the both-offered rule keeps
+    // depends on the keys.
+    for seed in 20..32 {
+        offered_before_held(seed);
+    }
+}
+
+fn offered_before_held(seed: u64) {
+    // Linked through a first space; node 0 admits node 1 to a second one
+    // (its offer reaches node 1, which does not hold it yet and says
+    // nothing); only then node 1 joins: the space must sync.
+    let mut sim = Sim::new(seed, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    sim.enable_signaling();
+    assert!(sim.settle(QUIET, LIMIT));
+    assert_eq!(sim.up_links().len(), 1);
+    let second = create_space(&mut sim, 0, s.apps[0]);
+    write(&mut sim, 0, s.apps[0], note(&second, "in the second space"));
+    let guest = echo_sim::scenario::identity_of(&mut sim, 1);
+    echo_sim::scenario::admin(
+        &mut sim,
+        0,
+        echo_core::rpc::AdminRequest::Admit {
+            space: second.clone(),
+            identity: guest,
+            role: Role::Editor,
+        },
+    )
+    .expect("admit");
+    assert!(sim.settle(QUIET, LIMIT));
+    let Ok(echo_core::rpc::AdminResponse::Export { export }) = echo_sim::scenario::admin(
+        &mut sim,
+        0,
+        echo_core::rpc::AdminRequest::Export {
+            space: second.clone(),
+        },
+    ) else {
+        panic!("export")
+    };
+    echo_sim::scenario::admin(&mut sim, 1, echo_core::rpc::AdminRequest::Join { export })
+        .expect("join");
+    assert!(sim.settle(QUIET, LIMIT));
+    let app1 = allow(&mut sim, 1, vec![s.space.clone(), second.clone()]);
+    assert_eq!(
+        notes(&mut sim, 1, app1, &second).len(),
+        1,
+        "the second space synced"
+    );
+    assert_eq!(sim.up_links().len(), 1, "on the same link");
+}
