@@ -897,7 +897,8 @@ export class Vault {
    * `codeOrLink` (or empty, for the person to paste it), where the person
    * types the 6-digit code the other vault shows. **Call it from a user
    * gesture.** Resolves when it ended; on success this app may open the
-   * joined space (`result.space`). Codes never pass through the app.
+   * joined space (`result.space`). The invite code is not secret; the
+   * 6-digit code is typed in the vault's window and never reaches the app.
    */
   acceptInvitation(codeOrLink = ""): Promise<InvitationResult> {
     return this.invitationWindow({ code: codeOrLink });
@@ -969,7 +970,7 @@ export class Space {
    * which shows the code to send them and, once they open it, the 6-digit
    * code they type. `role`: `editor` by default. **Call it from a user
    * gesture.** Resolves when the invitation ended (`success` once they
-   * joined). The app never sees either code.
+   * joined). The app never sees either code: the vault's window shows them.
    */
   invite(options: { role?: InviteRole } = {}): Promise<InvitationResult> {
     return this.vault.invitationWindow({ space: this.id, role: options.role ?? "editor" });
