@@ -1,7 +1,7 @@
 //! The vault's part that finds its peers: signaling topics and dials.
 //!
-//! A host with a signaling network (the simulator's; the browser's WebRTC
-//! host, planned) tells the vault when its signaling session is up
+//! A host with a signaling network (the simulator's; the browser's worker,
+//! `vault-wasm/src/net.rs`) tells the vault when its signaling session is up
 //! and who is on the topics it joined; the vault decides whom to connect
 //! to and asks the host to dial. A host without one never says
 //! [`Input::SignalUp`](super::Input::SignalUp), and nothing here happens.
