@@ -435,29 +435,20 @@ impl Sim {
                 if !members.is_some_and(|t| t.contains(&n) && t.contains(&m)) {
                     return;
                 }
+                let mut data = data;
                 if let Some(tamper) = self.tamper_signal.as_mut() {
-                    let mut data = data;
                     if !tamper(n, m, &mut data) {
                         return;
                     }
-                    self.nodes[m].input(
-                        now,
-                        Input::SignalMessage {
-                            topic,
-                            from: me,
-                            data,
-                        },
-                    );
-                } else {
-                    self.nodes[m].input(
-                        now,
-                        Input::SignalMessage {
-                            topic,
-                            from: me,
-                            data,
-                        },
-                    );
                 }
+                self.nodes[m].input(
+                    now,
+                    Input::SignalMessage {
+                        topic,
+                        from: me,
+                        data,
+                    },
+                );
             }
             SignalRequest::Dial { dial, peer, .. } => {
                 self.dials += 1;
