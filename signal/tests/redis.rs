@@ -5,20 +5,15 @@
 
 mod common;
 
+use common::ws::{connect_as, next, send, Ws};
 use common::{fixture, TempDir};
 use echo_signal::rendezvous::Limits;
 use echo_signal::{Config, Server, SiteConfig, SiteKind};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const T: &str = "abababababababababababababababababababababababababababababababab";
 
@@ -114,31 +109,9 @@ async fn wait_state(addr: SocketAddr, want: &str) {
     );
 }
 
+/// A native client's socket (no Origin) and its peer id.
 async fn connect(addr: SocketAddr) -> (Ws, String) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/signal"))
-        .await
-        .unwrap();
-    let welcome = next(&mut ws).await;
-    (ws, welcome["peer"].as_str().unwrap().to_owned())
-}
-
-async fn next(ws: &mut Ws) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, value: Value) {
-    ws.send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
+    connect_as(addr, None).await
 }
 
 /// Peers on `n1` and `n2` meet on topic T and pass a message each way.

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{HeaderMap, Method, Request, StatusCode};
