@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { timing, watchErrors } from "./lib/util.mjs";
+import { allowDemo, timing, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -22,13 +22,7 @@ test("demo app: a task added in one tab appears in the other without reload", as
   const errors = [watchErrors(a)];
   await a.goto(`${sites.demo}/`);
   await a.waitForFunction(() => document.querySelector("[data-testid=state]")?.dataset.state === "not_authorized", null, { timeout: 15000 });
-  const popupP = context.waitForEvent("page");
-  await a.getByTestId("connect").click();
-  const popup = await popupP;
-  await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
-  const closed = popup.waitForEvent("close");
-  await popup.click("#allow");
-  await closed;
+  await allowDemo(context, a);
   await ready(a);
 
   const b = await context.newPage();

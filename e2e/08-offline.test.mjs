@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { sleep, timing } from "./lib/util.mjs";
+import { allowDemo, sleep, timing } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -39,13 +39,7 @@ test("offline: demo app and vault load from their service workers; a task added 
   const t0 = Date.now();
   await page.goto(`${sites.demo}/`);
   await page.waitForFunction(() => document.querySelector("[data-testid=state]")?.dataset.state === "not_authorized", null, { timeout: 15000 });
-  const popupP = context.waitForEvent("page");
-  await page.getByTestId("connect").click();
-  const popup = await popupP;
-  await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
-  const closed = popup.waitForEvent("close");
-  await popup.click("#allow");
-  await closed;
+  await allowDemo(context, page);
   await ready(page);
   await page.getByTestId("new-list-name").fill("Trip");
   await page.getByTestId("add-list").click();

@@ -74,3 +74,14 @@ export async function allowInPopup(context, page, { spaces = [] } = {}) {
   assert.equal(access.value.allowed, true);
   return offered;
 }
+
+/** The user connects the demo app on `page`: "Connect to your vault" → the consent popup → Allow (it closes). */
+export async function allowDemo(context, page) {
+  const popupP = context.waitForEvent("page");
+  await page.getByTestId("connect").click();
+  const popup = await popupP;
+  await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
+  const closed = popup.waitForEvent("close");
+  await popup.click("#allow");
+  await closed;
+}
