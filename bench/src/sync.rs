@@ -31,11 +31,11 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use echo_core::data::SpaceId;
 use echo_core::rpc::{
-    Request, Response, Role, WireFields, WireFilter, WireInt, WireMutation, WireQuery,
-    WireReference, WireValue,
+    Request, Response, Role, WireFields, WireFilter, WireInt, WireMutation, WireReference,
+    WireValue,
 };
 use echo_core::vault::ConnId;
-use echo_sim::scenario::{allow, share, write};
+use echo_sim::scenario::{allow, query, share, write};
 use echo_sim::{NetConfig, Sim, Traffic};
 
 use crate::baseline::{new_doc, write_object};
@@ -240,19 +240,7 @@ fn edits(sim: &mut Sim, n: usize, app: ConnId, space: &str, ids: &[String], rng:
 }
 
 fn count(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> usize {
-    let q = Request::Query {
-        space: space.into(),
-        query: WireQuery {
-            filter: WireFilter::All,
-            order: Vec::new(),
-            limit: None,
-            offset: 0,
-            include_deleted: false,
-        },
-        at: None,
-        resolve: false,
-    };
-    match write(sim, n, app, q) {
+    match write(sim, n, app, query(space, WireFilter::All, false, false)) {
         Response::Result { ids, .. } => ids.len(),
         other => panic!("{other:?}"),
     }

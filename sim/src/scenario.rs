@@ -126,26 +126,45 @@ pub fn note(space: &str, title: &str) -> Request {
     }
 }
 
-/// A query for every note of `space`, deleted ones too.
-pub fn notes_query(space: &str) -> Request {
+/// A query of `space` now, unordered, unlimited: its ids, or with
+/// `resolve` the objects too.
+pub fn query(space: &str, filter: WireFilter, include_deleted: bool, resolve: bool) -> Request {
     Request::Query {
         space: space.into(),
         query: WireQuery {
-            filter: WireFilter::Type("note".into()),
+            filter,
             order: Vec::new(),
             limit: None,
             offset: 0,
-            include_deleted: true,
+            include_deleted,
         },
         at: None,
-        resolve: true,
+        resolve,
     }
+}
+
+/// A query for every note of `space`, deleted ones too.
+pub fn notes_query(space: &str) -> Request {
+    query(space, WireFilter::Type("note".into()), true, true)
 }
 
 /// Every note of `space` (deleted ones too) as node `n`'s app reads them,
 /// ordered by id.
 pub fn notes(sim: &mut Sim, n: usize, app: ConnId, space: &str) -> Vec<WireObject> {
-    match write(sim, n, app, notes_query(space)) {
+    objects(sim, n, app, space, "note")
+}
+
+/// Every object of type `type_name` in `space` (deleted ones too) as node
+/// `n`'s app reads them, ordered by id.
+pub fn objects(
+    sim: &mut Sim,
+    n: usize,
+    app: ConnId,
+    space: &str,
+    type_name: &str,
+) -> Vec<WireObject> {
+    let request = query(space, WireFilter::Type(type_name.into()), true, true);
+    match write(sim, n, app, request) {
         Response::Result { objects, .. } => {
             let mut o = objects.unwrap_or_default();
             o.sort_by(|a, b| a.id.cmp(&b.id));

@@ -23,12 +23,11 @@ use echo_core::data::SpaceId;
 use echo_core::identity::{DeviceKey, IdentityKey};
 use echo_core::model::SpaceOptions;
 use echo_core::rpc::{
-    Request, Response, Role, WireFields, WireFilter, WireInt, WireObject, WireQuery, WireReference,
-    WireValue,
+    Request, Response, Role, WireFields, WireFilter, WireInt, WireObject, WireReference, WireValue,
 };
 use echo_core::sync::Replica;
 use echo_core::vault::ConnId;
-use echo_sim::scenario::{allow, create_space, join};
+use echo_sim::scenario::{allow, create_space, join, objects, query};
 use echo_sim::Sim;
 
 struct Session {
@@ -275,44 +274,14 @@ impl Session {
 
     fn objects(&mut self, n: usize) -> Vec<WireObject> {
         let app = self.app(n);
-        let now = self.sim.now;
-        let q = Request::Query {
-            space: self.space.clone(),
-            query: WireQuery {
-                filter: WireFilter::Type("item".into()),
-                order: Vec::new(),
-                limit: None,
-                offset: 0,
-                include_deleted: true,
-            },
-            at: None,
-            resolve: true,
-        };
-        match self.sim.nodes[n].call(now, app, q).unwrap() {
-            Response::Result { objects, .. } => {
-                let mut o = objects.unwrap_or_default();
-                o.sort_by(|a, b| a.id.cmp(&b.id));
-                o
-            }
-            other => panic!("{other:?}"),
-        }
+        let space = self.space.clone();
+        objects(&mut self.sim, n, app, &space, "item")
     }
 
     fn query_ids(&mut self, n: usize, filter: WireFilter) -> Vec<String> {
         let app = self.app(n);
         let now = self.sim.now;
-        let q = Request::Query {
-            space: self.space.clone(),
-            query: WireQuery {
-                filter,
-                order: Vec::new(),
-                limit: None,
-                offset: 0,
-                include_deleted: false,
-            },
-            at: None,
-            resolve: false,
-        };
+        let q = query(&self.space, filter, false, false);
         match self.sim.nodes[n].call(now, app, q).unwrap() {
             Response::Result { ids, .. } => ids,
             other => panic!("{other:?}"),
