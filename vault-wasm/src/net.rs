@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use data_encoding::BASE64;
+use data_encoding::{BASE64, HEXLOWER, HEXLOWER_PERMISSIVE};
 use echo_core::peer::ChannelBinding;
 use echo_core::vault::{DialId, Input, LinkId, SignalPeer, Topic};
 use serde::{Deserialize, Serialize};
@@ -90,18 +90,20 @@ enum ToServer<'a> {
 }
 
 fn topic_hex(topic: &Topic) -> String {
-    topic.0.iter().map(|b| format!("{b:02x}")).collect()
+    HEXLOWER.encode(&topic.0)
+}
+
+/// 32 bytes from 64 hex digits (a topic, a channel binding).
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    HEXLOWER_PERMISSIVE
+        .decode(text.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 fn parse_topic(text: &str) -> Option<Topic> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Topic(out))
+    hex32(text).map(Topic)
 }
 
 fn peer_hex(peer: SignalPeer) -> String {
@@ -116,8 +118,7 @@ fn parse_peer(text: &str) -> Option<SignalPeer> {
 }
 
 fn parse_binding(text: &str) -> Option<ChannelBinding> {
-    let topic = parse_topic(text)?;
-    Some(ChannelBinding::from_bytes(topic.0))
+    hex32(text).map(ChannelBinding::from_bytes)
 }
 
 struct Socket {

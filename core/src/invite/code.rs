@@ -8,7 +8,7 @@
 //! text is `echo-invite-` + unpadded lower-case base32 of the postcard
 //! encoding, so it survives copying through chat apps and URLs.
 
-use data_encoding::BASE32_NOPAD;
+use data_encoding::{BASE32_NOPAD, HEXLOWER, HEXLOWER_PERMISSIVE};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,18 +43,12 @@ impl InvitationId {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        HEXLOWER.encode(&self.0)
     }
 
     pub fn from_hex(text: &str) -> Option<Self> {
-        if text.len() != 32 {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(InvitationId(out))
+        let bytes = HEXLOWER_PERMISSIVE.decode(text.as_bytes()).ok()?;
+        bytes.try_into().ok().map(InvitationId)
     }
 }
 
