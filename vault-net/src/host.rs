@@ -46,6 +46,54 @@ struct Conn {
     open: bool,
 }
 
+impl Conn {
+    fn new(pc: RtcPeerConnection, dial: Option<f64>) -> Self {
+        Conn {
+            pc,
+            dial,
+            dc: None,
+            port: None,
+            queue: VecDeque::new(),
+            handlers: Vec::new(),
+            open: false,
+        }
+    }
+}
+
+fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
+    let desc = RtcSessionDescriptionInit::new(kind);
+    desc.set_sdp(sdp);
+    desc
+}
+
+/// Sets the offer or answer `created` made as the local description and
+/// returns it complete (every candidate gathered, or [`GATHER_MS`] passed).
+async fn set_local(
+    pc: &RtcPeerConnection,
+    kind: RtcSdpType,
+    created: &JsValue,
+) -> Result<String, JsValue> {
+    let sdp = field(created, "sdp").as_string().unwrap_or_default();
+    JsFuture::from(pc.set_local_description(&description(kind, &sdp))).await?;
+    gathered(pc).await
+}
+
+/// Sends an offer or answer to `to` through the engine's signaling.
+fn send_description(inner: &Shared, to: &str, topic: &str, kind: &str, sdp: String) {
+    send_engine(
+        inner,
+        &obj(&[
+            ("t", "signal_send".into()),
+            ("to", to.into()),
+            ("topic", topic.into()),
+            (
+                "payload",
+                obj(&[("kind", kind.into()), ("sdp", sdp.into())]),
+            ),
+        ]),
+    );
+}
+
 struct Inner {
     engine: MessagePort,
     ice_servers: JsValue,
@@ -266,39 +314,16 @@ async fn dial_out(inner: &Shared, dial: f64, peer: &str, topic: &str) -> Result<
     let init = RtcDataChannelInit::new();
     init.set_ordered(true);
     let dc = pc.create_data_channel_with_data_channel_dict("echo", &init);
-    inner.borrow_mut().conns.insert(
-        key.clone(),
-        Conn {
-            pc: pc.clone(),
-            dial: Some(dial),
-            dc: None,
-            port: None,
-            queue: VecDeque::new(),
-            handlers: Vec::new(),
-            open: false,
-        },
-    );
+    inner
+        .borrow_mut()
+        .conns
+        .insert(key.clone(), Conn::new(pc.clone(), Some(dial)));
     watch_pc(inner, &key, &pc);
     wire_channel(inner, &key, dc);
     let offer = JsFuture::from(pc.create_offer()).await?;
-    let sdp = field(&offer, "sdp").as_string().unwrap_or_default();
-    let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-    desc.set_sdp(&sdp);
-    JsFuture::from(pc.set_local_description(&desc)).await?;
-    let sdp = gathered(&pc).await?;
+    let sdp = set_local(&pc, RtcSdpType::Offer, &offer).await?;
     trace(&format!("offer to {peer}: {}", candidates(&sdp)));
-    send_engine(
-        inner,
-        &obj(&[
-            ("t", "signal_send".into()),
-            ("to", peer.into()),
-            ("topic", topic.into()),
-            (
-                "payload",
-                obj(&[("kind", "offer".into()), ("sdp", sdp.into())]),
-            ),
-        ]),
-    );
+    send_description(inner, peer, topic, "offer", sdp);
     // A dial that does not open in time has failed.
     let weak = Rc::downgrade(inner);
     let peer = peer.to_owned();
@@ -338,18 +363,10 @@ async fn on_signal(
             let key: Key = (from.to_owned(), Side::In);
             drop_conn(inner, &key, "");
             let pc = new_pc(inner)?;
-            inner.borrow_mut().conns.insert(
-                key.clone(),
-                Conn {
-                    pc: pc.clone(),
-                    dial: None,
-                    dc: None,
-                    port: None,
-                    queue: VecDeque::new(),
-                    handlers: Vec::new(),
-                    open: false,
-                },
-            );
+            inner
+                .borrow_mut()
+                .conns
+                .insert(key.clone(), Conn::new(pc.clone(), None));
             watch_pc(inner, &key, &pc);
             let weak = Rc::downgrade(inner);
             let k = key.clone();
@@ -363,28 +380,12 @@ async fn on_signal(
             if let Some(c) = inner.borrow_mut().conns.get_mut(&key) {
                 c.handlers.push(ondc);
             }
-            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-            desc.set_sdp(&sdp);
-            JsFuture::from(pc.set_remote_description(&desc)).await?;
+            JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Offer, &sdp)))
+                .await?;
             let answer = JsFuture::from(pc.create_answer()).await?;
-            let answer_sdp = field(&answer, "sdp").as_string().unwrap_or_default();
-            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-            desc.set_sdp(&answer_sdp);
-            JsFuture::from(pc.set_local_description(&desc)).await?;
-            let sdp = gathered(&pc).await?;
+            let sdp = set_local(&pc, RtcSdpType::Answer, &answer).await?;
             trace(&format!("answer to {from}: {}", candidates(&sdp)));
-            send_engine(
-                inner,
-                &obj(&[
-                    ("t", "signal_send".into()),
-                    ("to", from.into()),
-                    ("topic", topic.into()),
-                    (
-                        "payload",
-                        obj(&[("kind", "answer".into()), ("sdp", sdp.into())]),
-                    ),
-                ]),
-            );
+            send_description(inner, from, topic, "answer", sdp);
             Ok(())
         }
         Some("answer") => {
@@ -394,9 +395,8 @@ async fn on_signal(
                 .get(&(from.to_owned(), Side::Out))
                 .map(|c| c.pc.clone())
                 .ok_or("an answer to no offer")?;
-            let desc = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-            desc.set_sdp(&sdp);
-            JsFuture::from(pc.set_remote_description(&desc)).await?;
+            JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Answer, &sdp)))
+                .await?;
             Ok(())
         }
         _ => Err("an unknown negotiation message".into()),
