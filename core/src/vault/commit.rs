@@ -39,6 +39,8 @@ pub(super) enum Held {
     /// An invitation message that may leave only once what it follows
     /// from (a counted attempt, an admission) is stored.
     Signal {
+        /// Its topic stays joined until it left.
+        invitation: InvitationId,
         topic: Topic,
         to: SignalPeer,
         data: Vec<u8>,

@@ -265,19 +265,15 @@ impl Vault {
         if !self.discovery.up || self.keys.is_none() {
             return;
         }
-        // Topics: one per space held.
-        let wanted: BTreeMap<Topic, SpaceId> = self
-            .spaces
-            .ids()
-            .into_iter()
-            .map(|s| (space_topic(&s), s))
-            .collect();
+        // Topics: one per space held (an HMAC each, worked out only when
+        // a space is first joined — this runs after every input).
+        let held: BTreeSet<SpaceId> = self.spaces.ids().into_iter().collect();
         let stale: Vec<Topic> = self
             .discovery
             .joined
-            .keys()
-            .filter(|t| !wanted.contains_key(t))
-            .copied()
+            .iter()
+            .filter(|(_, space)| !held.contains(space))
+            .map(|(topic, _)| *topic)
             .collect();
         for topic in stale {
             self.discovery.joined.remove(&topic);
@@ -287,10 +283,11 @@ impl Vault {
             }
             self.outputs.push_back(Output::SignalLeave { topic });
         }
-        for (topic, space) in wanted {
-            if self.discovery.joined.insert(topic, space).is_none() {
-                self.outputs.push_back(Output::SignalJoin { topic });
-            }
+        let joined: BTreeSet<SpaceId> = self.discovery.joined.values().copied().collect();
+        for space in held.difference(&joined) {
+            let topic = space_topic(space);
+            self.discovery.joined.insert(topic, *space);
+            self.outputs.push_back(Output::SignalJoin { topic });
         }
         // Dials: every remote this vault dials, not reachable now.
         let now = self.now;

@@ -267,7 +267,9 @@ impl Vault {
                     },
                 });
             }
-            Held::Signal { topic, to, data } => {
+            Held::Signal {
+                topic, to, data, ..
+            } => {
                 // Not stored: the message must not leave.
                 if result.is_ok() {
                     self.outputs

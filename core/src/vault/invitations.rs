@@ -116,8 +116,9 @@ pub(super) struct Invitations {
     saved: BTreeMap<InvitationId, InvitationRecord>,
     guests: BTreeMap<InvitationId, HostGuest>,
     answering: BTreeMap<InvitationId, Answering>,
-    /// Topics joined for invitations.
-    joined: BTreeSet<Topic>,
+    /// Invitations whose topic is joined, and the topic (an HMAC: worked
+    /// out once, when joining).
+    joined: BTreeMap<InvitationId, Topic>,
 }
 
 impl Invitations {
@@ -310,7 +311,12 @@ impl Vault {
         if let Some(a) = self.invitations.answering.get_mut(&id) {
             if a.outcome.is_none() {
                 a.outcome = Some(Outcome::Failed(InviteError::Cancelled));
-                let topic = id.topic();
+                let topic = self
+                    .invitations
+                    .joined
+                    .get(&id)
+                    .copied()
+                    .unwrap_or_else(|| id.topic());
                 // Tell the host, so it frees the invitation for someone else.
                 if let Some(host) = a.host {
                     let data = InviteWire::Refuse {
@@ -387,11 +393,7 @@ impl Vault {
         let wire = a.session.enter_code(&code, &mut self.rng)?;
         a.deadline = self.now + STEP_TIMEOUT;
         a.last_error = None;
-        self.outputs.push_back(Output::SignalSend {
-            topic: id.topic(),
-            to: host,
-            data: wire.encode(),
-        });
+        self.signal_send(id, host, &wire);
         self.admin_changed();
         Ok(())
     }
@@ -484,7 +486,25 @@ impl Vault {
 
     /// Whether `topic` is one of this vault's invitations.
     pub(super) fn is_invitation_topic(&self, topic: &Topic) -> bool {
-        self.invitations.joined.contains(topic)
+        self.invitation_on(topic).is_some()
+    }
+
+    /// The invitation whose topic `topic` is (among those joined).
+    fn invitation_on(&self, topic: &Topic) -> Option<InvitationId> {
+        self.invitations
+            .joined
+            .iter()
+            .find(|(_, t)| *t == topic)
+            .map(|(id, _)| *id)
+    }
+
+    /// The topic of invitation `id`.
+    fn topic_of(&self, id: InvitationId) -> Topic {
+        self.invitations
+            .joined
+            .get(&id)
+            .copied()
+            .unwrap_or_else(|| id.topic())
     }
 
     /// Who was on an invitation topic when this vault joined it.
@@ -496,11 +516,14 @@ impl Vault {
 
     /// Someone is on an invitation topic: a guest says hello to it.
     pub(super) fn invitation_peer_joined(&mut self, topic: Topic, peer: SignalPeer) {
-        let Some((id, a)) = self
+        let Some(id) = self.invitation_on(&topic) else {
+            return;
+        };
+        let Some(a) = self
             .invitations
             .answering
-            .iter_mut()
-            .find(|(id, a)| id.topic() == topic && a.outcome.is_none())
+            .get_mut(&id)
+            .filter(|a| a.outcome.is_none())
         else {
             return;
         };
@@ -508,7 +531,6 @@ impl Vault {
             return;
         }
         let data = a.hello.clone();
-        let topic = id.topic();
         self.outputs.push_back(Output::SignalSend {
             topic,
             to: peer,
@@ -518,55 +540,42 @@ impl Vault {
 
     /// Someone left an invitation topic.
     pub(super) fn invitation_peer_left(&mut self, topic: Topic, peer: SignalPeer) {
-        let gone_guest: Vec<InvitationId> = self
+        let Some(id) = self.invitation_on(&topic) else {
+            return;
+        };
+        if self
             .invitations
             .guests
-            .iter()
-            .filter(|(id, g)| id.topic() == topic && g.peer == peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone_guest {
+            .get(&id)
+            .is_some_and(|g| g.peer == peer)
+        {
             self.invitations.guests.remove(&id);
             self.admin_changed();
         }
-        let mut changed = false;
-        for (id, a) in self.invitations.answering.iter_mut() {
-            if id.topic() == topic && a.host == Some(peer) && a.outcome.is_none() {
+        if let Some(a) = self.invitations.answering.get_mut(&id) {
+            if a.host == Some(peer) && a.outcome.is_none() {
                 a.outcome = Some(Outcome::Failed(InviteError::Timeout));
-                changed = true;
+                self.admin_changed();
             }
-        }
-        if changed {
-            self.admin_changed();
         }
     }
 
     /// A message on an invitation topic.
     pub(super) fn invitation_message(&mut self, topic: Topic, from: SignalPeer, data: &[u8]) {
-        let hosted = self
-            .invitations
-            .hosted
-            .keys()
-            .find(|id| id.topic() == topic)
-            .copied();
-        if let Some(id) = hosted {
-            self.host_message(id, from, data);
+        let Some(id) = self.invitation_on(&topic) else {
             return;
-        }
-        let answering = self
-            .invitations
-            .answering
-            .keys()
-            .find(|id| id.topic() == topic)
-            .copied();
-        if let Some(id) = answering {
+        };
+        if self.invitations.hosted.contains_key(&id) {
+            self.host_message(id, from, data);
+        } else if self.invitations.answering.contains_key(&id) {
             self.guest_message(id, from, data);
         }
     }
 
     fn signal_send(&mut self, id: InvitationId, to: SignalPeer, wire: &InviteWire) {
+        let topic = self.topic_of(id);
         self.outputs.push_back(Output::SignalSend {
-            topic: id.topic(),
+            topic,
             to,
             data: wire.encode(),
         });
@@ -574,8 +583,10 @@ impl Vault {
 
     /// Sends `wire` once the flush that holds what it depends on is stored.
     fn signal_send_durable(&mut self, id: InvitationId, to: SignalPeer, wire: &InviteWire) {
+        let topic = self.topic_of(id);
         self.commit.held.push(Held::Signal {
-            topic: id.topic(),
+            invitation: id,
+            topic,
             to,
             data: wire.encode(),
         });
@@ -870,37 +881,42 @@ impl Vault {
         // Topics: invitations made here until they expire (an ended one
         // still refuses a guest, with the reason), answers under way, and
         // those whose last message waits for a flush.
-        let mut wanted: BTreeSet<Topic> = self
+        let mut wanted: BTreeSet<InvitationId> = self
             .invitations
             .hosted
             .iter()
             .filter(|(_, r)| now < r.code.expires_at)
-            .map(|(id, _)| id.topic())
+            .map(|(id, _)| *id)
             .collect();
         wanted.extend(
             self.invitations
                 .answering
                 .iter()
                 .filter(|(_, a)| a.outcome.is_none())
-                .map(|(id, _)| id.topic()),
+                .map(|(id, _)| *id),
         );
-        wanted.extend(self.invitations.guests.keys().map(InvitationId::topic));
+        wanted.extend(self.invitations.guests.keys().copied());
         wanted.extend(self.commit.held.iter().filter_map(|h| match h {
-            Held::Signal { topic, .. } => Some(*topic),
+            Held::Signal { invitation, .. } => Some(*invitation),
             _ => None,
         }));
-        let stale: Vec<Topic> = self
+        let stale: Vec<InvitationId> = self
             .invitations
             .joined
-            .difference(&wanted)
+            .keys()
+            .filter(|id| !wanted.contains(id))
             .copied()
             .collect();
-        for topic in stale {
-            self.invitations.joined.remove(&topic);
-            self.outputs.push_back(Output::SignalLeave { topic });
+        for id in stale {
+            if let Some(topic) = self.invitations.joined.remove(&id) {
+                self.outputs.push_back(Output::SignalLeave { topic });
+            }
         }
-        for topic in wanted {
-            if self.invitations.joined.insert(topic) {
+        for id in wanted {
+            if let std::collections::btree_map::Entry::Vacant(entry) =
+                self.invitations.joined.entry(id)
+            {
+                let topic = *entry.insert(id.topic());
                 self.outputs.push_back(Output::SignalJoin { topic });
             }
         }
