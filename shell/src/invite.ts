@@ -308,7 +308,3 @@ function waitForApp(admin: AdminClient, opener: Window): void {
 openAdmin(start, (status) => {
   if (status.engine === "failed") banner(`The vault cannot start: ${errorText(status.error)}`);
 });
-
-// A nudge for code that never comes: the engine's own deadlines end each
-// step, and the page reads the state again every few seconds meanwhile.
-setInterval(() => void refresh(), 3_000);
