@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { launchRegime } from "./lib/regimes.mjs";
 import { ROOT, startSites } from "./lib/sites.mjs";
-import { allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
+import { allowDemo, allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -30,6 +30,7 @@ function otherInterfaces() {
 if (process.env.E2E_NETNS !== "1") {
   // Outside the namespace: run this very file inside a new one, as one test.
   test("two vaults in a loopback-only network namespace", () => {
+    assert.equal(process.getuid?.(), 0, "this test makes a network namespace with `unshare --net`: run it as root (the project's machines and CI are)");
     // A fresh test run in the namespace (not a nested one, which node would skip).
     const env = { ...process.env, E2E_NETNS: "1", E2E_SITES: "" };
     delete env.NODE_TEST_CONTEXT;
@@ -189,13 +190,7 @@ if (process.env.E2E_NETNS !== "1") {
       await page.goto(`${sites.demo}/`);
       await page.waitForFunction(() => ["not_authorized", "connected"].includes(document.querySelector("[data-testid=state]")?.dataset.state), null, { timeout: 15000 });
       if ((await page.getByTestId("state").getAttribute("data-state")) === "not_authorized") {
-        const popupP = browsers[i].context.waitForEvent("page");
-        await page.getByTestId("connect").click();
-        const popup = await popupP;
-        await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
-        const closed = popup.waitForEvent("close");
-        await popup.click("#allow");
-        await closed;
+        await allowDemo(browsers[i].context, page);
       }
       await page.waitForFunction(() => document.querySelector("[data-testid=board]")?.dataset.ready === "true", null, { timeout: 15000 });
       return page;

@@ -11,7 +11,9 @@
 #            no wasm32-unknown-unknown std (see scripts/lib.sh);
 #            chromium chromium-driver                 always (browser tests);
 #            redis-server                             always (signaling scale-out tests
-#                                                     and bench; they start their own)
+#                                                     and bench; they start their own);
+#            iproute2                                 always (`ip`: the WebRTC e2e test runs
+#                                                     in a network namespace with only lo)
 #            `apt-get update` runs once, only when something is missing.
 #   rustup   clippy, rustfmt components when missing.
 #   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
@@ -31,7 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-apt_packages=(chromium chromium-driver redis-server)
+apt_packages=(chromium chromium-driver redis-server iproute2)
 if [ "$(wasm_route)" = debian ]; then
   apt_packages=(rustc-web cargo-web rust-web-src lld-19 "${apt_packages[@]}")
 fi
