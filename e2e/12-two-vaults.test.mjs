@@ -9,41 +9,21 @@
 // Chromium use them; that switch is test configuration, not something the product asks for.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { assertLoopbackOnly, inLoopbackNamespace, runInLoopbackNamespace } from "./lib/netns.mjs";
 import { launchRegime } from "./lib/regimes.mjs";
 import { ROOT, startSites } from "./lib/sites.mjs";
 import { allowDemo, allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
 
 const SELF = fileURLToPath(import.meta.url);
 
-/** Network interfaces here other than `lo`. */
-function otherInterfaces() {
-  const r = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`ip link show failed: ${r.stderr}`);
-  return r.stdout
-    .split("\n")
-    .map((line) => line.split(":")[1]?.trim().split("@")[0])
-    .filter((name) => name && name !== "lo");
-}
-
-if (process.env.E2E_NETNS !== "1") {
+if (!inLoopbackNamespace()) {
   // Outside the namespace: run this very file inside a new one, as one test.
   test("two vaults in a loopback-only network namespace", () => {
-    assert.equal(process.getuid?.(), 0, "this test makes a network namespace with `unshare --net`: run it as root (the project's machines and CI are)");
     // A fresh test run in the namespace (not a nested one, which node would skip).
-    const env = { ...process.env, E2E_NETNS: "1", E2E_SITES: "" };
+    const env = { ...process.env, E2E_SITES: "" };
     delete env.NODE_TEST_CONTEXT;
-    const r = spawnSync(
-      "unshare",
-      ["--net", "--fork", "--", "sh", "-c", `ip link set lo up && exec "${process.execPath}" --test --test-reporter=spec "${SELF}"`],
-      {
-        cwd: ROOT,
-        encoding: "utf8",
-        env,
-        timeout: 240_000,
-      },
-    );
+    const r = runInLoopbackNamespace({ file: SELF, nodeArgs: ["--test", "--test-reporter=spec"], env, cwd: ROOT, timeoutMs: 240_000 });
     // Indented, so that the outer runner's summary stays the last one.
     const indent = (text) => (text ?? "").replace(/^(?=.)/gm, "  │ ");
     process.stdout.write(indent(r.stdout));
@@ -54,8 +34,7 @@ if (process.env.E2E_NETNS !== "1") {
     assert.match(r.stdout ?? "", /ℹ fail 0\b/);
   });
 } else {
-  const others = otherInterfaces();
-  if (others.length) throw new Error(`refusing to run WebRTC tests with network interfaces other than lo: ${others.join(", ")}`);
+  assertLoopbackOnly("WebRTC tests");
 
   let sites;
   let stopSites;

@@ -95,6 +95,9 @@ pub struct Sim {
     pub tamper_signal: Option<Box<dyn FnMut(usize, usize, &mut Vec<u8>) -> bool>>,
     /// Dials the vaults asked for so far.
     pub dials: u64,
+    /// Nodes whose host takes dials and never answers them (a browser
+    /// vault led by a page that cannot get ICE candidates).
+    pub deaf_dialers: BTreeSet<usize>,
     /// Links nodes closed, and why: (node, link index, reason).
     pub closes: Vec<(usize, usize, CloseReason)>,
     /// Bytes and writes (messages of the transport) put on links so far,
@@ -130,6 +133,7 @@ impl Sim {
             signaling: None,
             tamper_signal: None,
             dials: 0,
+            deaf_dialers: BTreeSet::new(),
             closes: Vec::new(),
             next_link: 0,
             bytes_sent: 0,
@@ -452,6 +456,9 @@ impl Sim {
             }
             SignalRequest::Dial { dial, peer, .. } => {
                 self.dials += 1;
+                if self.deaf_dialers.contains(&n) {
+                    return;
+                }
                 let target = sig.node_of(peer);
                 let binding = ChannelBinding::from_bytes(self.rng.bytes());
                 let opened =

@@ -126,6 +126,30 @@ fn a_host_that_can_dial_again_has_the_vault_dial_at_once_not_after_its_backoff()
 }
 
 #[test]
+fn a_new_dialer_redials_what_the_previous_one_never_answered() {
+    // The browser: an app's iframe leads WebRTC but gets no ICE candidates,
+    // so its dials go nowhere; then a vault page takes the lead. The vaults
+    // must link at once, not when the lost dials time out (30 s).
+    let mut sim = Sim::new(24, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    sim.deaf_dialers = [0, 1].into();
+    sim.enable_signaling();
+    sim.run_for(5_000);
+    assert!(sim.dials > 0, "someone dialed");
+    assert_eq!(sim.up_links().len(), 0);
+    sim.deaf_dialers.clear();
+    let now = sim.now;
+    for n in 0..2 {
+        sim.nodes[n].input(now, echo_core::vault::Input::CanDial);
+    }
+    sim.run_for(1_000);
+    assert_eq!(sim.up_links().len(), 1, "linked at once");
+    write(&mut sim, 0, s.apps[0], note(&s.space, "after"));
+    assert!(sim.settle(QUIET, LIMIT));
+    assert_eq!(notes(&mut sim, 1, s.apps[1], &s.space).len(), 1);
+}
+
+#[test]
 fn without_being_told_the_vault_waits_for_its_backoff() {
     // The control of the test above: not linked a second after healing.
     let (mut sim, _) = cut_off_then_healed(23);

@@ -203,15 +203,25 @@ impl Vault {
         }
     }
 
-    /// The host can dial again: every remote waiting for a retry is dialed
-    /// now, its failures forgotten.
+    /// The host can dial again (in the browser: a new vault page leads
+    /// WebRTC): every remote waiting for a retry is dialed now, its
+    /// failures forgotten. Dials in flight went to the previous dialer,
+    /// which is gone or could not get anywhere (an iframe without ICE
+    /// candidates): they are void and dialed again at once, not after
+    /// [`DIAL_TIMEOUT`]; a late answer to one finds no dial and is taken
+    /// as an incoming link.
     pub(super) fn dial_now(&mut self) {
         let now = self.now;
         for r in self.discovery.remotes.values_mut() {
-            if let Reach::Idle { .. } = r.state {
-                r.state = Reach::Idle { retry_at: now };
-                r.failures = 0;
+            match r.state {
+                Reach::Idle { .. } => {}
+                Reach::Dialing { dial, .. } => {
+                    self.discovery.dials.remove(&dial);
+                }
+                Reach::Linked { .. } => continue,
             }
+            r.state = Reach::Idle { retry_at: now };
+            r.failures = 0;
         }
     }
 

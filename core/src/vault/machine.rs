@@ -128,7 +128,8 @@ pub enum Input {
     DialFailed { dial: DialId, reason: String },
     /// The host can open pipes again (in the browser: a vault page took
     /// the lead for WebRTC): dials that failed for want of one are tried
-    /// now, not after their backoff.
+    /// now, not after their backoff, and dials still in flight through the
+    /// previous dialer are void and tried again at once.
     CanDial,
     /// A message from a peer on a topic (invitations use it).
     SignalMessage {
