@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { assertLoopbackOnly, inLoopbackNamespace, runInLoopbackNamespace } from "./lib/netns.mjs";
 import { launchRegime } from "./lib/regimes.mjs";
 import { ROOT, startSites } from "./lib/sites.mjs";
-import { allowDemo, allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
+import { allowDemo, allowInPopup, openProbe, sleep, timing, until, waitState } from "./lib/util.mjs";
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -30,7 +30,7 @@ if (!inLoopbackNamespace()) {
     process.stderr.write(indent(r.stderr));
     assert.equal(r.status, 0, `the tests in the namespace failed (status ${r.status}, ${r.error ?? "no spawn error"})`);
     // They ran, all of them.
-    assert.match(r.stdout ?? "", /ℹ pass 3\b/, "every test ran and passed in the namespace");
+    assert.match(r.stdout ?? "", /ℹ pass 8\b/, "every test ran and passed in the namespace");
     assert.match(r.stdout ?? "", /ℹ fail 0\b/);
   });
 } else {
@@ -45,7 +45,14 @@ if (!inLoopbackNamespace()) {
     ({ sites, stop: stopSites } = await startSites());
     for (let i = 0; i < 2; i++) {
       const b = await launchRegime("storage-access", { extraArgs: ["--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream"] });
-      b.context.on("page", (page) => page.on("console", (m) => logs[i].push(`${page.url().split("?")[0].split("#")[0]} ${m.type()}: ${m.text()}`)));
+      b.context.on("page", (page) =>
+        page.on("console", (m) => {
+          const line = `${page.url().split("?")[0].split("#")[0]} ${m.type()}: ${m.text()}`;
+          logs[i].push(line);
+          // E2E_NET_LOG=1: the network log as it happens, stamped (for finding where time goes).
+          if (process.env.E2E_NET_LOG && /echo-net/.test(line)) console.log(`${new Date().toISOString().slice(17, 23)} ${"AB"[i]} ${line}`);
+        }),
+      );
       browsers.push(b);
     }
   });
@@ -78,10 +85,12 @@ if (!inLoopbackNamespace()) {
     await stopSites?.();
   });
 
-  /** A probe app connected and allowed in browser `b`; `spaces` granted in the popup. */
+  /** A probe app connected and allowed in browser `b`; `spaces` granted in the popup (asked again when given). */
   async function app(b, spaces = []) {
     const page = await openProbe(b.context, sites.probeA, { state: ["not_authorized", "connected"] });
-    if ((await page.evaluate(() => window.probe.vault.state)) !== "connected") {
+    if ((await page.evaluate(() => window.probe.vault.state)) !== "connected" || spaces.length) {
+      // Allowed before: the popup replaces that decision (with the spaces checked now).
+      await page.evaluate(() => (window.probe.access = null));
       await allowInPopup(b.context, page, { spaces });
       await waitState(page, "connected");
     }
@@ -108,7 +117,62 @@ if (!inLoopbackNamespace()) {
     return { host, code };
   }
 
+  /** A's invitation for `space`, accepted by B with the right code; returns when both pages say success. */
+  async function admit(space) {
+    const { host, code } = await invite(space);
+    const guest = await browsers[1].context.newPage();
+    await guest.goto(`${sites.vault}/invite.html#${code}`);
+    await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected to A" });
+    const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 })).jsonValue();
+    await guest.fill("#code-input", digits);
+    await guest.click("#code-button");
+    await until(async () => (await state(guest, "guest-state")) === "success", { timeoutMs: 15000, what: "B admitted" });
+    await until(async () => (await state(host, "host-state")) === "success", { timeoutMs: 5000, what: "A sees success" });
+    await host.close();
+    await guest.close();
+  }
+
+  /** Closes the pages a previous test left open (a failed one), but the expiring invitation's. */
+  async function fresh() {
+    for (const b of browsers) {
+      for (const p of b.context.pages()) if (p !== expiring?.host) await p.close().catch(() => {});
+    }
+  }
+
+  /** Whether `page` leads its vault's WebRTC connections. */
+  const drives = (page) => page.evaluate(() => document.documentElement.dataset.net === "driving").catch(() => false);
+
+  /**
+   * A new manage page of browser `i`, once a top-level vault page of that browser leads its WebRTC connections
+   * (this one, or one opened before it, such as an invitation page still open).
+   */
+  async function lead(i) {
+    const page = await browsers[i].context.newPage();
+    await page.goto(`${sites.vault}/manage.html`);
+    await until(
+      async () => {
+        for (const p of browsers[i].context.pages()) if (p.url().startsWith(sites.vault) && (await drives(p))) return true;
+        return false;
+      },
+      { timeoutMs: 15000, what: `a vault page of ${"AB"[i]} leading` },
+    );
+    return page;
+  }
+
+  // An invitation with one minute to live, made first: the last test tries it once it expired.
+  let expiring = null;
+  test("A makes an invitation valid for one minute (tried by the last test)", async () => {
+    const a = await app(browsers[0]);
+    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Short-lived" })).id);
+    const host = await browsers[0].context.newPage();
+    await host.goto(`${sites.vault}/invite.html?space=${space}&ttl=1`);
+    await host.waitForFunction(() => document.getElementById("invite-code")?.value.startsWith("echo-invite-"), null, { timeout: 15000 });
+    expiring = { code: await host.inputValue("#invite-code"), made: Date.now(), host, space };
+    await a.close();
+  });
+
   test("A invites B with a code; both edit the space and see each other's writes live over WebRTC", async (t) => {
+    await fresh();
     const a = await app(browsers[0]);
     const space = await a.evaluate(async () => {
       const v = window.probe.vault;
@@ -164,6 +228,7 @@ if (!inLoopbackNamespace()) {
   });
 
   test("demo app: A shares the board, B joins it from its own demo app; a task added by either shows on both", async (t) => {
+    await fresh();
     const demo = async (i) => {
       const page = await browsers[i].context.newPage();
       await page.goto(`${sites.demo}/`);
@@ -176,13 +241,7 @@ if (!inLoopbackNamespace()) {
     };
     // A vault page of each person leads their WebRTC connections (on loopback, Chromium offers no candidates
     // to a cross-site iframe without media permission; a real network gives it mDNS/STUN candidates).
-    const leads = [];
-    for (let i = 0; i < 2; i++) {
-      const page = await browsers[i].context.newPage();
-      await page.goto(`${sites.vault}/manage.html`);
-      await page.waitForFunction(() => document.documentElement.dataset.net === "driving", null, { timeout: 15000 });
-      leads.push(page);
-    }
+    const leads = [await lead(0), await lead(1)];
     const a = await demo(0);
     await a.getByTestId("new-list-name").fill("Household");
     await a.getByTestId("add-list").click();
@@ -224,6 +283,7 @@ if (!inLoopbackNamespace()) {
   });
 
   test("three wrong codes end the invitation on both sides; a new attempt is refused", async () => {
+    await fresh();
     const a = await app(browsers[0]);
     const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Secret" })).id);
     const { host, code } = await invite(space);
@@ -254,5 +314,126 @@ if (!inLoopbackNamespace()) {
     await until(async () => (await state(again, "guest-state")) === "failed", { timeoutMs: 15000, what: "the fourth try refused" });
     assert.match(await again.locator("#guest-state").textContent(), /invite\.too_many_attempts/);
     for (const p of [host, guest, again, a]) await p.close();
+  });
+
+  test("a cancelled invitation ends on both sides; the code is refused afterwards", async () => {
+    await fresh();
+    const a = await app(browsers[0]);
+    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Cancelled" })).id);
+    const { host, code } = await invite(space);
+    const guest = await browsers[1].context.newPage();
+    await guest.goto(`${sites.vault}/invite.html#${code}`);
+    await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected" });
+    await host.click("#cancel-host");
+    await until(async () => (await state(host, "host-state")) === "cancelled", { timeoutMs: 5000, what: "A's page says cancelled" });
+    await until(async () => (await state(guest, "guest-state")) === "cancelled", { timeoutMs: 10000, what: "B's page says cancelled" });
+    assert.equal(await guest.locator("#code-input").isVisible(), false, "no code is asked for once it ended");
+    for (const p of [host, guest, a]) await p.close();
+  });
+
+  test("B's leading vault page closes: another takes over; with none open B is offline, writes anyway, and both converge", async (t) => {
+    await fresh();
+    const leadA = await lead(0);
+    const a = await app(browsers[0]);
+    const space = await a.evaluate(async () => {
+      const v = window.probe.vault;
+      const s = await v.spaces.create({ name: "Trip" });
+      await v.space(s.id).create("note", { title: "tent" });
+      return s.id;
+    });
+    await admit(space);
+    const first = await lead(1);
+    assert.equal(await drives(first), true, "B has no other vault page open: this one leads");
+    const second = await browsers[1].context.newPage();
+    await second.goto(`${sites.vault}/manage.html`);
+    await second.waitForFunction(() => document.readyState === "complete");
+    await sleep(300);
+    assert.notEqual(await second.evaluate(() => document.documentElement.dataset.net), "driving", "one leader at a time");
+    const b = await app(browsers[1], [space]);
+    await until(async () => (await titles(b, space)).includes("tent"), { timeoutMs: 20000, what: "A's note on B" }).catch(async (e) => {
+      throw new Error(`${e.message}\n${await diagnose(space)}`);
+    });
+
+    // The leader goes; the other vault page takes over and the space keeps syncing.
+    let t0 = Date.now();
+    await first.close();
+    await second.waitForFunction(() => document.documentElement.dataset.net === "driving", null, { timeout: 10000 });
+    await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "stove" }), space);
+    await until(async () => (await titles(b, space)).includes("stove"), { timeoutMs: 15000, what: "A's note on B after the takeover" }).catch(async (e) => {
+      throw new Error(`${e.message}\n${await diagnose(space)}`);
+    });
+    timing(t, "leader closed → A's next write on B", Date.now() - t0);
+
+    // No vault page of B's open: no replication (its app's iframe gets no ICE candidates on loopback).
+    // Both write meanwhile, and every write is acknowledged.
+    await second.close();
+    await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "map" }), space);
+    await b.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "boots" }), space);
+    await sleep(1500);
+    assert.deepEqual(await titles(b, space), ["boots", "stove", "tent"], "B is offline: A's write has not arrived");
+    assert.deepEqual(await titles(a, space), ["map", "stove", "tent"]);
+
+    // A vault page of B's opens again: both converge, nothing acknowledged is lost.
+    t0 = Date.now();
+    const again = await lead(1);
+    const all = ["boots", "map", "stove", "tent"];
+    await until(async () => JSON.stringify(await titles(b, space)) === JSON.stringify(all), { timeoutMs: 20000, what: "B converged" }).catch(async (e) => {
+      throw new Error(`${e.message}\n${await diagnose(space)}`);
+    });
+    await until(async () => JSON.stringify(await titles(a, space)) === JSON.stringify(all), { timeoutMs: 10000, what: "A converged" });
+    timing(t, "B back online → converged", Date.now() - t0);
+    // A's manage page shows B online for the space.
+    await leadA.reload();
+    await leadA.waitForFunction((s) => /online/.test(document.querySelector(`tr:has([data-space="${s}"]) .peers`)?.textContent ?? ""), space, { timeout: 10000 });
+    for (const p of [again, a, b, leadA]) await p.close();
+  });
+
+  test("A makes B a reader: B's vault refuses B's writes, A's and B's reads go on", async () => {
+    await fresh();
+    const leadA = await lead(0);
+    const leadB = await lead(1);
+    const a = await app(browsers[0]);
+    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Handbook" })).id);
+    await admit(space);
+    const b = await app(browsers[1], [space]);
+    await b.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "by B as editor" }), space);
+    await until(async () => (await titles(a, space)).includes("by B as editor"), { timeoutMs: 20000, what: "B's write on A" });
+
+    // A's manage page: B's role → reader.
+    await leadA.reload();
+    const bId = await b.evaluate(async () => (await window.probe.vault.identity()).identity_key);
+    const select = leadA.locator(`[data-space="${space}"] [data-member="${bId}"] select`);
+    await select.waitFor({ timeout: 10000 });
+    await select.selectOption("reader");
+    // B's vault learns it from A's control log over WebRTC and refuses B's writes.
+    const refusal = await until(
+      async () => {
+        const r = await b.evaluate((s) => window.probe.settle(window.probe.vault.space(s).create("note", { title: "by B as reader" })), space);
+        return r.ok ? null : r;
+      },
+      { timeoutMs: 20000, every: 300, what: "B's vault refusing B's writes" },
+    ).catch(async (e) => {
+      throw new Error(`${e.message}\n${await diagnose(space)}`);
+    });
+    assert.equal(refusal.code, "sync.write_refused", JSON.stringify(refusal));
+    assert.match(refusal.message, /role reader/);
+    await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "by A" }), space);
+    await until(async () => (await titles(b, space)).includes("by A"), { timeoutMs: 15000, what: "A's write still reaches B" });
+    // Writes B made while it was (still) an editor in its own view are on A only if A accepted them.
+    const onA = await titles(a, space);
+    assert.ok(onA.includes("by B as editor"));
+    for (const p of [a, b, leadA, leadB]) await p.close();
+  });
+
+  test("the one-minute invitation, tried after it expired, is refused", async () => {
+    await fresh();
+    assert.ok(expiring, "the first test made it");
+    const wait = expiring.made + 61_000 - Date.now();
+    if (wait > 0) await sleep(wait);
+    await until(async () => (await state(expiring.host, "host-state")) === "expired", { timeoutMs: 10000, what: "A's page says expired" });
+    const guest = await browsers[1].context.newPage();
+    await guest.goto(`${sites.vault}/invite.html#${expiring.code}`);
+    await until(async () => (await state(guest, "guest-state")) === "expired", { timeoutMs: 45000, what: "B's page says expired" });
+    for (const p of [guest, expiring.host]) await p.close();
   });
 }

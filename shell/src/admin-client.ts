@@ -137,8 +137,10 @@ export class AdminClient {
     expect(await this.call({ "members.remove": { space, identity } }), "done");
   }
 
-  async createInvitation(space: string, role: Role): Promise<InvitationInfo> {
-    return expect(await this.call({ "invitations.create": { space, role } }), "invitation").invitation;
+  /** `ttlMinutes`: how long the code is valid (the vault's default when absent). */
+  async createInvitation(space: string, role: Role, ttlMinutes?: number): Promise<InvitationInfo> {
+    const request = ttlMinutes === undefined ? { space, role } : { space, role, ttl_minutes: ttlMinutes };
+    return expect(await this.call({ "invitations.create": request }), "invitation").invitation;
   }
 
   async invitations(): Promise<InvitationInfo[]> {

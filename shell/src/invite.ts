@@ -2,7 +2,7 @@
 // are only ever shown and typed in the vault's own window, never in an app.
 //
 //   invite.html?space=<id>&role=<role>   host: makes an invitation, shows its
-//                                        code, link and QR, then the 6-digit
+//              [&ttl=<minutes>]          code, link and QR, then the 6-digit
 //                                        code when the guest arrives
 //   invite.html#echo-invite-…            guest: answers the code (or paste one)
 //
@@ -43,6 +43,8 @@ function banner(text: string): void {
 const params = new URLSearchParams(location.search);
 const hostSpace = params.get("space");
 const hostRole = (params.get("role") ?? "editor") as Role;
+/** How long the code stays valid, in minutes (the vault checks the range; absent: its default). */
+const hostTtl = params.has("ttl") ? Number(params.get("ttl")) : undefined;
 const pastedCode = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : "";
 
 // ------------------------------------------------------------------- host
@@ -126,7 +128,7 @@ async function startHost(admin: AdminClient, space: string, role: Role = hostRol
     byId("host-space").textContent = found
       ? `To “${spaceName(found)}”, as ${role}.`
       : `To space ${space.slice(0, 8)}…, as ${role}.`;
-    const info = await admin.createInvitation(space, role);
+    const info = await admin.createInvitation(space, role, hostTtl);
     invitation = info.invitation;
     history.replaceState(null, "", `invite.html?invitation=${info.invitation}`);
     renderHost(info);

@@ -488,6 +488,14 @@ fn field(value: &JsValue, name: &str) -> JsValue {
 
 fn on_host(state: &Shared, generation: u64, data: &JsValue) {
     if state.borrow().net.host_generation != generation {
+        if field(data, "t").as_string().as_deref() == Some("link") {
+            // A page that lost the lead but still had a channel opening.
+            if let Ok(port) = field(data, "port").dyn_into::<MessagePort>() {
+                let _ = port.post_message(&"close".into());
+                port.close();
+            }
+            log(state, "a link from a previous net host was refused");
+        }
         return;
     }
     match field(data, "t").as_string().as_deref() {
@@ -516,9 +524,11 @@ fn on_host(state: &Shared, generation: u64, data: &JsValue) {
                 .as_string()
                 .and_then(|b| parse_binding(&b))
             else {
+                log(state, "a link without a channel binding was refused");
                 return;
             };
             let Ok(port) = field(data, "port").dyn_into::<MessagePort>() else {
+                log(state, "a link without a port was refused");
                 return;
             };
             let dial = field(data, "dial").as_f64().map(|d| DialId(d as u64));
