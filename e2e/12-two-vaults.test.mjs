@@ -270,6 +270,11 @@ if (!inLoopbackNamespace()) {
       throw new Error(`${e.message}\n${await diagnose("")}`);
     });
     timing(t, "demo: Share → B sees A's list", Date.now() - t0);
+    // Each demo app shows the other person's vault as here (the space's status, pushed by the vault).
+    for (const page of [a, b]) {
+      await page.waitForFunction(() => document.querySelector("[data-testid=peers]")?.dataset.peers === "1", null, { timeout: 10000 });
+      assert.match(await page.getByTestId("peers").textContent(), /1 collaborator is here/);
+    }
 
     t0 = Date.now();
     await b.getByTestId("list-Household").click();
@@ -366,7 +371,11 @@ if (!inLoopbackNamespace()) {
 
     // No vault page of B's open: no replication (its app's iframe gets no ICE candidates on loopback).
     // Both write meanwhile, and every write is acknowledged.
+    // B's app watches the space's status: a peer now; none once B is offline.
+    const status = (page) => page.evaluate((s) => window.probe.vault.space(s).status(), space);
+    assert.equal((await status(b)).peers, 1);
     await second.close();
+    await until(async () => (await status(b)).peers === 0, { timeoutMs: 10000, what: "B's status: no peer" });
     await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "map" }), space);
     await b.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "boots" }), space);
     await sleep(1500);
@@ -382,6 +391,9 @@ if (!inLoopbackNamespace()) {
     });
     await until(async () => JSON.stringify(await titles(a, space)) === JSON.stringify(all), { timeoutMs: 10000, what: "A converged" });
     timing(t, "B back online → converged", Date.now() - t0);
+    const back = await status(b);
+    assert.equal(back.peers, 1, JSON.stringify(back));
+    assert.equal(back.online && back.can_connect, true, JSON.stringify(back));
     // A's manage page shows B online for the space.
     await leadA.reload();
     await leadA.waitForFunction((s) => /online/.test(document.querySelector(`tr:has([data-space="${s}"]) .peers`)?.textContent ?? ""), space, { timeout: 10000 });

@@ -85,6 +85,7 @@ export {
   type Heads,
   type IdentityInfo,
   type SpaceInfo,
+  type SpaceStatus,
   type Role,
   type Request,
   type Response,

@@ -6,7 +6,7 @@
 export const SUPPORTED_VERSIONS: readonly number[] = [1];
 
 /** Method names of API v1. */
-export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list", "space.properties", "space.set_property", "space.heads", "object.create", "object.update", "object.delete", "object.get", "object.batch", "query.run", "query.subscribe", "query.unsubscribe", "text.splice", "text.read"] as const;
+export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list", "space.properties", "space.set_property", "space.heads", "object.create", "object.update", "object.delete", "object.get", "object.batch", "query.run", "query.subscribe", "query.unsubscribe", "text.splice", "text.read", "space.status"] as const;
 
 /** The `rpc.*` error codes; other modules' codes pass through (`model.*`, `query.*`, …). */
 export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
@@ -77,18 +77,18 @@ export type Request = { "ping": Record<symbol, never> } | { "identity.info": Rec
 /**
  * Chosen by the app; a random id when absent.
  */
-id?: string, type: string, fields?: { [key in string]: Value }, } } | { "object.update": { space: string, id: string, set?: { [key in string]: Value }, remove?: Array<string>, } } | { "object.delete": { space: string, id: string, } } | { "object.get": { space: string, ids: Array<string>, at?: Heads, } } | { "object.batch": { space: string, mutations: Array<Mutation>, } } | { "query.run": { space: string, query: Query, at?: Heads, resolve?: boolean, } } | { "query.subscribe": { space: string, query: Query, resolve?: boolean, } } | { "query.unsubscribe": { subscription: number, } } | { "text.splice": { space: string, id: string, field: string, pos: number, delete: number, insert: string, } } | { "text.read": { space: string, id: string, field: string, at?: Heads, } };
+id?: string, type: string, fields?: { [key in string]: Value }, } } | { "object.update": { space: string, id: string, set?: { [key in string]: Value }, remove?: Array<string>, } } | { "object.delete": { space: string, id: string, } } | { "object.get": { space: string, ids: Array<string>, at?: Heads, } } | { "object.batch": { space: string, mutations: Array<Mutation>, } } | { "query.run": { space: string, query: Query, at?: Heads, resolve?: boolean, } } | { "query.subscribe": { space: string, query: Query, resolve?: boolean, } } | { "query.unsubscribe": { subscription: number, } } | { "text.splice": { space: string, id: string, field: string, pos: number, delete: number, insert: string, } } | { "text.read": { space: string, id: string, field: string, at?: Heads, } } | { "space.status": { space: string, } };
 
 /**
  * A successful call's result, externally tagged by kind (see each
  * [`Request`] variant for which one it gets).
  */
-export type Response = { "done": Record<symbol, never> } | { "identity": IdentityInfo } | { "space": SpaceInfo } | { "spaces": { spaces: Array<SpaceInfo>, } } | { "properties": { properties: { [key in string]: Value }, } } | { "heads": { heads: Heads, } } | { "written": { created: Array<string>, } } | { "objects": { objects: Array<ObjectState | null>, } } | { "result": { ids: Array<string>, objects?: Array<ObjectState>, } } | { "subscribed": { subscription: number, ids: Array<string>, objects?: Array<ObjectState>, } } | { "text": { text: string, } };
+export type Response = { "done": Record<symbol, never> } | { "identity": IdentityInfo } | { "space": SpaceInfo } | { "spaces": { spaces: Array<SpaceInfo>, } } | { "properties": { properties: { [key in string]: Value }, } } | { "heads": { heads: Heads, } } | { "written": { created: Array<string>, } } | { "objects": { objects: Array<ObjectState | null>, } } | { "result": { ids: Array<string>, objects?: Array<ObjectState>, } } | { "subscribed": { subscription: number, ids: Array<string>, objects?: Array<ObjectState>, } } | { "text": { text: string, } } | { "space_status": SpaceStatus };
 
 /**
  * Something the vault pushes without being asked, externally tagged.
  */
-export type Event = { "query_diff": { added: Array<string>, removed: Array<string>, changed: Array<string>, window?: Array<string>, objects?: Array<ObjectState>, } } | { "space_changed": { space: string, } } | { "access_granted": Record<symbol, never> } | { "access_revoked": { space?: string, } };
+export type Event = { "query_diff": { added: Array<string>, removed: Array<string>, changed: Array<string>, window?: Array<string>, objects?: Array<ObjectState>, } } | { "space_changed": { space: string, } } | { "space_status": { space: string, status: SpaceStatus, } } | { "access_granted": Record<symbol, never> } | { "access_revoked": { space?: string, } };
 
 /**
  * A failed call as the app sees it.
@@ -121,6 +121,32 @@ export type SpaceInfo = { space: string,
  * The user's role in it.
  */
 role: Role, properties: { [key in string]: Value }, };
+
+/**
+ * How a space is connected to its other members' vaults, as this vault
+ * sees it now.
+ */
+export type SpaceStatus = { 
+/**
+ * Members' vaults syncing the space with this one now.
+ */
+peers: number, 
+/**
+ * When a peer was last heard on the space, in milliseconds since the
+ * Unix epoch (none since the vault started).
+ */
+synced_at?: number, 
+/**
+ * The vault is on the signaling network (it can meet peers at all).
+ */
+online: boolean, 
+/**
+ * The vault can open connections to peers now. In the browser that
+ * needs an open vault page (WebRTC lives in pages, not in the vault's
+ * worker): false means no vault page is open, and nothing syncs
+ * until one is.
+ */
+can_connect: boolean, };
 
 /**
  * The user's role in a space, as its control log says now.

@@ -24,6 +24,7 @@ import {
   type Role,
   type RpcError,
   type SpaceInfo,
+  type SpaceStatus,
   type Value,
   type VaultInfo,
   type VaultMessage,
@@ -249,6 +250,8 @@ export class Vault {
   private readonly container: HTMLElement | undefined;
   private readonly stateListeners = new Set<Listener<ConnectionState>>();
   private readonly eventListeners = new Set<(event: VaultEvent, subscription: number | undefined) => void>();
+  /** Listeners of `Space.onStatus`, per space id. */
+  private readonly statusListeners = new Map<string, Set<Listener<SpaceStatus>>>();
 
   private iframe: HTMLIFrameElement | null = null;
   private loads = 0;
@@ -366,7 +369,10 @@ export class Vault {
         console.error("echo-client: a state listener threw", e);
       }
     }
-    if (state === "connected" && was !== "connected") this.reopenSubscriptions();
+    if (state === "connected" && was !== "connected") {
+      this.reopenSubscriptions();
+      this.rewatchStatuses();
+    }
   }
 
   /** The state a welcomed connection is in. */
@@ -533,7 +539,10 @@ export class Vault {
       this.calls.attach((m) => this.send(m));
       this.startHeartbeat();
       const state = this.welcomedState();
-      if (state === "connected" && this.stateValue === "connected") this.reopenSubscriptions();
+      if (state === "connected" && this.stateValue === "connected") {
+        this.reopenSubscriptions();
+        this.rewatchStatuses();
+      }
       this.setState(state);
     } else if ("refused" in msg) {
       const error = EchoError.fromWire(msg.refused.error);
@@ -581,6 +590,8 @@ export class Vault {
         const space = event.access_revoked.space;
         if (space === undefined || space === null) this.revoked();
         else this.spaceRevoked(space);
+      } else if ("space_status" in event) {
+        this.tellStatus(event.space_status.space, event.space_status.status);
       }
     }
     for (const l of [...this.eventListeners]) {
@@ -791,6 +802,55 @@ export class Vault {
     }
   }
 
+  /** Calls the `onStatus` listeners of `space`. */
+  private tellStatus(space: string, status: SpaceStatus): void {
+    for (const l of [...(this.statusListeners.get(space) ?? [])]) {
+      try {
+        l(status);
+      } catch (e) {
+        console.error("echo-client: a status listener threw", e);
+      }
+    }
+  }
+
+  /** Asks for `space`'s status, which also makes the vault push its changes to this connection. */
+  private watchStatus(space: string, options?: CallOptions): Promise<SpaceStatus> {
+    return this.request({ "space.status": { space } }, options).then((r) => {
+      const status = expect(r, "space_status", "space.status");
+      this.tellStatus(space, status);
+      return status;
+    });
+  }
+
+  /** @internal `Space.onStatus`. */
+  _onStatus(space: string, listener: Listener<SpaceStatus>): () => void {
+    let set = this.statusListeners.get(space);
+    if (!set) this.statusListeners.set(space, (set = new Set()));
+    set.add(listener);
+    if (this.stateValue === "connected") {
+      this.watchStatus(space).catch((e: unknown) => console.warn("echo-client: space.status failed", e));
+    }
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.statusListeners.delete(space);
+    };
+  }
+
+  /** @internal `Space.status`. */
+  _status(space: string, options?: CallOptions): Promise<SpaceStatus> {
+    return this.watchStatus(space, options);
+  }
+
+  /** After a reconnect: the new connection watches the spaces whose status is listened to. */
+  private rewatchStatuses(): void {
+    for (const space of this.statusListeners.keys()) {
+      this.watchStatus(space).catch((e: unknown) => {
+        if (e instanceof EchoError && e.code === "rpc.disconnected") return;
+        console.warn("echo-client: space.status failed", e);
+      });
+    }
+  }
+
   /** After a reconnect: open every live subscription again and tell each what changed meanwhile. */
   private reopenSubscriptions(): void {
     for (const sub of [...this.subscriptions]) {
@@ -994,6 +1054,26 @@ export class Space {
   /** Sets one property (a plain value). */
   async setProperty(name: string, value: PlainValue, options?: CallOptions): Promise<void> {
     expect(await this.vault.request({ "space.set_property": { space: this.id, name, value: toWire(value) } }, options), "done", "space.set_property");
+  }
+
+  /**
+   * How the space is connected to its other members' vaults now: peers
+   * syncing it, when one was last heard, whether the vault is online and
+   * whether it can connect at all (in the browser a vault page must be
+   * open for that). Listeners of `onStatus` hear it too.
+   */
+  async status(options?: CallOptions): Promise<SpaceStatus> {
+    return this.vault._status(this.id, options);
+  }
+
+  /**
+   * Calls `listener` with the space's status now and on every change (peers
+   * coming and going, online or not, a vault page opening or closing, and
+   * at most once a second when a peer is heard), across reconnects.
+   * Returns the function that stops it.
+   */
+  onStatus(listener: (status: SpaceStatus) => void): () => void {
+    return this.vault._onStatus(this.id, listener);
   }
 
   /** The current point in the space's history (for reads `at` it later). */

@@ -1,7 +1,7 @@
 // The task board's page: connection banner, lists, tasks, notes. Plain
 // DOM; every element tests use has a data-testid (see demo-app/README.md).
 
-import { connect, EchoError, type ConnectionState } from "../../client/src/index.js";
+import { connect, EchoError, type ConnectionState, type Space, type SpaceStatus } from "../../client/src/index.js";
 import { Board } from "./board.js";
 import { vaultUrl } from "./config.js";
 import { byTestId, h } from "./dom.js";
@@ -206,6 +206,39 @@ joinButton.addEventListener("click", () => {
     });
 });
 
+// ------------------------------------------------------------ who is here
+
+const peersEl = byTestId<HTMLElement>("peers");
+let stopStatus: (() => void) | null = null;
+let watchedSpace: Space | null = null;
+
+/** What the board's connection status says to a person (and data attributes for tests). */
+function renderPeers(status: SpaceStatus): void {
+  peersEl.dataset["peers"] = String(status.peers);
+  peersEl.dataset["online"] = String(status.online);
+  const last = status.synced_at ? ` · last synced ${new Date(status.synced_at).toLocaleTimeString()}` : "";
+  if (!status.online) {
+    peersEl.textContent = `Offline: your changes are kept and sync when you are back online${last}`;
+  } else if (!status.can_connect) {
+    peersEl.textContent = "Not syncing: open your vault to connect to the others on this board";
+  } else if (status.peers === 0) {
+    peersEl.textContent = `No one else is here right now${last}`;
+  } else {
+    const who = status.peers === 1 ? "1 collaborator is" : `${status.peers} collaborators are`;
+    peersEl.textContent = `${who} here, changes appear live${last}`;
+  }
+}
+
+/** Follows the status of the board's space (again after switching boards). */
+function watchPeers(): void {
+  if (board.space === watchedSpace) return;
+  stopStatus?.();
+  stopStatus = null;
+  watchedSpace = board.space;
+  peersEl.textContent = "";
+  if (board.space) stopStatus = board.space.onStatus(renderPeers);
+}
+
 async function openBoard(): Promise<void> {
   await run("Loading your board…", () => board.open());
   if (board.isOpen) {
@@ -219,6 +252,7 @@ board.onChange(() => render());
 // ------------------------------------------------------------ lists
 
 function render(): void {
+  watchPeers();
   renderLists();
   renderListView();
 }

@@ -209,3 +209,93 @@ fn offered_before_held(seed: u64) {
     );
     assert_eq!(sim.up_links().len(), 1, "on the same link");
 }
+
+/// The `space_status` events an app connection got since last asked.
+fn statuses(
+    sim: &mut Sim,
+    n: usize,
+    app: echo_core::vault::ConnId,
+) -> Vec<echo_core::rpc::SpaceStatus> {
+    sim.nodes[n]
+        .take_app(app)
+        .into_iter()
+        .filter_map(|m| match m {
+            echo_core::rpc::VaultMessage::Event {
+                event: echo_core::rpc::Event::SpaceStatus { status, .. },
+                ..
+            } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_app_watching_a_space_hears_when_peers_come_and_go_and_when_nothing_can_connect() {
+    let mut sim = Sim::new(25, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    let app = s.apps[1];
+    let now = sim.now;
+    let first = sim.nodes[1].call(
+        now,
+        app,
+        echo_core::rpc::Request::SpaceStatus {
+            space: s.space.clone(),
+        },
+    );
+    let Ok(echo_core::rpc::Response::SpaceStatus(first)) = first else {
+        panic!("space.status answered {first:?}");
+    };
+    assert_eq!(
+        (first.peers, first.online, first.can_connect),
+        (0, false, false),
+        "{first:?}"
+    );
+    let _ = statuses(&mut sim, 1, app);
+
+    // On signaling, the vaults meet: the app hears it is online, then that a peer syncs.
+    sim.enable_signaling();
+    assert!(sim.settle(QUIET, LIMIT));
+    let heard = statuses(&mut sim, 1, app);
+    let last = heard.last().expect("events once online and linked");
+    assert!(heard.iter().any(|s| s.online && s.peers == 0), "{heard:?}");
+    assert_eq!(
+        (last.peers, last.online, last.can_connect),
+        (1, true, true),
+        "{heard:?}"
+    );
+    assert!(last.synced_at.is_some());
+
+    // The host can no longer dial (no vault page open): said at once.
+    let now = sim.now;
+    sim.nodes[1].input(now, echo_core::vault::Input::CannotDial);
+    let heard = statuses(&mut sim, 1, app);
+    assert_eq!(
+        heard.last().map(|s| s.can_connect),
+        Some(false),
+        "{heard:?}"
+    );
+    sim.nodes[1].input(now, echo_core::vault::Input::CanDial);
+    assert_eq!(
+        statuses(&mut sim, 1, app).last().map(|s| s.can_connect),
+        Some(true)
+    );
+
+    // The peer goes away: peers back to 0. Nothing when nothing changed.
+    sim.partition(&[0]);
+    sim.run_for(120_000);
+    let heard = statuses(&mut sim, 1, app);
+    assert_eq!(heard.last().map(|s| s.peers), Some(0), "{heard:?}");
+    sim.run_for(10_000);
+    assert!(statuses(&mut sim, 1, app).iter().all(|s| s.peers == 0));
+
+    // An app with no grant to the space cannot watch it.
+    let other = sim.nodes[1].connect_app(sim.now, "https://other.example");
+    let refused = sim.nodes[1].call(
+        sim.now,
+        other,
+        echo_core::rpc::Request::SpaceStatus {
+            space: s.space.clone(),
+        },
+    );
+    assert!(refused.is_err(), "{refused:?}");
+}

@@ -44,6 +44,10 @@ struct Conn {
     /// Closures kept alive with the connection.
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
     open: bool,
+    /// The data channel opened before this side's description calls had
+    /// resolved (on loopback DTLS can finish first): handed to the engine
+    /// once they have, by [`descriptions_set`].
+    channel_early: bool,
 }
 
 impl Conn {
@@ -56,6 +60,7 @@ impl Conn {
             queue: VecDeque::new(),
             handlers: Vec::new(),
             open: false,
+            channel_early: false,
         }
     }
 }
@@ -386,6 +391,7 @@ async fn on_signal(
             let sdp = set_local(&pc, RtcSdpType::Answer, &answer).await?;
             trace(&format!("answer to {from}: {}", candidates(&sdp)));
             send_description(inner, from, topic, "answer", sdp);
+            descriptions_set(inner, &key);
             Ok(())
         }
         Some("answer") => {
@@ -397,6 +403,7 @@ async fn on_signal(
                 .ok_or("an answer to no offer")?;
             JsFuture::from(pc.set_remote_description(&description(RtcSdpType::Answer, &sdp)))
                 .await?;
+            descriptions_set(inner, &(from.to_owned(), Side::Out));
             Ok(())
         }
         _ => Err("an unknown negotiation message".into()),
@@ -485,8 +492,19 @@ fn opened(inner: &Shared, key: &Key) {
         let Some(c) = s.conns.get(key) else { return };
         (c.pc.clone(), c.dial)
     };
-    let local = pc.local_description().map(|d| d.sdp()).unwrap_or_default();
-    let remote = pc.remote_description().map(|d| d.sdp()).unwrap_or_default();
+    let (Some(local), Some(remote)) = (pc.local_description(), pc.remote_description()) else {
+        // The descriptions' promises have not resolved yet: the binding
+        // needs both fingerprints. `descriptions_set` comes back here.
+        trace(&format!(
+            "channel to {} open before its descriptions were set",
+            key.0
+        ));
+        if let Some(c) = inner.borrow_mut().conns.get_mut(key) {
+            c.channel_early = true;
+        }
+        return;
+    };
+    let (local, remote) = (local.sdp(), remote.sdp());
     trace(&format!("channel to {} open", key.0));
     let Some(binding) = channel_binding(&local, &remote) else {
         drop_conn(inner, key, "the session has no DTLS fingerprint");
@@ -521,6 +539,7 @@ fn opened(inner: &Shared, key: &Key) {
     {
         let mut s = inner.borrow_mut();
         let Some(c) = s.conns.get_mut(key) else {
+            warn(&format!("echo-net: link to {} gone while it opened", key.0));
             return;
         };
         c.port = Some(ours);
@@ -534,10 +553,30 @@ fn opened(inner: &Shared, key: &Key) {
         ("binding", binding.into()),
         ("port", theirs.clone().into()),
     ]);
-    let _ = inner
+    match inner
         .borrow()
         .engine
-        .post_message_with_transferable(&message, &Array::of1(&theirs));
+        .post_message_with_transferable(&message, &Array::of1(&theirs))
+    {
+        Ok(()) => trace(&format!("link to {} handed to the engine", key.0)),
+        Err(e) => warn(&format!(
+            "echo-net: link to {} not handed to the engine: {e:?}",
+            key.0
+        )),
+    }
+}
+
+/// Both descriptions of `key`'s connection are set: a channel that opened
+/// before that is handed to the engine now.
+fn descriptions_set(inner: &Shared, key: &Key) {
+    let early = inner
+        .borrow_mut()
+        .conns
+        .get_mut(key)
+        .is_some_and(|c| std::mem::take(&mut c.channel_early));
+    if early {
+        opened(inner, key);
+    }
 }
 
 /// Sends what waits while the channel's buffer has room.
@@ -566,7 +605,9 @@ fn drop_conn(inner: &Shared, key: &Key, why: &str) {
     let Some(c) = inner.borrow_mut().conns.remove(key) else {
         return;
     };
-    if !why.is_empty() && c.open {
+    if why.is_empty() {
+        trace(&format!("link to {} closed by the engine", key.0));
+    } else {
         warn(&format!("echo-net: link to {} closed: {why}", key.0));
     }
     if let Some(port) = &c.port {

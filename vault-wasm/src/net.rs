@@ -285,10 +285,15 @@ fn on_server(state: &Shared, text: &str) {
     };
     let input = match message {
         FromServer::Welcome { .. } => {
-            {
+            let no_host = {
                 let mut s = state.borrow_mut();
                 s.net.up = true;
                 s.net.failures = 0;
+                s.net.host.is_none()
+            };
+            if no_host {
+                // No vault page drives WebRTC yet: said before the topics are joined.
+                enqueue(state, Input::CannotDial);
             }
             Some(Input::SignalUp)
         }
@@ -448,7 +453,7 @@ pub(crate) fn attach_host(state: &Shared, port: MessagePort) {
     let onclose = Closure::<dyn FnMut(JsValue)>::new(move |_| {
         if let Some(state) = weak.upgrade() {
             if state.borrow().net.host_generation == generation {
-                drop_host(&state);
+                host_gone(&state);
             }
         }
     });
@@ -462,6 +467,13 @@ pub(crate) fn attach_host(state: &Shared, port: MessagePort) {
     });
     // Dials that failed for want of a page are tried again now.
     enqueue(state, Input::CanDial);
+}
+
+/// The net host left and no other took its place: the engine hears it
+/// cannot dial (apps watching a space's status are told).
+fn host_gone(state: &Shared) {
+    drop_host(state);
+    enqueue(state, Input::CannotDial);
 }
 
 /// The net host left: its links are gone with its page.
@@ -520,6 +532,7 @@ fn on_host(state: &Shared, generation: u64, data: &JsValue) {
             });
         }
         Some("link") => {
+            log(state, "a link from the net host");
             let Some(binding) = field(data, "binding")
                 .as_string()
                 .and_then(|b| parse_binding(&b))
@@ -558,7 +571,7 @@ fn on_host(state: &Shared, generation: u64, data: &JsValue) {
                 },
             );
         }
-        Some("bye") => drop_host(state),
+        Some("bye") => host_gone(state),
         _ => {}
     }
 }

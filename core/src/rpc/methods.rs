@@ -27,6 +27,7 @@ pub const METHODS: &[&str] = &[
     "query.unsubscribe",
     "text.splice",
     "text.read",
+    "space.status",
 ];
 
 /// A call, externally tagged by its method name:
@@ -159,6 +160,11 @@ pub enum Request {
         #[cfg_attr(test, ts(optional))]
         at: Option<WireHeads>,
     },
+    /// How the space is connected to its other members' vaults now →
+    /// `space_status`; from then on this connection gets a `space_status`
+    /// event whenever that changes.
+    #[serde(rename = "space.status")]
+    SpaceStatus { space: String },
 }
 
 impl Request {
@@ -182,6 +188,7 @@ impl Request {
             Request::Unsubscribe { .. } => "query.unsubscribe",
             Request::SpliceText { .. } => "text.splice",
             Request::ReadText { .. } => "text.read",
+            Request::SpaceStatus { .. } => "space.status",
         }
     }
 
@@ -195,6 +202,7 @@ impl Request {
             | Request::ListSpaces {}
             | Request::Unsubscribe { .. } => None,
             Request::SpaceProperties { space }
+            | Request::SpaceStatus { space }
             | Request::SetSpaceProperty { space, .. }
             | Request::SpaceHeads { space }
             | Request::CreateObject { space, .. }
@@ -282,6 +290,28 @@ pub struct SpaceInfo {
     pub properties: WireFields,
 }
 
+/// How a space is connected to its other members' vaults, as this vault
+/// sees it now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct SpaceStatus {
+    /// Members' vaults syncing the space with this one now.
+    pub peers: u32,
+    /// When a peer was last heard on the space, in milliseconds since the
+    /// Unix epoch (none since the vault started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub synced_at: Option<f64>,
+    /// The vault is on the signaling network (it can meet peers at all).
+    pub online: bool,
+    /// The vault can open connections to peers now. In the browser that
+    /// needs an open vault page (WebRTC lives in pages, not in the vault's
+    /// worker): false means no vault page is open, and nothing syncs
+    /// until one is.
+    pub can_connect: bool,
+}
+
 /// A successful call's result, externally tagged by kind (see each
 /// [`Request`] variant for which one it gets).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -328,6 +358,7 @@ pub enum Response {
     Text {
         text: String,
     },
+    SpaceStatus(SpaceStatus),
 }
 
 /// Something the vault pushes without being asked, externally tagged.
@@ -353,6 +384,11 @@ pub enum Event {
     },
     /// A space's properties or membership changed (e.g. after a sync).
     SpaceChanged { space: String },
+    /// A space's connection status changed (sent to connections that
+    /// asked `space.status` for it): peers came or went, the vault went
+    /// on or off the signaling network, or a vault page opened or closed;
+    /// also, at most once a second, when a peer was heard again.
+    SpaceStatus { space: String, status: SpaceStatus },
     /// The user allowed this app's origin (in the consent popup): calls go
     /// through from now on, on the spaces listed in `spaces.list`.
     AccessGranted {},

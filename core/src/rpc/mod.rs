@@ -153,7 +153,7 @@ pub use envelope::{
     ConnectionState, Consent, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
 };
 pub use errors::{codes, RpcError};
-pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, METHODS};
+pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, SpaceStatus, METHODS};
 pub use values::{
     fields_from_wire, fields_to_wire, mutation_from_wire, parse_object_id, parse_space_id,
     WireCompare, WireDirection, WireFields, WireFilter, WireFloat, WireHeads, WireInt,

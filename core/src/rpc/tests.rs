@@ -151,12 +151,22 @@ fn requests() -> Vec<Request> {
             insert: "x".into(),
         },
         Request::ReadText {
-            space,
+            space: space.clone(),
             id: oid(),
             field: "body".into(),
             at: None,
         },
+        Request::SpaceStatus { space },
     ]
+}
+
+fn status() -> SpaceStatus {
+    SpaceStatus {
+        peers: 2,
+        synced_at: Some(1_764_000_000_000.0),
+        online: true,
+        can_connect: false,
+    }
 }
 
 fn responses() -> Vec<Response> {
@@ -196,6 +206,7 @@ fn responses() -> Vec<Response> {
         Response::Text {
             text: "hello".into(),
         },
+        Response::SpaceStatus(status()),
     ]
 }
 
@@ -209,6 +220,10 @@ fn events() -> Vec<Event> {
             objects: Some(vec![object()]),
         },
         Event::SpaceChanged { space: sid() },
+        Event::SpaceStatus {
+            space: sid(),
+            status: status(),
+        },
         Event::AccessRevoked { space: Some(sid()) },
         Event::AccessRevoked { space: None },
     ]

@@ -83,6 +83,7 @@ pub(super) fn generate() -> String {
         decl::<RpcError>(&cfg),
         decl::<IdentityInfo>(&cfg),
         decl::<SpaceInfo>(&cfg),
+        decl::<SpaceStatus>(&cfg),
         decl::<Role>(&cfg),
         decl::<WireValue>(&cfg),
         decl::<WireInt>(&cfg),

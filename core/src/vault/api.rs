@@ -361,6 +361,14 @@ impl Vault {
                 self.replica(&id)?.set_property(&name, value)?;
                 Answer::Durable(Response::Done {})
             }
+            Request::SpaceStatus { space } => {
+                let id = self.granted_space(origin, &space)?;
+                let status = self.space_status(&id);
+                if let Some(c) = self.apps.get_mut(conn) {
+                    c.watching.insert(id, status.clone());
+                }
+                Answer::Now(Response::SpaceStatus(status))
+            }
             Request::SpaceHeads { space } => {
                 let id = self.granted_space(origin, &space)?;
                 let heads = self.replica(&id)?.read().heads()?;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::machine::{AdminUndecodable, ConnId};
 use crate::data::{ObjectId, SpaceId};
 use crate::query::{Query, SubscriptionId};
-use crate::rpc::{AdminMessage, ClientMessage, Undecodable};
+use crate::rpc::{AdminMessage, ClientMessage, SpaceStatus, Undecodable};
 
 #[derive(Debug)]
 pub(super) enum ConnKind {
@@ -32,6 +32,9 @@ pub(super) struct Conn {
     pub awaiting: BTreeSet<u32>,
     pub subscriptions: BTreeSet<u32>,
     pub parked: VecDeque<Parked>,
+    /// Spaces whose status this connection asked for, with the status it
+    /// was last told (`space_status` events when it changes).
+    pub watching: BTreeMap<SpaceId, SpaceStatus>,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,7 @@ impl Apps {
                 awaiting: BTreeSet::new(),
                 subscriptions: BTreeSet::new(),
                 parked: VecDeque::new(),
+                watching: BTreeMap::new(),
             },
         );
         true

@@ -90,6 +90,11 @@ pub(super) struct Discovery {
     remotes: BTreeMap<SignalPeer, Remote>,
     dials: BTreeMap<DialId, SignalPeer>,
     next_dial: u64,
+    /// The host said it cannot open pipes now ([`Input::CannotDial`]:
+    /// in the browser, no vault page is open to drive WebRTC).
+    ///
+    /// [`Input::CannotDial`]: super::Input::CannotDial
+    cannot_dial: bool,
 }
 
 impl Discovery {
@@ -211,6 +216,7 @@ impl Vault {
     /// [`DIAL_TIMEOUT`]; a late answer to one finds no dial and is taken
     /// as an incoming link.
     pub(super) fn dial_now(&mut self) {
+        self.discovery.cannot_dial = false;
         let now = self.now;
         for r in self.discovery.remotes.values_mut() {
             match r.state {
@@ -223,6 +229,20 @@ impl Vault {
             r.state = Reach::Idle { retry_at: now };
             r.failures = 0;
         }
+    }
+
+    /// The host cannot open pipes until it says [`Input::CanDial`]: apps
+    /// are told their spaces cannot connect (dials still go out and fail,
+    /// keeping their backoff).
+    ///
+    /// [`Input::CanDial`]: super::Input::CanDial
+    pub(super) fn dial_unavailable(&mut self) {
+        self.discovery.cannot_dial = true;
+    }
+
+    /// Whether the host can open pipes now (as far as it said).
+    pub(super) fn can_dial(&self) -> bool {
+        !self.discovery.cannot_dial
     }
 
     /// A dial of this vault failed.

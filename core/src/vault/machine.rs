@@ -131,6 +131,10 @@ pub enum Input {
     /// now, not after their backoff, and dials still in flight through the
     /// previous dialer are void and tried again at once.
     CanDial,
+    /// The host cannot open pipes now (in the browser: the vault page that
+    /// drove WebRTC closed and no other is open). Apps watching a space's
+    /// status hear it; [`Input::CanDial`] ends it.
+    CannotDial,
     /// A message from a peer on a topic (invitations use it).
     SignalMessage {
         topic: Topic,
@@ -197,6 +201,7 @@ impl std::fmt::Debug for Input {
                 write!(f, "SignalMessage({topic:?}, {from:?}, {} B)", data.len())
             }
             Input::CanDial => write!(f, "CanDial"),
+            Input::CannotDial => write!(f, "CannotDial"),
             Input::Timeout => write!(f, "Timeout"),
         }
     }

@@ -18,6 +18,7 @@
 //! | `commit.rs` | `Commit` | staged writes, answers held for durability, the flush in flight |
 //! | `peers.rs` | `Peers` | links to peers and their sync sessions |
 //! | `discovery.rs` | `Discovery` | signaling topics of the spaces held, whom to dial, redials |
+//! | `status.rs` | — | how a space is connected, as apps see it (`space.status`, `space_status` events) |
 //! | `api.rs` | — | app calls (API v1) |
 //! | `admin.rs` | — | management calls |
 //! | `flush.rs` | — | group commit: one storage batch for every write since the last one |
@@ -61,6 +62,7 @@ mod machine;
 mod peers;
 mod records;
 mod spaces;
+mod status;
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -335,6 +337,7 @@ impl Vault {
                 self.invitation_message(topic, from, &data)
             }
             Input::CanDial => self.dial_now(),
+            Input::CannotDial => self.dial_unavailable(),
             Input::DialFailed { dial, .. } => self.dial_failed(dial),
             Input::Timeout => self.peers_timeout(),
         }
@@ -343,6 +346,7 @@ impl Vault {
         if self.keys.is_some() {
             self.tend_invitations();
         }
+        self.push_statuses();
         Ok(())
     }
 
