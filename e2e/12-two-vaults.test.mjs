@@ -30,7 +30,7 @@ if (!inLoopbackNamespace()) {
     process.stderr.write(indent(r.stderr));
     assert.equal(r.status, 0, `the tests in the namespace failed (status ${r.status}, ${r.error ?? "no spawn error"})`);
     // They ran, all of them.
-    assert.match(r.stdout ?? "", /ℹ pass 8\b/, "every test ran and passed in the namespace");
+    assert.match(r.stdout ?? "", /ℹ pass 9\b/, "every test ran and passed in the namespace");
     assert.match(r.stdout ?? "", /ℹ fail 0\b/);
   });
 } else {
@@ -435,6 +435,56 @@ if (!inLoopbackNamespace()) {
     const onA = await titles(a, space);
     assert.ok(onA.includes("by B as editor"));
     for (const p of [a, b, leadA, leadB]) await p.close();
+  });
+
+  test("a relay that tampers with the WebRTC descriptions gets no data through; honest again, the vaults sync", async (t) => {
+    await fresh();
+    const server = sites.vault.replace("vault.localhost", "127.0.0.1");
+    const tamper = async (on) => {
+      const r = await fetch(`${server}/signal/test/tamper`, { method: "POST", body: on ? "on" : "off" });
+      assert.equal(r.status, 200, await r.text());
+    };
+    const tampered = async () => (await (await fetch(`${server}/signal/status`)).json()).tampered;
+    const leadA = await lead(0);
+    const a = await app(browsers[0]);
+    const space = await a.evaluate(async () => {
+      const v = window.probe.vault;
+      const s = await v.spaces.create({ name: "Ledger" });
+      await v.space(s.id).create("note", { title: "before" });
+      return s.id;
+    });
+    await admit(space);
+    const b = await app(browsers[1], [space]);
+    const leadB = await lead(1);
+    await until(async () => (await titles(b, space)).includes("before"), { timeoutMs: 20000, what: "A's note on B" });
+    const status = (page) => page.evaluate((s) => window.probe.vault.space(s).status(), space);
+
+    // B goes offline; the relay turns attacker; A writes; B comes back through it.
+    await leadB.close();
+    await until(async () => (await status(b)).peers === 0, { timeoutMs: 10000, what: "B offline" });
+    await tamper(true);
+    try {
+      const before = await tampered();
+      await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "secret" }), space);
+      const again = await lead(1);
+      await until(async () => (await tampered()) >= before + 2, { timeoutMs: 15000, what: "the relay changing descriptions" });
+      await sleep(2000);
+      assert.deepEqual(await titles(b, space), ["before"], "no space data came through the tampering relay");
+      assert.equal((await status(b)).peers, 0, "no peer authenticated");
+      assert.equal((await status(a)).peers, 0);
+      await tamper(false);
+      // B's vault redials after its backoff; a vault page opening again (the person reloads) redials at once.
+      const t0 = Date.now();
+      await again.close();
+      const third = await lead(1);
+      await until(async () => (await titles(b, space)).includes("secret"), { timeoutMs: 30000, what: "A's note on B once the relay is honest" }).catch(async (e) => {
+        throw new Error(`${e.message}\n${await diagnose(space)}`);
+      });
+      timing(t, "relay honest again, B's vault page reopened → synced", Date.now() - t0);
+      for (const p of [third, a, b, leadA]) await p.close();
+    } finally {
+      await tamper(false);
+    }
   });
 
   test("the one-minute invitation, tried after it expired, is refused", async () => {

@@ -139,7 +139,9 @@ export async function startSites({ log = console.log } = {}) {
   };
   try {
     const main = run(["--vault-dir", vaultDir, "--vault-addr", `127.0.0.1:${V}`, "--app-dir", demoDir, "--app-addr", `127.0.0.1:${D}`,
-      "--vault-origin", sites.vault]);
+      "--vault-origin", sites.vault,
+      // The relay can be made the attacker (POST /signal/test/tamper on|off), for the tampering test.
+      "--signal-test-tamper"]);
     const pa = run(["--app-dir", probeDir, "--app-addr", `127.0.0.1:${A}`, "--vault-origin", sites.vault]);
     const pb = run(["--app-dir", probeDir, "--app-addr", `127.0.0.1:${B}`, "--vault-origin", sites.vault]);
     await waitHealthy(`http://127.0.0.1:${V}/healthz`, main);

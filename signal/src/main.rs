@@ -57,6 +57,11 @@ struct Args {
     /// Redis (redis://host:port, redis+unix:///path/to/socket).
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// TEST ONLY: make the relay the attacker. `POST /signal/test/tamper`
+    /// (`on`/`off`) then switches changing the DTLS fingerprint in the
+    /// WebRTC descriptions it relays. Never use it in a deployment.
+    #[arg(long)]
+    signal_test_tamper: bool,
     /// Sockets one client address may hold open on `/signal`.
     #[arg(long, value_name = "N", default_value_t = 256)]
     signal_max_sockets_per_address: usize,
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         },
         signal_origins: args.signal_origins,
         redis: args.redis,
+        signal_test_tamper: args.signal_test_tamper,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -64,6 +64,9 @@ pub struct Config {
     /// Redis to share topics with other nodes through (`redis://…`,
     /// `redis+unix:///path`); none: this node alone.
     pub redis: Option<String>,
+    /// The tampering test mode of the relay (`rendezvous::tamper`): for the
+    /// end-to-end tests only.
+    pub signal_test_tamper: bool,
 }
 
 /// Why the server could not start or stopped.
@@ -203,6 +206,10 @@ impl Server {
             config.redis.as_deref(),
         )
         .map_err(|e| Error::Redis(e.to_string()))?;
+        let mut rendezvous = rendezvous;
+        if config.signal_test_tamper {
+            rendezvous.tamper = Some(Default::default());
+        }
         let rendezvous = Arc::new(rendezvous);
         Ok(Server { bound, rendezvous })
     }

@@ -10,7 +10,9 @@
 //! - [`hub`]: the topics and sockets of this node;
 //! - [`socket`]: one socket's task (requests, heartbeats, limits);
 //! - [`bridge`]: several nodes sharing topics through Redis pub/sub (off
-//!   unless `--redis URL` is given).
+//!   unless `--redis URL` is given);
+//! - [`tamper`]: a test mode that makes this relay the attacker (off
+//!   unless `--signal-test-tamper` is given).
 //!
 //! `GET /signal/status` answers the node's id, counts and Redis state
 //! (JSON), for tests and operators.
@@ -21,6 +23,7 @@ pub mod hub;
 pub mod limits;
 pub mod protocol;
 pub mod socket;
+pub mod tamper;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 pub use error::SignalError;
@@ -47,6 +50,9 @@ pub struct Rendezvous {
     pub origins: Vec<String>,
     /// Other nodes, through Redis (none: this node alone).
     pub bridge: Option<Arc<bridge::Bridge>>,
+    /// The tampering test mode (none: this relay passes messages on as
+    /// they are, always).
+    pub tamper: Option<tamper::Tamper>,
 }
 
 impl Rendezvous {
@@ -69,6 +75,7 @@ impl Rendezvous {
             hub,
             origins,
             bridge,
+            tamper: None,
         })
     }
 
@@ -115,6 +122,10 @@ impl Rendezvous {
                         limit: self.hub.limits.data_bytes,
                     });
                 }
+                let data = match &self.tamper {
+                    Some(tamper) => tamper.apply(data),
+                    None => data,
+                };
                 match self.hub.send(peer, topic, to, &data)? {
                     hub::Route::Local => Ok(()),
                     hub::Route::Remote(node) => match &self.bridge {
@@ -137,12 +148,31 @@ impl Rendezvous {
     }
 }
 
-/// `/signal` and `/signal/status`.
+/// `/signal` and `/signal/status` (and `/signal/test/tamper` in the
+/// tampering test mode).
 pub fn routes(rendezvous: Arc<Rendezvous>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/signal", get(upgrade))
-        .route("/signal/status", get(status))
-        .with_state(rendezvous)
+        .route("/signal/status", get(status));
+    let router = if rendezvous.tamper.is_some() {
+        router.route("/signal/test/tamper", post(set_tamper))
+    } else {
+        router
+    };
+    router.with_state(rendezvous)
+}
+
+/// `POST /signal/test/tamper` with `on` or `off` (the test mode only).
+async fn set_tamper(State(r): State<Arc<Rendezvous>>, body: String) -> Response {
+    let Some(tamper) = &r.tamper else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match body.trim() {
+        "on" => tamper.set(true),
+        "off" => tamper.set(false),
+        _ => return (StatusCode::BAD_REQUEST, "the body is `on` or `off`").into_response(),
+    }
+    ([(header::CACHE_CONTROL, "no-store")], "ok").into_response()
 }
 
 /// An HTTP refusal before the upgrade: `{"code","message"}`.
@@ -198,18 +228,22 @@ impl Drop for Unregister {
     }
 }
 
-/// `GET /signal/status`: `{"node","sockets","topics","redis"}`.
+/// `GET /signal/status`: `{"node","sockets","topics","redis"}` (and
+/// `"tampered"`, messages changed, in the tampering test mode).
 async fn status(State(r): State<Arc<Rendezvous>>) -> Response {
     let s = r.hub.status();
     let redis = match &r.bridge {
         Some(b) => b.state(),
         None => bridge::RedisState::Off,
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "node": format!("{:016x}", r.node),
         "sockets": s.sockets,
         "topics": s.topics,
         "redis": redis,
     });
+    if let Some(tamper) = &r.tamper {
+        body["tampered"] = tamper.changed().into();
+    }
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
