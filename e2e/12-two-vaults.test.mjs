@@ -487,7 +487,7 @@ if (!inLoopbackNamespace()) {
     }
   });
 
-  test("the one-minute invitation, tried after it expired, is refused", async () => {
+  test("the one-minute invitation, tried after it expired, is refused at once", async () => {
     await fresh();
     assert.ok(expiring, "the first test made it");
     const wait = expiring.made + 61_000 - Date.now();
@@ -495,7 +495,8 @@ if (!inLoopbackNamespace()) {
     await until(async () => (await state(expiring.host, "host-state")) === "expired", { timeoutMs: 10000, what: "A's page says expired" });
     const guest = await browsers[1].context.newPage();
     await guest.goto(`${sites.vault}/invite.html#${expiring.code}`);
-    await until(async () => (await state(guest, "guest-state")) === "expired", { timeoutMs: 45000, what: "B's page says expired" });
+    // A's vault still listens a while after the expiry, so B hears at once (not after its own timeout).
+    await until(async () => (await state(guest, "guest-state")) === "expired", { timeoutMs: 10000, what: "B's page says expired" });
     for (const p of [guest, expiring.host]) await p.close();
   });
 }

@@ -241,9 +241,23 @@ fn an_expired_invitation_is_refused_and_a_cancelled_one_ends_both_sides() {
         info(&mut sim, 0, &short.invitation).state,
         InvitationState::Expired
     );
+    // The host still listens a while after the expiry: a guest is told at once.
     accept(&mut sim, 1, short.code.as_deref().expect("code"));
-    sim.run_for(31_000);
+    sim.run_for(1_000);
     let g = info(&mut sim, 1, &short.invitation);
+    assert_eq!(g.state, InvitationState::Expired, "{g:?}");
+    // Long after, nobody answers: the guest says so after its step timeout.
+    sim.run_for(echo_core::vault::EXPIRED_REFUSAL);
+    let late = sim.nodes.len() - 1;
+    accept(&mut sim, late, short.code.as_deref().expect("code"));
+    sim.run_for(1_000);
+    assert_ne!(
+        info(&mut sim, late, &short.invitation).state,
+        InvitationState::Expired,
+        "no host to say it"
+    );
+    sim.run_for(31_000);
+    let g = info(&mut sim, late, &short.invitation);
     assert_eq!(g.state, InvitationState::Expired, "{g:?}");
 
     // Cancelled while the guest is about to type the code.

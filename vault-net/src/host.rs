@@ -11,14 +11,12 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MessageChannel, MessageEvent, MessagePort, RtcConfiguration, RtcDataChannel,
     RtcDataChannelEvent, RtcDataChannelInit, RtcDataChannelState, RtcDataChannelType,
-    RtcIceGatheringState, RtcPeerConnection, RtcPeerConnectionState, RtcSdpType,
-    RtcSessionDescriptionInit,
+    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcSdpType, RtcSessionDescriptionInit,
 };
 
 use crate::{channel_binding, HIGH_WATER, LOW_WATER};
 
-/// How long candidates are gathered before a description goes out anyway.
-const GATHER_MS: i32 = 3_000;
 /// A dial whose channel is not open by then has failed.
 const OPEN_MS: i32 = 20_000;
 
@@ -48,6 +46,12 @@ struct Conn {
     /// resolved (on loopback DTLS can finish first): handed to the engine
     /// once they have, by [`descriptions_set`].
     channel_early: bool,
+    /// Where this side's candidates go (trickle ICE): the peer and topic,
+    /// once its offer or answer went out; until then they wait in
+    /// `candidates`, so that the peer never gets one before the
+    /// description it belongs to.
+    trickle_to: Option<(String, String)>,
+    candidates: Vec<JsValue>,
 }
 
 impl Conn {
@@ -61,6 +65,8 @@ impl Conn {
             handlers: Vec::new(),
             open: false,
             channel_early: false,
+            trickle_to: None,
+            candidates: Vec::new(),
         }
     }
 }
@@ -72,7 +78,8 @@ fn description(kind: RtcSdpType, sdp: &str) -> RtcSessionDescriptionInit {
 }
 
 /// Sets the offer or answer `created` made as the local description and
-/// returns it complete (every candidate gathered, or [`GATHER_MS`] passed).
+/// returns its SDP. Candidates follow it one by one (trickle ICE,
+/// [`watch_candidates`]): nothing waits for gathering to finish.
 async fn set_local(
     pc: &RtcPeerConnection,
     kind: RtcSdpType,
@@ -80,23 +87,108 @@ async fn set_local(
 ) -> Result<String, JsValue> {
     let sdp = field(created, "sdp").as_string().unwrap_or_default();
     JsFuture::from(pc.set_local_description(&description(kind, &sdp))).await?;
-    gathered(pc).await
+    pc.local_description()
+        .map(|d| d.sdp())
+        .ok_or_else(|| "no local description".into())
 }
 
-/// Sends an offer or answer to `to` through the engine's signaling.
-fn send_description(inner: &Shared, to: &str, topic: &str, kind: &str, sdp: String) {
+/// Sends a negotiation message (offer, answer, candidate) to `to` through
+/// the engine's signaling.
+fn send_negotiation(inner: &Shared, to: &str, topic: &str, payload: JsValue) {
     send_engine(
         inner,
         &obj(&[
             ("t", "signal_send".into()),
             ("to", to.into()),
             ("topic", topic.into()),
-            (
-                "payload",
-                obj(&[("kind", kind.into()), ("sdp", sdp.into())]),
-            ),
+            ("payload", payload),
         ]),
     );
+}
+
+/// Sends `key`'s offer or answer, then the candidates found meanwhile;
+/// later ones go as they come.
+fn send_description(inner: &Shared, key: &Key, topic: &str, kind: &str, sdp: String) {
+    send_negotiation(
+        inner,
+        &key.0,
+        topic,
+        obj(&[("kind", kind.into()), ("sdp", sdp.into())]),
+    );
+    let waiting = {
+        let mut s = inner.borrow_mut();
+        let Some(c) = s.conns.get_mut(key) else {
+            return;
+        };
+        c.trickle_to = Some((key.0.clone(), topic.to_owned()));
+        std::mem::take(&mut c.candidates)
+    };
+    for candidate in waiting {
+        send_candidate(inner, key, topic, candidate);
+    }
+}
+
+/// One local candidate of `key`'s connection, to the peer. `side` says
+/// which of its connections it is for (the one it dialled, or took).
+fn send_candidate(inner: &Shared, key: &Key, topic: &str, candidate: JsValue) {
+    let side = match key.1 {
+        Side::Out => "offerer",
+        Side::In => "answerer",
+    };
+    let line = field(&candidate, "candidate")
+        .as_string()
+        .unwrap_or_default();
+    trace(&format!(
+        "candidate to {}: {}",
+        key.0,
+        candidates(&format!("a={line}"))
+    ));
+    send_negotiation(
+        inner,
+        &key.0,
+        topic,
+        obj(&[
+            ("kind", "candidate".into()),
+            ("side", side.into()),
+            ("candidate", candidate),
+        ]),
+    );
+}
+
+/// Trickle ICE: each local candidate goes to the peer as it is found (held
+/// until the description it belongs to went out).
+fn watch_candidates(inner: &Shared, key: &Key, pc: &RtcPeerConnection) {
+    let weak = Rc::downgrade(inner);
+    let k = key.clone();
+    let onicecandidate = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let Some(inner) = weak.upgrade() else { return };
+        let Some(candidate) = event
+            .dyn_ref::<RtcPeerConnectionIceEvent>()
+            .and_then(RtcPeerConnectionIceEvent::candidate)
+        else {
+            // The end of gathering: nothing to tell.
+            return;
+        };
+        let json = candidate.to_json();
+        let to = {
+            let mut s = inner.borrow_mut();
+            let Some(c) = s.conns.get_mut(&k) else { return };
+            match &c.trickle_to {
+                Some((_, topic)) => Some(topic.clone()),
+                None => {
+                    c.candidates.push(json.clone().into());
+                    None
+                }
+            }
+        };
+        if let Some(topic) = to {
+            send_candidate(&inner, &k, &topic, json.into());
+        }
+    });
+    pc.set_onicecandidate(Some(onicecandidate.as_ref().unchecked_ref()));
+    if let Some(c) = inner.borrow_mut().conns.get_mut(key) {
+        c.handlers.push(onicecandidate);
+    }
 }
 
 struct Inner {
@@ -143,12 +235,6 @@ fn set_timeout(f: &JsValue, ms: i32) {
     {
         let _ = set.call2(&global, f, &JsValue::from(ms));
     }
-}
-
-/// Resolves after `ms`.
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, ms));
-    let _ = JsFuture::from(promise).await;
 }
 
 #[wasm_bindgen]
@@ -249,10 +335,10 @@ fn on_engine(inner: &Shared, data: JsValue) {
                 return;
             };
             let payload = field(&data, "payload");
-            trace(&format!(
-                "{} from {from}",
-                field(&payload, "kind").as_string().unwrap_or_default()
-            ));
+            let kind = field(&payload, "kind").as_string().unwrap_or_default();
+            if kind != "candidate" {
+                trace(&format!("{kind} from {from}"));
+            }
             let inner = inner.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = on_signal(&inner, &from, &topic, &payload).await {
@@ -296,22 +382,6 @@ fn candidates(sdp: &str) -> String {
     }
 }
 
-/// Waits until every candidate is in the local description (or
-/// [`GATHER_MS`] passed), then returns its SDP.
-async fn gathered(pc: &RtcPeerConnection) -> Result<String, JsValue> {
-    // By the clock, not by counting sleeps: a background page's timers are
-    // throttled to a second or more.
-    let deadline = js_sys::Date::now() + f64::from(GATHER_MS);
-    while pc.ice_gathering_state() != RtcIceGatheringState::Complete
-        && js_sys::Date::now() < deadline
-    {
-        sleep(20).await;
-    }
-    pc.local_description()
-        .map(|d| d.sdp())
-        .ok_or_else(|| "no local description".into())
-}
-
 async fn dial_out(inner: &Shared, dial: f64, peer: &str, topic: &str) -> Result<(), JsValue> {
     let key: Key = (peer.to_owned(), Side::Out);
     drop_conn(inner, &key, "");
@@ -324,11 +394,12 @@ async fn dial_out(inner: &Shared, dial: f64, peer: &str, topic: &str) -> Result<
         .conns
         .insert(key.clone(), Conn::new(pc.clone(), Some(dial)));
     watch_pc(inner, &key, &pc);
+    watch_candidates(inner, &key, &pc);
     wire_channel(inner, &key, dc);
     let offer = JsFuture::from(pc.create_offer()).await?;
     let sdp = set_local(&pc, RtcSdpType::Offer, &offer).await?;
-    trace(&format!("offer to {peer}: {}", candidates(&sdp)));
-    send_description(inner, peer, topic, "offer", sdp);
+    trace(&format!("offer to {peer}"));
+    send_description(inner, &key, topic, "offer", sdp);
     // A dial that does not open in time has failed.
     let weak = Rc::downgrade(inner);
     let peer = peer.to_owned();
@@ -362,6 +433,34 @@ async fn on_signal(
     topic: &str,
     payload: &JsValue,
 ) -> Result<(), JsValue> {
+    if field(payload, "kind").as_string().as_deref() == Some("candidate") {
+        // The peer's candidate for the connection it dialled (our `In`) or
+        // took (our `Out`). addIceCandidate waits behind a pending
+        // setRemoteDescription (the operations chain), so order is enough.
+        let side = match field(payload, "side").as_string().as_deref() {
+            Some("offerer") => Side::In,
+            Some("answerer") => Side::Out,
+            _ => return Err("a candidate of no side".into()),
+        };
+        let candidate = field(payload, "candidate");
+        if field(&candidate, "candidate").as_string().is_none() {
+            return Err("a candidate without its line".into());
+        }
+        let pc = inner
+            .borrow()
+            .conns
+            .get(&(from.to_owned(), side))
+            .map(|c| c.pc.clone())
+            .ok_or("a candidate for no connection")?;
+        let init: RtcIceCandidateInit = candidate.unchecked_into();
+        let line = field(&init, "candidate").as_string().unwrap_or_default();
+        trace(&format!(
+            "candidate from {from}: {}",
+            candidates(&format!("a={line}"))
+        ));
+        JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await?;
+        return Ok(());
+    }
     let sdp = field(payload, "sdp").as_string().ok_or("no sdp")?;
     match field(payload, "kind").as_string().as_deref() {
         Some("offer") => {
@@ -373,6 +472,7 @@ async fn on_signal(
                 .conns
                 .insert(key.clone(), Conn::new(pc.clone(), None));
             watch_pc(inner, &key, &pc);
+            watch_candidates(inner, &key, &pc);
             let weak = Rc::downgrade(inner);
             let k = key.clone();
             let ondc = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
@@ -389,8 +489,8 @@ async fn on_signal(
                 .await?;
             let answer = JsFuture::from(pc.create_answer()).await?;
             let sdp = set_local(&pc, RtcSdpType::Answer, &answer).await?;
-            trace(&format!("answer to {from}: {}", candidates(&sdp)));
-            send_description(inner, from, topic, "answer", sdp);
+            trace(&format!("answer to {from}"));
+            send_description(inner, &key, topic, "answer", sdp);
             descriptions_set(inner, &key);
             Ok(())
         }

@@ -7,9 +7,11 @@
 //! connections and moves bytes:
 //!
 //! ```text
-//! engine ─{t:"dial", dial, peer, topic}─► NetHost: offer (all candidates
-//!   gathered) ─{t:"signal_send", to, topic, payload:{offer}}─► engine ─► signaling
-//! signaling ─► engine ─{t:"signal", from, topic, payload}─► NetHost: answer / accept
+//! engine ─{t:"dial", dial, peer, topic}─► NetHost: offer
+//!   ─{t:"signal_send", to, topic, payload:{kind:"offer", sdp}}─► engine ─► signaling
+//!   then each candidate as found (trickle ICE): payload {kind:"candidate", side, candidate}
+//! signaling ─► engine ─{t:"signal", from, topic, payload}─► NetHost: answer (and its
+//!   candidates) / candidates added
 //! data channel open ─► {t:"link", dial|null, binding, port} (port transferred)
 //!   port ◄─► data channel: ArrayBuffers both ways (transferred, not copied);
 //!   "close" from the engine closes the channel; "closed" tells the engine

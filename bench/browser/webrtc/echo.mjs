@@ -4,9 +4,10 @@
 // candidates). One run measures:
 //
 //   sync N        A's space holds N objects that B (a member, admitted by an invitation while the space was
-//                 empty) has never seen. B's vault page opens (its network host starts); the figure is the time
-//                 from that page's navigation to B's app seeing all N objects in a live query. It includes
-//                 signaling, ICE/DTLS, peer authentication, the sync itself and B's IndexedDB write.
+//                 empty) has never seen. B's vault page opens; the figure is the time from the moment it starts
+//                 driving WebRTC (as y-webrtc's starts at `new WebrtcProvider`) to B's app seeing all N objects
+//                 in a live query: signaling, ICE/DTLS, peer authentication, the sync itself and B's IndexedDB
+//                 write. The page's own load before that is reported apart (`pageLoadMs`).
 //   edit          A's app sets one field of one object `edits` times, 20 ms apart; each figure is B's app's
 //                 query diff time − A's call time (one wall clock: both browsers run on this machine).
 //   trace lag     A's app replays the first `traceEdits` edits of an editing trace into one text field, one
@@ -140,6 +141,13 @@ export async function runEchoOnce({ newBrowser, sites, trace, sizes, edits, log 
     }
   }
   try {
+    // When a vault page of B's starts driving WebRTC (its <html data-net="driving">), on B's wall clock.
+    await B.context.addInitScript(() => {
+      const mark = () => {
+        if (!window.__drivingAt && document.documentElement?.dataset.net === "driving") window.__drivingAt = performance.timeOrigin + performance.now();
+      };
+      new MutationObserver(mark).observe(document, { attributes: true, subtree: true, attributeFilter: ["data-net"] });
+    });
     const leadA = await leader(A, sites);
     const a = await app(A, sites, []);
     const spaces = {};
@@ -162,8 +170,13 @@ export async function runEchoOnce({ newBrowser, sites, trace, sizes, edits, log 
       const leadB = await leader(B, sites);
       const at = await seen;
       if (at === null) out.notes.push(`echo sync ${n}: B did not see ${n} objects within 120 s`);
-      out.syncMs[n] = at === null ? null : at - start;
-      log(`echo: sync ${n}: ${out.syncMs[n]} ms`);
+      // From the moment B's page started driving WebRTC (as y-webrtc's figure starts at `new
+      // WebrtcProvider`); the page's own load before that is reported apart.
+      const driving = await leadB.evaluate(() => window.__drivingAt ?? null);
+      out.syncMs[n] = at === null || driving === null ? null : at - driving;
+      out.pageLoadMs ??= {};
+      out.pageLoadMs[n] = driving === null ? null : driving - start;
+      log(`echo: sync ${n}: ${out.syncMs[n]} ms after B's network host started (${out.pageLoadMs[n]} ms of vault page load before it)`);
 
       if (first) {
         first = false;

@@ -52,6 +52,11 @@ pub const CODE_ENTRY_TIMEOUT: Millis = 5 * 60_000;
 pub const STEP_TIMEOUT: Millis = 30_000;
 /// Invitations kept once ended (the oldest ended ones go first).
 const KEEP_ENDED: usize = 50;
+/// How long after its expiry the host still listens on an invitation's
+/// topic, so that a guest trying the code then is told at once that it
+/// expired (later, the guest finds no host and says so after
+/// [`STEP_TIMEOUT`]).
+pub const EXPIRED_REFUSAL: Millis = 10 * 60_000;
 
 /// How an invitation this vault made stands, as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,11 +178,13 @@ impl Invitations {
 
     /// The earliest deadline.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let hosted = self
-            .hosted
-            .values()
-            .filter(|r| r.state == RecordState::Open)
-            .map(|r| r.code.expires_at);
+        // Expiry; then, while its topic is joined, the end of listening
+        // for late guests.
+        let hosted = self.hosted.iter().filter_map(|(id, r)| match r.state {
+            RecordState::Open => Some(r.code.expires_at),
+            _ if self.joined.contains_key(id) => Some(r.code.expires_at + EXPIRED_REFUSAL),
+            _ => None,
+        });
         let guests = self.guests.values().map(|g| g.deadline);
         let answering = self
             .answering
@@ -878,14 +885,14 @@ impl Vault {
             self.invitations.joined.clear();
             return;
         }
-        // Topics: invitations made here until they expire (an ended one
-        // still refuses a guest, with the reason), answers under way, and
-        // those whose last message waits for a flush.
+        // Topics: invitations made here until a while after they expire
+        // (an ended one still refuses a guest, with the reason), answers
+        // under way, and those whose last message waits for a flush.
         let mut wanted: BTreeSet<InvitationId> = self
             .invitations
             .hosted
             .iter()
-            .filter(|(_, r)| now < r.code.expires_at)
+            .filter(|(_, r)| now < r.code.expires_at + EXPIRED_REFUSAL)
             .map(|(id, _)| *id)
             .collect();
         wanted.extend(

@@ -70,6 +70,7 @@ pub use admin::{MAX_DISPLAY_NAME, MAX_ORIGIN};
 pub use api::MAX_AWAITING;
 pub use discovery::{space_topic, DIAL_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF};
 pub use error::VaultError;
+pub use invitations::EXPIRED_REFUSAL;
 pub use machine::{
     AdminUndecodable, ConnId, DialId, Input, KeyOpId, LinkId, Millis, Output, ReadId, SignalPeer,
     Topic, VaultEvent, WriteId,
