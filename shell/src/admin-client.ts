@@ -137,9 +137,14 @@ export class AdminClient {
     expect(await this.call({ "members.remove": { space, identity } }), "done");
   }
 
-  /** `ttlMinutes`: how long the code is valid (the vault's default when absent). */
-  async createInvitation(space: string, role: Role, ttlMinutes?: number): Promise<InvitationInfo> {
-    const request = ttlMinutes === undefined ? { space, role } : { space, role, ttl_minutes: ttlMinutes };
+  /**
+   * `ttlMinutes`: how long the code is valid (the vault's default when absent); `multiUse`: several
+   * people may join with it, one after another, until it expires or is cancelled.
+   */
+  async createInvitation(space: string, role: Role, ttlMinutes?: number, multiUse = false): Promise<InvitationInfo> {
+    const request: { space: string; role: Role; ttl_minutes?: number; multi_use?: boolean } = { space, role };
+    if (ttlMinutes !== undefined) request.ttl_minutes = ttlMinutes;
+    if (multiUse) request.multi_use = true;
     return expect(await this.call({ "invitations.create": request }), "invitation").invitation;
   }
 

@@ -2,8 +2,9 @@
 // are only ever shown and typed in the vault's own window, never in an app.
 //
 //   invite.html?space=<id>&role=<role>   host: makes an invitation, shows its
-//              [&ttl=<minutes>]          code, link and QR, then the 6-digit
-//                                        code when the guest arrives
+//     [&ttl=<minutes>][&multi=1]         code, link and QR, then the 6-digit
+//                                        code when the guest arrives (multi:
+//                                        several people may join with it)
 //   invite.html#echo-invite-…            guest: answers the code (or paste one)
 //
 // The state of each side comes from the engine (`invitations.list`, again on
@@ -45,6 +46,8 @@ const hostSpace = params.get("space");
 const hostRole = (params.get("role") ?? "editor") as Role;
 /** How long the code stays valid, in minutes (the vault checks the range; absent: its default). */
 const hostTtl = params.has("ttl") ? Number(params.get("ttl")) : undefined;
+/** Several people may join with the code, one after another (only from the vault's own pages). */
+const hostMulti = params.get("multi") === "1";
 const pastedCode = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : "";
 
 // ------------------------------------------------------------------- host
@@ -85,7 +88,12 @@ function renderHost(info: InvitationInfo): void {
     text += ` (${info.attempts_left} wrong ${info.attempts_left === 1 ? "code" : "codes"} left before it ends)`;
   }
   if (info.error) text += ` ${errorText(info.error)}`;
+  if (info.multi_use) {
+    const n = info.admitted.length;
+    text += ` Several people can join with this code, one at a time; ${n} ${n === 1 ? "has" : "have"} joined so far.`;
+  }
   stateEl.textContent = text;
+  stateEl.dataset["admitted"] = String(info.admitted.length);
   const code = info.code ?? "";
   const codeEl = byId<HTMLTextAreaElement>("invite-code");
   if (codeEl.value !== code) {
@@ -128,7 +136,7 @@ async function startHost(admin: AdminClient, space: string, role: Role = hostRol
     byId("host-space").textContent = found
       ? `To “${spaceName(found)}”, as ${role}.`
       : `To space ${space.slice(0, 8)}…, as ${role}.`;
-    const info = await admin.createInvitation(space, role, hostTtl);
+    const info = await admin.createInvitation(space, role, hostTtl, hostMulti && !requester);
     invitation = info.invitation;
     history.replaceState(null, "", `invite.html?invitation=${info.invitation}`);
     renderHost(info);
@@ -169,7 +177,12 @@ function renderGuest(info: InvitationInfo): void {
   stateEl.dataset["state"] = info.state;
   let text = GUEST_TEXT[info.state];
   if (info.error) text += ` ${errorText(info.error)}`;
+  if (info.multi_use) {
+    const n = info.admitted.length;
+    text += ` Several people can join with this code, one at a time; ${n} ${n === 1 ? "has" : "have"} joined so far.`;
+  }
   stateEl.textContent = text;
+  stateEl.dataset["admitted"] = String(info.admitted.length);
   const codeForm = byId<HTMLFormElement>("code-form");
   const wasHidden = codeForm.hidden;
   codeForm.hidden = info.state !== "ready_for_code";

@@ -229,7 +229,12 @@ function membersCell(space: string): HTMLElement {
         { href: `invite.html?space=${encodeURIComponent(space)}`, class: "button", "data-invite": space },
         "Invite someone…",
       );
-      replace(cell, list, manager ? invite : h("span", { class: "muted small" }, "Only the owner or an admin invites."));
+      const inviteMany = h(
+        "a",
+        { href: `invite.html?space=${encodeURIComponent(space)}&multi=1`, class: "small", "data-invite-many": space, title: "One code that several people can use, until it expires or you cancel it" },
+        "Invite several people…",
+      );
+      replace(cell, list, ...(manager ? [invite, inviteMany] : [h("span", { class: "muted small" }, "Only the owner or an admin invites.")]));
     } catch (error) {
       replace(cell, h("span", { class: "error-text" }, describeError(error)));
     }

@@ -453,3 +453,68 @@ fn only_a_manager_invites_and_bad_input_gets_clear_errors() {
     .unwrap_err();
     assert_eq!(e.code, "rpc.not_authorized");
 }
+
+#[test]
+fn a_multi_use_invitation_admits_one_guest_after_another_until_cancelled() {
+    let mut sim = Sim::new(36, 4);
+    let (space, _) = host_with_space(&mut sim);
+    let made = invitation(admin(
+        &mut sim,
+        0,
+        AdminRequest::CreateInvitation {
+            space: space.clone(),
+            role: Some(Role::Reader),
+            ttl_minutes: None,
+            multi_use: Some(true),
+        },
+    ));
+    assert!(made.multi_use);
+    let code = made.code.clone().expect("code");
+    let id = made.invitation.clone();
+    for guest in [1, 2] {
+        accept(&mut sim, guest, &code);
+        let auth = info(&mut sim, 0, &id)
+            .auth_code
+            .expect("the host shows a code per guest");
+        enter(&mut sim, guest, &id, &auth);
+        let g = info(&mut sim, guest, &id);
+        assert_eq!(g.state, InvitationState::Success, "guest {guest}: {g:?}");
+        let host = info(&mut sim, 0, &id);
+        assert_eq!(
+            host.state,
+            InvitationState::Waiting,
+            "still open for the next guest: {host:?}"
+        );
+        assert_eq!(host.admitted.len(), guest, "{host:?}");
+    }
+    let Ok(AdminResponse::Members { members }) = admin(
+        &mut sim,
+        0,
+        AdminRequest::ListMembers {
+            space: space.clone(),
+        },
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        members.iter().filter(|m| m.role == Role::Reader).count(),
+        2,
+        "{members:?}"
+    );
+    // Cancelled: the next one is refused.
+    admin(
+        &mut sim,
+        0,
+        AdminRequest::CancelInvitation {
+            invitation: id.clone(),
+        },
+    )
+    .expect("cancel");
+    accept(&mut sim, 3, &code);
+    let late = info(&mut sim, 3, &id);
+    assert_eq!(late.state, InvitationState::Cancelled, "{late:?}");
+    assert_eq!(
+        late.error.as_ref().map(|e| e.code.as_str()),
+        Some("invite.cancelled")
+    );
+}
