@@ -18,7 +18,7 @@ WASM_CRATES := echo-vault echo-vault-net
 WASM_TEST_CRATES := echo-vault
 
 .PHONY: help setup start serve bench bench-browser test test-native test-wasm lint fmt-check \
-	ts-check wasm web test-web e2e signal
+	ts-check wasm wasm-test-hooks web test-web e2e signal
 
 VAULT_URL ?= http://vault.localhost:8600
 APP_URL ?= http://app.localhost:8601
@@ -129,6 +129,13 @@ test-web:
 	cd demo-app && npm test --silent
 
 # Playwright (playwright-core + Debian's Chromium) across real sites.
-e2e: signal
+e2e: signal wasm-test-hooks
 	@echo "== end-to-end tests (e2e/, headless Chromium)"
 	node e2e/run.mjs
+
+# The engine with its test hook (vault-wasm feature `test-hooks`), for the
+# two-vaults e2e test only; its own target dir, so that it does not rebuild
+# the release one.
+wasm-test-hooks:
+	ECHO_WASM_TARGET_DIR=$(CURDIR)/target/wasm-test-hooks ECHO_PKG_DIR=$(CURDIR)/pkg/echo-vault-test-hooks \
+	  scripts/wasm-build.sh echo-vault --features test-hooks

@@ -9,6 +9,8 @@
 // Chromium use them; that switch is test configuration, not something the product asks for.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assertLoopbackOnly, inLoopbackNamespace, runInLoopbackNamespace } from "./lib/netns.mjs";
 import { launchRegime } from "./lib/regimes.mjs";
@@ -35,6 +37,11 @@ if (!inLoopbackNamespace()) {
   });
 } else {
   assertLoopbackOnly("WebRTC tests");
+  // Both vaults run the engine's test build: the release engine plus one hook through which B's vault writes
+  // where its role does not allow it (vault-wasm/src/test_hooks.rs), for the reader test.
+  const HOOKS = join(ROOT, "pkg", "echo-vault-test-hooks");
+  if (!existsSync(join(HOOKS, "echo_vault_bg.wasm"))) throw new Error(`${HOOKS} is not built: make wasm-test-hooks`);
+  process.env.E2E_VAULT_PKG = HOOKS;
 
   let sites;
   let stopSites;
@@ -96,6 +103,18 @@ if (!inLoopbackNamespace()) {
     }
     return page;
   }
+
+  /** A new space named `name` made by the app on `page` (with a note titled `note`, if given); its id. */
+  const spaceWith = (page, name, note) =>
+    page.evaluate(
+      async ({ name, note }) => {
+        const v = window.probe.vault;
+        const s = await v.spaces.create({ name });
+        if (note) await v.space(s.id).create("note", { title: note });
+        return s.id;
+      },
+      { name, note },
+    );
 
   /** Titles of the notes in `space`, sorted, as the app on `page` reads them. */
   const titles = (page, space) =>
@@ -163,7 +182,7 @@ if (!inLoopbackNamespace()) {
   let expiring = null;
   test("A makes an invitation valid for one minute (tried by the last test)", async () => {
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Short-lived" })).id);
+    const space = await spaceWith(a, "Short-lived");
     const host = await browsers[0].context.newPage();
     await host.goto(`${sites.vault}/invite.html?space=${space}&ttl=1`);
     await host.waitForFunction(() => document.getElementById("invite-code")?.value.startsWith("echo-invite-"), null, { timeout: 15000 });
@@ -174,12 +193,7 @@ if (!inLoopbackNamespace()) {
   test("A invites B with a code; both edit the space and see each other's writes live over WebRTC", async (t) => {
     await fresh();
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => {
-      const v = window.probe.vault;
-      const s = await v.spaces.create({ name: "Groceries" });
-      await v.space(s.id).create("note", { title: "milk" });
-      return s.id;
-    });
+    const space = await spaceWith(a, "Groceries", "milk");
 
     let t0 = Date.now();
     const { host, code } = await invite(space);
@@ -290,7 +304,7 @@ if (!inLoopbackNamespace()) {
   test("three wrong codes end the invitation on both sides; a new attempt is refused", async () => {
     await fresh();
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Secret" })).id);
+    const space = await spaceWith(a, "Secret");
     const { host, code } = await invite(space);
     const guest = await browsers[1].context.newPage();
     await guest.goto(`${sites.vault}/invite.html#${code}`);
@@ -324,7 +338,7 @@ if (!inLoopbackNamespace()) {
   test("a cancelled invitation ends on both sides; the code is refused afterwards", async () => {
     await fresh();
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Cancelled" })).id);
+    const space = await spaceWith(a, "Cancelled");
     const { host, code } = await invite(space);
     const guest = await browsers[1].context.newPage();
     await guest.goto(`${sites.vault}/invite.html#${code}`);
@@ -340,12 +354,7 @@ if (!inLoopbackNamespace()) {
     await fresh();
     const leadA = await lead(0);
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => {
-      const v = window.probe.vault;
-      const s = await v.spaces.create({ name: "Trip" });
-      await v.space(s.id).create("note", { title: "tent" });
-      return s.id;
-    });
+    const space = await spaceWith(a, "Trip", "tent");
     await admit(space);
     const first = await lead(1);
     assert.equal(await drives(first), true, "B has no other vault page open: this one leads");
@@ -400,12 +409,12 @@ if (!inLoopbackNamespace()) {
     for (const p of [again, a, b, leadA]) await p.close();
   });
 
-  test("A makes B a reader: B's vault refuses B's writes, A's and B's reads go on", async () => {
+  test("A makes B a reader: B's vault refuses B's writes, A refuses what B's vault forges anyway, reads go on", async () => {
     await fresh();
     const leadA = await lead(0);
     const leadB = await lead(1);
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Handbook" })).id);
+    const space = await spaceWith(a, "Handbook");
     await admit(space);
     const b = await app(browsers[1], [space]);
     await b.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "by B as editor" }), space);
@@ -434,6 +443,26 @@ if (!inLoopbackNamespace()) {
     // Writes B made while it was (still) an editor in its own view are on A only if A accepted them.
     const onA = await titles(a, space);
     assert.ok(onA.includes("by B as editor"));
+
+    // B's vault writes anyway (the test build's hook: a modified vault, signing with B's real device key).
+    // B's own copy has it; A refuses the bundle and never shows it.
+    const refusedBefore = logs[0].filter((l) => /refused a peer's bundles/.test(l)).length;
+    await b.evaluate(async (s) => {
+      const conn = await window.probe.raw();
+      await conn.connect();
+      await conn.hello();
+      conn.send({ test_write_unchecked: { space: s, title: "forged by B" } });
+    }, space);
+    await until(async () => (await titles(b, space)).includes("forged by B"), { timeoutMs: 10000, what: "the forged note in B's own vault" });
+    await until(() => logs[0].filter((l) => /refused a peer's bundles/.test(l)).length > refusedBefore, { timeoutMs: 15000, what: "A refusing B's bundle" }).catch(
+      async (e) => {
+        throw new Error(`${e.message}\n${await diagnose(space)}`);
+      },
+    );
+    assert.match(logs[0].filter((l) => /refused a peer's bundles/.test(l)).at(-1), /identity\.bundle\.read_only/);
+    await a.evaluate(async (s) => window.probe.vault.space(s).create("note", { title: "after the forgery" }), space);
+    await until(async () => (await titles(b, space)).includes("after the forgery"), { timeoutMs: 15000, what: "A's next write on B" });
+    assert.ok(!(await titles(a, space)).includes("forged by B"), "A never shows the forged note");
     for (const p of [a, b, leadA, leadB]) await p.close();
   });
 
@@ -447,12 +476,7 @@ if (!inLoopbackNamespace()) {
     const tampered = async () => (await (await fetch(`${server}/signal/status`)).json()).tampered;
     const leadA = await lead(0);
     const a = await app(browsers[0]);
-    const space = await a.evaluate(async () => {
-      const v = window.probe.vault;
-      const s = await v.spaces.create({ name: "Ledger" });
-      await v.space(s.id).create("note", { title: "before" });
-      return s.id;
-    });
+    const space = await spaceWith(a, "Ledger", "before");
     await admit(space);
     const b = await app(browsers[1], [space]);
     const leadB = await lead(1);

@@ -42,7 +42,7 @@ wasm_env() {
   rustup)
     WASM_CARGO=cargo
     WASM_CARGO_ARGS=()
-    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ECHO_ROOT/target}"
+    export CARGO_TARGET_DIR="${ECHO_WASM_TARGET_DIR:-${CARGO_TARGET_DIR:-$ECHO_ROOT/target}}"
     ;;
   debian)
     [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -x "$DEBIAN_WASM_LD" ] ||
@@ -51,7 +51,7 @@ wasm_env() {
     export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$DEBIAN_WASM_LD"
     unset RUSTUP_TOOLCHAIN RUSTC_WRAPPER
-    export CARGO_TARGET_DIR="$ECHO_ROOT/target/wasm-debian"
+    export CARGO_TARGET_DIR="${ECHO_WASM_TARGET_DIR:-$ECHO_ROOT/target/wasm-debian}"
     WASM_CARGO=/usr/bin/cargo
     WASM_CARGO_ARGS=(-Zbuild-std=std,panic_abort)
     ;;

@@ -13,6 +13,8 @@
 # and echo-core took reload → first query on 100k objects from 1.21 to 0.90 s
 # but the wasm from 893 to 1,097 KiB gzip, over the 1 MB budget)
 # into pkg/CRATE/ (ECHO_PKG_DIR overrides; WASM_BINDGEN_TARGET, default "web").
+# ECHO_WASM_TARGET_DIR: a cargo target dir of its own (a build with other
+# features, so that the two do not rebuild each other).
 # Run scripts/setup.sh first (make does).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -109,20 +109,24 @@ fn cut_off_then_healed(seed: u64) -> (Sim, echo_sim::scenario::Shared) {
     (sim, s)
 }
 
-#[test]
-fn a_host_that_can_dial_again_has_the_vault_dial_at_once_not_after_its_backoff() {
-    let (mut sim, s) = cut_off_then_healed(23);
-    // The host says it can dial again (in the browser: a vault page took
-    // the lead for WebRTC): both vaults are linked within a second.
+/// Both hosts say they can dial (in the browser: a vault page took the
+/// lead for WebRTC): the vaults are linked within a second and sync.
+fn can_dial_then_linked_at_once(sim: &mut Sim, s: &echo_sim::scenario::Shared) {
     let now = sim.now;
     for n in 0..2 {
         sim.nodes[n].input(now, echo_core::vault::Input::CanDial);
     }
     sim.run_for(1_000);
     assert_eq!(sim.up_links().len(), 1, "linked at once");
-    write(&mut sim, 0, s.apps[0], note(&s.space, "after"));
+    write(sim, 0, s.apps[0], note(&s.space, "after"));
     assert!(sim.settle(QUIET, LIMIT));
-    assert_eq!(notes(&mut sim, 1, s.apps[1], &s.space).len(), 1);
+    assert_eq!(notes(sim, 1, s.apps[1], &s.space).len(), 1);
+}
+
+#[test]
+fn a_host_that_can_dial_again_has_the_vault_dial_at_once_not_after_its_backoff() {
+    let (mut sim, s) = cut_off_then_healed(23);
+    can_dial_then_linked_at_once(&mut sim, &s);
 }
 
 #[test]
@@ -138,15 +142,7 @@ fn a_new_dialer_redials_what_the_previous_one_never_answered() {
     assert!(sim.dials > 0, "someone dialed");
     assert_eq!(sim.up_links().len(), 0);
     sim.deaf_dialers.clear();
-    let now = sim.now;
-    for n in 0..2 {
-        sim.nodes[n].input(now, echo_core::vault::Input::CanDial);
-    }
-    sim.run_for(1_000);
-    assert_eq!(sim.up_links().len(), 1, "linked at once");
-    write(&mut sim, 0, s.apps[0], note(&s.space, "after"));
-    assert!(sim.settle(QUIET, LIMIT));
-    assert_eq!(notes(&mut sim, 1, s.apps[1], &s.space).len(), 1);
+    can_dial_then_linked_at_once(&mut sim, &s);
 }
 
 #[test]

@@ -34,16 +34,40 @@ fn info(sim: &mut Sim, n: usize, id: &str) -> InvitationInfo {
 }
 
 fn create(sim: &mut Sim, n: usize, space: &str, role: Option<Role>) -> InvitationInfo {
+    create_with(sim, n, space, role, None, None)
+}
+
+fn create_with(
+    sim: &mut Sim,
+    n: usize,
+    space: &str,
+    role: Option<Role>,
+    ttl_minutes: Option<u32>,
+    multi_use: Option<bool>,
+) -> InvitationInfo {
     invitation(admin(
         sim,
         n,
         AdminRequest::CreateInvitation {
             space: space.into(),
             role,
-            ttl_minutes: None,
-            multi_use: None,
+            ttl_minutes,
+            multi_use,
         },
     ))
+}
+
+fn members(sim: &mut Sim, n: usize, space: &str) -> Vec<echo_core::rpc::Member> {
+    match admin(
+        sim,
+        n,
+        AdminRequest::ListMembers {
+            space: space.into(),
+        },
+    ) {
+        Ok(AdminResponse::Members { members }) => members,
+        other => panic!("members.list answered {other:?}"),
+    }
 }
 
 fn accept(sim: &mut Sim, n: usize, code: &str) -> InvitationInfo {
@@ -121,15 +145,7 @@ fn a_guest_joins_with_the_code_and_both_sync_the_space() {
     let guest_identity = identity_of(&mut sim, 1);
     assert_eq!(host_view.admitted, vec![guest_identity.clone()]);
     // The member list shows the guest with the invitation's role.
-    let Ok(AdminResponse::Members { members }) = admin(
-        &mut sim,
-        0,
-        AdminRequest::ListMembers {
-            space: space.clone(),
-        },
-    ) else {
-        panic!()
-    };
+    let members = members(&mut sim, 0, &space);
     assert!(members
         .iter()
         .any(|m| m.identity == guest_identity && m.role == Role::Editor));
@@ -226,16 +242,7 @@ fn three_wrong_codes_end_the_invitation_even_across_connections_and_restarts() {
 fn an_expired_invitation_is_refused_and_a_cancelled_one_ends_both_sides() {
     let mut sim = Sim::new(33, 3);
     let (space, _) = host_with_space(&mut sim);
-    let short = invitation(admin(
-        &mut sim,
-        0,
-        AdminRequest::CreateInvitation {
-            space: space.clone(),
-            role: None,
-            ttl_minutes: Some(1),
-            multi_use: None,
-        },
-    ));
+    let short = create_with(&mut sim, 0, &space, None, Some(1), None);
     sim.run_for(61_000);
     assert_eq!(
         info(&mut sim, 0, &short.invitation).state,
@@ -458,16 +465,7 @@ fn only_a_manager_invites_and_bad_input_gets_clear_errors() {
 fn a_multi_use_invitation_admits_one_guest_after_another_until_cancelled() {
     let mut sim = Sim::new(36, 4);
     let (space, _) = host_with_space(&mut sim);
-    let made = invitation(admin(
-        &mut sim,
-        0,
-        AdminRequest::CreateInvitation {
-            space: space.clone(),
-            role: Some(Role::Reader),
-            ttl_minutes: None,
-            multi_use: Some(true),
-        },
-    ));
+    let made = create_with(&mut sim, 0, &space, Some(Role::Reader), None, Some(true));
     assert!(made.multi_use);
     let code = made.code.clone().expect("code");
     let id = made.invitation.clone();
@@ -487,15 +485,7 @@ fn a_multi_use_invitation_admits_one_guest_after_another_until_cancelled() {
         );
         assert_eq!(host.admitted.len(), guest, "{host:?}");
     }
-    let Ok(AdminResponse::Members { members }) = admin(
-        &mut sim,
-        0,
-        AdminRequest::ListMembers {
-            space: space.clone(),
-        },
-    ) else {
-        panic!()
-    };
+    let members = members(&mut sim, 0, &space);
     assert_eq!(
         members.iter().filter(|m| m.role == Role::Reader).count(),
         2,

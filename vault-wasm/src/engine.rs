@@ -60,7 +60,7 @@ struct Port {
 }
 
 pub(crate) struct State {
-    vault: Vault,
+    pub(crate) vault: Vault,
     pub(crate) net: crate::net::Net,
     /// The pending `setTimeout`: its handle and the deadline it is for.
     timer: Option<(i32, u64)>,
@@ -232,6 +232,10 @@ impl VaultEngine {
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(state) = weak.upgrade() {
                 let data = event.data();
+                #[cfg(feature = "test-hooks")]
+                if !admin && crate::test_hooks::handle(&state, &data) {
+                    return;
+                }
                 let inputs = if admin {
                     vec![decode_admin(conn, &data)]
                 } else {
@@ -335,7 +339,7 @@ fn probe_id(text: &str) -> Option<u32> {
 
 /// Hands every queued input to the vault, then carries out its outputs.
 /// Re-entrant calls (an output completing at once) only queue.
-fn pump(state: &Shared) {
+pub(crate) fn pump(state: &Shared) {
     if std::mem::replace(&mut state.borrow_mut().pumping, true) {
         return;
     }
@@ -531,6 +535,12 @@ fn drain_outputs(state: &Shared) {
                     crate::net::log(
                         state,
                         &format!("link {}: stopped syncing {space}: {code} {reason}", link.0),
+                    );
+                }
+                VaultEvent::Rejected { space, codes } => {
+                    crate::net::log(
+                        state,
+                        &format!("refused a peer's bundles in {space}: {}", codes.join(", ")),
                     );
                 }
                 VaultEvent::InvitationTrouble { invitation, error } => {

@@ -33,6 +33,8 @@ mod keyring;
 #[cfg(target_arch = "wasm32")]
 mod net;
 mod store;
+#[cfg(all(target_arch = "wasm32", feature = "test-hooks"))]
+mod test_hooks;
 
 #[cfg(target_arch = "wasm32")]
 pub use engine::{VaultEngine, DATABASE};

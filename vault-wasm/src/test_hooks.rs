@@ -1,0 +1,61 @@
+//! The test build's hook (feature `test-hooks`, never in the vault site):
+//! a device that writes where its role does not allow it, as a modified
+//! vault would, so that the end-to-end test can show that honest peers
+//! refuse what it sends (`e2e/12-two-vaults.test.mjs`). The same path is
+//! tested natively in `sim/tests/malicious.rs`.
+//!
+//! An app port message `{"test_write_unchecked": {"space": ID, "title": T}}`
+//! (one JSON string, not a frame) creates a `note` titled `T` in the open
+//! space `ID` through `Vault::write_unchecked`: no role check, sealed and
+//! offered to peers by the next flush like any write.
+
+use echo_core::data::SpaceId;
+use echo_core::model::{Value, WriteBatch};
+use wasm_bindgen::JsValue;
+
+use crate::engine::{pump, Shared};
+
+#[derive(serde::Deserialize)]
+struct Forge {
+    test_write_unchecked: Target,
+}
+
+#[derive(serde::Deserialize)]
+struct Target {
+    space: String,
+    title: String,
+}
+
+/// Handles the hook's message; `false` for anything else.
+pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
+    let Some(text) = data.as_string() else {
+        return false;
+    };
+    let Ok(Forge {
+        test_write_unchecked: t,
+    }) = serde_json::from_str::<Forge>(&text)
+    else {
+        return false;
+    };
+    let outcome = match t.space.parse::<SpaceId>() {
+        Ok(space) => {
+            let mut batch = WriteBatch::new();
+            batch.create("note", [("title", Value::String(t.title.clone()))]);
+            match state.borrow_mut().vault.write_unchecked(&space, batch) {
+                Some(Ok(_)) => "written".to_string(),
+                Some(Err(e)) => format!("refused: {e}"),
+                None => "the space is not open".to_string(),
+            }
+        }
+        Err(e) => format!("bad space id: {e}"),
+    };
+    web_sys::console::warn_1(
+        &format!(
+            "echo-vault (test build): write_unchecked {:?}: {outcome}",
+            t.title
+        )
+        .into(),
+    );
+    pump(state);
+    true
+}
