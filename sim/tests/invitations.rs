@@ -508,3 +508,39 @@ fn a_multi_use_invitation_admits_one_guest_after_another_until_cancelled() {
         Some("invite.cancelled")
     );
 }
+
+#[test]
+fn ended_invitations_are_kept_only_up_to_a_bound_on_both_sides() {
+    let mut sim = Sim::new(37, 2);
+    let (space, _) = host_with_space(&mut sim);
+    let mut last = String::new();
+    for _ in 0..55 {
+        let made = create(&mut sim, 0, &space, None);
+        admin(
+            &mut sim,
+            0,
+            AdminRequest::CancelInvitation {
+                invitation: made.invitation.clone(),
+            },
+        )
+        .expect("cancel");
+        accept(&mut sim, 1, made.code.as_deref().expect("code"));
+        assert_eq!(
+            info(&mut sim, 1, &made.invitation).state,
+            InvitationState::Cancelled
+        );
+        last = made.invitation;
+    }
+    let listed = |sim: &mut Sim, n: usize| match admin(sim, n, AdminRequest::ListInvitations {}) {
+        Ok(AdminResponse::Invitations { invitations }) => invitations,
+        other => panic!("{other:?}"),
+    };
+    for n in [0, 1] {
+        let all = listed(&mut sim, n);
+        assert_eq!(all.len(), 50, "node {n} keeps the last 50 ended");
+        assert!(
+            all.iter().any(|i| i.invitation == last),
+            "node {n} keeps the newest"
+        );
+    }
+}

@@ -50,7 +50,8 @@ pub const CODE_ENTRY_TIMEOUT: Millis = 5 * 60_000;
 /// How long the other side may take over one step (find the host, answer
 /// an attempt).
 pub const STEP_TIMEOUT: Millis = 30_000;
-/// Invitations kept once ended (the oldest ended ones go first).
+/// Invitations kept once ended, on each side (the oldest ended ones go
+/// first).
 const KEEP_ENDED: usize = 50;
 /// How long after its expiry the host still listens on an invitation's
 /// topic, so that a guest trying the code then is told at once that it
@@ -113,6 +114,8 @@ struct Answering {
     last_error: Option<InviteError>,
     host_identity: Option<IdentityPublicKey>,
     outcome: Option<Outcome>,
+    /// When this vault took the code (the oldest ended go first).
+    started: Millis,
 }
 
 #[derive(Debug, Default)]
@@ -290,6 +293,19 @@ impl Vault {
         for (_, id) in ended.into_iter().take(excess) {
             self.invitations.hosted.remove(&id);
         }
+        // The guest side alike (kept in memory only).
+        let mut answered: Vec<(Millis, InvitationId)> = self
+            .invitations
+            .answering
+            .iter()
+            .filter(|(_, a)| a.outcome.is_some())
+            .map(|(id, a)| (a.started, *id))
+            .collect();
+        answered.sort();
+        let excess = answered.len().saturating_sub(KEEP_ENDED);
+        for (_, id) in answered.into_iter().take(excess) {
+            self.invitations.answering.remove(&id);
+        }
     }
 
     pub(super) fn list_invitations(&self) -> Vec<InvitationInfo> {
@@ -373,8 +389,10 @@ impl Vault {
                     last_error: None,
                     host_identity: None,
                     outcome: None,
+                    started: self.now,
                 },
             );
+            self.prune_invitations();
         }
         self.admin_changed();
         self.invitation_info(&id)
@@ -880,6 +898,11 @@ impl Vault {
         }
         if changed {
             self.admin_changed();
+        }
+        if self.invitations.hosted.len() > KEEP_ENDED
+            || self.invitations.answering.len() > KEEP_ENDED
+        {
+            self.prune_invitations();
         }
         if !self.signal_is_up() {
             self.invitations.joined.clear();
