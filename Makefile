@@ -55,11 +55,13 @@ bench: setup
 	cargo run --release -p echo-signal --example bench
 	@$(MAKE) --no-print-directory bench-browser
 
-# In headless Chromium: the vault's own figures and the side-by-side
-# comparison with automerge-repo and Yjs (bench/browser/README.md).
+# In headless Chromium: the vault's own figures, the side-by-side
+# comparison with automerge-repo and Yjs, and two vaults over WebRTC against
+# Yjs + y-webrtc (in a loopback-only network namespace; bench/browser/README.md).
 bench-browser: wasm web signal
 	node bench/browser/vault.mjs
 	node bench/browser/run.mjs
+	node bench/browser/webrtc.mjs
 
 # Steps run in order and stop at the first failure.
 test: setup
