@@ -241,7 +241,7 @@ if (!inLoopbackNamespace()) {
     for (const p of [host, guest, manage, a, b]) await p.close();
   });
 
-  test("demo app: A shares the board, B joins it from its own demo app; a task added by either shows on both", async (t) => {
+  test("demo app: A shares the board, B joins it from its own demo app; a task added shows on both; both type in one note and converge", async (t) => {
     await fresh();
     const demo = async (i) => {
       const page = await browsers[i].context.newPage();
@@ -298,6 +298,31 @@ if (!inLoopbackNamespace()) {
     await a.getByTestId("list-Household").click();
     await a.getByTestId("task-title").getByText("Buy milk", { exact: true }).waitFor({ timeout: 10000 });
     timing(t, "demo: B's task → visible in A's app", Date.now() - t0);
+
+    // Both type into the same task's note at once, at its two ends: each sees the other's typing, and the
+    // notes converge with both people's words.
+    const notes = [];
+    for (const page of [a, b]) {
+      const milk = page.getByTestId("task").filter({ hasText: "Buy milk" });
+      await milk.getByTestId("task-edit").click();
+      notes.push(milk.getByTestId("task-note"));
+    }
+    await notes[0].fill("2 litres");
+    await until(async () => (await notes[1].inputValue()) === "2 litres", { timeoutMs: 10000, what: "A's note on B" });
+    t0 = Date.now();
+    await notes[0].focus();
+    await a.keyboard.press("Home");
+    await notes[1].focus();
+    await b.keyboard.press("End");
+    await Promise.all([notes[0].pressSequentially("Organic, ", { delay: 15 }), notes[1].pressSequentially(", from the farm", { delay: 15 })]);
+    const both = "Organic, 2 litres, from the farm";
+    await until(async () => (await Promise.all(notes.map((n) => n.inputValue()))).every((v) => v === both), {
+      timeoutMs: 10000,
+      what: "both notes equal with both people's words",
+    }).catch(async (e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(await Promise.all(notes.map((n) => n.inputValue())))}`);
+    });
+    timing(t, "demo: both type in one note → converged", Date.now() - t0);
     for (const p of [host, guest, a, b, ...leads]) await p.close().catch(() => {});
   });
 

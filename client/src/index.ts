@@ -64,6 +64,8 @@ export {
   codePointLength,
   utf16ToCodePoint,
   codePointToUtf16,
+  spliceContext,
+  SPLICE_CONTEXT,
   type Splice,
 } from "./text.js";
 export * as protocol from "./protocol.js";

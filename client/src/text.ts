@@ -10,6 +10,18 @@ export interface Splice {
   insert: string;
 }
 
+/** How many characters of context `spliceContext` gives (the vault takes up to 64). */
+export const SPLICE_CONTEXT = 32;
+
+/**
+ * The context of a splice at code point `pos` of `text`, as the app shows it: the (up to
+ * `SPLICE_CONTEXT`) characters just before `pos`, for `Space.splice`'s `context` option.
+ */
+export function spliceContext(text: string, pos: number): string {
+  const before = Array.from(text).slice(0, pos);
+  return before.slice(Math.max(0, before.length - SPLICE_CONTEXT)).join("");
+}
+
 /** Number of code points in `s`. */
 export function codePointLength(s: string): number {
   let n = 0;

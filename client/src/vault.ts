@@ -1143,13 +1143,16 @@ export class Space {
     return this.vault.subscribe(this.id, query, onDiff, options);
   }
 
-  /** Edits a text field: at `pos` delete `del` characters and insert `insert` (Unicode code points). */
-  async splice(id: string, field: string, pos: number, del: number, insert: string, options?: CallOptions): Promise<void> {
-    expect(
-      await this.vault.request({ "text.splice": { space: this.id, id, field, pos, delete: del, insert } }, options),
-      "written",
-      "text.splice",
-    );
+  /**
+   * Edits a text field: at `pos` delete `del` characters and insert `insert` (Unicode code points).
+   * `options.context`: the characters just before `pos` in the text the app shows (see `spliceContext`);
+   * when someone else's edit reached the vault first and moved them, the vault puts the splice right
+   * after them — two people typing in one text each keep their place.
+   */
+  async splice(id: string, field: string, pos: number, del: number, insert: string, options: CallOptions & { context?: string } = {}): Promise<void> {
+    const splice: { space: string; id: string; field: string; pos: number; delete: number; insert: string; context?: string } = { space: this.id, id, field, pos, delete: del, insert };
+    if (options.context) splice.context = options.context;
+    expect(await this.vault.request({ "text.splice": splice }, options), "written", "text.splice");
   }
 
   /** A text field's content, now or `at` earlier heads. */

@@ -1,7 +1,7 @@
 // Text edits → splices in code points; caret transforms.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { diffToSplice, applySplice, transformOffset, rebaseSelection, codePointLength, utf16ToCodePoint, codePointToUtf16 } from "../dist/index.js";
+import { diffToSplice, applySplice, transformOffset, rebaseSelection, codePointLength, utf16ToCodePoint, codePointToUtf16, spliceContext, SPLICE_CONTEXT } from "../dist/index.js";
 
 test("typing, deleting and replacing give one splice", () => {
   assert.equal(diffToSplice("abc", "abc"), null);
@@ -96,3 +96,12 @@ test("rebaseSelection keeps the caret by its text when a remote edit lands", () 
   assert.deepEqual(rebaseSelection("ab", "😀ab", 1, 1), { start: 3, end: 3 });
   assert.deepEqual(rebaseSelection("ab", "ab", 1, 2), { start: 1, end: 2 });
 });
+
+test("a splice's context is the characters just before it, at most SPLICE_CONTEXT code points", () => {
+  assert.equal(spliceContext("2 litres", 8), "2 litres");
+  assert.equal(spliceContext("2 litres", 0), "");
+  assert.equal(spliceContext("h😀llo", 2), "h😀", "code points, not UTF-16 units");
+  const long = "x".repeat(100) + "abc";
+  assert.equal(spliceContext(long, 103), long.slice(103 - SPLICE_CONTEXT));
+});
+

@@ -224,15 +224,18 @@ export class Board {
     await this.requireSpace().delete(id);
   }
 
-  /** One edit of a task's note (positions in code points). A task without a note field gets one first. */
-  async spliceNote(id: string, pos: number, del: number, insert: string): Promise<void> {
+  /**
+   * One edit of a task's note (positions in code points; `context`: the characters before `pos` as
+   * shown, see `Space.splice`). A task without a note field gets one first.
+   */
+  async spliceNote(id: string, pos: number, del: number, insert: string, context = ""): Promise<void> {
     const space = this.requireSpace();
     const task = this.tasks.get(id);
     if (task && !task.hasNote) {
       await space.update(id, { note: text("") });
       task.hasNote = true;
     }
-    await space.splice(id, "note", pos, del, insert);
+    await space.splice(id, "note", pos, del, insert, { context });
   }
 
   async readNote(id: string): Promise<string> {

@@ -477,7 +477,7 @@ function createRow(task: Task): TaskRow {
 
   const id = task.id;
   const noteSync = new NoteSync(note, task.note, {
-    splice: (s) => board.spliceNote(id, s.pos, s.delete, s.insert),
+    splice: (s, context) => board.spliceNote(id, s.pos, s.delete, s.insert, context),
     read: () => board.readNote(id),
     focused: () => document.activeElement === note,
     onError: (e) => showError(e),

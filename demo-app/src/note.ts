@@ -5,7 +5,7 @@
 // predate our own edits); once all are acknowledged the note is read
 // afresh from the vault, which has them all.
 
-import { diffToSplice, rebaseSelection, type Splice } from "../../client/src/index.js";
+import { diffToSplice, rebaseSelection, spliceContext, type Splice } from "../../client/src/index.js";
 
 /** What NoteSync needs of a textarea. */
 export interface TextField {
@@ -16,8 +16,11 @@ export interface TextField {
 }
 
 export interface NoteSyncHooks {
-  /** Sends one splice (text.splice); rejects when the vault refused it. */
-  splice(splice: Splice): Promise<void>;
+  /**
+   * Sends one splice (text.splice) with its context (the characters before it here, so that the vault
+   * places it right when someone else's edit got there first); rejects when the vault refused it.
+   */
+  splice(splice: Splice, context: string): Promise<void>;
   /** Reads the field's current content (text.read). */
   read(): Promise<string>;
   /** Whether the field has focus (the caret matters only then). */
@@ -68,10 +71,11 @@ export class NoteSync {
     const value = this.field.value;
     const splice = diffToSplice(this.base, value, this.field.selectionEnd ?? undefined);
     if (!splice) return;
+    const context = spliceContext(this.base, splice.pos);
     this.base = value;
     this.pending++;
     this.edits++;
-    this.hooks.splice(splice).then(
+    this.hooks.splice(splice, context).then(
       () => this.settled(false),
       (e: unknown) => {
         this.hooks.onError?.(e);

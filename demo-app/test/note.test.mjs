@@ -24,7 +24,7 @@ class Field {
 function vaultText(initial) {
   const state = { text: initial, inflight: [], reads: [] };
   const hooks = {
-    splice: (s) => new Promise((resolve, reject) => state.inflight.push({ s, resolve, reject })),
+    splice: (s, context) => new Promise((resolve, reject) => state.inflight.push({ s, context, resolve, reject })),
     read: () => new Promise((resolve) => state.reads.push(resolve)),
     focused: () => true,
   };
@@ -176,3 +176,24 @@ test("IME composition: nothing is sent until it ends", () => {
   sync.compositionEnd();
   assert.deepEqual(v.state.inflight.map((i) => i.s), [{ pos: 0, delete: 0, insert: "に" }]);
 });
+
+test("each splice carries the characters before it as this field showed them", async () => {
+  const field = new Field();
+  const v = vaultText("2 litres");
+  const sync = new NoteSync(field, "2 litres", v.hooks);
+  field.setSelectionRange(8, 8);
+  field.type(8, ",");
+  sync.input();
+  field.type(0, "O");
+  sync.input();
+  assert.deepEqual(
+    v.state.inflight.map((i) => [i.s.pos, i.context]),
+    [
+      [8, "2 litres"],
+      [0, ""],
+    ],
+  );
+  await v.ackAll();
+  assert.equal(v.state.text, "O2 litres,");
+});
+

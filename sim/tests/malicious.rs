@@ -232,6 +232,7 @@ fn a_removed_member_and_a_revoked_device_cannot_write_past_what_the_owner_saw() 
             pos: 0,
             delete: 0,
             insert: "reply ".into(),
+            context: None,
         },
     );
     write(&mut sim, 4, s.apps[4], note(&s.space, "own 4"));

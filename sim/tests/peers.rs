@@ -75,6 +75,7 @@ fn offline_edits_merge_when_the_peers_meet_again() {
                 pos: 0,
                 delete: 0,
                 insert: text.into(),
+                context: None,
             },
         );
         let mut set = WireFields::new();
@@ -307,4 +308,68 @@ fn writes_travel_through_a_peer_in_between_signed_by_their_author() {
     let signers: std::collections::BTreeSet<_> = held.iter().map(|b| b.header.signer).collect();
     assert!(signers.contains(&device0), "{signers:?}");
     assert!(signers.len() == 2, "only 0's and 2's own: {signers:?}");
+}
+
+#[test]
+fn two_people_typing_in_one_text_at_once_each_keep_their_place() {
+    // B's app typed at the end of the text as it saw it ("2 litres"), while
+    // A's words at the start reached B's vault first: with the characters
+    // before its caret as context, B's splice lands after "2 litres";
+    // without, at the stale position.
+    let mut sim = Sim::new(5, 2);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    let Response::Written { created } = write(&mut sim, 0, s.apps[0], note(&s.space, "2 litres"))
+    else {
+        panic!()
+    };
+    let id = created[0].clone();
+    sim.link(0, 1).unwrap();
+    assert!(sim.settle(200, 60_000));
+    let splice = |pos: u32, insert: &str, context: Option<&str>| Request::SpliceText {
+        space: s.space.clone(),
+        id: id.clone(),
+        field: "body".into(),
+        pos,
+        delete: 0,
+        insert: insert.into(),
+        context: context.map(Into::into),
+    };
+    let body = |sim: &mut Sim, n: usize| {
+        let now = sim.now;
+        match sim.nodes[n].call(
+            now,
+            s.apps[n],
+            Request::ReadText {
+                space: s.space.clone(),
+                id: id.clone(),
+                field: "body".into(),
+                at: None,
+            },
+        ) {
+            Ok(Response::Text { text }) => text,
+            other => panic!("{other:?}"),
+        }
+    };
+    write(&mut sim, 0, s.apps[0], splice(0, "Organic, ", Some("")));
+    assert!(sim.settle(200, 60_000));
+    write(
+        &mut sim,
+        1,
+        s.apps[1],
+        splice(8, ", from the farm", Some("2 litres")),
+    );
+    assert!(sim.settle(200, 60_000));
+    for n in [0, 1] {
+        assert_eq!(
+            body(&mut sim, n),
+            "Organic, 2 litres, from the farm",
+            "node {n}"
+        );
+    }
+    // The control: the same stale position without context.
+    write(&mut sim, 0, s.apps[0], splice(0, ">", None));
+    assert!(sim.settle(200, 60_000));
+    write(&mut sim, 1, s.apps[1], splice(32, "!", None));
+    assert!(sim.settle(200, 60_000));
+    assert_eq!(body(&mut sim, 1), ">Organic, 2 litres, from the far!m");
 }

@@ -139,6 +139,7 @@ impl Session {
                 pos: 0,
                 delete: 0,
                 insert: format!("{n}"),
+                context: None,
             },
             (_, Some(id)) => Request::DeleteObject { space, id },
         };

@@ -552,6 +552,7 @@ fn text_and_reads_at_earlier_heads() {
             pos: 5,
             delete: 0,
             insert: " world".into(),
+            context: None,
         },
     )
     .unwrap();

@@ -24,6 +24,7 @@ pub use persist::{space_prefix, PendingSave, SaveReceipt};
 pub use space::{
     Committed, Resolved, Space, SpaceEvent, SpaceOptions, DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT,
 };
+pub use text::anchor_position;
 
 #[cfg(test)]
 mod convergence_tests;

@@ -206,3 +206,72 @@ fn obj_type_name(t: ObjType) -> &'static str {
         ObjType::Text => "text",
     }
 }
+
+/// How far from its position a splice's context is looked for.
+const ANCHOR_WINDOW: usize = 4096;
+
+/// Where a splice made at `pos` of an app's view of a text belongs in
+/// `text`, the text as it is now: `context` is what the app had just
+/// before `pos` (its last characters). When another writer's edit arrived
+/// first and moved things, the place right after the longest tail of the
+/// context found within [`ANCHOR_WINDOW`] of `pos` is taken (the nearest
+/// one of that length: the other edit may have changed the context's
+/// beginning); with none (or no context), `pos` itself. Positions in code
+/// points.
+pub fn anchor_position(text: &str, pos: usize, context: &str) -> usize {
+    let ctx: Vec<char> = context.chars().collect();
+    if ctx.is_empty() {
+        return pos;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let ends_here = |p: usize, tail: &[char]| {
+        p >= tail.len() && p <= chars.len() && chars[p - tail.len()..p] == *tail
+    };
+    if ends_here(pos, &ctx) {
+        return pos;
+    }
+    let lo = pos.saturating_sub(ANCHOR_WINDOW);
+    let hi = pos.saturating_add(ANCHOR_WINDOW).min(chars.len());
+    for k in (1..=ctx.len()).rev() {
+        let tail = &ctx[ctx.len() - k..];
+        let nearest = (lo.max(k)..=hi)
+            .filter(|&p| ends_here(p, tail))
+            .min_by_key(|&p| (p.abs_diff(pos), p));
+        if let Some(p) = nearest {
+            return p;
+        }
+    }
+    pos
+}
+
+#[cfg(test)]
+mod anchor_tests {
+    use super::anchor_position;
+
+    #[test]
+    fn a_splice_follows_the_characters_before_it() {
+        // Someone inserted "Organic, " at the start after the app computed pos 8.
+        assert_eq!(anchor_position("Organic, 2 litres", 8, "2 litres"), 17);
+        // Nothing moved: pos as it is.
+        assert_eq!(anchor_position("2 litres", 8, "2 litres"), 8);
+        // Someone deleted before it.
+        assert_eq!(anchor_position("litres, x", 8, "litres, "), 8);
+        assert_eq!(
+            anchor_position("res, x", 8, "litres, "),
+            5,
+            "its tail found"
+        );
+        assert_eq!(anchor_position("zzz", 2, "q"), 2, "nothing of it left: pos");
+        // The other writer changed the beginning of the context: its longest tail found wins.
+        assert_eq!(
+            anchor_position("Organic2 litres, fr", 15, "Org2 litres, fr"),
+            19
+        );
+        // The nearest of several matches wins.
+        assert_eq!(anchor_position("ab ab ab", 5, "ab"), 5);
+        assert_eq!(anchor_position("xab ab ab", 5, "ab"), 6);
+        // No context: pos; code points, not bytes.
+        assert_eq!(anchor_position("héllo", 3, ""), 3);
+        assert_eq!(anchor_position("¡héllo", 3, "hé"), 3);
+    }
+}

@@ -141,6 +141,11 @@ pub enum Request {
     #[serde(rename = "query.unsubscribe")]
     Unsubscribe { subscription: u32 },
     /// Edits a text field (positions in Unicode code points) → `written`.
+    /// `context`: the characters just before `pos` as the app saw the text
+    /// (a few dozen at most). When someone else's edit reached the vault
+    /// first and moved them, the splice goes right after the same
+    /// characters nearest to `pos` — so two people typing in one text at
+    /// once each keep their place.
     #[serde(rename = "text.splice")]
     SpliceText {
         space: String,
@@ -149,6 +154,9 @@ pub enum Request {
         pos: u32,
         delete: u32,
         insert: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        context: Option<String>,
     },
     /// A text field's content, now or `at` earlier heads → `text`.
     #[serde(rename = "text.read")]

@@ -149,6 +149,7 @@ fn requests() -> Vec<Request> {
             pos: 0,
             delete: 0,
             insert: "x".into(),
+            context: Some("ab".into()),
         },
         Request::ReadText {
             space: space.clone(),

@@ -54,6 +54,14 @@ fn is_object_write(method: &Request) -> bool {
     )
 }
 
+/// A splice placed by its context (it reads the text first).
+fn is_anchored_splice(method: &Request) -> bool {
+    matches!(method, Request::SpliceText { context: Some(c), .. } if !c.is_empty())
+}
+
+/// The longest context a splice may carry, in characters.
+pub const MAX_SPLICE_CONTEXT: usize = 64;
+
 /// An object's wire form, now or as it was at `heads`.
 fn wire_object(
     replica: &mut Replica,
@@ -149,8 +157,10 @@ impl Vault {
                     return;
                 }
                 let space = method.space().and_then(|s| s.parse::<SpaceId>().ok());
-                if !is_object_write(&method) {
-                    // Reads and other calls see every write before them.
+                let anchored = is_anchored_splice(&method);
+                if !is_object_write(&method) || anchored {
+                    // Reads and other calls see every write before them; so
+                    // does a splice that finds its place in the text.
                     self.commit_staged();
                 }
                 match self.call(conn, &origin, method) {
@@ -176,6 +186,12 @@ impl Vault {
                             batch,
                             created,
                         });
+                        if anchored {
+                            // Applied now, at the place found: a peer's
+                            // change merged before the next commit would
+                            // move the text under it again.
+                            self.commit_staged();
+                        }
                         return;
                     }
                     Err(error) => self.answer(conn, id, Err(error)),
@@ -524,11 +540,24 @@ impl Vault {
                 pos,
                 delete,
                 insert,
+                context,
             } => {
                 let space = self.granted_space(origin, &space)?;
                 let object = parse_object_id("id", &id)?;
+                let mut pos = pos as usize;
+                if let Some(context) = context.filter(|c| !c.is_empty()) {
+                    if context.chars().count() > MAX_SPLICE_CONTEXT {
+                        return Err(RpcError::bad_request(format!(
+                            "a splice's context is at most {MAX_SPLICE_CONTEXT} characters"
+                        ))
+                        .with_detail("field", "context"));
+                    }
+                    // Every earlier write is applied (see `app_message`): the text is current.
+                    let text = self.replica(&space)?.read().text(&object, &field)?;
+                    pos = crate::model::anchor_position(&text, pos, &context);
+                }
                 let mut batch = WriteBatch::new();
-                batch.splice_text(object, field, pos as usize, delete as usize, insert);
+                batch.splice_text(object, field, pos, delete as usize, insert);
                 Self::stage(space, batch)
             }
             Request::ReadText {
