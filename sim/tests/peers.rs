@@ -372,4 +372,18 @@ fn two_people_typing_in_one_text_at_once_each_keep_their_place() {
     write(&mut sim, 1, s.apps[1], splice(32, "!", None));
     assert!(sim.settle(200, 60_000));
     assert_eq!(body(&mut sim, 1), ">Organic, 2 litres, from the far!m");
+    // A context longer than the vault takes is a clear error.
+    let now = sim.now;
+    let long = "x".repeat(65);
+    let refused = sim.nodes[1].call(now, s.apps[1], splice(0, "?", Some(&long)));
+    let error = refused.expect_err("a 65-character context is refused");
+    assert_eq!(error.code, "rpc.bad_request");
+    assert_eq!(
+        error
+            .details
+            .as_ref()
+            .and_then(|d| d.get("field"))
+            .map(String::as_str),
+        Some("context")
+    );
 }

@@ -198,6 +198,14 @@ impl Invitations {
     }
 }
 
+/// The ids of the oldest of `ended` (when, id) beyond [`KEEP_ENDED`].
+fn oldest_beyond_keep(ended: impl Iterator<Item = (Millis, InvitationId)>) -> Vec<InvitationId> {
+    let mut ended: Vec<(Millis, InvitationId)> = ended.collect();
+    ended.sort();
+    let excess = ended.len().saturating_sub(KEEP_ENDED);
+    ended.into_iter().take(excess).map(|(_, id)| id).collect()
+}
+
 fn parse_invitation(text: &str) -> Result<InvitationId, RpcError> {
     InvitationId::from_hex(text).ok_or_else(|| {
         RpcError::bad_request("an invitation id is 32 hex digits")
@@ -279,31 +287,25 @@ impl Vault {
             .ok_or_else(|| RpcError::new(crate::rpc::codes::INTERNAL, "the invitation vanished"))
     }
 
-    /// Forgets the oldest ended invitations beyond [`KEEP_ENDED`].
+    /// Forgets the oldest ended invitations beyond [`KEEP_ENDED`], on each
+    /// side (the guest side is kept in memory only).
     fn prune_invitations(&mut self) {
-        let mut ended: Vec<(Millis, InvitationId)> = self
+        let ended = self
             .invitations
             .hosted
             .iter()
             .filter(|(_, r)| r.state != RecordState::Open)
-            .map(|(id, r)| (r.created_at, *id))
-            .collect();
-        ended.sort();
-        let excess = ended.len().saturating_sub(KEEP_ENDED);
-        for (_, id) in ended.into_iter().take(excess) {
+            .map(|(id, r)| (r.created_at, *id));
+        for id in oldest_beyond_keep(ended) {
             self.invitations.hosted.remove(&id);
         }
-        // The guest side alike (kept in memory only).
-        let mut answered: Vec<(Millis, InvitationId)> = self
+        let answered = self
             .invitations
             .answering
             .iter()
             .filter(|(_, a)| a.outcome.is_some())
-            .map(|(id, a)| (a.started, *id))
-            .collect();
-        answered.sort();
-        let excess = answered.len().saturating_sub(KEEP_ENDED);
-        for (_, id) in answered.into_iter().take(excess) {
+            .map(|(id, a)| (a.started, *id));
+        for id in oldest_beyond_keep(answered) {
             self.invitations.answering.remove(&id);
         }
     }
