@@ -620,6 +620,60 @@ fn admin_listings_and_bad_origins() {
         Some(&WireValue::String("board".into()))
     );
     assert_eq!(spaces[0].objects, Some(0));
+    // Plain http only on this machine: an insecure site is refused (denying it is fine).
+    for insecure in [
+        "http://example.com",
+        "http://app.example:8601",
+        "http://localhost.example.com",
+    ] {
+        let e = n
+            .admin_call(
+                T + 1,
+                admin,
+                AdminRequest::Decide {
+                    origin: insecure.into(),
+                    allow: true,
+                    spaces: vec![],
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.code, "rpc.bad_request", "{insecure}");
+        assert_eq!(
+            e.details
+                .as_ref()
+                .and_then(|d| d.get("reason"))
+                .map(String::as_str),
+            Some("insecure_origin"),
+            "{insecure}"
+        );
+        n.admin_call(
+            T + 1,
+            admin,
+            AdminRequest::Decide {
+                origin: insecure.into(),
+                allow: false,
+                spaces: vec![],
+            },
+        )
+        .expect("denying an insecure origin is fine");
+    }
+    for secure in [
+        "https://example.com",
+        "http://127.0.0.1:9000",
+        "http://[::1]:9000",
+        "http://LOCALHOST:1",
+    ] {
+        n.admin_call(
+            T + 1,
+            admin,
+            AdminRequest::Decide {
+                origin: secure.into(),
+                allow: true,
+                spaces: vec![],
+            },
+        )
+        .unwrap_or_else(|e| panic!("{secure}: {e:?}"));
+    }
     for bad in ["", "app.localhost", "http://a/b", "javascript:alert(1)"] {
         let e = n
             .admin_call(

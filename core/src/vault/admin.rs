@@ -61,6 +61,29 @@ fn check_origin(origin: &str) -> Result<(), RpcError> {
     }
 }
 
+/// Whether `origin` (checked by [`check_origin`]) is one an app may be
+/// given access from: https, or plain http only on this machine
+/// (`localhost`, `*.localhost`, `127.0.0.1`, `[::1]`) for development. A
+/// plain-http page elsewhere can be changed by anyone on its network path.
+fn is_secure_origin(origin: &str) -> bool {
+    if origin.starts_with("https://") {
+        return true;
+    }
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return false;
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6
+            .split(']')
+            .next()
+            .map(|h| format!("[{h}]"))
+            .unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or("").to_string(),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]"
+}
+
 enum Answer {
     Now(AdminResponse),
     Durable(AdminResponse),
@@ -230,6 +253,13 @@ impl Vault {
                 spaces,
             } => {
                 check_origin(&origin)?;
+                if allow && !is_secure_origin(&origin) {
+                    return Err(RpcError::bad_request(format!(
+                        "{origin} is not a secure origin: only https:// sites (or http://localhost while developing) can be given access to the vault"
+                    ))
+                    .with_detail("field", "origin")
+                    .with_detail("reason", "insecure_origin"));
+                }
                 let mut granted = std::collections::BTreeSet::new();
                 if allow {
                     for s in &spaces {
