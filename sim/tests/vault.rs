@@ -5,7 +5,7 @@
 use echo_core::data::SpaceId;
 use echo_core::rpc::{
     AdminRequest, AdminResponse, ClientMessage, Event, Request, Response, Role, RpcError,
-    VaultMessage, WireFields, WireFilter, WireQuery, WireValue,
+    VaultMessage, WireFields, WireFilter, WireFloat, WireQuery, WireValue,
 };
 use echo_core::store::{ChunkStore, StoreError};
 use echo_core::vault::{ConnId, Input};
@@ -764,4 +764,66 @@ fn concurrent_writes_are_applied_together_and_a_bad_one_fails_alone() {
     n.input_many(T, calls);
     assert_eq!(n.flushes, flushes + 1);
     assert_eq!(heads(&n), before + 200);
+}
+
+#[test]
+fn odd_numbers_as_space_properties_leave_nothing_to_flush_and_the_vault_opens_again() {
+    // NaN, ±0.0 and ±Infinity as properties once made a record that never
+    // compared equal to itself (NaN != NaN): endless flushes, and a vault
+    // that would not start again.
+    let mut n = node();
+    allow(&mut n, APP, vec![]);
+    let app = n.connect_app(T, APP);
+    let space = create_space(&mut n, app, "numbers");
+    let odd = [
+        ("nan", f64::NAN),
+        ("neg_zero", -0.0),
+        ("inf", f64::INFINITY),
+        ("neg_inf", f64::NEG_INFINITY),
+        ("max", f64::MAX),
+        ("tiny", f64::MIN_POSITIVE),
+    ];
+    for (name, value) in odd {
+        n.call(
+            T + 1,
+            app,
+            Request::SetSpaceProperty {
+                space: space.clone(),
+                name: name.into(),
+                value: WireValue::Float(WireFloat(value)),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+    // Idle: no flush is wanted any more.
+    let flushes = n.flushes;
+    for k in 0..5 {
+        n.input(T + 10 + k, Input::Timeout);
+    }
+    assert_eq!(n.flushes, flushes, "nothing left to flush once idle");
+    assert!(n.writes.is_empty());
+    // The vault starts again and every value comes back exactly.
+    n.restart(T + 100);
+    let app = n.connect_app(T + 100, APP);
+    let Ok(Response::Properties { properties }) = n.call(
+        T + 100,
+        app,
+        Request::SpaceProperties {
+            space: space.clone(),
+        },
+    ) else {
+        panic!("properties")
+    };
+    for (name, value) in odd {
+        match properties.get(name) {
+            Some(WireValue::Float(f)) => {
+                let got = f.0;
+                assert!(
+                    got.to_bits() == value.to_bits() || (got.is_nan() && value.is_nan()),
+                    "{name}: {got} vs {value}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }
