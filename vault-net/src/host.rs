@@ -342,8 +342,14 @@ fn on_engine(inner: &Shared, data: JsValue) {
             let inner = inner.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = on_signal(&inner, &from, &topic, &payload).await {
-                    warn(&format!("echo-net: negotiation with {from} failed: {e:?}"));
-                    drop_conn(&inner, &(from.clone(), Side::In), "");
+                    warn(&format!("echo-net: {kind} from {from} failed: {e:?}"));
+                    // The connection it was for ends; a stray candidate (for a
+                    // connection already gone) ends nothing.
+                    match kind.as_str() {
+                        "offer" => fail_conn(&inner, &(from.clone(), Side::In)),
+                        "answer" => fail_conn(&inner, &(from.clone(), Side::Out)),
+                        _ => {}
+                    }
                 }
             });
         }
@@ -701,6 +707,23 @@ fn drain(inner: &Shared, key: &Key) {
 }
 
 /// Closes a connection; the engine hears it (a link: "closed").
+/// Ends `key`'s connection after its negotiation failed; a dial of the
+/// engine's fails at once (not after its timeout).
+fn fail_conn(inner: &Shared, key: &Key) {
+    let dial = inner.borrow().conns.get(key).and_then(|c| c.dial);
+    drop_conn(inner, key, "the negotiation failed");
+    if let Some(dial) = dial {
+        send_engine(
+            inner,
+            &obj(&[
+                ("t", "dial_failed".into()),
+                ("dial", dial.into()),
+                ("reason", "the WebRTC negotiation failed".into()),
+            ]),
+        );
+    }
+}
+
 fn drop_conn(inner: &Shared, key: &Key, why: &str) {
     let Some(c) = inner.borrow_mut().conns.remove(key) else {
         return;
