@@ -34,7 +34,7 @@ use std::rc::Rc;
 use echo_core::rng::EngineRng;
 use echo_core::rpc::{
     check_size, codes, decode_client_message, AdminMessage, ClientMessage, Probe, RpcError,
-    Undecodable, VaultMessage,
+    Undecodable, VaultMessage, MAX_MESSAGE_BYTES,
 };
 use echo_core::store::StoreError;
 use echo_core::vault::{
@@ -287,7 +287,28 @@ fn not_text() -> RpcError {
 /// Decodes an app port message: JSON text, size-checked before it is
 /// parsed, carrying one message or a frame of several (`frame::split_frame`),
 /// each decoded on its own.
+/// A string port message too long to be within the byte limit, refused
+/// before it is copied into wasm memory (which never shrinks): its length
+/// in UTF-16 units is at most its UTF-8 length, so more units than the
+/// limit's bytes is surely over. The call id is looked for in its first
+/// characters only.
+fn refuse_long_string(data: &JsValue) -> Option<Undecodable> {
+    let js = data.dyn_ref::<js_sys::JsString>()?;
+    let units = js.length() as usize;
+    if units <= MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let head = js.slice(0, 256).as_string().unwrap_or_default();
+    Some(Undecodable {
+        id: probe_id(&head),
+        error: RpcError::too_large("the message (UTF-16 code units)", units, MAX_MESSAGE_BYTES),
+    })
+}
+
 fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
+    if let Some(refused) = refuse_long_string(data) {
+        return vec![Err(refused)];
+    }
     let Some(text) = data.as_string() else {
         return vec![Err(Undecodable {
             id: None,
@@ -312,6 +333,13 @@ fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
 }
 
 fn decode_admin(conn: ConnId, data: &JsValue) -> Input {
+    if let Some(refused) = refuse_long_string(data) {
+        let message = Err(AdminUndecodable {
+            id: refused.id,
+            error: refused.error,
+        });
+        return Input::AdminMessage { conn, message };
+    }
     let text = data.as_string();
     let parsed = match &text {
         Some(t) => check_size(t.len())
