@@ -46,11 +46,10 @@ struct Conn {
     /// resolved (on loopback DTLS can finish first): handed to the engine
     /// once they have, by [`descriptions_set`].
     channel_early: bool,
-    /// Where this side's candidates go (trickle ICE): the peer and topic,
-    /// once its offer or answer went out; until then they wait in
-    /// `candidates`, so that the peer never gets one before the
-    /// description it belongs to.
-    trickle_to: Option<(String, String)>,
+    /// The topic this side's candidates go on (trickle ICE), once its
+    /// offer or answer went out; until then they wait in `candidates`, so
+    /// that the peer never gets one before the description it belongs to.
+    trickle_topic: Option<String>,
     candidates: Vec<JsValue>,
 }
 
@@ -65,7 +64,7 @@ impl Conn {
             handlers: Vec::new(),
             open: false,
             channel_early: false,
-            trickle_to: None,
+            trickle_topic: None,
             candidates: Vec::new(),
         }
     }
@@ -120,7 +119,7 @@ fn send_description(inner: &Shared, key: &Key, topic: &str, kind: &str, sdp: Str
         let Some(c) = s.conns.get_mut(key) else {
             return;
         };
-        c.trickle_to = Some((key.0.clone(), topic.to_owned()));
+        c.trickle_topic = Some(topic.to_owned());
         std::mem::take(&mut c.candidates)
     };
     for candidate in waiting {
@@ -173,13 +172,10 @@ fn watch_candidates(inner: &Shared, key: &Key, pc: &RtcPeerConnection) {
         let to = {
             let mut s = inner.borrow_mut();
             let Some(c) = s.conns.get_mut(&k) else { return };
-            match &c.trickle_to {
-                Some((_, topic)) => Some(topic.clone()),
-                None => {
-                    c.candidates.push(json.clone().into());
-                    None
-                }
+            if c.trickle_topic.is_none() {
+                c.candidates.push(json.clone().into());
             }
+            c.trickle_topic.clone()
         };
         if let Some(topic) = to {
             send_candidate(&inner, &k, &topic, json.into());

@@ -532,7 +532,6 @@ fn on_host(state: &Shared, generation: u64, data: &JsValue) {
             });
         }
         Some("link") => {
-            log(state, "a link from the net host");
             let Some(binding) = field(data, "binding")
                 .as_string()
                 .and_then(|b| parse_binding(&b))
