@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { admit as admitIn, authCode, invite as inviteIn, state } from "./lib/invite.mjs";
 import { assertLoopbackOnly, inLoopbackNamespace, runInLoopbackNamespace } from "./lib/netns.mjs";
 import { launchRegime } from "./lib/regimes.mjs";
 import { ROOT, startSites } from "./lib/sites.mjs";
@@ -124,32 +125,12 @@ if (!inLoopbackNamespace()) {
       return r.objects.map((o) => o.fields.title).sort();
     }, space);
 
-  const state = (page, id) => page.evaluate((el) => document.getElementById(el)?.dataset.state ?? "", id);
 
-  /** A's invitation page for `space`: returns the page and the code. */
-  async function invite(space) {
-    const host = await browsers[0].context.newPage();
-    await host.goto(`${sites.vault}/invite.html?space=${space}`);
-    await host.waitForFunction(() => document.getElementById("invite-code")?.value.startsWith("echo-invite-"), null, { timeout: 15000 });
-    const code = await host.inputValue("#invite-code");
-    assert.equal(await state(host, "host-state"), "waiting");
-    return { host, code };
-  }
+  /** A's invitation page for `space`: the page and the code. */
+  const invite = (space) => inviteIn(browsers[0].context, sites.vault, space);
 
   /** A's invitation for `space`, accepted by B with the right code; returns when both pages say success. */
-  async function admit(space) {
-    const { host, code } = await invite(space);
-    const guest = await browsers[1].context.newPage();
-    await guest.goto(`${sites.vault}/invite.html#${code}`);
-    await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected to A" });
-    const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 })).jsonValue();
-    await guest.fill("#code-input", digits);
-    await guest.click("#code-button");
-    await until(async () => (await state(guest, "guest-state")) === "success", { timeoutMs: 15000, what: "B admitted" });
-    await until(async () => (await state(host, "host-state")) === "success", { timeoutMs: 5000, what: "A sees success" });
-    await host.close();
-    await guest.close();
-  }
+  const admit = (space) => admitIn(browsers[0].context, browsers[1].context, sites.vault, space);
 
   /** Closes the pages a previous test left open (a failed one), but the expiring invitation's. */
   async function fresh() {
@@ -200,8 +181,7 @@ if (!inLoopbackNamespace()) {
     const guest = await browsers[1].context.newPage();
     await guest.goto(`${sites.vault}/invite.html#${code}`);
     await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected to A" });
-    const auth = await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 });
-    const digits = await auth.jsonValue();
+    const digits = await authCode(host);
     assert.equal(await guest.locator("#auth-code").textContent(), "", "the code is shown only on the host's page");
     assert.equal(await guest.locator("#auth-box").isHidden(), true);
     await guest.fill("#code-input", digits);
@@ -276,7 +256,7 @@ if (!inLoopbackNamespace()) {
     await guest.fill("#accept-input", code);
     await guest.click("#accept-button");
     await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected to A" });
-    const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 })).jsonValue();
+    const digits = await authCode(host);
     await guest.fill("#code-input", digits);
     await guest.click("#code-button");
     // The invitation window reports to the demo app, which opens the shared board.
@@ -334,7 +314,7 @@ if (!inLoopbackNamespace()) {
     const guest = await browsers[1].context.newPage();
     await guest.goto(`${sites.vault}/invite.html#${code}`);
     await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 15000, what: "B connected" });
-    const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10000 })).jsonValue();
+    const digits = await authCode(host);
     const wrong = (k) => String((Number(digits) + 1 + k) % 1_000_000).padStart(6, "0");
     for (let k = 0; k < 3; k++) {
       await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 10000, what: `ready for attempt ${k + 1}` });

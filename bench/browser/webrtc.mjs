@@ -50,7 +50,8 @@ assertLoopbackOnly("the WebRTC benchmark");
 const { loadTrace } = await import("./server.mjs");
 const { launchRegime } = await import("../../e2e/lib/regimes.mjs");
 const { startSites } = await import("../../e2e/lib/sites.mjs");
-const { runEchoOnce, percentile } = await import("./webrtc/echo.mjs");
+const { runEchoOnce } = await import("./webrtc/echo.mjs");
+const { percentile } = await import("./webrtc/stats.mjs");
 const { runYjsOnce } = cfg.stores.includes("yjs") ? await import("./webrtc/yjs.mjs") : {};
 
 const LOOPBACK_ARGS = ["--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream"];

@@ -15,28 +15,11 @@
 //                 to B's app seeing the final text.
 //
 // Every wait has a deadline: a figure that cannot be taken is null, with the reason in `notes`.
+import { admit } from "../../../e2e/lib/invite.mjs";
 import { allowInPopup, openProbe, until, waitState } from "../../../e2e/lib/util.mjs";
+import { percentile } from "./stats.mjs";
 
 const SECOND = 1000;
-
-/** B's vault opens its space `space` invitation flow with A: returns when both pages say success. */
-async function invite(A, B, sites, space) {
-  const host = await A.context.newPage();
-  await host.goto(`${sites.vault}/invite.html?space=${space}`);
-  await host.waitForFunction(() => document.getElementById("invite-code")?.value.startsWith("echo-invite-"), null, { timeout: 15 * SECOND });
-  const code = await host.inputValue("#invite-code");
-  const guest = await B.context.newPage();
-  await guest.goto(`${sites.vault}/invite.html#${code}`);
-  const state = (page, id) => page.evaluate((el) => document.getElementById(el)?.dataset.state ?? "", id);
-  await until(async () => (await state(guest, "guest-state")) === "ready_for_code", { timeoutMs: 20 * SECOND, what: "B connected to A for the invitation" });
-  const digits = await (await host.waitForFunction(() => document.getElementById("auth-code")?.textContent?.match(/^\d{6}$/)?.[0], null, { timeout: 10 * SECOND })).jsonValue();
-  await guest.fill("#code-input", digits);
-  await guest.click("#code-button");
-  await until(async () => (await state(guest, "guest-state")) === "success", { timeoutMs: 20 * SECOND, what: "B admitted" });
-  await until(async () => (await state(host, "host-state")) === "success", { timeoutMs: 10 * SECOND, what: "A saw success" });
-  await host.close();
-  return guest;
-}
 
 /** A probe app in `browser`, connected, allowed `spaces`. */
 async function app(browser, sites, spaces) {
@@ -108,13 +91,6 @@ const whenCount = (page, space, type, n, timeoutMs) =>
     { space, type, n, timeoutMs },
   );
 
-/** Percentile `p` (0–100) of `xs` (nearest rank). */
-export function percentile(xs, p) {
-  if (!xs.length) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-
 /**
  * One run, on two fresh profiles.
  * @param {object} o
@@ -154,7 +130,7 @@ export async function runEchoOnce({ newBrowser, sites, trace, sizes, edits, log 
     for (const n of sizes) spaces[n] = await a.evaluate(async (name) => (await window.probe.vault.spaces.create({ name })).id, `bench ${n}`);
     // B joins every space while it is empty; its invitation pages lead B's network host meanwhile.
     const guests = [];
-    for (const n of sizes) guests.push(await invite(A, B, sites, spaces[n]));
+    for (const n of sizes) guests.push(await admit(A.context, B.context, sites.vault, spaces[n], { keepGuest: true }));
     const b = await app(B, sites, Object.values(spaces));
     // B goes quiet: no top-level vault page of B's is open (its app's iframe cannot reach A on loopback).
     for (const g of guests) await g.close();

@@ -34,17 +34,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { startServer } from '../server.mjs';
+import { percentile } from './stats.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SECOND = 1000;
 const EDIT_GAP_MS = 20;
-
-/** Percentile `p` (0–100) of `xs` (nearest rank, as webrtc/echo.mjs). */
-function percentile(xs, p) {
-  if (!xs.length) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
 
 /** Bundles yjs-page.js into a temporary directory with yjs.html; returns the directory. */
 async function bundlePage() {
