@@ -431,7 +431,12 @@ impl Host {
         let seed = Zeroizing::new(EngineRng::from_os()?.bytes::<32>());
         let now = now_ms();
         let mut host = Host {
-            vault: Vault::new(now, VaultConfig::new(*seed)),
+            vault: Vault::new(now, {
+                // In-process ports tell when they are dropped: no idle expiry.
+                let mut config = VaultConfig::new(*seed);
+                config.app_idle_timeout = None;
+                config
+            }),
             store,
             wrap,
             ports: HashMap::new(),

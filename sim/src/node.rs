@@ -65,7 +65,16 @@ pub struct Node {
     plaintexts: Vec<Vec<u8>>,
     next_conn: u64,
     next_call: u32,
+    /// App connections made by [`connect_app`](Self::connect_app) and when
+    /// each last sent its heartbeat (the SDK pings every
+    /// [`HEARTBEAT_MS`]; the vault closes a connection it has not heard
+    /// from for a while).
+    heartbeats: BTreeMap<ConnId, Millis>,
+    next_heartbeat_id: u32,
 }
+
+/// How often a simulated app pings the vault, as the SDK does.
+pub const HEARTBEAT_MS: Millis = 5_000;
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,6 +127,8 @@ impl Node {
             plaintexts: Vec::new(),
             next_conn: 0,
             next_call: 0,
+            heartbeats: BTreeMap::new(),
+            next_heartbeat_id: u32::MAX,
         };
         node.start(now);
         node
@@ -132,6 +143,7 @@ impl Node {
         self.app.clear();
         self.admin.clear();
         self.closed.clear();
+        self.heartbeats.clear();
         self.reads.clear();
         self.writes.clear();
         self.sent.clear();
@@ -162,8 +174,37 @@ impl Node {
         self.vault.as_mut().expect("the node is down")
     }
 
+    /// The heartbeats of the simulated apps that are due by `now` (ids
+    /// counted down from `u32::MAX`, apart from the tests' own).
+    fn beat(&mut self, now: Millis) {
+        let due: Vec<ConnId> = self
+            .heartbeats
+            .iter()
+            .filter(|(conn, last)| now >= **last + HEARTBEAT_MS && !self.closed.contains(conn))
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in due {
+            self.heartbeats.insert(conn, now);
+            let id = self.next_heartbeat_id;
+            self.next_heartbeat_id -= 1;
+            let ping = Input::AppMessage {
+                conn,
+                message: Ok(ClientMessage::Request {
+                    id,
+                    method: Request::Ping {},
+                }),
+            };
+            if let Some(v) = self.vault.as_mut() {
+                if let Err(e) = v.handle_input(now, ping) {
+                    panic!("{}: the vault refused a heartbeat: {e}", self.name);
+                }
+            }
+        }
+    }
+
     /// Hands the vault an input, then carries out what it asks.
     pub fn input(&mut self, now: Millis, input: Input) {
+        self.beat(now);
         let Some(v) = self.vault.as_mut() else {
             return;
         };
@@ -177,6 +218,7 @@ impl Node {
     /// host does with every message that arrived since it last looked (a
     /// frame of calls): they share one flush.
     pub fn input_many(&mut self, now: Millis, inputs: Vec<Input>) {
+        self.beat(now);
         for input in inputs {
             self.vault_input(now, input);
         }
@@ -371,7 +413,14 @@ impl Node {
             self.name,
             self.app.get(&conn)
         );
+        self.heartbeats.insert(conn, now);
         conn
+    }
+
+    /// The app of `conn` goes away without a word (its tab was killed;
+    /// only Chromium tells a port's close): its heartbeats stop.
+    pub fn silence(&mut self, conn: ConnId) {
+        self.heartbeats.remove(&conn);
     }
 
     /// Attaches a port of one of the vault's own pages.

@@ -486,10 +486,10 @@ fn calls_before_hello_and_duplicate_ids_are_refused() {
             }),
         },
     );
-    assert_eq!(
-        n.answer(conn, 1).unwrap().unwrap_err().code,
-        "rpc.not_connected"
-    );
+    // Refused, and the connection ends (guard.rs: hello first).
+    assert!(n.app[&conn].iter().any(|m| matches!(m,
+        VaultMessage::Refused { error } if error.code == "rpc.not_connected")));
+    assert!(n.closed.contains(&conn));
     let app = n.connect_app(T, APP);
     allow(&mut n, APP, vec![]);
     let space = create_space(&mut n, app, "s");

@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::apps::{ConnKind, Subscription};
+use super::apps::{ConnKind, SubKey, Subscription};
 use super::commit::{Held, Staged};
+use super::guard::MAX_SUBSCRIPTIONS_PER_ORIGIN;
 use super::machine::{ConnId, Output};
 use super::records::SpaceRecord;
 use super::spaces::{Slot, SlotState};
@@ -495,6 +496,14 @@ impl Vault {
                     )
                     .with_detail("limit", MAX_SUBSCRIPTIONS.to_string()));
                 }
+                let of_origin = self.apps.subscriptions_of(origin);
+                if of_origin >= MAX_SUBSCRIPTIONS_PER_ORIGIN {
+                    return Err(RpcError::new(
+                        codes::TOO_MANY_SUBSCRIPTIONS,
+                        format!("this site's connections have {of_origin} live queries open, the most one site may have; unsubscribe some first"),
+                    )
+                    .with_detail("limit", MAX_SUBSCRIPTIONS_PER_ORIGIN.to_string()));
+                }
                 let query = Query::try_from(&query)?;
                 let replica = self.replica(&space)?;
                 let (inner, ids) = replica.read().subscribe(query.clone())?;
@@ -507,7 +516,7 @@ impl Vault {
                 } else {
                     None
                 };
-                let sub = self.apps.add_subscription(Subscription {
+                let added = self.apps.add_subscription(Subscription {
                     conn,
                     space,
                     inner,
@@ -515,6 +524,12 @@ impl Vault {
                     resolve,
                     stale: None,
                 });
+                let Some(sub) = added else {
+                    if let Some(r) = self.spaces.replica(&space) {
+                        r.read().unsubscribe(inner);
+                    }
+                    return Err(RpcError::new(codes::DISCONNECTED, "the connection is gone"));
+                };
                 Answer::Now(Response::Subscribed {
                     subscription: sub,
                     ids: ids.iter().map(ObjectId::to_string).collect(),
@@ -522,15 +537,14 @@ impl Vault {
                 })
             }
             Request::Unsubscribe { subscription } => {
-                let mine = self
-                    .apps
-                    .subscriptions
-                    .get(&subscription)
-                    .is_some_and(|s| s.conn == conn);
-                if !mine {
+                let key = SubKey {
+                    conn,
+                    id: subscription,
+                };
+                if !self.apps.subscriptions.contains_key(&key) {
                     return Err(RpcError::no_such_subscription(subscription));
                 }
-                self.drop_subscription(subscription);
+                self.drop_subscription(key);
                 Answer::Now(Response::Done {})
             }
             Request::SpliceText {

@@ -1,10 +1,15 @@
 //! The vault's part that owns connections: app and admin ports, each
 //! app session's negotiated version, the answers it waits for, its live
 //! queries, and the messages parked until the spaces they need are open.
+//!
+//! A live query is named to its app by an id of that connection alone
+//! ([`SubKey::id`], counted per connection): an app learns nothing of
+//! other apps' activity from the ids it gets.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::machine::{AdminUndecodable, ConnId};
+use super::guard::Meter;
+use super::machine::{AdminUndecodable, ConnId, Millis};
 use crate::data::{ObjectId, SpaceId};
 use crate::query::{Query, SubscriptionId};
 use crate::rpc::{AdminMessage, ClientMessage, SpaceStatus, Undecodable};
@@ -35,6 +40,24 @@ pub(super) struct Conn {
     /// Spaces whose status this connection asked for, with the status it
     /// was last told (`space_status` events when it changes).
     pub watching: BTreeMap<SpaceId, SpaceStatus>,
+    /// When the vault last heard from it (idle connections expire).
+    pub last_heard: Millis,
+    /// Whether its `hello` came (an app sends exactly one, first).
+    pub hello_seen: bool,
+    /// Undecodable messages: too many in a short time closes it.
+    pub strikes: Meter,
+    /// Messages before the user allowed its origin: a bounded rate.
+    pub chatter: Meter,
+    /// The id its next live query gets.
+    next_subscription: u32,
+}
+
+/// A live query: its connection, and its id on that connection (the id
+/// its app knows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct SubKey {
+    pub conn: ConnId,
+    pub id: u32,
 }
 
 #[derive(Debug)]
@@ -53,13 +76,12 @@ pub(super) struct Subscription {
 #[derive(Debug, Default)]
 pub(super) struct Apps {
     pub conns: BTreeMap<ConnId, Conn>,
-    pub subscriptions: BTreeMap<u32, Subscription>,
-    next_subscription: u32,
+    pub subscriptions: BTreeMap<SubKey, Subscription>,
 }
 
 impl Apps {
     /// A new connection; `false` when the id is taken.
-    pub fn connect(&mut self, conn: ConnId, kind: ConnKind) -> bool {
+    pub fn connect(&mut self, conn: ConnId, kind: ConnKind, now: Millis) -> bool {
         if self.conns.contains_key(&conn) {
             return false;
         }
@@ -72,6 +94,11 @@ impl Apps {
                 subscriptions: BTreeSet::new(),
                 parked: VecDeque::new(),
                 watching: BTreeMap::new(),
+                last_heard: now,
+                hello_seen: false,
+                strikes: Meter::full(now),
+                chatter: Meter::full(now),
+                next_subscription: 0,
             },
         );
         true
@@ -131,30 +158,40 @@ impl Apps {
             .collect()
     }
 
-    pub fn add_subscription(&mut self, s: Subscription) -> u32 {
-        self.next_subscription = self.next_subscription.wrapping_add(1).max(1);
-        let id = self.next_subscription;
-        if let Some(c) = self.conns.get_mut(&s.conn) {
-            c.subscriptions.insert(id);
-        }
-        self.subscriptions.insert(id, s);
-        id
+    /// Adds a live query of a connection that exists; its id on that
+    /// connection.
+    pub fn add_subscription(&mut self, s: Subscription) -> Option<u32> {
+        let c = self.conns.get_mut(&s.conn)?;
+        c.next_subscription = c.next_subscription.wrapping_add(1).max(1);
+        let id = c.next_subscription;
+        c.subscriptions.insert(id);
+        self.subscriptions.insert(SubKey { conn: s.conn, id }, s);
+        Some(id)
     }
 
-    pub fn remove_subscription(&mut self, sub: u32) -> Option<Subscription> {
+    pub fn remove_subscription(&mut self, sub: SubKey) -> Option<Subscription> {
         let s = self.subscriptions.remove(&sub)?;
-        if let Some(c) = self.conns.get_mut(&s.conn) {
-            c.subscriptions.remove(&sub);
+        if let Some(c) = self.conns.get_mut(&sub.conn) {
+            c.subscriptions.remove(&sub.id);
         }
         Some(s)
     }
 
-    /// The subscription (by vault id) of a space's inner live query.
+    /// How many live queries the connections of `origin` hold together.
+    pub fn subscriptions_of(&self, origin: &str) -> usize {
+        self.conns
+            .values()
+            .filter(|c| matches!(&c.kind, ConnKind::App { origin: o } if o == origin))
+            .map(|c| c.subscriptions.len())
+            .sum()
+    }
+
+    /// The subscription of a space's inner live query.
     pub fn find_subscription(
         &self,
         space: SpaceId,
         inner: SubscriptionId,
-    ) -> Option<(u32, &Subscription)> {
+    ) -> Option<(SubKey, &Subscription)> {
         self.subscriptions
             .iter()
             .find(|(_, s)| s.space == space && s.inner == inner)

@@ -231,7 +231,7 @@ impl Vault {
                 slot.record = record.clone();
             }
         }
-        let orphaned: Vec<u32> = self
+        let orphaned: Vec<super::apps::SubKey> = self
             .apps
             .subscriptions
             .iter()

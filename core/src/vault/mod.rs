@@ -14,6 +14,7 @@
 //! | `keys.rs` | boot, keys | the identity and device, created on first run or unsealed |
 //! | `apps.rs` | `Apps` | app and admin connections, sessions, live queries, parked messages |
 //! | `grants.rs` | `Grants` | the user's decisions about app origins |
+//! | `guard.rs` | — | what an app connection may cost: handshake first, rates, caps per origin, idle expiry |
 //! | `spaces.rs` | `Spaces` | the spaces held: records, and replicas open or being read |
 //! | `commit.rs` | `Commit` | staged writes, answers held for durability, the flush in flight |
 //! | `peers.rs` | `Peers` | links to peers and their sync sessions |
@@ -56,6 +57,7 @@ mod discovery;
 mod error;
 mod flush;
 mod grants;
+mod guard;
 mod invitations;
 mod keys;
 mod machine;
@@ -70,6 +72,10 @@ pub use admin::{MAX_DISPLAY_NAME, MAX_ORIGIN};
 pub use api::MAX_AWAITING;
 pub use discovery::{space_topic, DIAL_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF};
 pub use error::VaultError;
+pub use guard::{
+    CHATTER_BURST, CHATTER_PER_SECOND, IDLE_TIMEOUT, MAX_CONNS_PER_ORIGIN,
+    MAX_SUBSCRIPTIONS_PER_ORIGIN, MAX_UNGRANTED_CONNS, STRIKE_BURST,
+};
 pub use invitations::EXPIRED_REFUSAL;
 pub use machine::{
     AdminUndecodable, ConnId, DialId, Input, KeyOpId, LinkId, Millis, Output, ReadId, SignalPeer,
@@ -79,7 +85,7 @@ pub use records::PREFIX;
 /// Secrets in [`Input`]/[`Output`] are zeroized when dropped.
 pub use zeroize::Zeroizing;
 
-use apps::{Apps, ConnKind, Parked};
+use apps::{Apps, ConnKind, Parked, SubKey};
 use commit::Commit;
 use discovery::Discovery;
 use grants::Grants;
@@ -108,6 +114,11 @@ pub struct VaultConfig {
     pub build: String,
     pub policy: CompactionPolicy,
     pub peer: PeerConfig,
+    /// App connections not heard from for this long are closed
+    /// ([`IDLE_TIMEOUT`] by default): for hosts whose ports do not tell
+    /// when their other end went away (browsers other than Chromium). A
+    /// host whose ports always tell (the native one) sets `None`.
+    pub app_idle_timeout: Option<Millis>,
 }
 
 /// The seed decides every key the vault makes: it never appears in a log.
@@ -118,6 +129,7 @@ impl std::fmt::Debug for VaultConfig {
             .field("build", &self.build)
             .field("policy", &self.policy)
             .field("peer", &self.peer)
+            .field("app_idle_timeout", &self.app_idle_timeout)
             .finish()
     }
 }
@@ -129,6 +141,7 @@ impl VaultConfig {
             build: format!("echo-vault {}", env!("CARGO_PKG_VERSION")),
             policy: CompactionPolicy::default(),
             peer: PeerConfig::default(),
+            app_idle_timeout: Some(IDLE_TIMEOUT),
         }
     }
 }
@@ -155,6 +168,8 @@ pub struct Vault {
     discovery: Discovery,
     invitations: Invitations,
     next_id: u64,
+    /// When idle app connections are next looked for (`guard.rs`).
+    next_sweep: Millis,
     outputs: VecDeque<Output>,
 }
 
@@ -193,6 +208,7 @@ impl Vault {
             discovery: Discovery::default(),
             invitations: Invitations::default(),
             next_id: 0,
+            next_sweep: now,
             outputs: VecDeque::new(),
         };
         let read = ReadId(v.next_id());
@@ -285,21 +301,29 @@ impl Vault {
             Input::Sealed { op, result } => self.on_sealed(op, result)?,
             Input::Unsealed { op, result } => self.on_unsealed(op, result)?,
             Input::AppConnected { conn, origin } => {
-                if !self.apps.connect(conn, ConnKind::App { origin }) {
+                let kind = ConnKind::App {
+                    origin: origin.clone(),
+                };
+                if !self.apps.connect(conn, kind, self.now) {
                     return Err(VaultError::Host {
                         reason: format!("connection {} is already attached", conn.0),
                     });
                 }
+                self.admit_app(conn, &origin);
                 self.admin_changed();
             }
             Input::AdminConnected { conn } => {
-                if !self.apps.connect(conn, ConnKind::Admin) {
+                if !self.apps.connect(conn, ConnKind::Admin, self.now) {
                     return Err(VaultError::Host {
                         reason: format!("connection {} is already attached", conn.0),
                     });
                 }
             }
-            Input::AppMessage { conn, message } => self.park(conn, Parked::App(message)),
+            Input::AppMessage { conn, message } => {
+                if self.screen(conn, &message) {
+                    self.park(conn, Parked::App(message))
+                }
+            }
             Input::AdminMessage { conn, message } => self.park(conn, Parked::Admin(message)),
             Input::Disconnected { conn } => self.disconnect(conn),
             Input::PeerConnected {
@@ -342,6 +366,7 @@ impl Vault {
             Input::DialFailed { dial, .. } => self.dial_failed(dial),
             Input::Timeout => self.peers_timeout(),
         }
+        self.sweep_idle();
         self.pump_peers();
         self.discover();
         if self.keys.is_some() {
@@ -379,6 +404,9 @@ impl Vault {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
         if let Some(d) = self.invitations.poll_timeout() {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
+        if let Some(d) = self.sweep_timeout() {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
         let waiting = self
@@ -624,8 +652,8 @@ impl Vault {
     /// whose answer was lost).
     fn disconnect(&mut self, conn: ConnId) {
         if let Some(c) = self.apps.conns.remove(&conn) {
-            for sub in c.subscriptions {
-                self.drop_subscription(sub);
+            for id in c.subscriptions {
+                self.drop_subscription(SubKey { conn, id });
             }
             if matches!(c.kind, ConnKind::App { .. }) {
                 self.admin_changed();
@@ -728,6 +756,10 @@ impl Vault {
                 let Some(origin) = self.apps.origin_of(conn) else {
                     return BTreeSet::new();
                 };
+                if self.apps.get(conn).is_none_or(|c| c.version.is_none()) {
+                    // Not past its handshake: the call is refused unread.
+                    return BTreeSet::new();
+                }
                 match method {
                     Request::ListSpaces {} => self.grants.spaces_of(origin),
                     m => m
@@ -832,7 +864,7 @@ impl Vault {
 
     // ----------------------------------------------------------- live queries
 
-    fn drop_subscription(&mut self, sub: u32) {
+    fn drop_subscription(&mut self, sub: SubKey) {
         if let Some(s) = self.apps.remove_subscription(sub) {
             if let Some(r) = self.spaces.replica(&s.space) {
                 r.read().unsubscribe(s.inner);
@@ -877,7 +909,7 @@ impl Vault {
             self.outputs.push_back(Output::App {
                 conn,
                 message: VaultMessage::Event {
-                    subscription: Some(sub),
+                    subscription: Some(sub.id),
                     event,
                 },
             });
@@ -887,7 +919,7 @@ impl Vault {
     /// Re-opens the live queries of a space that was read again after a
     /// failed flush, each with a diff from the result its app last saw.
     fn resubscribe(&mut self, space: SpaceId) {
-        let stale: Vec<u32> = self
+        let stale: Vec<SubKey> = self
             .apps
             .subscriptions
             .iter()
@@ -922,7 +954,7 @@ impl Vault {
                     self.outputs.push_back(Output::App {
                         conn,
                         message: VaultMessage::Event {
-                            subscription: Some(sub),
+                            subscription: Some(sub.id),
                             event: crate::rpc::Event::from_diff(&diff),
                         },
                     });
