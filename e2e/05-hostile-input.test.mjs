@@ -1,7 +1,7 @@
 // 5. Hostile input on raw ports (the iframe handshake done by hand in the probe page; app ports carry JSON text,
 // docs/browser-vault.md): an ungranted origin gets nothing; forged origin fields give no access;
 // malformed JSON, wrong types, unknown methods, too deep nesting and messages over 4 MiB get their typed
-// errors; a flood of 20,000 calls is answered (or rate-limited) and the vault still answers a ping within 1 s
+// errors; a connection whose first message is not a hello is refused and closed; a flood of 20,000 calls is answered (or rate-limited) and the vault still answers a ping within 1 s
 // with the stored data unchanged.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -94,9 +94,12 @@ test("forged origin fields (connect, hello, request) and a forged control messag
   assert.equal(forgedConnect.welcome?.welcome?.vault?.consent, "required", "a connect with an origin field is still the real origin");
   assert.equal(forgedConnect.out?.Err?.code, "rpc.not_authorized");
 
+  // A hello with an origin field is malformed: as a first message that is not a hello, it ends the
+  // connection (core/src/vault/guard.rs: hello first).
+  const forgedHello = await onRaw(b, async (conn, { A }) => conn.hello({ origin: A }), { A: sites.probeA }, { hello: false });
+  assert.equal(forgedHello.out?.refused?.error?.code, "rpc.not_connected", `hello with an origin field: ${JSON.stringify(forgedHello.out)}`);
   const { out } = await onRaw(b, async (conn, { S, A }) => {
     const r = {};
-    r.hello = await conn.hello({ origin: A });
     r.welcome = await conn.hello();
     r.request = await conn.exchange({ request: { id: 2, method: { "spaces.list": {} } }, origin: A }, 2);
     r.inMethod = await conn.exchange({ request: { id: 3, method: { "space.properties": { space: S, origin: A } } } }, 3);
@@ -104,7 +107,6 @@ test("forged origin fields (connect, hello, request) and a forged control messag
     r.after = await conn.call(5, { "space.properties": { space: S } });
     return r;
   }, { S, A: sites.probeA }, { hello: false });
-  assert.equal(errOf(out.hello)?.code, "rpc.bad_request", `hello with an origin field: ${JSON.stringify(out.hello)}`);
   assert.equal(out.welcome?.welcome?.vault?.consent, "required");
   // Messages refuse unknown fields (core/src/rpc): an `origin` anywhere makes the message malformed.
   for (const k of ["request", "inMethod", "create"]) {
@@ -169,19 +171,20 @@ test("malformed JSON, wrong types, unknown methods, too deep, too large: typed e
 
 test("messages that are not JSON text (structured clones) are rejected with rpc.bad_request and do nothing", async () => {
   const before = await snapshot();
-  const { out } = await onRaw(a, async (conn, { S }) => {
+  // As a first message, a clone is not a hello: the connection ends.
+  const first = await onRaw(a, async (conn) => conn.exchange({ hello: { versions: [1], client: "clone" } }, null, { clone: true }), {}, { hello: false });
+  assert.equal(first.out?.refused?.error?.code, "rpc.not_connected", `a cloned hello: ${JSON.stringify(first.out)}`);
+  const { welcome, out } = await onRaw(a, async (conn, { S }) => {
     const r = {};
-    r.hello = await conn.exchange({ hello: { versions: [1], client: "clone" } }, null, { clone: true });
-    r.welcome = await conn.hello(); // the same connection, in JSON: still usable
     r.create = await conn.exchange({ request: { id: 1, method: { "object.create": { space: S, type: "item", fields: { n: { int: -1 } } } } } }, 1, { clone: true });
     r.big = await conn.exchange({ request: { id: 2, method: { "object.create": { space: S, type: "item", fields: { big: { string: "y".repeat(5 * 1024 * 1024) } } } } } }, 2, { clone: true, timeoutMs: 20000 });
     r.number = await conn.exchange(42, null, { clone: true });
     r.buffer = await conn.exchange(new Uint8Array(16).buffer, null, { clone: true });
     r.ping = await conn.call(3, { ping: {} });
     return r;
-  }, { S }, { hello: false });
-  for (const k of ["hello", "create", "big", "number", "buffer"]) assert.equal(errOf(out[k])?.code, "rpc.bad_request", `${k}: ${JSON.stringify(out[k])?.slice(0, 300)}`);
-  assert.equal(out.welcome?.welcome?.vault?.consent, "granted");
+  }, { S });
+  for (const k of ["create", "big", "number", "buffer"]) assert.equal(errOf(out[k])?.code, "rpc.bad_request", `${k}: ${JSON.stringify(out[k])?.slice(0, 300)}`);
+  assert.equal(welcome?.welcome?.vault?.consent, "granted");
   assert.deepEqual(out.ping, { Ok: { done: {} } });
   assert.deepEqual(await snapshot(), before, "nothing was written");
 });

@@ -27,7 +27,10 @@ type Attach =
   | { kind: "admin"; port: MessagePort }
   | { kind: "net"; port: MessagePort };
 
-type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
+type EngineStatus =
+  | { engine: "ready" }
+  | { engine: "failed"; error: RpcError }
+  | { engine: "crashed"; error: RpcError };
 
 /** How long connections wait for the engine to start before a typed refusal. */
 const START_TIMEOUT_MS = 8_000;
@@ -91,6 +94,35 @@ function start(): void {
   );
 }
 
+/**
+ * The engine trapped (its panic hook called `echoEngineFatal`, or a
+ * WebAssembly.RuntimeError reached this scope: out of memory, a trap): its
+ * state cannot be trusted and none of it may run again. Every control port
+ * hears `crashed`, this worker closes, and the pages reload, which starts a
+ * fresh engine from what is stored (acknowledged writes were stored before
+ * they were acknowledged). Connections arriving meanwhile are refused.
+ */
+function crash(reason: string): void {
+  if (status?.engine === "crashed") return;
+  engine = null;
+  setStatus({
+    engine: "crashed",
+    error: {
+      code: "rpc.internal",
+      message: `The vault engine stopped after an error and starts again; apps reconnect by themselves (${reason.slice(0, 300)})`,
+    },
+  });
+  setTimeout(() => self.close(), 50);
+}
+
+(globalThis as unknown as { echoEngineFatal: (message: string) => void }).echoEngineFatal = crash;
+self.addEventListener("error", (event: ErrorEvent) => {
+  if (event.error instanceof WebAssembly.RuntimeError) crash(String(event.error));
+});
+self.addEventListener("unhandledrejection", (event: PromiseRejectionEvent) => {
+  if (event.reason instanceof WebAssembly.RuntimeError) crash(String(event.reason));
+});
+
 function setStatus(next: EngineStatus): void {
   status = next;
   for (const send of controls) send(next);
@@ -109,7 +141,7 @@ function deliver(attach: Attach): void {
     }
     return;
   }
-  if (status?.engine === "failed") refuse(attach, status.error);
+  if (status?.engine === "failed" || status?.engine === "crashed") refuse(attach, status.error);
   else queued.push(attach);
 }
 

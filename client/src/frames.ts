@@ -14,15 +14,18 @@ export class Outbox {
   private scheduled = false;
   private readonly post: (text: string) => void;
   private readonly maxChars: number;
+  private readonly maxMessages: number;
 
   /**
    * `post` sends one port message. A frame holds at most `maxBytes` of
-   * UTF-8 (counted as 3 bytes per UTF-16 unit, the most it can be); a
+   * UTF-8 (counted as 3 bytes per UTF-16 unit, the most it can be) and at
+   * most `maxMessages` messages (the vault refuses a frame with more); a
    * longer message, already checked against the limit, travels alone.
    */
-  constructor(post: (text: string) => void, maxBytes: number) {
+  constructor(post: (text: string) => void, maxBytes: number, maxMessages: number) {
     this.post = post;
     this.maxChars = Math.max(1, Math.floor(maxBytes / 3));
+    this.maxMessages = Math.max(1, maxMessages);
   }
 
   /** Queues one encoded message; it is posted at the end of this turn. */
@@ -44,7 +47,7 @@ export class Outbox {
     this.scheduled = false;
     const queued = this.queued;
     this.queued = [];
-    for (const frame of packFrames(queued, this.maxChars)) this.post(frame);
+    for (const frame of packFrames(queued, this.maxChars, this.maxMessages)) this.post(frame);
   }
 
   /** Forgets what is queued (the port went away: those calls were failed). */
@@ -53,8 +56,8 @@ export class Outbox {
   }
 }
 
-/** Packs JSON texts into frames of at most `maxChars` (a longer text alone). */
-export function packFrames(messages: string[], maxChars: number): string[] {
+/** Packs JSON texts into frames of at most `maxChars` and `maxMessages` (a longer text alone). */
+export function packFrames(messages: string[], maxChars: number, maxMessages: number): string[] {
   const frames: string[] = [];
   let open: string[] = [];
   // The open frame's length as an array: brackets and commas included.
@@ -66,7 +69,7 @@ export function packFrames(messages: string[], maxChars: number): string[] {
     chars = 1;
   };
   for (const m of messages) {
-    if (open.length > 0 && chars + m.length + 1 > maxChars) close();
+    if (open.length > 0 && (chars + m.length + 1 > maxChars || open.length >= maxMessages)) close();
     open.push(m);
     chars += m.length + 1;
   }

@@ -12,7 +12,7 @@ export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list",
 export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
 
 /** Limits (see core/src/rpc/mod.rs). */
-export const LIMITS = { maxMessageBytes: 4194304, maxBatch: 10000, maxGetIds: 1000, maxNesting: 72, maxClientName: 128, maxSubscriptions: 256 } as const;
+export const LIMITS = { maxMessageBytes: 4194304, maxFrameMessages: 4096, maxBatch: 10000, maxGetIds: 1000, maxNesting: 72, maxClientName: 128, maxSubscriptions: 256 } as const;
 
 /**
  * What an app sends, externally tagged: `{ "hello": {..} }`,

@@ -478,7 +478,7 @@ export class Vault {
 
   private adoptPort(port: MessagePort): void {
     this.port = port;
-    this.outbox = new Outbox((text) => port.postMessage(text), LIMITS.maxMessageBytes);
+    this.outbox = new Outbox((text) => port.postMessage(text), LIMITS.maxMessageBytes, LIMITS.maxFrameMessages);
     if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
     this.retryTimer = undefined;
     port.onmessage = (event: MessageEvent) => {

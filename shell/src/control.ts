@@ -9,8 +9,15 @@ export type ControlMessage =
   | { attach_admin: { port: MessagePort } }
   | { attach_net: { port: MessagePort } };
 
-/** Engine → page on the control port. */
-export type EngineStatus = { engine: "ready" } | { engine: "failed"; error: RpcError };
+/**
+ * Engine → page on the control port. `crashed`: the engine trapped (a panic,
+ * out of memory) and its worker is closing; pages reload, and the next
+ * connection starts a fresh engine from what is stored.
+ */
+export type EngineStatus =
+  | { engine: "ready" }
+  | { engine: "failed"; error: RpcError }
+  | { engine: "crashed"; error: RpcError };
 
 /** The worker script and the options every vault page joins it with. */
 export const ENGINE_URL = "/engine-worker.js";

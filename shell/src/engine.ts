@@ -37,6 +37,14 @@ export interface EngineLink {
 
 /** Joins the engine through `scope` (the globals or a storage-access handle). */
 export function joinEngine(scope: StorageScope): EngineLink {
+  const link = joinWorker(scope);
+  link.onStatus((status) => {
+    if (status.engine === "crashed") reloadAfterCrash(status.error.message);
+  });
+  return link;
+}
+
+function joinWorker(scope: StorageScope): EngineLink {
   if (scope.sharedWorker) {
     try {
       return new SharedLink(scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }));
@@ -45,6 +53,37 @@ export function joinEngine(scope: StorageScope): EngineLink {
     }
   }
   return new FallbackLink(scope);
+}
+
+/** Reloads after a crash at most this often within CRASH_WINDOW_MS (then stays, saying why). */
+const CRASH_RELOADS = 3;
+const CRASH_WINDOW_MS = 60_000;
+const CRASH_KEY = "echo-engine-crash-reloads";
+
+/**
+ * The engine crashed and its worker is closing: this page reloads, which
+ * starts (or joins) a fresh engine; an app's iframe reloading makes the app
+ * reconnect at once. An engine that crashes again and again is not reloaded
+ * into forever: after CRASH_RELOADS in a minute the page stays and says so.
+ */
+function reloadAfterCrash(reason: string): void {
+  const now = Date.now();
+  let recent: number[] = [];
+  try {
+    recent = (JSON.parse(sessionStorage.getItem(CRASH_KEY) ?? "[]") as number[]).filter(
+      (t) => typeof t === "number" && now - t < CRASH_WINDOW_MS,
+    );
+    sessionStorage.setItem(CRASH_KEY, JSON.stringify([...recent, now]));
+  } catch {
+    // No session storage here (a partitioned frame): reload regardless.
+  }
+  if (recent.length >= CRASH_RELOADS) {
+    console.error(`echo: the vault engine keeps stopping (${reason}); not reloading again`);
+    return;
+  }
+  console.warn(`echo: ${reason}; reloading`);
+  // A moment for the old worker to close, so the reload gets a fresh one.
+  setTimeout(() => location.reload(), 150);
 }
 
 abstract class BaseLink {
@@ -76,10 +115,10 @@ function asStatus(data: unknown): EngineStatus | null {
   if (typeof data !== "object" || data === null) return null;
   const d = data as { engine?: unknown; error?: unknown };
   if (d.engine === "ready") return { engine: "ready" };
-  if (d.engine === "failed") {
+  if (d.engine === "failed" || d.engine === "crashed") {
     const e = (d.error ?? {}) as { code?: unknown; message?: unknown };
     return {
-      engine: "failed",
+      engine: d.engine,
       error: rpcError(
         typeof e.code === "string" ? e.code : "rpc.internal",
         typeof e.message === "string" ? e.message : "The vault engine failed to start.",

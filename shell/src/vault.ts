@@ -126,6 +126,9 @@ function answer(setup: Setup, origin: string, target: Window): void {
     return;
   }
   link ??= startEngine(setup.scope);
+  // The engine crashed and this page reloads in a moment; the app connects
+  // again once it has (its iframe's load event).
+  if (link.status?.engine === "crashed") return;
   const channel = new MessageChannel();
   const status = link.status;
   if (status && status.engine === "failed") refusingPort(channel.port2, status.error);

@@ -6,11 +6,15 @@
 //! `Rc<RefCell<..>>`, and futures run on the worker's event loop
 //! (`spawn_local`). The loop:
 //!
-//! - **Inputs**: every port message, every port close and every completed
-//!   storage or key operation goes into one inbox as a vault `Input`, in
-//!   arrival order. One pump hands the inbox to the vault and then drains
-//!   its outputs — so every message that arrived since the last pump
-//!   (a frame of calls, several ports' messages) shares one flush.
+//! - **Inputs**: every admin message, every port close and every
+//!   completed storage or key operation goes into one inbox as a vault
+//!   `Input`, in arrival order. App port messages wait per connection
+//!   (`app_queue.rs`) and are served round robin, a budget per connection
+//!   per turn, so no site can make the others wait. One pump hands the
+//!   inbox and one round of app messages to the vault and then drains its
+//!   outputs — so everything handed over in a turn shares one flush; while
+//!   app messages remain, the next turn is a task of its own (after what
+//!   the browser queued meanwhile: other ports' messages, storage results).
 //! - **Outputs**: answers and events go to their ports (an app's as frames,
 //!   `frame::pack_frames`); `Read`, `Write`, `Seal` and `Unseal` start an
 //!   IndexedDB read or transaction or a WebCrypto call whose result comes
@@ -34,7 +38,7 @@ use std::rc::Rc;
 use echo_core::rng::EngineRng;
 use echo_core::rpc::{
     check_size, codes, decode_client_message, AdminMessage, ClientMessage, Probe, RpcError,
-    Undecodable, VaultMessage, MAX_MESSAGE_BYTES,
+    Undecodable, VaultMessage, MAX_FRAME_MESSAGES, MAX_MESSAGE_BYTES,
 };
 use echo_core::store::StoreError;
 use echo_core::vault::{
@@ -45,7 +49,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, MessagePort};
 
-use crate::frame::{pack_frames, split_frame};
+use crate::app_queue::AppQueues;
+use crate::frame::{pack_frames, split_frame, TooManyMessages};
 use crate::keyring::{describe, Keyring};
 use crate::{AsyncChunkStore, IdbStore};
 
@@ -68,7 +73,11 @@ pub(crate) struct State {
     keyring: Rc<Keyring>,
     ports: BTreeMap<ConnId, Port>,
     inbox: VecDeque<Input>,
+    /// App port messages waiting for their turn.
+    apps: AppQueues,
     pumping: bool,
+    /// The task that runs the next turn while app messages wait.
+    next_turn: NextTurn,
     next_conn: u64,
     /// Told once the vault reports `Ready` or `Failed` (the start waits).
     boot: Option<futures_channel::oneshot::Sender<Result<(), RpcError>>>,
@@ -187,8 +196,28 @@ impl VaultEngine {
     }
 }
 
+/// A panic (or an allocation failure, which panics) leaves the engine's
+/// state half-changed, and with `panic = "abort"` the wasm instance traps
+/// right after: nothing of it may run again. The hook says why on the
+/// console and tells the worker (its global `echoEngineFatal`, set by
+/// `worker/engine-worker.ts`), which reports the engine failed and closes,
+/// so that the next connection starts a fresh engine from what is stored.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("echo-vault: the engine stopped: {info}");
+        web_sys::console::error_1(&message.clone().into());
+        let fatal = js_sys::Reflect::get(&js_sys::global(), &"echoEngineFatal".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        if let Some(fatal) = fatal {
+            let _ = fatal.call1(&JsValue::NULL, &message.into());
+        }
+    }));
+}
+
 impl VaultEngine {
     async fn start_with(database: &str) -> Result<VaultEngine, RpcError> {
+        install_panic_hook();
         hold_engine_lock().await?;
         let store = Rc::new(IdbStore::open(database).await.map_err(store_blocked)?);
         let keyring = Rc::new(Keyring::open_or_create().await?);
@@ -204,7 +233,9 @@ impl VaultEngine {
             timer: None,
             ports: BTreeMap::new(),
             inbox: VecDeque::new(),
+            apps: AppQueues::default(),
             pumping: false,
+            next_turn: NextTurn::default(),
             next_conn: 0,
             boot: None,
         }));
@@ -236,24 +267,37 @@ impl VaultEngine {
                 if !admin && crate::test_hooks::handle(&state, &data) {
                     return;
                 }
-                let inputs = if admin {
-                    vec![decode_admin(conn, &data)]
-                } else {
-                    decode_app(&data)
-                        .into_iter()
-                        .map(|message| Input::AppMessage { conn, message })
-                        .collect()
-                };
-                for input in inputs {
-                    state.borrow_mut().inbox.push_back(input);
+                if admin {
+                    enqueue(&state, decode_admin(conn, &data));
+                    return;
                 }
-                pump(&state);
+                let idle = {
+                    let s = state.borrow();
+                    s.apps.is_empty() && !s.pumping
+                };
+                let queued = state.borrow_mut().apps.push(conn, data);
+                match queued {
+                    Err(units) => shut_app(
+                        &state,
+                        conn,
+                        RpcError::new(
+                            codes::RATE_LIMITED,
+                            format!("this connection has {units} UTF-16 units of messages waiting, more than the vault keeps for one connection; wait for answers before sending more"),
+                        ),
+                    ),
+                    // Nothing else waits: this message's turn is now.
+                    Ok(()) if idle => pump(&state),
+                    // Others wait: a turn of its own, after what the
+                    // browser queued meanwhile.
+                    Ok(()) => schedule_turn(&state),
+                }
             }
         });
         let weak = Rc::downgrade(&self.state);
         let onclose = Closure::<dyn FnMut(JsValue)>::new(move |_| {
             if let Some(state) = weak.upgrade() {
                 state.borrow_mut().ports.remove(&conn);
+                state.borrow_mut().apps.remove(conn);
                 enqueue(&state, Input::Disconnected { conn });
             }
         });
@@ -305,9 +349,28 @@ fn refuse_long_string(data: &JsValue) -> Option<Undecodable> {
     })
 }
 
-fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
+/// The largest first message of a connection, in UTF-16 code units: a
+/// `hello` is a few dozen bytes.
+const MAX_FIRST_MESSAGE_UNITS: usize = 4_096;
+
+fn decode_app(data: &JsValue, greeted: bool) -> Vec<Result<ClientMessage, Undecodable>> {
     if let Some(refused) = refuse_long_string(data) {
         return vec![Err(refused)];
+    }
+    if !greeted {
+        let units = data
+            .dyn_ref::<js_sys::JsString>()
+            .map_or(0, |s| s.length() as usize);
+        if units > MAX_FIRST_MESSAGE_UNITS {
+            return vec![Err(Undecodable {
+                id: None,
+                error: RpcError::too_large(
+                    "a first message (UTF-16 code units; it must be a hello)",
+                    units,
+                    MAX_FIRST_MESSAGE_UNITS,
+                ),
+            })];
+        }
     }
     let Some(text) = data.as_string() else {
         return vec![Err(Undecodable {
@@ -322,7 +385,17 @@ fn decode_app(data: &JsValue) -> Vec<Result<ClientMessage, Undecodable>> {
             error,
         })];
     }
-    split_frame(&text)
+    let parts = match split_frame(&text, MAX_FRAME_MESSAGES) {
+        Ok(parts) => parts,
+        Err(TooManyMessages(seen)) => {
+            return vec![Err(Undecodable {
+                id: None,
+                error: RpcError::too_large("a frame (messages)", seen, MAX_FRAME_MESSAGES)
+                    .with_detail("reason", "frame_messages"),
+            })]
+        }
+    };
+    parts
         .into_iter()
         .map(|part| {
             decode_client_message(serde_json::from_str::<ClientMessage>(part), || {
@@ -372,7 +445,18 @@ pub(crate) fn pump(state: &Shared) {
         return;
     }
     loop {
-        let inputs: Vec<Input> = state.borrow_mut().inbox.drain(..).collect();
+        let mut inputs: Vec<Input> = state.borrow_mut().inbox.drain(..).collect();
+        // One round of app messages: each connection's share.
+        let round = {
+            let mut s = state.borrow_mut();
+            let State { apps, vault, .. } = &mut *s;
+            apps.round(|conn, data| decode_app(data, vault.app_greeted(conn)))
+        };
+        inputs.extend(
+            round
+                .into_iter()
+                .map(|(conn, message)| Input::AppMessage { conn, message }),
+        );
         let now = now_ms();
         for input in inputs {
             let result = state.borrow_mut().vault.handle_input(now, input);
@@ -386,7 +470,64 @@ pub(crate) fn pump(state: &Shared) {
         }
     }
     state.borrow_mut().pumping = false;
+    if !state.borrow().apps.is_empty() {
+        schedule_turn(state);
+    }
     schedule_timeout(state);
+}
+
+/// A task that runs the engine's next turn: a message to a channel of its
+/// own, which the browser runs after the tasks queued before it (unlike a
+/// chain of `setTimeout(0)`, which browsers slow to 4 ms a step).
+#[derive(Default)]
+struct NextTurn {
+    channel: Option<(web_sys::MessageChannel, Closure<dyn FnMut(MessageEvent)>)>,
+    pending: bool,
+}
+
+fn schedule_turn(state: &Shared) {
+    let mut s = state.borrow_mut();
+    if s.next_turn.pending {
+        return;
+    }
+    if s.next_turn.channel.is_none() {
+        let Ok(channel) = web_sys::MessageChannel::new() else {
+            return;
+        };
+        let weak = Rc::downgrade(state);
+        let run = Closure::<dyn FnMut(MessageEvent)>::new(move |_| {
+            if let Some(state) = weak.upgrade() {
+                state.borrow_mut().next_turn.pending = false;
+                pump(&state);
+            }
+        });
+        channel
+            .port1()
+            .set_onmessage(Some(run.as_ref().unchecked_ref()));
+        s.next_turn.channel = Some((channel, run));
+    }
+    if let Some((channel, _)) = &s.next_turn.channel {
+        if channel.port2().post_message(&JsValue::NULL).is_ok() {
+            s.next_turn.pending = true;
+        }
+    }
+}
+
+/// Closes an app connection the host refuses to serve further (the vault
+/// forgets it as if its port had closed).
+fn shut_app(state: &Shared, conn: ConnId, error: RpcError) {
+    {
+        let mut s = state.borrow_mut();
+        s.apps.remove(conn);
+        if let Some(port) = s.ports.remove(&conn) {
+            post(
+                &port,
+                JsValue::from_str(&encode(&VaultMessage::Refused { error })),
+            );
+            port.port.close();
+        }
+    }
+    enqueue(state, Input::Disconnected { conn });
 }
 
 /// Keeps one `setTimeout` at the vault's next deadline.
@@ -474,6 +615,7 @@ fn drain_outputs(state: &Shared) {
                 if let Some(port) = s.ports.remove(&conn) {
                     port.port.close();
                 }
+                s.apps.remove(conn);
             }
             Output::Read { read, prefix } => {
                 let store = state.borrow().store.clone();

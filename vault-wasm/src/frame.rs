@@ -12,22 +12,78 @@
 //! Each message in a frame is decoded on its own ([`split_frame`] only cuts
 //! the text), so a bad message gets its typed error for its own call and the
 //! rest of the frame goes through. A frame that is not a JSON array of
-//! values is one bad message.
+//! values is one bad message. A frame may carry at most
+//! [`MAX_FRAME_MESSAGES`](echo_core::rpc::MAX_FRAME_MESSAGES): cutting
+//! stops at the first message over it, and the frame as a whole is one
+//! bad message (so a frame of two million `0,` costs one answer, not two
+//! million).
 
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Error as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+/// A frame that carries more messages than allowed (how many were seen
+/// before cutting stopped: one more than the limit).
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooManyMessages(pub usize);
 
 /// Cuts a port message into the texts of the messages it carries: the
 /// elements of a JSON array, or the whole text when it is not an array.
+/// More than `max` elements is an error, found without collecting them.
 ///
 /// A text starting with `[` that does not parse as an array is returned
 /// whole, so decoding it reports the JSON error.
-pub fn split_frame(text: &str) -> Vec<&str> {
+pub fn split_frame(text: &str, max: usize) -> Result<Vec<&str>, TooManyMessages> {
     if !text.trim_start().starts_with('[') {
-        return vec![text];
+        return Ok(vec![text]);
     }
-    match serde_json::from_str::<Vec<&RawValue>>(text) {
-        Ok(items) => items.into_iter().map(RawValue::get).collect(),
-        Err(_) => vec![text],
+    let over = Cell::new(false);
+    let seed = Capped { max, over: &over };
+    let mut de = serde_json::Deserializer::from_str(text);
+    match seed
+        .deserialize(&mut de)
+        .and_then(|items| de.end().map(|()| items))
+    {
+        Ok(items) => Ok(items.into_iter().map(RawValue::get).collect()),
+        Err(_) if over.get() => Err(TooManyMessages(max + 1)),
+        Err(_) => Ok(vec![text]),
+    }
+}
+
+/// Reads a JSON array's elements as raw texts, stopping with an error at
+/// the element after the `max`th.
+struct Capped<'c> {
+    max: usize,
+    over: &'c Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for Capped<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Capped<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a JSON array of at most {} messages", self.max)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if out.len() == self.max {
+                self.over.set(true);
+                return Err(A::Error::custom("too many messages in one frame"));
+            }
+            out.push(item);
+        }
+        Ok(out)
     }
 }
 
@@ -70,16 +126,32 @@ mod tests {
         })
     }
 
+    const MAX: usize = echo_core::rpc::MAX_FRAME_MESSAGES;
+
     #[test]
     fn a_bare_message_is_a_frame_of_one() {
         let text = r#"{"cancel":{"id":3}}"#;
-        assert_eq!(split_frame(text), vec![text]);
+        assert_eq!(split_frame(text, MAX).unwrap(), vec![text]);
+    }
+
+    #[test]
+    fn a_frame_over_the_message_cap_is_refused_whole() {
+        let at_cap = format!("[{}]", ["0"; 5].join(","));
+        assert_eq!(split_frame(&at_cap, 5).unwrap().len(), 5);
+        let over = format!("[{}]", ["0"; 6].join(","));
+        assert_eq!(split_frame(&over, 5), Err(TooManyMessages(6)));
+        // The flood of the issue: 4 MiB of `0,` — stopped at the cap.
+        let flood = format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 1));
+        assert_eq!(split_frame(&flood, MAX), Err(TooManyMessages(MAX + 1)));
+        // A broken array past the cap is still too many, not a parse error.
+        let broken = format!("[{},", ["0"; 6].join(","));
+        assert_eq!(split_frame(&broken, 5), Err(TooManyMessages(6)));
     }
 
     #[test]
     fn an_array_is_cut_into_its_messages_in_order() {
         let text = r#" [{"cancel":{"id":1}}, {"request":{"id":2,"method":{"ping":{}}}} ,{"cancel":{"id":3}}]"#;
-        let parts = split_frame(text);
+        let parts = split_frame(text, MAX).unwrap();
         assert_eq!(parts.len(), 3);
         assert_eq!(decode(parts[0]).unwrap(), ClientMessage::Cancel { id: 1 });
         assert!(matches!(
@@ -87,13 +159,13 @@ mod tests {
             ClientMessage::Request { id: 2, .. }
         ));
         assert_eq!(decode(parts[2]).unwrap(), ClientMessage::Cancel { id: 3 });
-        assert!(split_frame("[]").is_empty());
+        assert!(split_frame("[]", MAX).unwrap().is_empty());
     }
 
     #[test]
     fn a_bad_message_in_a_frame_fails_alone_with_its_id() {
         let text = r#"[{"request":{"id":7,"method":{"nope":{}}}},{"cancel":{"id":8}},5]"#;
-        let parts = split_frame(text);
+        let parts = split_frame(text, MAX).unwrap();
         assert_eq!(parts.len(), 3);
         let bad = decode(parts[0]).unwrap_err();
         assert_eq!(bad.id, Some(7));
@@ -105,7 +177,7 @@ mod tests {
     #[test]
     fn a_broken_array_is_one_bad_message() {
         for text in ["[{\"cancel\":{\"id\":1}}", "[1,,2]", "[ nope"] {
-            assert_eq!(split_frame(text), vec![text]);
+            assert_eq!(split_frame(text, MAX).unwrap(), vec![text]);
             assert_eq!(decode(text).unwrap_err().error.code, "rpc.bad_request");
         }
     }
@@ -120,7 +192,7 @@ mod tests {
         let mut back = Vec::new();
         for f in &frames {
             assert!(f.len() <= 200, "{} bytes", f.len());
-            back.extend(split_frame(f).into_iter().map(str::to_owned));
+            back.extend(split_frame(f, MAX).unwrap().into_iter().map(str::to_owned));
         }
         assert_eq!(back, messages);
         assert_eq!(pack_frames(&messages[..1], 200), vec![messages[0].clone()]);

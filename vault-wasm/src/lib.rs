@@ -21,6 +21,8 @@
 //! in headless Chromium inside a SharedWorker and a dedicated worker:
 //! `scripts/wasm-test.sh echo-vault` (part of `make test`).
 
+#[cfg(target_arch = "wasm32")]
+mod app_queue;
 pub mod contract;
 #[cfg(target_arch = "wasm32")]
 mod engine;

@@ -8,6 +8,10 @@
 //! (one JSON string, not a frame) creates a `note` titled `T` in the open
 //! space `ID` through `Vault::write_unchecked`: no role check, sealed and
 //! offered to peers by the next flush like any write.
+//!
+//! `{"test_panic": T}` panics with `T`, as a bug in the engine would: the
+//! end-to-end test of a crash (`e2e/13-hostile-site.test.mjs`) shows that
+//! a fresh engine takes over and apps reconnect with nothing lost.
 
 use echo_core::data::SpaceId;
 use echo_core::model::{Value, WriteBatch};
@@ -26,11 +30,19 @@ struct Target {
     title: String,
 }
 
+#[derive(serde::Deserialize)]
+struct Panic {
+    test_panic: String,
+}
+
 /// Handles the hook's message; `false` for anything else.
 pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
     let Some(text) = data.as_string() else {
         return false;
     };
+    if let Ok(Panic { test_panic }) = serde_json::from_str::<Panic>(&text) {
+        panic!("test_panic: {test_panic}");
+    }
     let Ok(Forge {
         test_write_unchecked: t,
     }) = serde_json::from_str::<Forge>(&text)

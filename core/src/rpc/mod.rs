@@ -93,6 +93,7 @@
 //! | constant | value | checked by |
 //! |---|---|---|
 //! | [`MAX_MESSAGE_BYTES`] | 4 MiB | the host, on a port message's (a frame's) byte length ([`check_size`]) |
+//! | [`MAX_FRAME_MESSAGES`] | 4 096 messages per frame | the host, while cutting a frame (`rpc.too_large`, one for the frame) |
 //! | [`MAX_BATCH`] | 10 000 mutations per `object.batch` | [`check_limits`] |
 //! | [`MAX_GET_IDS`] | 1 000 ids per `object.get` | [`check_limits`] |
 //! | [`MAX_NESTING`] | 72 levels of values and filters while decoding | the decoder (`rpc.too_deep`); the model and query then apply their own caps ([`crate::data::MAX_VALUE_DEPTH`], [`crate::query::MAX_FILTER_DEPTH`]) |
@@ -164,6 +165,9 @@ pub use values::{
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Largest message a host accepts from an app, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Most messages one port message (a frame) may carry; a frame with more
+/// is refused whole, with one `rpc.too_large`.
+pub const MAX_FRAME_MESSAGES: usize = 4_096;
 /// Most mutations in one `object.batch`.
 pub const MAX_BATCH: usize = 10_000;
 /// Most ids in one `object.get`.

@@ -68,7 +68,7 @@ pub(super) fn generate() -> String {
             .join(", ")
     ));
     out.push_str(&format!(
-        "/** Limits (see core/src/rpc/mod.rs). */\nexport const LIMITS = {{ maxMessageBytes: {MAX_MESSAGE_BYTES}, maxBatch: {MAX_BATCH}, maxGetIds: {MAX_GET_IDS}, maxNesting: {MAX_NESTING}, maxClientName: {MAX_CLIENT_NAME}, maxSubscriptions: {MAX_SUBSCRIPTIONS} }} as const;\n\n"
+        "/** Limits (see core/src/rpc/mod.rs). */\nexport const LIMITS = {{ maxMessageBytes: {MAX_MESSAGE_BYTES}, maxFrameMessages: {MAX_FRAME_MESSAGES}, maxBatch: {MAX_BATCH}, maxGetIds: {MAX_GET_IDS}, maxNesting: {MAX_NESTING}, maxClientName: {MAX_CLIENT_NAME}, maxSubscriptions: {MAX_SUBSCRIPTIONS} }} as const;\n\n"
     ));
     for d in [
         decl::<ClientMessage>(&cfg),
