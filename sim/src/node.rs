@@ -337,6 +337,14 @@ impl Node {
         self.vault_input(now, Input::WriteDone { write, result });
     }
 
+    /// Completes the first write that waits (with `auto_io` off).
+    pub fn complete_one_write(&mut self, now: Millis) {
+        if let Some((write, batch)) = self.writes.pop_front() {
+            self.answer_write(now, write, batch);
+            self.drain(now);
+        }
+    }
+
     /// Completes the storage operations that wait (with `auto_io` off).
     pub fn complete_io(&mut self, now: Millis) {
         while !self.reads.is_empty() || !self.writes.is_empty() {

@@ -419,8 +419,14 @@ fn revoking_closes_connections_at_once_and_persists() {
         code(n.call(T + 1, again, create(&space, "x"))).1,
         Some("consent_required".into())
     );
-    // Allowing it again gives back the spaces it created.
+    // Allowing it again gives exactly the spaces the user checked: the
+    // space it created comes back only when checked.
     allow(&mut n, APP, vec![]);
+    assert_eq!(
+        code(n.call(T + 1, again, create(&space, "x"))).0,
+        "rpc.no_such_space"
+    );
+    allow(&mut n, APP, vec![space.clone()]);
     n.call(T + 1, again, create(&space, "x")).unwrap();
 }
 

@@ -260,6 +260,9 @@ impl Vault {
                     .with_detail("field", "origin")
                     .with_detail("reason", "insecure_origin"));
                 }
+                // Exactly the spaces the user checked: spaces the origin
+                // created are offered checked by the consent page, not
+                // given back behind the user's back.
                 let mut granted = std::collections::BTreeSet::new();
                 if allow {
                     for s in &spaces {
@@ -269,16 +272,14 @@ impl Vault {
                         }
                         granted.insert(id);
                     }
-                    // Spaces it created stay its own.
-                    granted.extend(
-                        self.spaces
-                            .slots
-                            .iter()
-                            .filter(|(_, s)| s.record.created_by.as_deref() == Some(&*origin))
-                            .map(|(id, _)| *id),
-                    );
                 }
                 let was_allowed = self.grants.current.get(&origin).is_some_and(|g| g.allowed);
+                let taken: Vec<SpaceId> = self
+                    .grants
+                    .spaces_of(&origin)
+                    .difference(&granted)
+                    .copied()
+                    .collect();
                 self.grants.current.insert(
                     origin.clone(),
                     GrantRecord {
@@ -288,6 +289,7 @@ impl Vault {
                     },
                 );
                 if allow {
+                    self.revoke_spaces(&origin, &taken);
                     self.notify_granted(&origin);
                 } else if was_allowed {
                     self.close_origin(&origin);

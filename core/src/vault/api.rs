@@ -620,6 +620,41 @@ impl Vault {
         }
     }
 
+    /// Ends an origin's use of spaces no longer granted to it, on each of
+    /// its open connections: their live queries and status watches on
+    /// those spaces end, and each hears `access_revoked {space}`.
+    pub(super) fn revoke_spaces(&mut self, origin: &str, spaces: &[SpaceId]) {
+        if spaces.is_empty() {
+            return;
+        }
+        for conn in self.apps.app_conns_of(origin) {
+            let ended: Vec<SubKey> = self
+                .apps
+                .subscriptions
+                .iter()
+                .filter(|(k, s)| k.conn == conn && spaces.contains(&s.space))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in ended {
+                self.drop_subscription(key);
+            }
+            if let Some(c) = self.apps.get_mut(conn) {
+                c.watching.retain(|space, _| !spaces.contains(space));
+            }
+            for space in spaces {
+                self.send(
+                    conn,
+                    VaultMessage::Event {
+                        subscription: None,
+                        event: crate::rpc::Event::AccessRevoked {
+                            space: Some(space.to_string()),
+                        },
+                    },
+                );
+            }
+        }
+    }
+
     /// Tells an origin's open connections that the user allowed it.
     pub(super) fn notify_granted(&mut self, origin: &str) {
         for conn in self.apps.app_conns_of(origin) {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::invitations::InvitationRecord;
-use super::machine::{ConnId, SignalPeer, Topic, WriteId};
+use super::machine::{ConnId, Millis, SignalPeer, Topic, WriteId};
 use super::records::{GrantRecord, IdentityRecord, SpaceRecord};
 use crate::data::SpaceId;
 use crate::invite::InvitationId;
@@ -50,6 +50,8 @@ pub(super) enum Held {
 /// What a flush wrote, to settle once the host reports back.
 #[derive(Debug)]
 pub(super) struct FlushTicket {
+    /// Only the grants (see `flush.rs`): nothing else of it is settled.
+    pub grants_only: bool,
     pub receipts: Vec<(SpaceId, ReplicaReceipt)>,
     pub held: Vec<Held>,
     /// The records as written by this flush.
@@ -67,6 +69,13 @@ pub(super) struct Commit {
     /// Spaces whose changes a peer waits for: sealed and stored by the
     /// next flush even when nothing else asks for one.
     pub seal_for_peers: BTreeSet<SpaceId>,
+    /// After a failed flush: records still to be stored (a revocation
+    /// that holds in memory) are written again no sooner than this.
+    pub retry_at: Option<Millis>,
+    /// The wait before the next retry (doubles up to `MAX_RETRY_MS`).
+    pub retry_ms: Millis,
+    /// A grants-only flush failed: the next flush writes everything.
+    pub grants_first_failed: bool,
 }
 
 impl Commit {

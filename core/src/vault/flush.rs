@@ -8,13 +8,23 @@
 //! transaction; one flush is in flight at a time, and writes meanwhile go
 //! into the next. A failed flush answers each of its calls with the
 //! storage error and reverts what they did: the spaces they touched are
-//! dropped from memory and read again, grants and records return to their
-//! stored values.
+//! dropped from memory and read again, records return to their stored
+//! values — except what the user took away from apps, which holds
+//! (`grants.rs`, fail closed).
+//!
+//! **Grants first**: when the user took access away from an app (a
+//! revocation, a denial, fewer spaces) and other data waits to be written
+//! too, the decisions are written alone first, in their own transaction,
+//! so that a revocation is not lost with an app's write that fails (say,
+//! over the storage quota). **Retries**: records that a
+//! failed flush left unstored (a revocation) are written again after a
+//! wait that doubles from 1 s to 30 s; writes with answers waiting go at
+//! once.
 
 use std::collections::BTreeSet;
 
 use super::commit::{FlushTicket, Held};
-use super::machine::{Output, WriteId};
+use super::machine::{Millis, Output, WriteId};
 use super::records::{encode, encode_space, grant_key, identity_key, invitation_key, space_key};
 use super::spaces::SlotState;
 use super::{Phase, Vault};
@@ -22,20 +32,110 @@ use crate::data::SpaceId;
 use crate::rpc::{AdminReply, RpcError, VaultMessage};
 use crate::store::{Batch, StoreError};
 
+/// The first wait before records a failed flush left are written again.
+const FIRST_RETRY_MS: Millis = 1_000;
+/// The longest wait between such retries.
+const MAX_RETRY_MS: Millis = 30_000;
+
 impl Vault {
     /// Whether a flush has something to write or answer.
     pub(super) fn wants_flush(&mut self) -> bool {
         if self.commit.in_flight.is_some() || self.keys.is_none() {
             return false;
         }
+        self.writes_wait() || (self.records_wait() && self.retry_due())
+    }
+
+    /// Writes that calls or peers wait for: flushed at once.
+    fn writes_wait(&mut self) -> bool {
         !self.commit.held.is_empty()
             || self.commit.has_staged()
             || !self.commit.seal_for_peers.is_empty()
             || self.keys.as_ref().is_some_and(|k| k.unsaved)
-            || self.grants.changed()
+            || self.spaces.open().any(|(_, r)| r.has_unsaved_changes())
+    }
+
+    /// Records that differ from what is stored.
+    fn records_wait(&self) -> bool {
+        self.grants.changed() || self.invitations.changed() || self.spaces.records_changed()
+    }
+
+    fn retry_due(&self) -> bool {
+        self.commit.retry_at.is_none_or(|at| self.now >= at)
+    }
+
+    /// When unstored records are to be written again (a timeout for the
+    /// host), if they are.
+    pub(super) fn retry_timeout(&self) -> Option<Millis> {
+        let at = self.commit.retry_at?;
+        (self.records_wait() && self.commit.in_flight.is_none()).then_some(at)
+    }
+
+    /// Waits longer before the next retry (a flush failed).
+    fn back_off(&mut self) {
+        let wait = if self.commit.retry_ms == 0 {
+            FIRST_RETRY_MS
+        } else {
+            (self.commit.retry_ms * 2).min(MAX_RETRY_MS)
+        };
+        self.commit.retry_ms = wait;
+        self.commit.retry_at = Some(self.now + wait);
+    }
+
+    /// The grants alone, in a transaction of their own (see the module
+    /// docs): when they changed and other writes wait as well.
+    fn grants_flush(&mut self) -> Option<Output> {
+        if !self.grants.restricts() || self.commit.grants_first_failed {
+            return None;
+        }
+        // Other data to write (the decision's own answer alone is no reason).
+        let others = self.commit.has_staged()
+            || !self.commit.seal_for_peers.is_empty()
+            || self.keys.as_ref().is_some_and(|k| k.unsaved)
             || self.invitations.changed()
             || self.spaces.records_changed()
-            || self.spaces.open().any(|(_, r)| r.has_unsaved_changes())
+            || self.spaces.open().any(|(_, r)| r.has_unsaved_changes());
+        if !others {
+            return None;
+        }
+        let mut batch = Batch::new();
+        self.put_grants(&mut batch);
+        let write = WriteId(self.next_id());
+        let ticket = FlushTicket {
+            grants_only: true,
+            receipts: Vec::new(),
+            held: Vec::new(),
+            grants: self.grants.current.clone(),
+            spaces: Default::default(),
+            identity: None,
+            invitations: Default::default(),
+        };
+        self.commit.in_flight = Some((write, ticket));
+        Some(Output::Write { write, batch })
+    }
+
+    /// Puts the grants that differ from what is stored into `batch`.
+    fn put_grants(&self, batch: &mut Batch) {
+        let origins: BTreeSet<&String> = self
+            .grants
+            .current
+            .keys()
+            .chain(self.grants.saved.keys())
+            .collect();
+        for origin in origins {
+            match (
+                self.grants.current.get(origin),
+                self.grants.saved.get(origin),
+            ) {
+                (Some(now), before) if before != Some(now) => {
+                    batch.put(grant_key(origin), encode(now));
+                }
+                (None, Some(_)) => {
+                    batch.delete(grant_key(origin));
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Spaces whose peers are to get this device's changes: sealed by
@@ -51,6 +151,9 @@ impl Vault {
     pub(super) fn start_flush(&mut self) -> Result<Option<Output>, RpcError> {
         if !self.wants_flush() {
             return Ok(None);
+        }
+        if let Some(write) = self.grants_flush() {
+            return Ok(Some(write));
         }
         self.commit_staged();
         let sealing = self.sealing();
@@ -77,26 +180,7 @@ impl Vault {
                 batch.delete(space_key(id));
             }
         }
-        let origins: BTreeSet<&String> = self
-            .grants
-            .current
-            .keys()
-            .chain(self.grants.saved.keys())
-            .collect();
-        for origin in origins {
-            match (
-                self.grants.current.get(origin),
-                self.grants.saved.get(origin),
-            ) {
-                (Some(now), before) if before != Some(now) => {
-                    batch.put(grant_key(origin), encode(now));
-                }
-                (None, Some(_)) => {
-                    batch.delete(grant_key(origin));
-                }
-                _ => {}
-            }
-        }
+        self.put_grants(&mut batch);
         let identity = self
             .keys
             .as_ref()
@@ -113,6 +197,7 @@ impl Vault {
         }
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
+            grants_only: false,
             receipts,
             held: std::mem::take(&mut self.commit.held),
             grants: self.grants.current.clone(),
@@ -147,6 +232,13 @@ impl Vault {
     }
 
     fn flush_done(&mut self, ticket: FlushTicket) {
+        self.commit.retry_at = None;
+        self.commit.retry_ms = 0;
+        self.commit.grants_first_failed = false;
+        if ticket.grants_only {
+            self.grants.saved = ticket.grants;
+            return;
+        }
         for (id, receipt) in ticket.receipts {
             if let Some(r) = self.spaces.replica(&id) {
                 r.save_done(receipt);
@@ -174,6 +266,14 @@ impl Vault {
 
     fn flush_failed(&mut self, ticket: FlushTicket, error: &StoreError) {
         let rpc = RpcError::from(error.clone());
+        self.back_off();
+        if ticket.grants_only {
+            // Nothing else was in it: the next flush writes everything.
+            self.commit.grants_first_failed = true;
+            self.revert_grants();
+            self.admin_changed();
+            return;
+        }
         if matches!(self.phase, Phase::Booting(_)) {
             self.boot_failed(RpcError::new(
                 crate::rpc::codes::STORAGE_BLOCKED,
@@ -241,13 +341,33 @@ impl Vault {
         for sub in orphaned {
             self.drop_subscription(sub);
         }
-        self.grants.revert();
+        self.revert_grants();
         self.invitations.revert();
         self.admin_changed();
         // Read again, so live queries resume from storage.
         for id in reopen {
             if self.apps.subscriptions.values().any(|s| s.space == id) {
                 self.request_open(id);
+            }
+        }
+    }
+
+    /// Grants after a failed flush (`Grants::revert`): an allow or spaces
+    /// given by it are taken back from the apps that had started to use
+    /// them.
+    fn revert_grants(&mut self) {
+        let before = self.grants.current.clone();
+        self.grants.revert();
+        for (origin, was) in before {
+            if !was.allowed {
+                continue;
+            }
+            let now = self.grants.spaces_of(&origin);
+            if self.grants.consent_of(&origin) != crate::rpc::Consent::Granted {
+                self.close_origin(&origin);
+            } else {
+                let taken: Vec<SpaceId> = was.spaces.difference(&now).copied().collect();
+                self.revoke_spaces(&origin, &taken);
             }
         }
     }

@@ -409,6 +409,9 @@ impl Vault {
         if let Some(d) = self.sweep_timeout() {
             at = Some(at.map_or(d, |a| a.min(d)));
         }
+        if let Some(d) = self.retry_timeout() {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
         let waiting = self
             .spaces
             .slots
