@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { timing, watchErrors } from "./lib/util.mjs";
+import { clickInPopup, timing, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -40,10 +40,7 @@ test("demo app: connect, consent, list, tasks, done, note — all there after a 
   await popup.waitForLoadState("load");
   assert.equal(new URL(popup.url()).origin, sites.vault, "the consent popup is a vault page");
   await popup.waitForFunction((app) => document.getElementById("origin")?.textContent === app, sites.demo, { timeout: 10000 });
-  await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
-  const closed = popup.waitForEvent("close");
-  await popup.click("#allow");
-  await closed;
+  assert.ok(await clickInPopup(popup, "#allow"), "the consent popup closed after Allow");
   await page.waitForFunction(() => document.querySelector("[data-testid=board]")?.dataset.ready === "true", null, { timeout: 15000 });
   assert.equal(await state.getAttribute("data-state"), "connected");
   timing(t, "consent → board ready", Date.now() - t0);

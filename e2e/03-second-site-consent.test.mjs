@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { allowInPopup, openProbe, timing, until, waitState, watchErrors } from "./lib/util.mjs";
+import { allowInPopup, clickInPopup, openProbe, timing, until, waitState, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -68,10 +68,7 @@ test("second site: consent required, one of two spaces granted, revoke cuts it o
     const popupP = context.waitForEvent("page");
     await b.click("#ask");
     const popup = await popupP;
-    await popup.waitForFunction(() => !document.getElementById("deny").disabled, null, { timeout: 10000 });
-    const closed = popup.waitForEvent("close");
-    await popup.click("#deny");
-    await closed;
+    assert.ok(await clickInPopup(popup, "#deny"), "the consent popup closed after Deny");
     const access = await (await b.waitForFunction(() => window.probe.access, null, { timeout: 10000 })).jsonValue();
     assert.deepEqual(access.value, { allowed: false }, `requestAccess after Deny: ${JSON.stringify(access)}`);
     await b.evaluate(() => { window.probe.access = null; });

@@ -23,6 +23,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeF
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clickInPopup } from '../../e2e/lib/util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..');
@@ -174,11 +175,8 @@ async function echoConsent(page) {
     await page.click('#ask');
     const popup = await popupP;
     await popup.waitForLoadState('load');
-    await popup.waitForFunction(() => !document.getElementById('allow')?.disabled, null, { timeout: 20000 });
     await popup.waitForFunction(() => !/Loading/.test(document.getElementById('spaces')?.textContent ?? 'Loading'), null, { timeout: 20000 });
-    const closed = popup.waitForEvent('close', { timeout: 20000 }).then(() => true, () => false);
-    await popup.click('#allow');
-    if (!(await closed)) {
+    if (!(await clickInPopup(popup, '#allow', { timeoutMs: 20000 }))) {
       throw new Error(`ECHO consent popup did not close after Allow: ${await popup.locator('#notice').textContent().catch((e) => e.message)}`);
     }
     await page.waitForFunction(() => window.__echo?.state === 'connected' || window.__echo?.access?.error, null, { timeout: 30000 });

@@ -30,6 +30,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { launchRegime } from "../../e2e/lib/regimes.mjs";
+import { clickInPopup } from "../../e2e/lib/util.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const HERE = join(ROOT, "bench", "browser", "vault");
@@ -128,11 +129,7 @@ async function openApp(context, appUrl) {
     const popupP = context.waitForEvent("page", { timeout: 10000 });
     await page.click("#ask");
     const popup = await popupP;
-    await popup.waitForLoadState("load");
-    await popup.waitForFunction(() => !document.getElementById("allow")?.disabled, null, { timeout: 10000 });
-    const closed = popup.waitForEvent("close", { timeout: 10000 });
-    await popup.click("#allow");
-    await closed;
+    if (!(await clickInPopup(popup, "#allow"))) throw new Error("the consent popup did not close after Allow");
     await page.waitForFunction(() => window.bench.state() === "connected", null, { timeout: 10000 });
   }
   return page;

@@ -259,7 +259,7 @@ export type AppGrant = { origin: string,
  */
 allowed: boolean, 
 /**
- * The spaces it may see (granted in the popup, or created by it).
+ * The spaces it may use: those the user checked, and those it created since.
  */
 spaces: Array<string>, 
 /**

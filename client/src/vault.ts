@@ -464,10 +464,14 @@ export class Vault {
       this.adoptPort(port);
     } else if (msg.echo === "refused") {
       if (!this.handshaking || this.port) return;
-      const state: ConnectionState = msg.state === "storage_partitioned" ? "storage_partitioned" : "storage_blocked";
+      // not_authorized: the app has no origin the vault can serve (a sandboxed frame, origin "null").
+      const state: ConnectionState =
+        msg.state === "storage_partitioned" ? "storage_partitioned" : msg.state === "not_authorized" ? "not_authorized" : "storage_blocked";
       const error = msg.error
         ? EchoError.fromWire(msg.error)
-        : new EchoError(state === "storage_partitioned" ? "rpc.storage_partitioned" : "rpc.storage_blocked", "the vault cannot reach its storage from this site");
+        : state === "not_authorized"
+          ? new EchoError("rpc.not_authorized", "the vault cannot serve this page: it has no origin of its own")
+          : new EchoError(state === "storage_partitioned" ? "rpc.storage_partitioned" : "rpc.storage_blocked", "the vault cannot reach its storage from this site");
       this.stopHandshakeTimers();
       this.handshaking = false;
       this.errorValue = error;

@@ -51,6 +51,21 @@ export async function waitState(page, states, timeoutMs = 15000) {
 }
 
 /**
+ * A person in the consent popup: moves the pointer in it (its buttons arm only once the popup was visible and
+ * focused for a moment and a pointer moved: shell/src/consent.ts), waits until `button` works, clicks it.
+ * Resolves with whether the popup then closed.
+ */
+export async function clickInPopup(popup, button, { timeoutMs = 10000 } = {}) {
+  await popup.waitForLoadState("load");
+  await popup.mouse.move(5, 5);
+  await popup.mouse.move(60, 40, { steps: 4 });
+  await popup.waitForFunction((b) => document.querySelector(b)?.disabled === false, button, { timeout: timeoutMs });
+  const closed = popup.waitForEvent("close", { timeout: timeoutMs }).then(() => true, () => false);
+  await popup.click(button);
+  return closed;
+}
+
+/**
  * The user allows the probe app in the consent popup: click "Ask", the popup opens, check the spaces whose
  * ids are in `spaces`, click Allow. Returns the popup's list of offered space ids.
  */
@@ -59,14 +74,11 @@ export async function allowInPopup(context, page, { spaces = [] } = {}) {
   await page.click("#ask");
   const popup = await popupP;
   await popup.waitForLoadState("load");
-  await popup.waitForFunction(() => !document.getElementById("allow")?.disabled, null, { timeout: 10000 });
   // The spaces are listed once the admin port answered.
   await popup.waitForFunction(() => !/Loading/.test(document.getElementById("spaces")?.textContent ?? "Loading"), null, { timeout: 10000 });
   const offered = await popup.$$eval("input[name=space]", (els) => els.map((e) => e.value));
   for (const id of spaces) await popup.check(`input[name=space][value="${id}"]`);
-  const closed = popup.waitForEvent("close", { timeout: 10000 }).then(() => true, () => false);
-  await popup.click("#allow");
-  if (!(await closed)) {
+  if (!(await clickInPopup(popup, "#allow"))) {
     throw new Error(`the consent popup did not close after Allow; it says: ${await popup.locator("#notice").textContent().catch((e) => e.message)}`);
   }
   const access = await (await page.waitForFunction(() => window.probe.access, null, { timeout: 10000 })).jsonValue();
@@ -80,8 +92,5 @@ export async function allowDemo(context, page) {
   const popupP = context.waitForEvent("page");
   await page.getByTestId("connect").click();
   const popup = await popupP;
-  await popup.waitForFunction(() => !document.getElementById("allow").disabled, null, { timeout: 10000 });
-  const closed = popup.waitForEvent("close");
-  await popup.click("#allow");
-  await closed;
+  assert.ok(await clickInPopup(popup, "#allow"), "the consent popup closed after Allow");
 }

@@ -1,11 +1,65 @@
 // The consent popup (/consent.html; docs/browser-vault.md, section 3). The
 // app's origin comes from the `event.origin` of its `consent_request` only.
+//
+// Against clickjacking (an app opening the popup under a double-click, so
+// that the second click lands on Allow): Allow and Deny are enabled only
+// once the popup has been visible and focused for ARM_MS and the person
+// moved the pointer in it (or pressed Tab); they are disabled again when it
+// loses focus or is hidden. An app the person denied must wait before it
+// can be answered again — DENIED_WAIT_MS after one denial, doubling with
+// each further denial within DENIALS_WINDOW_MS, up to MAX_DENIED_WAIT_MS —
+// so a page cannot reopen the popup in a loop until a click lands.
+//
+// What the popup shows checked is exactly what the app will get: the spaces
+// it has now and those it created, and nothing it is not shown.
+import type { AppGrant, VaultSpace } from "../../client/src/protocol";
 import { describeError, type AdminClient } from "./admin-client";
 import { byId, h, replace } from "./dom";
-import { errorText, openAdmin, spaceName } from "./page";
+import { errorText, openAdmin, refuseFraming, spaceName } from "./page";
 
 const READY_RETRY_MS = 1000;
 const READY_GIVE_UP_MS = 15_000;
+/** How long the popup must be visible and focused before its buttons work. */
+export const ARM_MS = 800;
+/** How long after a denial the same app must wait; it doubles with each further denial. */
+export const DENIED_WAIT_MS = 5_000;
+const MAX_DENIED_WAIT_MS = 5 * 60_000;
+const DENIALS_WINDOW_MS = 10 * 60_000;
+/** Recent denials per origin, in the vault origin's localStorage (popups share it; not their sessionStorage). */
+const DENIALS_KEY = "echo-consent-denials";
+
+function recentDenials(): Record<string, number[]> {
+  try {
+    const all = JSON.parse(localStorage.getItem(DENIALS_KEY) ?? "{}") as Record<string, unknown>;
+    const now = Date.now();
+    const out: Record<string, number[]> = {};
+    for (const [origin, times] of Object.entries(all)) {
+      const kept = Array.isArray(times) ? times.filter((t): t is number => typeof t === "number" && now - t < DENIALS_WINDOW_MS) : [];
+      if (kept.length) out[origin] = kept;
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+function noteDenial(origin: string): void {
+  try {
+    const all = recentDenials();
+    all[origin] = [...(all[origin] ?? []), Date.now()];
+    localStorage.setItem(DENIALS_KEY, JSON.stringify(all));
+  } catch {
+    // Without storage the wait after one denial still holds.
+  }
+}
+
+/** Until when `origin`, last denied at `deniedAt`, must wait. */
+function deniedUntil(origin: string, deniedAt: number): number {
+  const times = recentDenials()[origin] ?? [];
+  const count = Math.max(1, times.length);
+  const last = Math.max(deniedAt, ...times);
+  return last + Math.min(MAX_DENIED_WAIT_MS, DENIED_WAIT_MS * 2 ** (count - 1));
+}
 
 const originEl = byId("origin");
 const appNameEl = byId("app-name");
@@ -18,6 +72,15 @@ const formEl = byId<HTMLFormElement>("consent-form");
 let requester: { origin: string; window: Window } | null = null;
 let client: AdminClient | null = null;
 let deciding = false;
+/** The spaces listed, and the requester's standing (for what is checked). */
+let listed: VaultSpace[] | null = null;
+let standing: AppGrant | null | undefined;
+/** Arming: since when the popup is visible and focused, and whether a person moved in it. */
+let shownSince: number | null = null;
+let personHere = false;
+let armTimer: ReturnType<typeof setTimeout> | undefined;
+/** Until when a recently denied app must wait. */
+let waitUntil = 0;
 
 function notice(text: string, kind: "info" | "error" = "info"): void {
   noticeEl.textContent = text;
@@ -25,65 +88,123 @@ function notice(text: string, kind: "info" | "error" = "info"): void {
   noticeEl.hidden = text === "";
 }
 
+function armed(): boolean {
+  return personHere && shownSince !== null && Date.now() - shownSince >= ARM_MS;
+}
+
 function updateButtons(): void {
-  const ready = requester !== null && client !== null && !deciding;
+  const ready = requester !== null && client !== null && !deciding && armed() && Date.now() >= waitUntil;
   allowBtn.disabled = !ready;
   denyBtn.disabled = !ready;
+  if (armTimer !== undefined) clearTimeout(armTimer);
+  armTimer = undefined;
+  // Check again when the arming time or a denial's wait is over.
+  const next = Math.max(shownSince === null ? 0 : shownSince + ARM_MS, waitUntil) - Date.now();
+  if (!ready && next > 0 && shownSince !== null) armTimer = setTimeout(updateButtons, next + 10);
+}
+
+/** Visible and focused now: the arming time starts; hidden or blurred: disarmed. */
+function watchPresence(): void {
+  const check = (): void => {
+    const shown = document.visibilityState === "visible" && document.hasFocus();
+    if (shown && shownSince === null) shownSince = Date.now();
+    if (!shown) {
+      shownSince = null;
+      personHere = false;
+    }
+    updateButtons();
+  };
+  const here = (): void => {
+    if (personHere || shownSince === null) return;
+    personHere = true;
+    updateButtons();
+  };
+  addEventListener("focus", check);
+  addEventListener("blur", check);
+  document.addEventListener("visibilitychange", check);
+  addEventListener("pointermove", here);
+  addEventListener("keydown", (event: KeyboardEvent) => {
+    if (event.key === "Tab") here();
+  });
+  check();
 }
 
 async function loadSpaces(admin: AdminClient): Promise<void> {
   replace(spacesEl, h("p", { class: "muted" }, "Loading your spaces…"));
   try {
-    const spaces = await admin.spaces();
-    if (spaces.length === 0) {
-      replace(
-        spacesEl,
-        h("p", { class: "empty" }, "You have no spaces yet. The app can still create its own."),
-      );
-      return;
-    }
-    const list = h("ul", { class: "checklist" });
-    for (const space of spaces) {
-      const id = `space-${space.space}`;
-      list.appendChild(
-        h(
-          "li",
-          {},
-          h("input", { type: "checkbox", id, name: "space", value: space.space }),
-          h(
-            "label",
-            { for: id },
-            h("span", { class: "space-name" }, spaceName(space)),
-            h("span", { class: "space-meta" }, describeSpace(space.apps.length, space.objects)),
-          ),
-        ),
-      );
-    }
-    replace(spacesEl, list);
+    listed = await admin.spaces();
+    showSpaces();
   } catch (error) {
     replace(spacesEl, h("p", { class: "error-text" }, `Cannot list your spaces: ${describeError(error)}`));
   }
 }
 
-function describeSpace(apps: number, objects: number | undefined): string {
-  const parts = [apps === 0 ? "no app has it" : apps === 1 ? "shared with 1 app" : `shared with ${apps} apps`];
-  if (objects !== undefined) parts.push(objects === 1 ? "1 object" : `${objects} objects`);
+/** Lists the spaces, checking those the requester has now or created (once both are known). */
+function showSpaces(): void {
+  if (listed === null) return;
+  const origin = requester?.origin ?? null;
+  if (listed.length === 0) {
+    replace(spacesEl, h("p", { class: "empty" }, "You have no spaces yet. The app can still create its own."));
+    return;
+  }
+  const list = h("ul", { class: "checklist" });
+  for (const space of listed) {
+    const id = `space-${space.space}`;
+    const has = origin !== null && standing?.allowed === true && standing.spaces.includes(space.space);
+    const created = origin !== null && space.created_by === origin;
+    const input = h("input", { type: "checkbox", id, name: "space", value: space.space });
+    input.checked = has || created;
+    list.appendChild(
+      h(
+        "li",
+        {},
+        input,
+        h(
+          "label",
+          { for: id },
+          h("span", { class: "space-name" }, spaceName(space)),
+          h("span", { class: "space-meta" }, describeSpace(space, origin)),
+        ),
+      ),
+    );
+  }
+  replace(spacesEl, list);
+}
+
+function describeSpace(space: VaultSpace, origin: string | null): string {
+  const others = space.apps.filter((app) => app !== origin).length;
+  const parts: string[] = [];
+  if (origin !== null && space.created_by === origin) parts.push("created by this app");
+  if (origin !== null && space.apps.includes(origin)) parts.push("this app has it");
+  parts.push(others === 0 ? "no other app has it" : others === 1 ? "shared with 1 other app" : `shared with ${others} other apps`);
+  if (space.objects !== undefined) parts.push(space.objects === 1 ? "1 object" : `${space.objects} objects`);
   return parts.join(" · ");
 }
 
 async function showStanding(admin: AdminClient, origin: string): Promise<void> {
   try {
-    const grant = (await admin.apps()).find((app) => app.origin === origin);
-    if (grant) {
-      notice(
-        grant.allowed
-          ? "You allowed this app before. Choosing again replaces that decision."
-          : "You denied this app before. Choosing again replaces that decision.",
-      );
-    }
+    standing = (await admin.apps()).find((app) => app.origin === origin) ?? null;
   } catch {
-    // Only a hint.
+    standing = null;
   }
+  showSpaces();
+  if (!standing) return;
+  if (standing.allowed) {
+    notice("You allowed this app before; what is checked is what it has now. Choosing again replaces that decision.");
+    return;
+  }
+  waitUntil = deniedUntil(origin, standing.decided_at);
+  const tick = (): void => {
+    const left = Math.ceil((waitUntil - Date.now()) / 1000);
+    if (left > 0) {
+      notice(`You denied this app ${Math.round((Date.now() - standing!.decided_at) / 1000)} s ago. It can ask again in ${left} s.`);
+      setTimeout(tick, 1000);
+    } else {
+      notice("You denied this app before. Choosing again replaces that decision.");
+    }
+    updateButtons();
+  };
+  tick();
 }
 
 function checkedSpaces(): string[] {
@@ -99,6 +220,7 @@ async function decide(allow: boolean): Promise<void> {
   notice(allow ? "Allowing…" : "Denying…");
   try {
     await client.decide(requester.origin, allow, allow ? checkedSpaces() : []);
+    if (!allow) noteDenial(requester.origin);
     requester.window.postMessage({ echo: "consent_result", allowed: allow }, requester.origin);
     notice(allow ? "Allowed. You can close this window." : "Denied. You can close this window.");
     window.close();
@@ -110,6 +232,8 @@ async function decide(allow: boolean): Promise<void> {
 }
 
 function start(): void {
+  refuseFraming();
+  watchPresence();
   const opener = window.opener as Window | null;
   if (!opener) {
     originEl.textContent = "No app";
@@ -126,7 +250,11 @@ function start(): void {
     const message = data as { echo?: unknown; app_name?: unknown };
     if (message.echo !== "consent_request") return;
     if (!event.origin || event.origin === "null") {
-      notice("The requesting page has no origin the vault can remember.", "error");
+      originEl.textContent = "An app without an address";
+      notice(
+        "This app runs in a sandboxed frame that has no address of its own (its origin is “null”), so the vault cannot tell which site it is and cannot give it access. Its developer must load it without the sandbox (or with allow-same-origin). You can close this window.",
+        "error",
+      );
       return;
     }
     requester = { origin: event.origin, window: opener };
@@ -137,6 +265,7 @@ function start(): void {
       appNameEl.hidden = false;
     }
     if (client) void showStanding(client, event.origin);
+    showSpaces();
     updateButtons();
   });
 

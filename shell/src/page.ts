@@ -24,6 +24,7 @@ export function openAdmin(
   onStatus: (status: EngineStatus) => void,
   options: { net?: boolean } = {},
 ): AdminSession {
+  refuseFraming();
   registerServiceWorker();
   const scope = globalScope();
   const link = joinEngine(scope);
@@ -38,6 +39,21 @@ export function openAdmin(
   });
   onClient(current);
   return { link, client: () => current };
+}
+
+/**
+ * A vault page other than the shell runs only at the top: framed by another
+ * site it could be clickjacked, and would run a second, empty vault in that
+ * site's storage partition. The server forbids framing (frame-ancestors
+ * 'none'); this holds where a browser or a proxy does not.
+ */
+export function refuseFraming(): void {
+  if (window.top === window) return;
+  document.body.replaceChildren();
+  const p = document.createElement("p");
+  p.textContent = "This page of your vault cannot be shown inside another site. Open it in a tab of its own.";
+  document.body.appendChild(p);
+  throw new Error("echo: a vault page framed by another page refuses to run");
 }
 
 function attach(link: EngineLink): AdminClient {

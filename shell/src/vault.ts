@@ -160,7 +160,16 @@ if (embedded) {
     }
     const origin = event.origin;
     if (!origin || origin === "null") {
-      console.warn("echo: refusing a connect from an opaque origin");
+      // A sandboxed frame (or a data: URL) has no origin the user could allow: a typed refusal at once, not
+      // a connect timeout. It can only be addressed with "*"; the message carries nothing secret.
+      const error = rpcError(
+        "rpc.not_authorized",
+        'This page has no origin of its own (it runs in a sandboxed frame, origin "null"), so the vault cannot tell which site it is and cannot serve it. Load the app without the sandbox, or with allow-same-origin.',
+      );
+      (event.source as Window).postMessage(
+        { echo: "refused", state: "not_authorized", error: { ...error, details: { reason: "opaque_origin" } } },
+        "*",
+      );
       return;
     }
     const target = event.source as Window;

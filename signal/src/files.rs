@@ -204,6 +204,11 @@ async fn file_response(
         if let Some(coop) = policy.coop_for(page_path) {
             headers.insert("cross-origin-opener-policy", coop.clone());
         }
+        // The site's headers (server.rs) keep these.
+        if let Some((csp, frame_options)) = policy.unframable(file_name) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+            headers.insert(header::X_FRAME_OPTIONS, frame_options);
+        }
     }
     if none_match(request, &etag) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();

@@ -3,10 +3,10 @@
 //!
 //! | header | vault site | app site |
 //! |---|---|---|
-//! | `Content-Security-Policy` | [`Policy::vault`] | [`Policy::app`] |
+//! | `Content-Security-Policy` | [`Policy::vault`]; its pages other than `/vault.html` with `frame-ancestors 'none'` | [`Policy::app`] |
 //! | `Cross-Origin-Opener-Policy` (HTML only) | `same-origin-allow-popups`, none on opener pages | none |
 //! | `Cross-Origin-Resource-Policy` | `same-origin` | `same-origin` |
-//! | `X-Frame-Options` | none (any app may embed the vault) | `SAMEORIGIN` |
+//! | `X-Frame-Options` | none on `/vault.html` (any app may embed it), `DENY` on its other pages | `SAMEORIGIN` |
 //! | `X-Content-Type-Options` | `nosniff` | `nosniff` |
 //! | `Referrer-Policy` | `no-referrer` | `no-referrer` |
 
@@ -52,6 +52,12 @@ pub struct Policy {
     pub opener_pages: HashSet<String>,
     /// `X-Frame-Options` (`None`: not sent).
     pub frame_options: Option<HeaderValue>,
+    /// HTML files (by name) that other sites may embed: the vault's shell
+    /// (`vault.html`). Every other page of a site with such a list gets
+    /// [`unframable_csp`](Self::unframable_csp) and `X-Frame-Options: DENY`.
+    pub framable: HashSet<String>,
+    /// The CSP of a page no other site may embed (`frame-ancestors 'none'`).
+    pub unframable_csp: HeaderValue,
 }
 
 /// The CSP directives both sites share. `'wasm-unsafe-eval'` lets pages and
@@ -68,6 +74,11 @@ impl Policy {
     ///   only what the user granted it in a top-level consent popup (which an
     ///   embedding page cannot clickjack). A deployment for known apps passes a
     ///   list of origins instead.
+    /// - Only the shell (`vault.html`) is framable. Every other vault page —
+    ///   the consent popup, the manage and invite pages — gets
+    ///   `frame-ancestors 'none'`: framed by another site, a page would be
+    ///   clickjackable, and (its storage partitioned by that site) would
+    ///   start a second, empty vault.
     /// - `connect-src 'self' ws: wss:`: the signaling server may live on another
     ///   host than the vault (narrowed to its URL once signaling exists).
     /// - `opener_pages`: the consent popup is opened by the vault's iframe inside
@@ -84,12 +95,15 @@ impl Policy {
             frame_ancestors.join(" ")
         };
         let csp = format!("{CSP_COMMON}; connect-src 'self' ws: wss:; frame-ancestors {ancestors}");
+        let unframable = format!("{CSP_COMMON}; connect-src 'self' ws: wss:; frame-ancestors 'none'");
         Policy {
             kind: SiteKind::Vault,
             csp: header(&csp),
             coop_html: Some(HeaderValue::from_static("same-origin-allow-popups")),
             opener_pages,
             frame_options: None,
+            framable: ["vault.html".to_string()].into(),
+            unframable_csp: header(&unframable),
         }
     }
 
@@ -110,7 +124,17 @@ impl Policy {
             coop_html: None,
             opener_pages: HashSet::new(),
             frame_options: Some(HeaderValue::from_static("SAMEORIGIN")),
+            framable: HashSet::new(),
+            unframable_csp: header(&csp),
         }
+    }
+
+    /// The framing headers of the HTML file `file_name`, when they differ
+    /// from the site's: a vault page other than the shell may be framed by
+    /// no one (CSP and `X-Frame-Options`).
+    pub fn unframable(&self, file_name: &str) -> Option<(HeaderValue, HeaderValue)> {
+        (self.kind == SiteKind::Vault && is_html(file_name) && !self.framable.contains(file_name))
+            .then(|| (self.unframable_csp.clone(), HeaderValue::from_static("DENY")))
     }
 
     /// The COOP an HTML page at `path` (as requested, e.g. `/consent.html`) gets.
@@ -254,6 +278,14 @@ mod tests {
         let vault = Policy::vault(&[], ["/consent.html".to_string()].into());
         let csp = vault.csp.to_str().unwrap();
         assert!(csp.contains("frame-ancestors *"), "{csp}");
+        // Only the shell is framable.
+        assert!(vault.unframable("vault.html").is_none());
+        for page in ["consent.html", "manage.html", "invite.html", "index.html"] {
+            let (csp, xfo) = vault.unframable(page).expect(page);
+            assert!(csp.to_str().unwrap().ends_with("frame-ancestors 'none'"));
+            assert_eq!(xfo, "DENY");
+        }
+        assert!(vault.unframable("engine-worker.js").is_none());
         assert!(
             csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
             "{csp}"

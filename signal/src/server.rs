@@ -353,7 +353,10 @@ async fn healthz() -> Response {
 async fn site_headers(State(site): State<Arc<Site>>, mut response: Response) -> Response {
     let policy = &site.policy;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, policy.csp.clone());
+    // A page may have set its own (files.rs: vault pages no site may frame).
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.csp.clone());
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -367,7 +370,9 @@ async fn site_headers(State(site): State<Arc<Site>>, mut response: Response) -> 
         HeaderValue::from_static("same-origin"),
     );
     if let Some(frame_options) = &policy.frame_options {
-        headers.insert(header::X_FRAME_OPTIONS, frame_options.clone());
+        if !headers.contains_key(header::X_FRAME_OPTIONS) {
+            headers.insert(header::X_FRAME_OPTIONS, frame_options.clone());
+        }
     }
     response
 }

@@ -68,6 +68,9 @@ async fn start() -> Running {
 
 const VAULT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; connect-src 'self' ws: wss:; frame-ancestors *";
+/// The vault's pages other than the shell: no site may frame them.
+const VAULT_PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'";
 
 fn app_csp(vault_port: u16) -> String {
     format!(
@@ -78,15 +81,12 @@ fn app_csp(vault_port: u16) -> String {
 }
 
 /// The headers every response of the site carries, whatever its status.
-fn assert_site_headers(reply: &common::Reply, csp: &str, app: bool) {
+fn assert_site_headers(reply: &common::Reply, csp: &str, frame_options: &str) {
     assert_eq!(reply.header("content-security-policy"), csp);
     assert_eq!(reply.header("x-content-type-options"), "nosniff");
     assert_eq!(reply.header("referrer-policy"), "no-referrer");
     assert_eq!(reply.header("cross-origin-resource-policy"), "same-origin");
-    assert_eq!(
-        reply.header("x-frame-options"),
-        if app { "SAMEORIGIN" } else { "" }
-    );
+    assert_eq!(reply.header("x-frame-options"), frame_options);
 }
 
 #[tokio::test]
@@ -95,7 +95,12 @@ async fn vault_pages_have_the_vault_headers() {
     for path in ["/", "/index.html", "/vault.html", "/sub/"] {
         let r = get(s.vault, path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
-        assert_site_headers(&r, VAULT_CSP, false);
+        // Only the shell may be framed by other sites.
+        if path == "/vault.html" {
+            assert_site_headers(&r, VAULT_CSP, "");
+        } else {
+            assert_site_headers(&r, VAULT_PAGE_CSP, "DENY");
+        }
         assert_eq!(
             r.header("cross-origin-opener-policy"),
             "same-origin-allow-popups",
@@ -113,11 +118,11 @@ async fn vault_pages_have_the_vault_headers() {
     // The consent popup keeps its opener: no COOP.
     let r = get(s.vault, "/consent.html").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_site_headers(&r, VAULT_CSP, false);
+    assert_site_headers(&r, VAULT_PAGE_CSP, "DENY");
     assert_eq!(r.header("cross-origin-opener-policy"), "");
     // COOP is for documents only.
     let r = get(s.vault, "/app.js").await;
-    assert_site_headers(&r, VAULT_CSP, false);
+    assert_site_headers(&r, VAULT_CSP, "");
     assert_eq!(r.header("cross-origin-opener-policy"), "");
     s.stop().await.unwrap();
 }
@@ -128,7 +133,7 @@ async fn app_pages_have_the_app_headers() {
     let csp = app_csp(s.vault.port());
     for path in ["/", "/app.js", "/healthz", "/missing"] {
         let r = get(s.app, path).await;
-        assert_site_headers(&r, &csp, true);
+        assert_site_headers(&r, &csp, "SAMEORIGIN");
         assert_eq!(r.header("cross-origin-opener-policy"), "", "{path}");
     }
     let r = get(s.app, "/").await;
@@ -171,7 +176,7 @@ async fn errors_and_health_carry_the_site_headers() {
     ] {
         let r = request(s.vault, method.clone(), path, &[]).await;
         assert_eq!(r.status, status, "{method} {path}");
-        assert_site_headers(&r, VAULT_CSP, false);
+        assert_site_headers(&r, VAULT_CSP, "");
     }
     s.stop().await.unwrap();
 }
@@ -248,7 +253,11 @@ async fn etag_and_if_none_match() {
             assert!(r.body.is_empty());
             assert_eq!(r.header("etag"), etag);
             assert_eq!(r.header("cache-control"), first.header("cache-control"));
-            assert_site_headers(&r, VAULT_CSP, false);
+            if path == "/" {
+                assert_site_headers(&r, VAULT_PAGE_CSP, "DENY");
+            } else {
+                assert_site_headers(&r, VAULT_CSP, "");
+            }
         }
         let r = request(
             s.vault,

@@ -250,7 +250,7 @@ pub struct AppGrant {
     pub origin: String,
     /// `true`: allowed; `false`: denied.
     pub allowed: bool,
-    /// The spaces it may see (granted in the popup, or created by it).
+    /// The spaces it may use: those the user checked, and those it created since.
     pub spaces: Vec<String>,
     /// Open connections of this origin now.
     pub connections: u32,
