@@ -130,7 +130,7 @@ test("forged origin fields (connect, hello, request) and a forged control messag
   assert.deepEqual(await snapshot(), before);
 });
 
-test("malformed JSON, wrong types, unknown methods, too deep, too large: typed errors, connection usable", async () => {
+test("malformed JSON, wrong types, unknown methods, too deep, too large: typed errors; usable until the oversized one", async () => {
   const before = await snapshot();
   const { welcome, out } = await onRaw(a, async (conn, { S }) => {
     const r = {};
@@ -146,9 +146,12 @@ test("malformed JSON, wrong types, unknown methods, too deep, too large: typed e
     let f = "all";
     for (let i = 0; i < 100; i++) f = { not: f };
     r.deepFilter = await conn.exchange({ request: { id: 10, method: { "query.run": { space: S, query: { filter: f } } } } }, 10);
-    const big = "x".repeat(4 * 1024 * 1024 + 16);
-    r.tooLarge = await conn.exchange(JSON.stringify({ request: { id: 11, method: { "object.create": { space: S, type: "item", fields: { big: { string: big } } } } } }), 11, { timeoutMs: 20000 });
     r.ping = await conn.call(12, { ping: {} });
+    // Over the size limit: its typed answer, then the connection ends (core/src/vault/guard.rs).
+    const big = "x".repeat(4 * 1024 * 1024 + 16);
+    const from = conn.messages.length;
+    r.tooLarge = await conn.exchange(JSON.stringify({ request: { id: 11, method: { "object.create": { space: S, type: "item", fields: { big: { string: big } } } } } }), 11, { timeoutMs: 20000 });
+    r.closed = await conn.waitFor(from, (m) => m?.refused !== undefined);
     return r;
   }, { S });
   assert.equal(welcome?.welcome?.vault?.consent, "granted");
@@ -165,7 +168,8 @@ test("malformed JSON, wrong types, unknown methods, too deep, too large: typed e
   assert.equal(errOf(out.unknown).details?.method, "object.explode");
   assert.equal(errOf(out.tooLarge).details?.limit, "4194304");
   assert.equal(errOf(out.deepFilter).details?.limit, "72");
-  assert.deepEqual(out.ping, { Ok: { done: {} } }, "the connection still answers");
+  assert.deepEqual(out.ping, { Ok: { done: {} } }, "the connection still answers after the bad messages");
+  assert.equal(out.closed?.refused?.error?.code, "rpc.too_large", `closed after the oversized message: ${JSON.stringify(out.closed)}`);
   assert.deepEqual(await snapshot(), before, "nothing was written");
 });
 

@@ -12,19 +12,21 @@ declare const __ECHO_WASM_JS__: string | null;
 declare const __ECHO_WASM_BG__: string | null;
 
 interface VaultEngine {
-  attach_app(port: MessagePort, origin: string): void;
-  attach_admin(port: MessagePort): void;
+  attach_app(port: MessagePort, origin: string): number;
+  attach_admin(port: MessagePort): number;
   attach_net(port: MessagePort): void;
+  detach(conn: number): void;
+  connections(): number;
 }
 
 interface EchoVaultModule {
-  default(input?: { module_or_path: URL | string }): Promise<unknown>;
+  default(input?: { module_or_path: URL | string }): Promise<{ memory?: WebAssembly.Memory }>;
   VaultEngine: { start(): Promise<VaultEngine> };
 }
 
 type Attach =
-  | { kind: "app"; origin: string; port: MessagePort }
-  | { kind: "admin"; port: MessagePort }
+  | { kind: "app"; origin: string; port: MessagePort; lifeline: string | null }
+  | { kind: "admin"; port: MessagePort; lifeline: string | null }
   | { kind: "net"; port: MessagePort };
 
 type EngineStatus =
@@ -37,6 +39,8 @@ const START_TIMEOUT_MS = 8_000;
 
 let status: EngineStatus | null = null;
 let engine: VaultEngine | null = null;
+/** The engine's linear memory (it only grows: its size is the engine's peak). */
+let wasmMemory: WebAssembly.Memory | null = null;
 const queued: Attach[] = [];
 const controls: Array<(message: EngineStatus) => void> = [];
 
@@ -56,7 +60,7 @@ async function loadEngine(): Promise<VaultEngine> {
   const jsUrl = new URL(__ECHO_WASM_JS__, import.meta.url).href;
   const wasmUrl = new URL(__ECHO_WASM_BG__, import.meta.url);
   const wasm = (await import(jsUrl)) as EchoVaultModule;
-  await wasm.default({ module_or_path: wasmUrl });
+  wasmMemory = (await wasm.default({ module_or_path: wasmUrl })).memory ?? null;
   return await wasm.VaultEngine.start();
 }
 
@@ -130,12 +134,46 @@ function setStatus(next: EngineStatus): void {
   for (const attach of pending) deliver(attach);
 }
 
+/** Connections per lifeline lock (see `watchLifeline`). */
+const lifelines = new Map<string, number[]>();
+
+/**
+ * Drops `conn` once the page that attached it is gone: that page holds the Web Lock `lifeline` for its life
+ * (shell/src/engine.ts), so this request is granted only when the page closed, reloaded or its frame was
+ * removed. A MessagePort's `close` event does not fire reliably, so this is how a closed tab's connections end.
+ */
+function watchLifeline(lifeline: string, conn: number): void {
+  const known = lifelines.get(lifeline);
+  if (known) {
+    known.push(conn);
+    return;
+  }
+  const conns = [conn];
+  lifelines.set(lifeline, conns);
+  const locks = self.navigator.locks as LockManager | undefined;
+  if (!locks) return;
+  locks
+    .request(lifeline, () => {
+      lifelines.delete(lifeline);
+      for (const c of conns) engine?.detach(c);
+    })
+    .catch(() => lifelines.delete(lifeline));
+}
+
+/** A lifeline name a vault page made (`echo-page-<uuid>`), or null. */
+function lifelineOf(value: unknown): string | null {
+  return typeof value === "string" && /^echo-page-[0-9a-f-]{36}$/.test(value) ? value : null;
+}
+
 function deliver(attach: Attach): void {
   if (engine) {
     try {
-      if (attach.kind === "app") engine.attach_app(attach.port, attach.origin);
-      else if (attach.kind === "admin") engine.attach_admin(attach.port);
-      else engine.attach_net(attach.port);
+      if (attach.kind === "net") {
+        engine.attach_net(attach.port);
+      } else {
+        const conn = attach.kind === "app" ? engine.attach_app(attach.port, attach.origin) : engine.attach_admin(attach.port);
+        if (attach.lifeline) watchLifeline(attach.lifeline, conn);
+      }
     } catch (error) {
       refuse(attach, toRpcError(error));
     }
@@ -174,20 +212,40 @@ function refuse(attach: Attach, error: RpcError): void {
   }
 }
 
+/** What a vault page may ask of the engine's health: its memory and connections (tests, diagnosis). */
+interface Diagnosis {
+  wasm_bytes: number | null;
+  connections: number | null;
+  status: EngineStatus["engine"] | null;
+}
+
+function diagnose(): Diagnosis {
+  let connections: number | null = null;
+  try {
+    connections = engine ? engine.connections() : null;
+  } catch {
+    // A trapped engine answers nothing.
+  }
+  return { wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null, connections, status: status?.engine ?? null };
+}
+
 /** Reads one control message; anything else is ignored. */
-function onControl(data: unknown): void {
+function onControl(data: unknown, reply: (message: unknown) => void): void {
   if (typeof data !== "object" || data === null) return;
   const message = data as {
-    attach?: { origin?: unknown; port?: unknown };
-    attach_admin?: { port?: unknown };
+    attach?: { origin?: unknown; port?: unknown; lifeline?: unknown };
+    attach_admin?: { port?: unknown; lifeline?: unknown };
     attach_net?: { port?: unknown };
+    diagnose?: unknown;
   };
-  if (message.attach) {
-    const { origin, port } = message.attach;
-    if (typeof origin === "string" && port instanceof MessagePort) deliver({ kind: "app", origin, port });
+  if (message.diagnose !== undefined) {
+    reply({ diagnosis: diagnose() });
+  } else if (message.attach) {
+    const { origin, port, lifeline } = message.attach;
+    if (typeof origin === "string" && port instanceof MessagePort) deliver({ kind: "app", origin, port, lifeline: lifelineOf(lifeline) });
   } else if (message.attach_admin) {
     const { port } = message.attach_admin;
-    if (port instanceof MessagePort) deliver({ kind: "admin", port });
+    if (port instanceof MessagePort) deliver({ kind: "admin", port, lifeline: lifelineOf(message.attach_admin.lifeline) });
   } else if (message.attach_net) {
     const { port } = message.attach_net;
     if (port instanceof MessagePort) deliver({ kind: "net", port });
@@ -209,11 +267,11 @@ if ("onconnect" in scope) {
   scope.onconnect = (event: MessageEvent) => {
     const port = event.ports[0];
     if (!port) return;
-    port.onmessage = (message: MessageEvent) => onControl(message.data);
+    port.onmessage = (message: MessageEvent) => onControl(message.data, (m) => port.postMessage(m));
     addControl((message) => port.postMessage(message));
   };
 } else {
-  scope.onmessage = (event: MessageEvent) => onControl(event.data);
+  scope.onmessage = (event: MessageEvent) => onControl(event.data, (m) => scope.postMessage(m));
   addControl((message) => scope.postMessage(message));
 }
 

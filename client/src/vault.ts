@@ -386,6 +386,14 @@ export class Vault {
 
   private start(): void {
     if (typeof document === "undefined") throw new Error("echo-client runs in a browser page");
+    const opaque = opaqueOriginError();
+    if (opaque) {
+      // No vault can serve a page without an origin: say so at once (not after the connect timeout).
+      this.errorValue = opaque;
+      this.calls.refuse(opaque);
+      queueMicrotask(() => this.setState("not_authorized"));
+      return;
+    }
     this.createIframe();
   }
 
@@ -902,6 +910,8 @@ export class Vault {
    * `connected`.
    */
   requestAccess(options: RequestAccessOptions = {}): Promise<AccessResult> {
+    const opaque = opaqueOriginError();
+    if (opaque) return Promise.reject(opaque);
     if (this.consentPopup) {
       this.popupWindow?.focus();
       return this.consentPopup;
@@ -1196,6 +1206,21 @@ export class SpaceAt {
 }
 
 /** Connects to the vault at `vaultUrl`: returns at once (state `connecting`); calls wait for the connection. */
+/**
+ * A page whose origin is opaque (`"null"`: a sandboxed frame without
+ * allow-same-origin, a data: URL) cannot be told apart from any other such
+ * page: the vault can grant it nothing, and its own vault frame would be
+ * sandboxed too. The error apps get for it, or null.
+ */
+function opaqueOriginError(): EchoError | null {
+  if (typeof self === "undefined" || self.origin !== "null") return null;
+  return new EchoError(
+    "rpc.not_authorized",
+    'this page has no origin of its own (it runs in a sandboxed frame, origin "null"), so the vault cannot tell which site it is and cannot serve it; load the app without the sandbox, or with allow-same-origin',
+    { reason: "opaque_origin" },
+  );
+}
+
 export function connect(options: ConnectOptions): Vault {
   return new Vault(options);
 }

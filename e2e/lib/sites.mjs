@@ -3,11 +3,12 @@
 //   demo    http://app.localhost:D     the demo app, built per run for vault V                — same echo-signal
 //   probeA  http://app.localhost:A     e2e/probe bundled with esbuild                         — own echo-signal
 //   probeB  http://other.localhost:B   the same probe files                                    — own echo-signal
+//   evil    http://evil.localhost:E    the same probe files, as the hostile site of e2e/13     — own echo-signal
 //
 // e2e/run.mjs starts them and passes them to the test files in E2E_SITES (JSON). A test file run on its own
 // (node --test e2e/x.test.mjs) starts its own set through the same code, stopped when the process exits.
 // E2E_VAULT_PKG: an engine build (wasm-bindgen output dir) to use instead of pkg/echo-vault.
-// Ports: E2E_VAULT_PORT / E2E_DEMO_PORT / E2E_PROBE_A_PORT / E2E_PROBE_B_PORT, else free ones.
+// Ports: E2E_VAULT_PORT / E2E_DEMO_PORT / E2E_PROBE_A_PORT / E2E_PROBE_B_PORT / E2E_EVIL_PORT, else free ones.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { cp, mkdtemp, mkdir, rm, symlink, copyFile } from "node:fs/promises";
@@ -105,7 +106,7 @@ async function waitHealthy(url, proc) {
 
 /**
  * Copies the built sites to a temp dir, builds the probe, starts the three echo-signal processes.
- * @returns {Promise<{sites: {vault: string, demo: string, probeA: string, probeB: string}, stop: () => Promise<void>}>}
+ * @returns {Promise<{sites: {vault: string, demo: string, probeA: string, probeB: string, evil: string}, stop: () => Promise<void>}>}
  */
 export async function startSites({ log = console.log } = {}) {
   buildMissing(log);
@@ -114,11 +115,13 @@ export async function startSites({ log = console.log } = {}) {
   const D = await port("E2E_DEMO_PORT");
   const A = await port("E2E_PROBE_A_PORT");
   const B = await port("E2E_PROBE_B_PORT");
+  const E = await port("E2E_EVIL_PORT");
   const sites = {
     vault: `http://vault.localhost:${V}`,
     demo: `http://app.localhost:${D}`,
     probeA: `http://app.localhost:${A}`,
     probeB: `http://other.localhost:${B}`,
+    evil: `http://evil.localhost:${E}`,
   };
   const tmp = await mkdtemp(join(tmpdir(), "echo-e2e-sites-"));
   const probeDir = join(tmp, "probe");
@@ -144,10 +147,12 @@ export async function startSites({ log = console.log } = {}) {
       "--signal-test-tamper"]);
     const pa = run(["--app-dir", probeDir, "--app-addr", `127.0.0.1:${A}`, "--vault-origin", sites.vault]);
     const pb = run(["--app-dir", probeDir, "--app-addr", `127.0.0.1:${B}`, "--vault-origin", sites.vault]);
+    const pe = run(["--app-dir", probeDir, "--app-addr", `127.0.0.1:${E}`, "--vault-origin", sites.vault]);
     await waitHealthy(`http://127.0.0.1:${V}/healthz`, main);
     await waitHealthy(`http://127.0.0.1:${D}/healthz`, main);
     await waitHealthy(`http://127.0.0.1:${A}/healthz`, pa);
     await waitHealthy(`http://127.0.0.1:${B}/healthz`, pb);
+    await waitHealthy(`http://127.0.0.1:${E}/healthz`, pe);
   } catch (e) {
     await stop();
     throw e;

@@ -164,6 +164,48 @@ const probe = {
     return conn;
   },
 
+  /** Ports opened by `many`, with the messages each received (JSON-parsed, frames unpacked). */
+  held: [] as Array<{ port: MessagePort; messages: unknown[] }>,
+
+  /**
+   * `n` connections through one shell iframe (one `connect` each, answered with a port), each greeted with a
+   * hello unless `hello` is false; kept in `held`. Resolves with how many ports came.
+   */
+  async many(n: number, hello = true, timeoutMs = 60_000): Promise<number> {
+    const frame = rawFrame().frame;
+    await new Promise<void>((resolve) => frame.addEventListener("load", () => resolve(), { once: true }));
+    let got = 0;
+    const all = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      addEventListener("message", (event: MessageEvent) => {
+        if (event.source !== frame.contentWindow || (event.data as { echo?: string })?.echo !== "connected") return;
+        const port = event.ports[0];
+        if (!port) return;
+        const entry = { port, messages: [] as unknown[] };
+        port.onmessage = (m) => {
+          const data = typeof m.data === "string" ? JSON.parse(m.data) : m.data;
+          if (Array.isArray(data)) entry.messages.push(...data);
+          else entry.messages.push(data);
+        };
+        probe.held.push(entry);
+        if (hello) port.postMessage(JSON.stringify({ hello: { versions: [1], client: "echo-e2e many" } }));
+        if (++got === n) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    for (let i = 0; i < n; i++) frame.contentWindow!.postMessage({ echo: "connect" }, VAULT_ORIGIN);
+    await all;
+    return got;
+  },
+
+  /** Closes every held port. */
+  dropHeld(): void {
+    for (const { port } of probe.held) port.close();
+    probe.held = [];
+  },
+
   /** Writes `n` objects of `type` one by one, each awaited; acknowledged ids go to `acked` and the console. */
   async writeMany(space: string, type: string, n: number, start = 0, early = false): Promise<number> {
     const s = probe.vault!.space(space);

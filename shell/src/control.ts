@@ -5,9 +5,12 @@ import type { RpcError } from "../../client/src/protocol";
 
 /** Page → engine on the control port. */
 export type ControlMessage =
-  | { attach: { origin: string; port: MessagePort } }
-  | { attach_admin: { port: MessagePort } }
-  | { attach_net: { port: MessagePort } };
+  // lifeline: a Web Lock the attaching page holds for its life; once the engine gets it, the page is gone.
+  | { attach: { origin: string; port: MessagePort; lifeline?: string } }
+  | { attach_admin: { port: MessagePort; lifeline?: string } }
+  | { attach_net: { port: MessagePort } }
+  // Answered with {diagnosis: {wasm_bytes, connections, status}} (tests, diagnosis).
+  | { diagnose: Record<string, never> };
 
 /**
  * Engine → page on the control port. `crashed`: the engine trapped (a panic,

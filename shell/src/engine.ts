@@ -47,7 +47,7 @@ export function joinEngine(scope: StorageScope): EngineLink {
 function joinWorker(scope: StorageScope): EngineLink {
   if (scope.sharedWorker) {
     try {
-      return new SharedLink(scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }));
+      return new SharedLink(scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }), holdLifeline(scope.locks));
     } catch (error) {
       console.warn("echo: SharedWorker failed, using a dedicated worker", error);
     }
@@ -128,12 +128,39 @@ function asStatus(data: unknown): EngineStatus | null {
   return null;
 }
 
+/**
+ * A Web Lock this page holds for its whole life, named for it alone: the engine asks for the same lock for
+ * the connections this page attached, and is granted it only once the page is gone (closed, reloaded,
+ * its iframe removed) — then it drops them. A MessagePort's own `close` event does not fire reliably (not
+ * at all in some browsers and versions), so without this a closed tab's connections would linger until they
+ * expire idle. Resolves with the lock's name once held (null without Web Locks).
+ */
+function holdLifeline(locks: LockManager | null): Promise<string | null> {
+  if (!locks) return Promise.resolve(null);
+  const name = `echo-page-${crypto.randomUUID()}`;
+  return new Promise((resolve) => {
+    locks
+      .request(name, () => {
+        resolve(name);
+        // Held until the page goes away.
+        return new Promise<never>(() => {});
+      })
+      .catch((error: unknown) => {
+        console.warn("echo: no lifeline lock for this page's connections", error);
+        resolve(null);
+      });
+  });
+}
+
 class SharedLink extends BaseLink implements EngineLink {
   readonly kind = "shared";
   private readonly port: MessagePort;
+  /** This page's lifeline lock, once held (connections are attached after it is). */
+  private readonly lifeline: Promise<string | null>;
 
-  constructor(worker: SharedWorker) {
+  constructor(worker: SharedWorker, lifeline: Promise<string | null>) {
     super();
+    this.lifeline = lifeline;
     this.port = worker.port;
     this.port.onmessage = (event) => {
       const status = asStatus(event.data);
@@ -148,13 +175,17 @@ class SharedLink extends BaseLink implements EngineLink {
   }
 
   attachApp(origin: string, port: MessagePort): void {
-    const message: ControlMessage = { attach: { origin, port } };
-    this.port.postMessage(message, [port]);
+    void this.lifeline.then((lifeline) => {
+      const message: ControlMessage = { attach: { origin, port, ...(lifeline ? { lifeline } : {}) } };
+      this.port.postMessage(message, [port]);
+    });
   }
 
   attachAdmin(port: MessagePort): void {
-    const message: ControlMessage = { attach_admin: { port } };
-    this.port.postMessage(message, [port]);
+    void this.lifeline.then((lifeline) => {
+      const message: ControlMessage = { attach_admin: { port, ...(lifeline ? { lifeline } : {}) } };
+      this.port.postMessage(message, [port]);
+    });
   }
 
   attachNet(port: MessagePort): boolean {

@@ -207,6 +207,25 @@ fn repeated_undecodable_messages_end_the_connection() {
 }
 
 #[test]
+fn a_message_over_the_limits_is_answered_then_ends_the_connection() {
+    let mut n = node();
+    allow(&mut n, APP, vec![]);
+    let app = n.connect_app(T, APP);
+    message(
+        &mut n,
+        T,
+        app,
+        Err(Undecodable {
+            id: Some(7),
+            error: RpcError::too_large("the message (bytes)", 5 << 20, 4 << 20),
+        }),
+    );
+    assert!(matches!(n.answer(app, 7), Some(Err(e)) if e.code == "rpc.too_large"));
+    assert_eq!(refusal(&n, app).as_deref(), Some("rpc.too_large"));
+    assert!(n.closed.contains(&app));
+}
+
+#[test]
 fn connections_are_capped_per_origin_closing_the_quietest() {
     let mut n = node();
     allow(&mut n, APP, vec![]);

@@ -169,18 +169,36 @@ impl VaultEngine {
     }
 
     /// A new app connection on `port`, tagged with the origin the shell
-    /// checked.
-    pub fn attach_app(&self, port: MessagePort, origin: String) {
+    /// checked; its number (for [`detach`](Self::detach)).
+    pub fn attach_app(&self, port: MessagePort, origin: String) -> f64 {
         let conn = self.new_conn();
         self.attach(conn, port, false);
         enqueue(&self.state, Input::AppConnected { conn, origin });
+        conn.0 as f64
     }
 
-    /// A management connection of a top-level vault page on `port`.
-    pub fn attach_admin(&self, port: MessagePort) {
+    /// A management connection of a top-level vault page on `port`; its
+    /// number (for [`detach`](Self::detach)).
+    pub fn attach_admin(&self, port: MessagePort) -> f64 {
         let conn = self.new_conn();
         self.attach(conn, port, true);
         enqueue(&self.state, Input::AdminConnected { conn });
+        conn.0 as f64
+    }
+
+    /// The page that attached connection `conn` is gone (the worker learnt
+    /// it from the page's lifeline lock): as if its port had closed.
+    pub fn detach(&self, conn: f64) {
+        let conn = ConnId(conn as u64);
+        let port = {
+            let mut s = self.state.borrow_mut();
+            s.apps.remove(conn);
+            s.ports.remove(&conn)
+        };
+        if let Some(port) = port {
+            port.port.close();
+            enqueue(&self.state, Input::Disconnected { conn });
+        }
     }
 
     /// The port of the vault page that drives WebRTC for the engine (the

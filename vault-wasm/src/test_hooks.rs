@@ -15,7 +15,7 @@
 
 use echo_core::data::SpaceId;
 use echo_core::model::{Value, WriteBatch};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::engine::{pump, Shared};
 
@@ -37,6 +37,14 @@ struct Panic {
 
 /// Handles the hook's message; `false` for anything else.
 pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
+    // The hooks' messages are small: anything longer is not looked at (and
+    // not copied into wasm memory, which the oversized-message test checks).
+    let small = data
+        .dyn_ref::<js_sys::JsString>()
+        .is_some_and(|s| s.length() <= 4_096);
+    if !small {
+        return false;
+    }
     let Some(text) = data.as_string() else {
         return false;
     };

@@ -11,7 +11,9 @@
 //!   [`CHATTER_PER_SECOND`] a second after that (its heartbeat needs one
 //!   every five seconds); more closes the connection (`rpc.rate_limited`).
 //! - **Few undecodable messages**: [`STRIKE_BURST`] at once and one per
-//!   [`STRIKE_EVERY_MS`] after that; more closes the connection.
+//!   [`STRIKE_EVERY_MS`] after that; more closes the connection. A message
+//!   over the size limit, or a frame over the message cap, closes it at
+//!   once (after its typed answer): the SDK never sends one.
 //! - **Connections per origin**: at most [`MAX_CONNS_PER_ORIGIN`] per
 //!   origin and [`MAX_UNGRANTED_CONNS`] for all origins without consent
 //!   together. A new connection over a cap closes the one of that group
@@ -151,6 +153,13 @@ impl Vault {
                 codes::NOT_CONNECTED,
                 "the first message on a connection must be hello; this connection is closed",
             ))
+        } else if matches!(message, Err(u) if u.error.code == codes::TOO_LARGE) {
+            // Over the size limit (or a frame over the message cap): no
+            // app of ours sends one (the SDK refuses first).
+            Some(RpcError::new(
+                codes::TOO_LARGE,
+                "a message over the vault's limits; this connection is closed",
+            ))
         } else if c.hello_seen && is_hello {
             Some(RpcError::new(
                 codes::NOT_CONNECTED,
@@ -176,6 +185,12 @@ impl Vault {
         c.hello_seen |= is_hello;
         match broken {
             Some(error) => {
+                // An oversized call still gets its typed answer first.
+                if let Err(u) = message {
+                    if u.error.code == codes::TOO_LARGE {
+                        self.send(conn, u.clone().into_message());
+                    }
+                }
                 self.shut(conn, error);
                 false
             }
