@@ -95,7 +95,8 @@ impl Policy {
             frame_ancestors.join(" ")
         };
         let csp = format!("{CSP_COMMON}; connect-src 'self' ws: wss:; frame-ancestors {ancestors}");
-        let unframable = format!("{CSP_COMMON}; connect-src 'self' ws: wss:; frame-ancestors 'none'");
+        let unframable =
+            format!("{CSP_COMMON}; connect-src 'self' ws: wss:; frame-ancestors 'none'");
         Policy {
             kind: SiteKind::Vault,
             csp: header(&csp),
@@ -134,7 +135,12 @@ impl Policy {
     /// no one (CSP and `X-Frame-Options`).
     pub fn unframable(&self, file_name: &str) -> Option<(HeaderValue, HeaderValue)> {
         (self.kind == SiteKind::Vault && is_html(file_name) && !self.framable.contains(file_name))
-            .then(|| (self.unframable_csp.clone(), HeaderValue::from_static("DENY")))
+            .then(|| {
+                (
+                    self.unframable_csp.clone(),
+                    HeaderValue::from_static("DENY"),
+                )
+            })
     }
 
     /// The COOP an HTML page at `path` (as requested, e.g. `/consent.html`) gets.
