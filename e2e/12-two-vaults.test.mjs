@@ -427,7 +427,9 @@ if (!inLoopbackNamespace()) {
 
     // A's manage page: B's role → reader.
     await leadA.reload();
-    const bId = await b.evaluate(async () => (await window.probe.vault.identity()).identity_key);
+    // B's identity key, as B's own manage page shows it (apps only get a pseudonym: docs/privacy.md).
+    await leadB.waitForSelector("#identity code.key", { timeout: 10000 });
+    const bId = (await leadB.locator("#identity code.key").first().textContent()).trim();
     const select = leadA.locator(`[data-space="${space}"] [data-member="${bId}"] select`);
     await select.waitFor({ timeout: 10000 });
     await select.selectOption("reader");

@@ -85,7 +85,7 @@ export {
   type Order,
   type Mutation,
   type Heads,
-  type IdentityInfo,
+  type AppIdentity,
   type SpaceInfo,
   type SpaceStatus,
   type Role,

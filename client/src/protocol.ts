@@ -83,7 +83,7 @@ id?: string, type: string, fields?: { [key in string]: Value }, } } | { "object.
  * A successful call's result, externally tagged by kind (see each
  * [`Request`] variant for which one it gets).
  */
-export type Response = { "done": Record<symbol, never> } | { "identity": IdentityInfo } | { "space": SpaceInfo } | { "spaces": { spaces: Array<SpaceInfo>, } } | { "properties": { properties: { [key in string]: Value }, } } | { "heads": { heads: Heads, } } | { "written": { created: Array<string>, } } | { "objects": { objects: Array<ObjectState | null>, } } | { "result": { ids: Array<string>, objects?: Array<ObjectState>, } } | { "subscribed": { subscription: number, ids: Array<string>, objects?: Array<ObjectState>, } } | { "text": { text: string, } } | { "space_status": SpaceStatus };
+export type Response = { "done": Record<symbol, never> } | { "identity": AppIdentity } | { "space": SpaceInfo } | { "spaces": { spaces: Array<SpaceInfo>, } } | { "properties": { properties: { [key in string]: Value }, } } | { "heads": { heads: Heads, } } | { "written": { created: Array<string>, } } | { "objects": { objects: Array<ObjectState | null>, } } | { "result": { ids: Array<string>, objects?: Array<ObjectState>, } } | { "subscribed": { subscription: number, ids: Array<string>, objects?: Array<ObjectState>, } } | { "text": { text: string, } } | { "space_status": SpaceStatus };
 
 /**
  * Something the vault pushes without being asked, externally tagged.
@@ -101,7 +101,22 @@ export type Event = { "query_diff": { added: Array<string>, removed: Array<strin
 export type RpcError = { code: string, message: string, details?: { [key in string]: string }, };
 
 /**
- * The user's identity as an app sees it: public keys only.
+ * The user as an app sees them (`identity.info`): a name for this app
+ * alone, and the display name the user chose. Apps never see the user's
+ * identity or device keys, so two sites cannot tell they serve the same
+ * person (`docs/privacy.md`).
+ */
+export type AppIdentity = { 
+/**
+ * The user's id for this app (26 base32hex characters): the same on
+ * every call of this origin, unrelated to the id any other origin
+ * gets. Today it is this vault's (device's); it will become the
+ * identity's when a person's devices are linked.
+ */
+user: string, display_name?: string, };
+
+/**
+ * The user's identity as the vault's own pages see it: public keys.
  */
 export type IdentityInfo = { 
 /**

@@ -15,7 +15,7 @@ import {
   type Consent,
   type Event as VaultEvent,
   type Heads,
-  type IdentityInfo,
+  type AppIdentity,
   type Mutation,
   type ObjectState,
   type Query,
@@ -770,8 +770,12 @@ export class Vault {
     expect(await this.request({ ping: {} }, options), "done", "ping");
   }
 
-  /** The user's identity (public keys, display name). */
-  async identity(options?: CallOptions): Promise<IdentityInfo> {
+  /**
+   * The user as this app sees them: `user`, an id for this app alone (the same every time, unrelated to the
+   * id any other site gets), and the display name the user chose. Apps never see the user's keys
+   * (docs/privacy.md).
+   */
+  async identity(options?: CallOptions): Promise<AppIdentity> {
     return expect(await this.request({ "identity.info": {} }, options), "identity", "identity.info");
   }
 

@@ -73,8 +73,8 @@ test("calls made with no connection are held, then sent on attach", async () => 
   t.attach(w.send);
   assert.equal(t.heldCount, 0);
   assert.equal(w.sent.length, 1);
-  t.handleResponse(w.sent[0].request.id, { Ok: { identity: { identity_key: "k", device_key: "d" } } });
-  assert.equal((await p).identity.identity_key, "k");
+  t.handleResponse(w.sent[0].request.id, { Ok: { identity: { user: "u" } } });
+  assert.equal((await p).identity.user, "u");
 });
 
 test("held calls time out and cancel without sending anything", async () => {

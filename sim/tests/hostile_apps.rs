@@ -351,3 +351,35 @@ fn idle_connections_expire_and_live_ones_stay() {
         Response::Done {}
     );
 }
+
+#[test]
+fn each_origin_gets_its_own_pseudonym_for_the_user_and_never_a_key() {
+    let mut n = node();
+    allow(&mut n, APP, vec![]);
+    allow(&mut n, EVIL, vec![]);
+    let user = |n: &mut Node, now: u64, origin: &str| {
+        let conn = n.connect_app(now, origin);
+        match n.call(now, conn, Request::IdentityInfo {}).unwrap() {
+            Response::Identity(id) => id,
+            other => panic!("{other:?}"),
+        }
+    };
+    let app = user(&mut n, T, APP);
+    let evil = user(&mut n, T, EVIL);
+    assert_ne!(app.user, evil.user);
+    assert_eq!(app.user.len(), 26);
+    let admin = n.connect_admin(T);
+    let echo_core::rpc::AdminResponse::Status { identity, .. } = n
+        .admin_call(T, admin, echo_core::rpc::AdminRequest::Status {})
+        .unwrap()
+    else {
+        panic!()
+    };
+    for seen in [&app.user, &evil.user] {
+        assert!(!identity.identity_key.contains(seen.as_str()));
+        assert!(!identity.device_key.contains(seen.as_str()));
+    }
+    // The same for the same origin, after a restart too.
+    n.restart(T + 1);
+    assert_eq!(user(&mut n, T + 1, APP), app);
+}

@@ -15,6 +15,10 @@ use zeroize::Zeroizing;
 
 use super::error::IdentityError;
 
+/// HKDF salt of [`DeviceKey::app_pseudonym`]: a new version would name
+/// every user anew for every app.
+const APP_PSEUDONYM_SALT: &[u8] = b"echo app pseudonym v1";
+
 /// Length of a public key in bytes.
 pub const PUBLIC_KEY_LEN: usize = 32;
 
@@ -357,6 +361,20 @@ impl DeviceKey {
         DevicePublicKey(self.signing.verifying_key().to_bytes())
     }
 
+    /// The name this device's user goes by for the app at `origin`:
+    /// 16 bytes of HKDF-SHA256 keyed by this device's secret, with the
+    /// origin as its info — the same for one origin every time, unrelated
+    /// between origins, and computable by no one without the secret (see
+    /// `docs/privacy.md`), printed like an id (26 base32hex characters).
+    pub fn app_pseudonym(&self, origin: &str) -> String {
+        let secret = Zeroizing::new(self.signing.to_bytes());
+        let kdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(APP_PSEUDONYM_SALT), &*secret);
+        let mut out = [0u8; 16];
+        // 16 bytes are far below HKDF-SHA256's limit of 8,160: never fails.
+        let _ = kdf.expand(origin.as_bytes(), &mut out);
+        BASE32HEX_NOPAD.encode(&out).to_ascii_lowercase()
+    }
+
     /// The Automerge actor id this device must use for its changes.
     pub fn actor_id(&self) -> automerge::ActorId {
         self.public_key().actor_id()
@@ -442,6 +460,24 @@ impl fmt::Debug for RecoveryPhrase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_pseudonym_is_stable_per_origin_and_unrelated_across_origins_and_devices() {
+        let device = DeviceKey::from_seed(&[7; 32]);
+        let a = device.app_pseudonym("https://a.example");
+        assert_eq!(a, device.app_pseudonym("https://a.example"));
+        assert_eq!(a.len(), 26);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b)));
+        assert_ne!(a, device.app_pseudonym("https://b.example"));
+        assert_ne!(a, device.app_pseudonym("https://a.example:8443"));
+        let other = DeviceKey::from_seed(&[8; 32]);
+        assert_ne!(a, other.app_pseudonym("https://a.example"));
+        // Nothing of the public keys shows in it.
+        let public = device.public_key().to_string();
+        assert!(!public.contains(&a[..8]));
+    }
 
     #[test]
     fn recovery_phrase_round_trips_once() {

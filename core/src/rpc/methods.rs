@@ -43,7 +43,8 @@ pub enum Request {
     /// Liveness check (the client's heartbeat) → `done`.
     #[serde(rename = "ping")]
     Ping {},
-    /// The user's identity as apps may see it → `identity`.
+    /// The user as this app may see them (`AppIdentity`: an id for this
+    /// app alone, the display name) → `identity`.
     #[serde(rename = "identity.info")]
     IdentityInfo {},
     /// A new space owned by the user, granted to the caller → `space`.
@@ -259,7 +260,25 @@ impl From<crate::identity::Role> for Role {
     }
 }
 
-/// The user's identity as an app sees it: public keys only.
+/// The user as an app sees them (`identity.info`): a name for this app
+/// alone, and the display name the user chose. Apps never see the user's
+/// identity or device keys, so two sites cannot tell they serve the same
+/// person (`docs/privacy.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
+pub struct AppIdentity {
+    /// The user's id for this app (26 base32hex characters): the same on
+    /// every call of this origin, unrelated to the id any other origin
+    /// gets. Today it is this vault's (device's); it will become the
+    /// identity's when a person's devices are linked.
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub display_name: Option<String>,
+}
+
+/// The user's identity as the vault's own pages see it: public keys.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -327,7 +346,7 @@ pub struct SpaceStatus {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Response {
     Done {},
-    Identity(IdentityInfo),
+    Identity(AppIdentity),
     Space(SpaceInfo),
     Spaces {
         spaces: Vec<SpaceInfo>,

@@ -75,7 +75,12 @@
 //!   must send a big integer as a string, never a rounded number). TS type
 //!   `Int = number | string`.
 //! - **Floats**: a number when finite, else `"NaN"`, `"Infinity"`,
-//!   `"-Infinity"` (JSON has no such numbers). A host parsing JSON text
+//!   `"-Infinity"` (JSON has no such numbers); −0.0 is `"-0"`
+//!   (`JSON.stringify(-0)` is `"0"`, so a JavaScript client that reads a
+//!   float and writes it back would otherwise lose its sign), and decoding
+//!   also takes the number `-0.0`. Ints and floats are distinct on the wire
+//!   (`{int: 2}` ≠ `{float: 2}`): a client keeps the kind it read (the SDK
+//!   reads an integral float as `FloatValue`). A host parsing JSON text
 //!   with serde_json enables its `float_roundtrip` feature: the default
 //!   parser can be one ulp off.
 //! - **Bytes**: standard base64 with padding (RFC 4648 §4), one string —
@@ -96,9 +101,18 @@
 //! | [`MAX_FRAME_MESSAGES`] | 4 096 messages per frame | the host, while cutting a frame (`rpc.too_large`, one for the frame) |
 //! | [`MAX_BATCH`] | 10 000 mutations per `object.batch` | [`check_limits`] |
 //! | [`MAX_GET_IDS`] | 1 000 ids per `object.get` | [`check_limits`] |
-//! | [`MAX_NESTING`] | 72 levels of values and filters while decoding | the decoder (`rpc.too_deep`); the model and query then apply their own caps ([`crate::data::MAX_VALUE_DEPTH`], [`crate::query::MAX_FILTER_DEPTH`]) |
+//! | [`crate::data::MAX_VALUE_DEPTH`] | 32 levels of lists / maps in a value (its deepest item at most 32 levels below the field), stored or in a filter | the model (`model.too_deep`), the query module (`query.too_deep`) |
+//! | [`crate::query::MAX_FILTER_DEPTH`] | 32 levels of `and` / `or` / `not` / `refers_to` | the query module (`query.too_deep`) |
+//! | [`MAX_NESTING`] | 72 levels of values and filters while decoding: above the two caps together, so only a message beyond them meets it | the decoder (`rpc.too_deep`), before the model's and query's own checks |
 //! | [`MAX_CLIENT_NAME`] | 128 bytes | [`check_limits`], [`answer_hello`] |
 //! | [`MAX_SUBSCRIPTIONS`] | 256 live queries per connection | the dispatcher (`rpc.too_many_subscriptions`) |
+//!
+//! Apps see these as `LIMITS` in `client/src/protocol.ts` (generated, so
+//! one source): `maxMessageBytes`, `maxFrameMessages`, `maxBatch`,
+//! `maxGetIds`, `maxValueDepth`, `maxFilterDepth`, `maxTraversalDepth`
+//! ([`crate::query::MAX_TRAVERSAL_DEPTH`]), `maxClientName`,
+//! `maxSubscriptions`. The decoder's guard is not among them: no message
+//! within the others reaches it.
 //!
 //! # Error codes
 //!
@@ -154,7 +168,9 @@ pub use envelope::{
     ConnectionState, Consent, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
 };
 pub use errors::{codes, RpcError};
-pub use methods::{Event, IdentityInfo, Request, Response, Role, SpaceInfo, SpaceStatus, METHODS};
+pub use methods::{
+    AppIdentity, Event, IdentityInfo, Request, Response, Role, SpaceInfo, SpaceStatus, METHODS,
+};
 pub use values::{
     fields_from_wire, fields_to_wire, mutation_from_wire, parse_object_id, parse_space_id,
     WireCompare, WireDirection, WireFields, WireFilter, WireFloat, WireHeads, WireInt,

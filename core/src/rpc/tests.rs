@@ -178,9 +178,8 @@ fn responses() -> Vec<Response> {
     };
     vec![
         Response::Done {},
-        Response::Identity(IdentityInfo {
-            identity_key: "a".repeat(52),
-            device_key: "b".repeat(52),
+        Response::Identity(AppIdentity {
+            user: "c".repeat(26),
             display_name: Some("Ada".into()),
         }),
         Response::Space(info.clone()),
@@ -372,6 +371,9 @@ fn wire_shapes_are_as_documented() {
             json!({"float": "-Infinity"}),
         ),
         (Value::Float(f64::NAN), json!({"float": "NaN"})),
+        (Value::Float(-0.0), json!({"float": "-0"})),
+        (Value::Float(0.0), json!({"float": 0.0})),
+        (Value::Float(2.0), json!({"float": 2.0})),
         (Value::String("s".into()), json!({"string": "s"})),
         (Value::Text("t".into()), json!({"text": "t"})),
         (Value::Bytes(vec![1, 2]), json!({"bytes": "AQI="})),
@@ -742,6 +744,104 @@ fn malformed_ids_and_payloads_fail_conversion_with_typed_errors() {
         ..query()
     };
     assert_eq!(Query::try_from(&q).unwrap_err().code, "model.invalid_id");
+}
+
+#[test]
+fn negative_zero_and_integral_floats_keep_their_kind_and_sign() {
+    // Every spelling of −0.0 decodes to −0.0; it is sent back as "-0", which
+    // JSON.stringify keeps (it writes the number -0 as "0").
+    for text in [
+        r#"{"float":"-0"}"#,
+        r#"{"float":-0.0}"#,
+        r#"{"float":-0}"#,
+    ] {
+        let wire: WireValue = serde_json::from_str(text).unwrap();
+        let Value::Float(f) = Value::try_from(&wire).unwrap() else {
+            panic!("{text}: not a float")
+        };
+        assert_eq!(f.to_bits(), (-0.0f64).to_bits(), "{text}");
+        assert_eq!(serde_json::to_string(&wire).unwrap(), r#"{"float":"-0"}"#);
+    }
+    // The JSON text a JavaScript client sends for float(2) / an integral
+    // float it read: {"float":2}, a float, never an int.
+    let wire: WireValue = serde_json::from_str(r#"{"float":2}"#).unwrap();
+    assert!(matches!(Value::try_from(&wire).unwrap(), Value::Float(f) if f == 2.0));
+    let wire: WireValue = serde_json::from_str(r#"{"int":2}"#).unwrap();
+    assert_eq!(Value::try_from(&wire).unwrap(), Value::Int(2));
+    let e = serde_json::from_str::<WireValue>(r#"{"float":"-0.0"}"#).unwrap_err();
+    assert!(e.to_string().contains("-0"), "{e}");
+    // The same through a structured clone (serde-wasm-bindgen's path).
+    let back: WireValue = serde_json::from_value(json!({"float": "-0"})).unwrap();
+    assert_eq!(back, WireValue::Float(WireFloat(-0.0)));
+}
+
+#[test]
+fn a_value_at_the_depth_limit_can_be_written_and_filtered_on_from_json_text() {
+    use crate::data::MAX_VALUE_DEPTH;
+    // The JSON text of a value whose deepest item sits MAX_VALUE_DEPTH
+    // levels below the field, as an app sends it.
+    let mut value = String::from(r#"{"float":"-0"}"#);
+    for level in 0..MAX_VALUE_DEPTH {
+        value = if level % 2 == 0 {
+            format!(r#"{{"list":[{{"int":{level}}},{value}]}}"#)
+        } else {
+            format!(r#"{{"map":{{"k":{value}}}}}"#)
+        };
+    }
+    let decode_text = |text: &str| {
+        decode_client_message(serde_json::from_str::<ClientMessage>(text), || {
+            serde_json::from_str(text).ok()
+        })
+    };
+    let create = format!(
+        r#"{{"request":{{"id":1,"method":{{"object.create":{{"space":"{}","type":"t","fields":{{"v":{value}}}}}}}}}}}"#,
+        sid()
+    );
+    let Ok(ClientMessage::Request {
+        method: Request::CreateObject { fields, .. },
+        ..
+    }) = decode_text(&create)
+    else {
+        panic!("create did not decode")
+    };
+    let stored = fields_from_wire(&fields).unwrap();
+    assert_eq!(stored["v"].depth(), MAX_VALUE_DEPTH);
+    // Within the filter cap too: and / or / not around the equality.
+    for (wrap, levels) in [("", 0), ("and", 1), ("not", 8), ("or", 16)] {
+        let mut filter = format!(r#"{{"field":{{"field":"v","op":"eq","value":{value}}}}}"#);
+        for _ in 0..levels {
+            filter = match wrap {
+                "not" => format!(r#"{{"not":{filter}}}"#),
+                _ => format!(r#"{{"{wrap}":[{filter}]}}"#),
+            };
+        }
+        for method in ["query.run", "query.subscribe"] {
+            let run = format!(
+                r#"{{"request":{{"id":2,"method":{{"{method}":{{"space":"{}","query":{{"filter":{filter}}}}}}}}}}}"#,
+                sid()
+            );
+            let query = match decode_text(&run) {
+                Ok(ClientMessage::Request {
+                    method: Request::Query { query, .. } | Request::Subscribe { query, .. },
+                    ..
+                }) => query,
+                other => panic!("{method} {wrap} {levels}: {other:?}"),
+            };
+            let query = Query::try_from(&query).unwrap();
+            let mut f = &query.filter;
+            loop {
+                f = match f {
+                    Filter::And(fs) | Filter::Or(fs) => &fs[0],
+                    Filter::Not(inner) => inner,
+                    _ => break,
+                };
+            }
+            let Filter::Field { value, .. } = f else {
+                panic!("not a field filter: {f:?}")
+            };
+            assert_eq!(value, &stored["v"]);
+        }
+    }
 }
 
 /// `{"<tag>": v}` without `json!`, which would copy `v`.

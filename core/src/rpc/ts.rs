@@ -68,7 +68,10 @@ pub(super) fn generate() -> String {
             .join(", ")
     ));
     out.push_str(&format!(
-        "/** Limits (see core/src/rpc/mod.rs). */\nexport const LIMITS = {{ maxMessageBytes: {MAX_MESSAGE_BYTES}, maxFrameMessages: {MAX_FRAME_MESSAGES}, maxBatch: {MAX_BATCH}, maxGetIds: {MAX_GET_IDS}, maxNesting: {MAX_NESTING}, maxClientName: {MAX_CLIENT_NAME}, maxSubscriptions: {MAX_SUBSCRIPTIONS} }} as const;\n\n"
+        "/**\n * The engine's limits (see core/src/rpc/mod.rs). `maxValueDepth`: levels of\n * lists / maps a value may nest (its deepest item at most this many levels\n * below the field), in a field and in a filter alike; `maxFilterDepth`:\n * levels of and / or / not / refers_to in a filter.\n */\nexport const LIMITS = {{ maxMessageBytes: {MAX_MESSAGE_BYTES}, maxFrameMessages: {MAX_FRAME_MESSAGES}, maxBatch: {MAX_BATCH}, maxGetIds: {MAX_GET_IDS}, maxValueDepth: {}, maxFilterDepth: {}, maxTraversalDepth: {}, maxClientName: {MAX_CLIENT_NAME}, maxSubscriptions: {MAX_SUBSCRIPTIONS} }} as const;\n\n",
+        crate::data::MAX_VALUE_DEPTH,
+        crate::query::MAX_FILTER_DEPTH,
+        crate::query::MAX_TRAVERSAL_DEPTH,
     ));
     for d in [
         decl::<ClientMessage>(&cfg),
@@ -81,6 +84,7 @@ pub(super) fn generate() -> String {
         decl::<Response>(&cfg),
         decl::<Event>(&cfg),
         decl::<RpcError>(&cfg),
+        decl::<AppIdentity>(&cfg),
         decl::<IdentityInfo>(&cfg),
         decl::<SpaceInfo>(&cfg),
         decl::<SpaceStatus>(&cfg),

@@ -19,8 +19,8 @@ use crate::model::{Heads, Mutation, SpaceOptions, WriteBatch};
 use crate::query::Query;
 use crate::rpc::{
     answer_hello, codes, fields_from_wire, fields_to_wire, mutation_from_wire, parse_object_id,
-    parse_space_id, ClientMessage, Consent, IdentityInfo, Request, Response, Role, RpcError,
-    SpaceInfo, StorageState, Undecodable, VaultInfo, VaultMessage, WireHeads, WireObject,
+    parse_space_id, AppIdentity, ClientMessage, Consent, IdentityInfo, Request, Response, Role,
+    RpcError, SpaceInfo, StorageState, Undecodable, VaultInfo, VaultMessage, WireHeads, WireObject,
     MAX_SUBSCRIPTIONS,
 };
 use crate::sync::Replica;
@@ -232,6 +232,16 @@ impl Vault {
         ))
     }
 
+    /// The user as the app at `origin` sees them: a pseudonym of its own,
+    /// never the identity or device keys (`docs/privacy.md`).
+    fn app_identity(&self, origin: &str) -> Result<AppIdentity, RpcError> {
+        let keys = self.keys()?;
+        Ok(AppIdentity {
+            user: keys.device.app_pseudonym(origin),
+            display_name: keys.record.display_name.clone(),
+        })
+    }
+
     /// A space as an app sees it: properties from its documents and the
     /// user's role from its control log (the space is open).
     fn space_info(&self, id: &SpaceId) -> Result<SpaceInfo, RpcError> {
@@ -328,7 +338,7 @@ impl Vault {
         }
         Ok(match method {
             Request::Ping {} => Answer::Now(Response::Done {}),
-            Request::IdentityInfo {} => Answer::Now(Response::Identity(self.identity_info()?)),
+            Request::IdentityInfo {} => Answer::Now(Response::Identity(self.app_identity(origin)?)),
             Request::CreateSpace { properties } => {
                 let properties = fields_from_wire(&properties)?;
                 let id = self.rng.space_id();
