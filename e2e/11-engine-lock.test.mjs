@@ -5,7 +5,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { openProbe, timing, waitState } from "./lib/util.mjs";
+import { readFile } from "node:fs/promises";
+import { allowInPopup, openProbe, sleep, timing, until, waitState } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -56,5 +57,58 @@ test("an engine whose lock is held elsewhere: the app gets storage_blocked (no s
   const ping = await app.evaluate(async () => window.probe.settle(window.probe.vault.ping()));
   assert.equal(ping.ok, true);
   await app.close();
+  await holder.close();
+});
+
+test("a vault that cannot start says why, and its manage page saves everything it stored to a file", async (t) => {
+  const { context } = browser;
+  // A vault with data.
+  const app = await openProbe(context, sites.probeA, { state: ["not_authorized", "connected"] });
+  if ((await app.evaluate(() => window.probe.vault.state)) !== "connected") await allowInPopup(context, app);
+  await waitState(app, "connected");
+  const { S, ids } = await app.evaluate(async () => {
+    const { vault } = window.probe;
+    const S = (await vault.spaces.create({ name: "Saved raw" })).id;
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await vault.space(S).create("item", { n: i }));
+    return { S, ids };
+  });
+  await app.close();
+  // Every page gone, the engine's worker ends; another engine takes the lock, so this vault cannot start.
+  for (const p of context.pages()) await p.close();
+  const holder = await context.newPage();
+  await holder.goto(`${sites.vault}/index.html`);
+  await until(
+    () => holder.evaluate(() => navigator.locks.query().then((q) => q.held.length === 0 && q.pending.length === 0)),
+    { timeoutMs: 10000, what: "the old engine's lock to go" },
+  );
+  await holder.evaluate(() => new Promise((held) => {
+    navigator.locks.request("echo-engine", () => {
+      held();
+      return new Promise((release) => { window.releaseEngineLock = release; });
+    });
+  }));
+  const manage = await context.newPage();
+  const t0 = Date.now();
+  await manage.goto(`${sites.vault}/manage.html`);
+  await manage.waitForSelector("#raw-export", { timeout: 15000 }).catch(async (e) => {
+    throw new Error(`${e.message}; banner: ${await manage.locator("#banner").textContent()}; hidden: ${await manage.locator("#banner").isHidden()}`);
+  });
+  timing(t, "manage page → the way out offered", Date.now() - t0);
+  assert.match(await manage.locator("#banner").textContent(), /Close other vault tabs/, "the banner says why, in words a person can act on");
+  const downloadP = manage.waitForEvent("download", { timeout: 10000 });
+  await manage.click("#raw-export");
+  const download = await downloadP;
+  const raw = JSON.parse(await readFile(await download.path(), "utf8"));
+  assert.equal(raw.format, "echo-vault-raw-1");
+  const keys = raw.entries.map((e) => e.key);
+  assert.ok(keys.some((k) => k.startsWith("vault/")), `the vault's records: ${keys.slice(0, 5)}`);
+  assert.ok(keys.some((k) => k.startsWith(`space/${S}/`)), "the space's data");
+  const bytes = raw.entries.reduce((n, e) => n + Buffer.from(e.bytes, "base64").length, 0);
+  console.log(`  [probe] vault that cannot start: the manage page saved ${raw.entries.length} entries (${bytes} bytes), space ${S} with ${ids.length} objects among them`);
+  await manage.waitForFunction(() => /Saved \d+ entries/.test(document.getElementById("raw-export-status")?.textContent ?? ""), null, { timeout: 5000 });
+  await holder.evaluate(() => window.releaseEngineLock());
+  await sleep(200);
+  await manage.close();
   await holder.close();
 });

@@ -11,6 +11,7 @@ import {
 } from "./admin-client";
 import { byId, formatBytes, h, replace } from "./dom";
 import { errorText, openAdmin, spaceName } from "./page";
+import { downloadRaw, readRawVault } from "./raw-export";
 
 const bannerEl = byId("banner");
 const identityEl = byId("identity");
@@ -367,7 +368,38 @@ openAdmin(
     void refresh();
   },
   (status) => {
-    if (status.engine === "failed") banner(`The vault cannot start: ${errorText(status.error)}`);
+    if (status.engine === "failed") {
+      banner(`The vault cannot start: ${errorText(status.error)}`);
+      offerRawExport();
+    }
   },
 );
+
+/**
+ * When the vault cannot start, the way out that loses nothing: everything it stored, read straight from its
+ * database into a file the person keeps (raw-export.ts).
+ */
+function offerRawExport(): void {
+  if (document.getElementById("raw-export")) return;
+  const status = h("span", { class: "muted", id: "raw-export-status" });
+  const button = h("button", { type: "button", id: "raw-export" }, "Download everything your vault holds");
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    status.textContent = " Reading your vault's storage…";
+    readRawVault()
+      .then((raw) => {
+        downloadRaw(raw);
+        const bytes = raw.entries.reduce((n, e) => n + (e.bytes.length * 3) / 4, 0);
+        status.textContent = ` Saved ${raw.entries.length} entries (${(bytes / 1024 / 1024).toFixed(1)} MB). Keep the file: it is everything this browser holds of your vault.`;
+      })
+      .catch((error: unknown) => {
+        status.textContent = ` Could not read it: ${error instanceof Error ? error.message : String(error)}`;
+      })
+      .finally(() => {
+        button.disabled = false;
+      });
+  });
+  // Beside the banner (whose text other failures replace), not in it.
+  bannerEl.after(h("p", { class: "notice", id: "raw-export-box" }, "Nothing is lost: you can keep a copy of everything your vault stored. ", button, status));
+}
 void renderStorage();
