@@ -47,6 +47,9 @@ pub struct Node {
     pub auto_io: bool,
     /// Errors the next writes fail with, in order.
     pub fail_writes: VecDeque<StoreError>,
+    /// A storage quota per write: a batch putting more bytes than this
+    /// fails with `QuotaExceeded` (as a browser near its quota would).
+    pub quota_bytes: Option<usize>,
     pub reads: VecDeque<(ReadId, String)>,
     pub writes: VecDeque<(WriteId, Batch)>,
     /// Everything the vault sent each app connection, in order.
@@ -75,6 +78,12 @@ pub struct Node {
 
 /// How often a simulated app pings the vault, as the SDK does.
 pub const HEARTBEAT_MS: Millis = 5_000;
+
+/// Most writes one [`Node::drain`] carries out in a row, no read between
+/// them (with storage answering at once): a turn needs a few (a
+/// grants-first write, the flush, one more for what arrived meanwhile);
+/// this many means a flush that never ends.
+pub const MAX_WRITES_PER_DRAIN: usize = 1_000;
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +123,7 @@ impl Node {
             config,
             auto_io: true,
             fail_writes: VecDeque::new(),
+            quota_bytes: None,
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             app: BTreeMap::new(),
@@ -251,7 +261,13 @@ impl Node {
     }
 
     /// Runs the host loop: takes every output and carries it out.
+    ///
+    /// Panics when the vault asks for more than [`MAX_WRITES_PER_DRAIN`]
+    /// writes in a row with no read between them: a flush that never
+    /// leaves it with nothing to write (a real host would spin on it
+    /// forever).
     pub fn drain(&mut self, now: Millis) {
+        let mut writes = 0;
         loop {
             let Some(v) = self.vault.as_mut() else {
                 return;
@@ -259,6 +275,17 @@ impl Node {
             let Some(out) = v.poll_output() else {
                 return;
             };
+            if matches!(out, Output::Read { .. }) {
+                writes = 0;
+            }
+            if matches!(out, Output::Write { .. }) {
+                writes += 1;
+                assert!(
+                    writes <= MAX_WRITES_PER_DRAIN,
+                    "{}: the vault asked for {writes} writes in one turn: endless flushes",
+                    self.name
+                );
+            }
             match out {
                 Output::App { conn, message } => self.app.entry(conn).or_default().push(message),
                 Output::Admin { conn, message } => {
@@ -327,7 +354,22 @@ impl Node {
     }
 
     fn answer_write(&mut self, now: Millis, write: WriteId, batch: Batch) {
-        let result = match self.fail_writes.pop_front() {
+        let put: usize = batch
+            .ops()
+            .iter()
+            .map(|op| match op {
+                echo_core::store::Op::Put { value, .. } => value.len(),
+                _ => 0,
+            })
+            .sum();
+        let over = self
+            .quota_bytes
+            .filter(|q| put > *q)
+            .map(|q| StoreError::QuotaExceeded {
+                store: self.name.clone(),
+                message: format!("a write of {put} bytes is over the quota of {q}"),
+            });
+        let result = match self.fail_writes.pop_front().or(over) {
             Some(e) => Err(e),
             None => {
                 self.flushes += 1;
@@ -335,6 +377,14 @@ impl Node {
             }
         };
         self.vault_input(now, Input::WriteDone { write, result });
+    }
+
+    /// Completes the first read that waits (with `auto_io` off).
+    pub fn complete_one_read(&mut self, now: Millis) {
+        if let Some((read, prefix)) = self.reads.pop_front() {
+            self.answer_read(now, read, &prefix);
+            self.drain(now);
+        }
     }
 
     /// Completes the first write that waits (with `auto_io` off).

@@ -356,18 +356,18 @@ fn a_failed_flush_fails_its_calls_and_reverts_them() {
     );
     n.input_many(T, vec![a, b]);
     n.take_app(app);
+    // An I/O error (a flush over quota is retried space by space first:
+    // sim/tests/quota.rs).
     n.fail_write(
         T,
-        StoreError::QuotaExceeded {
+        StoreError::Io {
             store: "test".into(),
-            message: "full".into(),
+            key: None,
+            message: "disk gone".into(),
         },
     );
     for id in [lost, new_space] {
-        assert_eq!(
-            n.answer(app, id).unwrap().unwrap_err().code,
-            "store.quota_exceeded"
-        );
+        assert_eq!(n.answer(app, id).unwrap().unwrap_err().code, "store.io");
     }
     // The space is read again from storage (the vault asks): the lost write
     // is gone, the live query is told so, and the space created in the

@@ -170,7 +170,16 @@ impl Vault {
                         if let Some(c) = self.apps.get_mut(conn) {
                             c.awaiting.insert(id);
                         }
-                        self.commit.held.push(Held::App { conn, id, response });
+                        let wrote = space.or_else(|| match &response {
+                            Response::Space(info) => info.space.parse().ok(),
+                            _ => None,
+                        });
+                        self.commit.held.push(Held::App {
+                            conn,
+                            id,
+                            response,
+                            space: wrote,
+                        });
                     }
                     Ok(Answer::Stage {
                         space,
@@ -315,6 +324,7 @@ impl Vault {
                         conn: c.conn,
                         id: c.id,
                         response: Response::Written { created: c.created },
+                        space: Some(space),
                     }),
                     Err(error) => {
                         if let Some(conn) = self.apps.get_mut(c.conn) {

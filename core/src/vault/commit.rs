@@ -30,6 +30,9 @@ pub(super) enum Held {
         conn: ConnId,
         id: u32,
         response: Response,
+        /// The space the call wrote, if one: after a flush over quota its
+        /// answer goes with that space's own flush (`flush.rs`).
+        space: Option<SpaceId>,
     },
     Admin {
         conn: ConnId,
@@ -47,11 +50,22 @@ pub(super) enum Held {
     },
 }
 
+/// What a flush holds (`flush.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FlushScope {
+    /// Every write since the last flush.
+    All,
+    /// The grants alone: a restriction, written before other data.
+    GrantsOnly,
+    /// One space's data (and record, and the grants) alone: after a flush
+    /// over quota, each space is retried on its own.
+    Space(SpaceId),
+}
+
 /// What a flush wrote, to settle once the host reports back.
 #[derive(Debug)]
 pub(super) struct FlushTicket {
-    /// Only the grants (see `flush.rs`): nothing else of it is settled.
-    pub grants_only: bool,
+    pub scope: FlushScope,
     pub receipts: Vec<(SpaceId, ReplicaReceipt)>,
     pub held: Vec<Held>,
     /// The records as written by this flush.
@@ -76,6 +90,8 @@ pub(super) struct Commit {
     pub retry_ms: Millis,
     /// A grants-only flush failed: the next flush writes everything.
     pub grants_first_failed: bool,
+    /// After a flush over quota: the spaces still to be written one by one.
+    pub isolating: Vec<SpaceId>,
 }
 
 impl Commit {

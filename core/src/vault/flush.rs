@@ -12,6 +12,14 @@
 //! values — except what the user took away from apps, which holds
 //! (`grants.rs`, fail closed).
 //!
+//! **Over quota, space by space**: a flush holding several spaces' writes
+//! that fails over the storage quota is not reverted at once. Each space is
+//! written on its own (its data, its record, the grants), with the answers
+//! of the calls that wrote it; a space that does not fit is reverted alone
+//! and its calls fail, the others are stored and answered. So one app near
+//! the quota does not fail every other app's writes. (What each app may
+//! store — a quota per origin — is not decided here yet.)
+//!
 //! **Grants first**: when the user took access away from an app (a
 //! revocation, a denial, fewer spaces) and other data waits to be written
 //! too, the decisions are written alone first, in their own transaction,
@@ -23,7 +31,7 @@
 
 use std::collections::BTreeSet;
 
-use super::commit::{FlushTicket, Held};
+use super::commit::{FlushScope, FlushTicket, Held};
 use super::machine::{Millis, Output, WriteId};
 use super::records::{encode, encode_space, grant_key, identity_key, invitation_key, space_key};
 use super::spaces::SlotState;
@@ -102,7 +110,7 @@ impl Vault {
         self.put_grants(&mut batch);
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
-            grants_only: true,
+            scope: FlushScope::GrantsOnly,
             receipts: Vec::new(),
             held: Vec::new(),
             grants: self.grants.current.clone(),
@@ -156,6 +164,9 @@ impl Vault {
             return Ok(Some(write));
         }
         self.commit_staged();
+        if let Some(write) = self.space_flush()? {
+            return Ok(Some(write));
+        }
         let sealing = self.sealing();
         self.commit.seal_for_peers.clear();
         let mut batch = Batch::new();
@@ -197,7 +208,7 @@ impl Vault {
         }
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
-            grants_only: false,
+            scope: FlushScope::All,
             receipts,
             held: std::mem::take(&mut self.commit.held),
             grants: self.grants.current.clone(),
@@ -235,9 +246,16 @@ impl Vault {
         self.commit.retry_at = None;
         self.commit.retry_ms = 0;
         self.commit.grants_first_failed = false;
-        if ticket.grants_only {
-            self.grants.saved = ticket.grants;
-            return;
+        match ticket.scope {
+            FlushScope::GrantsOnly => {
+                self.grants.saved = ticket.grants;
+                return;
+            }
+            FlushScope::Space(id) => {
+                self.space_flush_done(id, ticket);
+                return;
+            }
+            FlushScope::All => {}
         }
         for (id, receipt) in ticket.receipts {
             if let Some(r) = self.spaces.replica(&id) {
@@ -267,11 +285,36 @@ impl Vault {
     fn flush_failed(&mut self, ticket: FlushTicket, error: &StoreError) {
         let rpc = RpcError::from(error.clone());
         self.back_off();
-        if ticket.grants_only {
-            // Nothing else was in it: the next flush writes everything.
-            self.commit.grants_first_failed = true;
-            self.revert_grants();
-            self.admin_changed();
+        match ticket.scope {
+            FlushScope::GrantsOnly => {
+                // Nothing else was in it: the next flush writes everything.
+                self.commit.grants_first_failed = true;
+                self.revert_grants();
+                self.admin_changed();
+                return;
+            }
+            FlushScope::Space(id) => {
+                self.space_flush_failed(id, ticket, error);
+                return;
+            }
+            FlushScope::All => {}
+        }
+        if matches!(error, StoreError::QuotaExceeded { .. })
+            && ticket.receipts.len() > 1
+            && !matches!(self.phase, Phase::Booting(_))
+        {
+            // One app's writes may have filled the quota: write each space
+            // on its own, so that only the spaces that do not fit fail.
+            for (id, receipt) in ticket.receipts {
+                if let Some(r) = self.spaces.replica(&id) {
+                    r.save_failed(receipt);
+                }
+                self.commit.isolating.push(id);
+            }
+            let later = std::mem::take(&mut self.commit.held);
+            self.commit.held = ticket.held.into_iter().chain(later).collect();
+            // At once: answers wait.
+            self.commit.retry_at = None;
             return;
         }
         if matches!(self.phase, Phase::Booting(_)) {
@@ -372,9 +415,147 @@ impl Vault {
         }
     }
 
+    /// While isolating after a flush over quota: the next space's data,
+    /// record and the grants, with the answers of the calls that wrote it.
+    fn space_flush(&mut self) -> Result<Option<Output>, RpcError> {
+        let Some(&id) = self.commit.isolating.first() else {
+            return Ok(None);
+        };
+        let mut batch = Batch::new();
+        let mut receipts = Vec::new();
+        let policy = self.config.policy;
+        let sealing = self.sealing().contains(&id);
+        if let Some(replica) = self.spaces.replica(&id) {
+            if let Some(save) = replica
+                .prepare_save(&policy, sealing)
+                .map_err(RpcError::from)?
+            {
+                batch.extend(save.batch);
+                receipts.push((id, save.receipt));
+            }
+        }
+        let record = self.spaces.slots.get(&id).map(|s| s.record.clone());
+        if let Some(record) = &record {
+            if self.spaces.saved.get(&id) != Some(record) {
+                batch.put(space_key(&id), encode_space(record));
+            }
+        }
+        self.put_grants(&mut batch);
+        let (held, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.commit.held)
+            .into_iter()
+            .partition(|h| matches!(h, Held::App { space: Some(s), .. } if *s == id));
+        self.commit.held = rest;
+        let write = WriteId(self.next_id());
+        let mut spaces = std::collections::BTreeMap::new();
+        if let Some(record) = record {
+            spaces.insert(id, record);
+        }
+        let ticket = FlushTicket {
+            scope: FlushScope::Space(id),
+            receipts,
+            held,
+            grants: self.grants.current.clone(),
+            spaces,
+            identity: None,
+            invitations: Default::default(),
+        };
+        self.commit.in_flight = Some((write, ticket));
+        Ok(Some(Output::Write { write, batch }))
+    }
+
+    /// One space's own flush is durable: its answers go, the next space's
+    /// turn comes (then everything else, in an ordinary flush).
+    fn space_flush_done(&mut self, id: SpaceId, ticket: FlushTicket) {
+        self.commit.isolating.retain(|s| *s != id);
+        for (space, receipt) in ticket.receipts {
+            if let Some(r) = self.spaces.replica(&space) {
+                r.save_done(receipt);
+            }
+        }
+        for (space, record) in ticket.spaces {
+            self.spaces.saved.insert(space, record);
+        }
+        self.grants.saved = ticket.grants;
+        for held in ticket.held {
+            self.release(held, Ok(()));
+        }
+        self.peers_after_flush();
+    }
+
+    /// One space's own flush failed: that space alone is reverted (read
+    /// again from storage) and its calls fail; the others go on.
+    fn space_flush_failed(&mut self, id: SpaceId, ticket: FlushTicket, error: &StoreError) {
+        self.commit.isolating.retain(|s| *s != id);
+        let rpc = RpcError::from(error.clone());
+        for (space, receipt) in ticket.receipts {
+            if let Some(r) = self.spaces.replica(&space) {
+                r.save_failed(receipt);
+            }
+        }
+        // Answers of later writes to the same space go with the revert.
+        let (later, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.commit.held)
+            .into_iter()
+            .partition(|h| matches!(h, Held::App { space: Some(s), .. } if *s == id));
+        self.commit.held = rest;
+        for held in ticket.held.into_iter().chain(later) {
+            self.release(held, Err(rpc.clone()));
+        }
+        self.drop_space_after_failure(id);
+        // Its grant to its creator, if it was new, goes with it.
+        if !self.spaces.contains(&id) {
+            for grant in self.grants.current.values_mut() {
+                grant.spaces.remove(&id);
+            }
+        }
+        self.admin_changed();
+    }
+
+    /// Drops a space whose unstored writes are lost from memory: read
+    /// again from storage (its live queries diff from what they showed),
+    /// or gone if it was never stored.
+    fn drop_space_after_failure(&mut self, id: SpaceId) {
+        let stored = self.spaces.saved.contains_key(&id);
+        if let Some(slot) = self.spaces.slots.get_mut(&id) {
+            let state = std::mem::replace(&mut slot.state, SlotState::Closed);
+            if let SlotState::Open(replica) = state {
+                for s in self
+                    .apps
+                    .subscriptions
+                    .values_mut()
+                    .filter(|s| s.space == id)
+                {
+                    s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
+                }
+            }
+            self.peers_space_dropped(id);
+        }
+        if !stored {
+            self.spaces.slots.remove(&id);
+            let orphaned: Vec<super::apps::SubKey> = self
+                .apps
+                .subscriptions
+                .iter()
+                .filter(|(_, s)| s.space == id)
+                .map(|(k, _)| *k)
+                .collect();
+            for sub in orphaned {
+                self.drop_subscription(sub);
+            }
+        } else if let Some(record) = self.spaces.saved.get(&id).cloned() {
+            if let Some(slot) = self.spaces.slots.get_mut(&id) {
+                slot.record = record;
+            }
+            if self.apps.subscriptions.values().any(|s| s.space == id) {
+                self.request_open(id);
+            }
+        }
+    }
+
     fn release(&mut self, held: Held, result: Result<(), RpcError>) {
         match held {
-            Held::App { conn, id, response } => {
+            Held::App {
+                conn, id, response, ..
+            } => {
                 let Some(c) = self.apps.get_mut(conn) else {
                     return;
                 };
