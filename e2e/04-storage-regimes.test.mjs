@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { openProbe, timing, waitState } from "./lib/util.mjs";
+import { allowInPopup, openProbe, timing, waitState } from "./lib/util.mjs";
 
 const sites = await getSites();
 
@@ -62,3 +62,38 @@ for (const [regime, expected] of [["blocked", "storage_blocked"], ["partitioned"
     }
   });
 }
+
+// Found by the 100-kill run on a loaded machine: when `requestStorageAccess` answered late, the vault's iframe took
+// its own (partitioned) storage and started a second, empty vault — the app, already allowed, was suddenly
+// "not allowed". A late answer is now waited for (5 s), and no answer is a typed refusal, never a second vault.
+test("a slow storage-access answer never opens a second, empty vault", async (t) => {
+  const browser = await launchRegime("storage-access");
+  try {
+    const { context } = browser;
+    const app = await openProbe(context, sites.probeA, { state: "not_authorized" });
+    await allowInPopup(context, app);
+    await waitState(app, "connected");
+    await app.close();
+    // Every later vault frame: requestStorageAccess answers after window.__rsaDelay ms (as a loaded browser
+    // might); the init scripts setting it run in order, the last one added wins.
+    await context.addInitScript(() => {
+      if (location.pathname !== "/vault.html") return;
+      const original = Document.prototype.requestStorageAccess;
+      Document.prototype.requestStorageAccess = function (types) {
+        const answer = original.call(this, types);
+        return new Promise((resolve, reject) => setTimeout(() => answer.then(resolve, reject), window.__rsaDelay ?? 0));
+      };
+    });
+    for (const [delay, expected] of [[2000, "connected"], [7000, "storage_partitioned"]]) {
+      await context.addInitScript((d) => { window.__rsaDelay = d; }, delay);
+      const t0 = Date.now();
+      const page = await openProbe(context, sites.probeA, { state: ["connected", "not_authorized", "storage_partitioned"], timeoutMs: 20000 });
+      const state = await page.evaluate(() => window.probe.vault.state);
+      timing(t, `storage access answered after ${delay} ms → ${state}`, Date.now() - t0);
+      assert.equal(state, expected, `after a ${delay} ms answer the app is ${state}, not in a second vault`);
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+});

@@ -123,7 +123,13 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
     const t1 = Date.now();
     b = await startBrowser();
     page = await openProbe(b.context, sites.probeA, { state: ["connected", "not_authorized"], timeoutMs: 20000 });
-    assert.equal(await page.evaluate(() => window.probe.vault.state), "connected", "the grant survived the kill");
+    const opened = await page.evaluate(() => ({
+      state: window.probe.vault.state,
+      states: window.probe.states.map((s) => s.state),
+      error: window.probe.vault.lastError ? { code: window.probe.vault.lastError.code, message: window.probe.vault.lastError.message } : null,
+      info: window.probe.vault.info ?? null,
+    }));
+    assert.equal(opened.state, "connected", `the vault opened with the grant after the kill: ${JSON.stringify(opened)}`);
     const ids = await page.evaluate(async (S) => {
       const { vault, echo } = window.probe;
       return (await vault.space(S).query(echo.query(echo.where.type("item")))).ids;
