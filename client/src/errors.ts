@@ -4,7 +4,16 @@
 
 import type { RpcError } from "./protocol.js";
 
-/** The error codes the client itself produces (see core/src/rpc/mod.rs). */
+/**
+ * The error codes the client itself produces (see core/src/rpc/mod.rs), all
+ * among the protocol's `RPC_ERROR_CODES`. Refusing a value before sending
+ * it (values.ts): `rpc.bad_request` with `details.path` (where, e.g.
+ * `fields.tags[3]`) and `details.reason` (`unsupported_type` with
+ * `details.type`, `cycle`, `out_of_range`, `lone_surrogate`, `malformed`),
+ * or `rpc.too_deep` with `details.path` and `details.limit`
+ * (`LIMITS.maxValueDepth`); a message over `LIMITS.maxMessageBytes`:
+ * `rpc.too_large` with `details.limit`.
+ */
 export const CLIENT_ERROR_CODES = {
   timeout: "rpc.timeout",
   cancelled: "rpc.cancelled",
@@ -13,6 +22,8 @@ export const CLIENT_ERROR_CODES = {
   storagePartitioned: "rpc.storage_partitioned",
   storageBlocked: "rpc.storage_blocked",
   badRequest: "rpc.bad_request",
+  tooDeep: "rpc.too_deep",
+  tooLarge: "rpc.too_large",
 } as const;
 
 /**

@@ -11,8 +11,13 @@ export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list",
 /** The `rpc.*` error codes; other modules' codes pass through (`model.*`, `query.*`, …). */
 export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
 
-/** Limits (see core/src/rpc/mod.rs). */
-export const LIMITS = { maxMessageBytes: 4194304, maxFrameMessages: 4096, maxBatch: 10000, maxGetIds: 1000, maxNesting: 72, maxClientName: 128, maxSubscriptions: 256 } as const;
+/**
+ * The engine's limits (see core/src/rpc/mod.rs). `maxValueDepth`: levels of
+ * lists / maps a value may nest (its deepest item at most this many levels
+ * below the field), in a field and in a filter alike; `maxFilterDepth`:
+ * levels of and / or / not / refers_to in a filter.
+ */
+export const LIMITS = { maxMessageBytes: 4194304, maxFrameMessages: 4096, maxBatch: 10000, maxGetIds: 1000, maxValueDepth: 32, maxFilterDepth: 32, maxTraversalDepth: 256, maxClientName: 128, maxSubscriptions: 256 } as const;
 
 /**
  * What an app sends, externally tagged: `{ "hello": {..} }`,
@@ -182,9 +187,10 @@ export type Value = "null" | { "bool": boolean } | { "int": Int } | { "float": F
 export type Int = number | string;
 
 /**
- * An f64: a number when finite, else one of three strings.
+ * An f64: a number when finite and not -0, else one of four strings
+ * (JSON.stringify(-0) is "0", so -0 travels as "-0").
  */
-export type Float = number | "NaN" | "Infinity" | "-Infinity";
+export type Float = number | "NaN" | "Infinity" | "-Infinity" | "-0";
 
 /**
  * A reference on the wire: `{ object }` (same space) or `{ space, object }`.

@@ -6,8 +6,13 @@
 import type { Compare, Direction, Filter, Order, Query } from "./protocol.js";
 import { toWire, type PlainValue } from "./values.js";
 
+/** How a filter's value is named in errors: `where.eq("due")`. */
+function valuePath(builder: string, name: string): string {
+  return `where.${builder}(${JSON.stringify(name)})`;
+}
+
 function field(name: string, op: Compare, value: PlainValue): Filter {
-  return { field: { field: name, op, value: toWire(value) } };
+  return { field: { field: name, op, value: toWire(value, valuePath(op, name)) } };
 }
 
 /** Filter builders (semantics: echo_core::query). */
@@ -29,7 +34,7 @@ export const where = {
   ge: (name: string, value: PlainValue): Filter => field(name, "ge", value),
   /** `field` is one of `values`. */
   in(name: string, values: readonly PlainValue[]): Filter {
-    return { in: { field: name, values: values.map((v) => toWire(v)) } };
+    return { in: { field: name, values: values.map((v, i) => toWire(v, `${valuePath("in", name)}[${i}]`)) } };
   },
   /** The object has field `name`. */
   exists(name: string): Filter {
@@ -41,7 +46,7 @@ export const where = {
   },
   /** List field `name` contains `value`. */
   listContains(name: string, value: PlainValue): Filter {
-    return { list_contains: { field: name, value: toWire(value) } };
+    return { list_contains: { field: name, value: toWire(value, valuePath("listContains", name)) } };
   },
   /** Objects with a reference to object `id` (in any field). */
   references(id: string): Filter {

@@ -30,6 +30,8 @@ import {
   type VaultMessage,
 } from "./protocol.js";
 import {
+  checkMessageText,
+  childPath,
   fieldsFromWire,
   fieldsToWire,
   objectFromWire,
@@ -132,7 +134,7 @@ function expect<K extends string>(response: Response, kind: K, method: string): 
 }
 
 function summary(info: SpaceInfo): SpaceSummary {
-  return { id: info.space, role: info.role, properties: fieldsFromWire(info.properties ?? {}), wire: info };
+  return { id: info.space, role: info.role, properties: fieldsFromWire(info.properties ?? {}, "properties"), wire: info };
 }
 
 /** `text` cut to at most `max` UTF-8 bytes, on a character boundary (the vault refuses longer client names). */
@@ -278,7 +280,7 @@ export class Vault {
   readonly spaces = {
     /** Creates a space (granted to this app) with plain properties. */
     create: async (properties: PlainFields = {}, options?: CallOptions): Promise<SpaceSummary> =>
-      summary(expect(await this.request({ "spaces.create": { properties: fieldsToWire(properties) } }, options), "space", "spaces.create")),
+      summary(expect(await this.request({ "spaces.create": { properties: fieldsToWire(properties, "properties") } }, options), "space", "spaces.create")),
     /** The spaces granted to this app. */
     list: async (options?: CallOptions): Promise<SpaceSummary[]> =>
       expect(await this.request({ "spaces.list": {} }, options), "spaces", "spaces.list").spaces.map(summary),
@@ -526,6 +528,7 @@ export class Vault {
   private send(message: ClientMessage): void {
     if (!this.port || !this.outbox) throw disconnected("the vault is not connected");
     const json = JSON.stringify(message);
+    checkMessageText(json, message);
     const max = LIMITS.maxMessageBytes;
     if (json.length * 3 > max) {
       const bytes = new TextEncoder().encode(json).length;
@@ -1061,7 +1064,7 @@ export class Space {
 
   /** The space's properties, decoded. */
   async properties(options?: CallOptions): Promise<JsFields> {
-    return fieldsFromWire(await this.propertiesWire(options));
+    return fieldsFromWire(await this.propertiesWire(options), "properties");
   }
 
   /** The space's properties in wire form. */
@@ -1071,7 +1074,7 @@ export class Space {
 
   /** Sets one property (a plain value). */
   async setProperty(name: string, value: PlainValue, options?: CallOptions): Promise<void> {
-    expect(await this.vault.request({ "space.set_property": { space: this.id, name, value: toWire(value) } }, options), "done", "space.set_property");
+    expect(await this.vault.request({ "space.set_property": { space: this.id, name, value: toWire(value, childPath("properties", name)) } }, options), "done", "space.set_property");
   }
 
   /**

@@ -6,8 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::id::{ObjectId, SpaceId};
 
-/// Most levels of nesting of a list or map value: in a field, or inside a
-/// filter.
+/// Most levels of nesting of a list or map value, in a field or in a
+/// filter: no item sits more than this many levels below the value
+/// ([`Value::depth`]), i.e. at most 32 lists / maps around a scalar. The
+/// model refuses a deeper value (`model.too_deep`), the query module a
+/// deeper filter value (`query.too_deep`): whatever can be stored can be
+/// filtered on. Apps see it as `LIMITS.maxValueDepth` (`client/src/protocol.ts`).
 pub const MAX_VALUE_DEPTH: usize = 32;
 
 /// A reference from one object to another: in the same space (`space: None`)
@@ -76,6 +80,20 @@ impl Value {
         match self {
             Value::String(s) | Value::Text(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// How many levels below this value its deepest item sits: 0 for a
+    /// scalar or an empty list or map, 1 for a list of scalars, … At most
+    /// [`MAX_VALUE_DEPTH`] for a value that can be stored or filtered on.
+    pub fn depth(&self) -> usize {
+        let below = |items: &mut dyn Iterator<Item = &Value>| {
+            items.map(|v| 1 + v.depth()).max().unwrap_or(0)
+        };
+        match self {
+            Value::List(items) => below(&mut items.iter()),
+            Value::Map(map) => below(&mut map.values()),
+            _ => 0,
         }
     }
 

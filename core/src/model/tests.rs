@@ -717,6 +717,75 @@ fn values_nested_too_deep_are_refused() {
     assert_eq!(s.apply(b).unwrap_err().code(), "model.too_deep");
 }
 
+/// A value `levels` lists and maps deep around `leaf`, alternating the
+/// two kinds, a list outermost.
+fn nested(levels: usize, leaf: Value) -> Value {
+    let mut v = leaf;
+    for level in (0..levels).rev() {
+        v = if level % 2 == 0 {
+            Value::List(vec![Value::Int(level as i64), v])
+        } else {
+            Value::Map([("k".to_string(), v)].into_iter().collect())
+        };
+    }
+    v
+}
+
+#[test]
+fn any_value_that_can_be_stored_can_be_found_by_an_equality_filter() {
+    use crate::data::MAX_VALUE_DEPTH;
+    let mut s = space();
+    // At the limit: the deepest item sits MAX_VALUE_DEPTH levels below the
+    // field (a scalar, or an empty list).
+    let at_limit = [
+        nested(MAX_VALUE_DEPTH, Value::Float(-0.0)),
+        nested(MAX_VALUE_DEPTH, Value::String("leaf".into())),
+        nested(MAX_VALUE_DEPTH, Value::List(vec![])),
+    ];
+    for (n, value) in at_limit.iter().enumerate() {
+        assert_eq!(value.depth(), MAX_VALUE_DEPTH);
+        let mut b = WriteBatch::new();
+        let id = b.create(
+            "t",
+            fields(&[("v", value.clone()), ("n", Value::Int(n as i64))]),
+        );
+        s.apply(b).unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert_eq!(s.get(&id).unwrap().unwrap().field("v"), Some(value));
+        let Value::List(items) = value else {
+            panic!("a list outermost")
+        };
+        for filter in [
+            Filter::eq("v", value.clone()),
+            Filter::In {
+                field: "v".into(),
+                values: vec![Value::Null, value.clone()],
+            },
+            Filter::ListContains {
+                field: "v".into(),
+                value: items[1].clone(),
+            },
+        ] {
+            let found = s.query(&Query::new(filter.clone()));
+            assert_eq!(
+                found.unwrap_or_else(|e| panic!("{n} {filter:?}: {e}")),
+                vec![id]
+            );
+        }
+    }
+    // One level deeper: refused alike when stored and when filtered on.
+    let deeper = nested(MAX_VALUE_DEPTH + 1, Value::Null);
+    assert_eq!(deeper.depth(), MAX_VALUE_DEPTH + 1);
+    let mut b = WriteBatch::new();
+    b.create("t", fields(&[("v", deeper.clone())]));
+    assert_eq!(s.apply(b).unwrap_err().code(), "model.too_deep");
+    assert_eq!(
+        s.query(&Query::new(Filter::eq("v", deeper)))
+            .unwrap_err()
+            .code(),
+        "query.too_deep"
+    );
+}
+
 #[test]
 fn a_malformed_object_from_a_peer_is_reported_and_left_out() {
     use automerge::transaction::Transactable;

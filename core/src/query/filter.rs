@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::QueryError;
-use super::key::{rank, value_depth};
+use super::key::rank;
 use crate::data::{ObjectId, Value, MAX_VALUE_DEPTH};
 
 /// Most levels of nesting of `And` / `Or` / `Not` / `RefersTo` in one filter.
@@ -237,7 +237,9 @@ impl Filter {
             }
         };
         let value_ok = |v: &Value| {
-            let d = value_depth(v);
+            // Counted as the model counts stored values: any value that can
+            // be stored can be filtered on.
+            let d = v.depth();
             if d > MAX_VALUE_DEPTH {
                 Err(QueryError::TooDeep {
                     what: "filter value",

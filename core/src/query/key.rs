@@ -131,15 +131,6 @@ impl Ord for Key {
     }
 }
 
-/// Depth of nesting of a value (a scalar is 1).
-pub(crate) fn value_depth(v: &Value) -> usize {
-    match v {
-        Value::List(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
-        Value::Map(map) => 1 + map.values().map(value_depth).max().unwrap_or(0),
-        _ => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

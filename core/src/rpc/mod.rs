@@ -112,7 +112,10 @@
 //! `maxGetIds`, `maxValueDepth`, `maxFilterDepth`, `maxTraversalDepth`
 //! ([`crate::query::MAX_TRAVERSAL_DEPTH`]), `maxClientName`,
 //! `maxSubscriptions`. The decoder's guard is not among them: no message
-//! within the others reaches it.
+//! within the others reaches it. (A host parsing JSON text meets
+//! serde_json's own limit of 128 levels first in one corner: more than 27
+//! levels of `and` / `or` around a value at its depth limit, each 2 JSON
+//! levels, is `rpc.too_deep` though within both caps.)
 //!
 //! # Error codes
 //!

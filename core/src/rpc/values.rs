@@ -130,16 +130,21 @@ impl<'de> Deserialize<'de> for WireInt {
     }
 }
 
-/// An `f64` on the wire: a JSON number when finite, else one of the strings
-/// `"NaN"`, `"Infinity"`, `"-Infinity"` (JSON has no such numbers and
-/// serde_json would turn them into `null`).
+/// An `f64` on the wire: a JSON number when finite and not −0.0, else one
+/// of the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (JSON has no such
+/// numbers and serde_json would turn them into `null`) and `"-0"`
+/// (JavaScript's `JSON.stringify(-0)` is `"0"`: a client that parses a
+/// message and writes it back would lose the sign of a number). Decoding
+/// also takes −0.0 as a number (`-0.0`, `-0`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WireFloat(pub f64);
 
 impl Serialize for WireFloat {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.0;
-        if n.is_finite() {
+        if n == 0.0 && n.is_sign_negative() {
+            s.serialize_str("-0")
+        } else if n.is_finite() {
             s.serialize_f64(n)
         } else if n.is_nan() {
             s.serialize_str("NaN")
@@ -157,7 +162,7 @@ impl<'de> Deserialize<'de> for WireFloat {
         impl Visitor<'_> for V {
             type Value = WireFloat;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number, or \"NaN\", \"Infinity\", \"-Infinity\"")
+                f.write_str("a number, or \"NaN\", \"Infinity\", \"-Infinity\", \"-0\"")
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<WireFloat, E> {
                 Ok(WireFloat(n as f64))
@@ -173,8 +178,9 @@ impl<'de> Deserialize<'de> for WireFloat {
                     "NaN" => Ok(WireFloat(f64::NAN)),
                     "Infinity" => Ok(WireFloat(f64::INFINITY)),
                     "-Infinity" => Ok(WireFloat(f64::NEG_INFINITY)),
+                    "-0" => Ok(WireFloat(-0.0)),
                     _ => Err(E::custom(
-                        "a float string must be NaN, Infinity or -Infinity",
+                        "a float string must be NaN, Infinity, -Infinity or -0",
                     )),
                 }
             }
@@ -212,13 +218,16 @@ mod ts_numbers {
             "Float".into()
         }
         fn inline(_: &Config) -> String {
-            "number | \"NaN\" | \"Infinity\" | \"-Infinity\"".into()
+            "number | \"NaN\" | \"Infinity\" | \"-Infinity\" | \"-0\"".into()
         }
         fn decl(_: &Config) -> String {
-            "type Float = number | \"NaN\" | \"Infinity\" | \"-Infinity\";".into()
+            "type Float = number | \"NaN\" | \"Infinity\" | \"-Infinity\" | \"-0\";".into()
         }
         fn docs() -> Option<String> {
-            Some("/**\n * An f64: a number when finite, else one of three strings.\n */\n".into())
+            Some(
+                "/**\n * An f64: a number when finite and not -0, else one of four strings\n * (JSON.stringify(-0) is \"0\", so -0 travels as \"-0\").\n */\n"
+                    .into(),
+            )
         }
     }
 }
