@@ -3,6 +3,8 @@
 // positions are Unicode code points (not the UTF-16 units of JS strings),
 // and move a caret across a splice made by someone else.
 
+import { EchoError } from "./errors.js";
+
 /** One text edit: at `pos`, delete `delete` characters, insert `insert`. */
 export interface Splice {
   pos: number;
@@ -97,11 +99,13 @@ export function diffToSplice(before: string, after: string, caret?: number): Spl
   };
 }
 
-/** Applies a splice (code point positions) to `s`. Throws a RangeError when it does not fit. */
+/** Applies a splice (code point positions) to `s`. Throws an EchoError (`rpc.bad_request`, reason `out_of_range`) when it does not fit. */
 export function applySplice(s: string, splice: Splice): string {
   const cps = Array.from(s);
   if (splice.pos < 0 || splice.delete < 0 || splice.pos + splice.delete > cps.length) {
-    throw new RangeError(`splice ${splice.pos}+${splice.delete} outside a text of ${cps.length} code points`);
+    throw new EchoError("rpc.bad_request", `splice ${splice.pos}+${splice.delete} outside a text of ${cps.length} code points`, {
+      reason: "out_of_range",
+    });
   }
   return cps.slice(0, splice.pos).join("") + splice.insert + cps.slice(splice.pos + splice.delete).join("");
 }

@@ -290,7 +290,7 @@ export class Vault {
 
   constructor(options: ConnectOptions) {
     if (typeof options?.vaultUrl !== "string" || options.vaultUrl === "") {
-      throw new TypeError("connect: vaultUrl is required (e.g. \"http://vault.localhost:8600\")");
+      throw new EchoError("rpc.bad_request", "connect: vaultUrl is required (e.g. \"http://vault.localhost:8600\")", { path: "vaultUrl" });
     }
     const base = new URL(options.vaultUrl, globalThis.location?.href);
     this.origin = base.origin;
@@ -387,7 +387,7 @@ export class Vault {
   // -------------------------------------------------------- transport
 
   private start(): void {
-    if (typeof document === "undefined") throw new Error("echo-client runs in a browser page");
+    if (typeof document === "undefined") throw new EchoError("rpc.bad_request", "echo-client runs in a browser page (it needs document and window)", { reason: "not_a_browser" });
     const opaque = opaqueOriginError();
     if (opaque) {
       // No vault can serve a page without an origin: say so at once (not after the connect timeout).
