@@ -129,6 +129,15 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
       error: window.probe.vault.lastError ? { code: window.probe.vault.lastError.code, message: window.probe.vault.lastError.message } : null,
       info: window.probe.vault.info ?? null,
     }));
+    if (opened.state !== "connected") {
+      // Which storage the vault frame joined (shell/src/vault.ts sets it), and what the first-party vault holds.
+      const frame = page.frames().find((f) => f.url().includes("/vault.html"));
+      opened.frameStorage = await frame?.evaluate(() => document.documentElement.dataset["storage"]).catch((e) => e.message);
+      const manage = await b.context.newPage();
+      await manage.goto(`${sites.vault}/manage.html`);
+      opened.manage = await manage.waitForFunction(() => document.getElementById("apps")?.dataset["loaded"] === "yes" && document.getElementById("apps").textContent, null, { timeout: 10000 })
+        .then((h) => h.jsonValue()).catch((e) => e.message);
+    }
     assert.equal(opened.state, "connected", `the vault opened with the grant after the kill: ${JSON.stringify(opened)}`);
     const ids = await page.evaluate(async (S) => {
       const { vault, echo } = window.probe;
