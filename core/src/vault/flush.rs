@@ -29,11 +29,13 @@
 //! wait that doubles from 1 s to 30 s; writes with answers waiting go at
 //! once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::commit::{FlushScope, FlushTicket, Held};
 use super::machine::{Millis, Output, WriteId};
-use super::records::{encode, encode_space, grant_key, identity_key, invitation_key, space_key};
+use super::records::{
+    encode, encode_space, grant_key, identity_key, invitation_key, space_key, GrantRecord,
+};
 use super::spaces::SlotState;
 use super::{Phase, Vault};
 use crate::data::SpaceId;
@@ -107,13 +109,14 @@ impl Vault {
             return None;
         }
         let mut batch = Batch::new();
-        self.put_grants(&mut batch);
+        let grants = self.storable_grants(None);
+        self.put_grants(&mut batch, &grants);
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
             scope: FlushScope::GrantsOnly,
             receipts: Vec::new(),
             held: Vec::new(),
-            grants: self.grants.current.clone(),
+            grants,
             spaces: Default::default(),
             identity: None,
             invitations: Default::default(),
@@ -122,19 +125,29 @@ impl Vault {
         Some(Output::Write { write, batch })
     }
 
-    /// Puts the grants that differ from what is stored into `batch`.
-    fn put_grants(&self, batch: &mut Batch) {
-        let origins: BTreeSet<&String> = self
-            .grants
+    /// The grants as a flush that does not store every space may store
+    /// them: each naming only spaces stored already (or by this flush,
+    /// `with`) — a stored grant never names a space storage does not hold.
+    fn storable_grants(&self, with: Option<SpaceId>) -> BTreeMap<String, GrantRecord> {
+        self.grants
             .current
-            .keys()
-            .chain(self.grants.saved.keys())
-            .collect();
+            .iter()
+            .map(|(origin, grant)| {
+                let mut grant = grant.clone();
+                grant
+                    .spaces
+                    .retain(|s| self.spaces.saved.contains_key(s) || Some(*s) == with);
+                (origin.clone(), grant)
+            })
+            .collect()
+    }
+
+    /// Puts the grants of `grants` that differ from what is stored into
+    /// `batch`.
+    fn put_grants(&self, batch: &mut Batch, grants: &BTreeMap<String, GrantRecord>) {
+        let origins: BTreeSet<&String> = grants.keys().chain(self.grants.saved.keys()).collect();
         for origin in origins {
-            match (
-                self.grants.current.get(origin),
-                self.grants.saved.get(origin),
-            ) {
+            match (grants.get(origin), self.grants.saved.get(origin)) {
                 (Some(now), before) if before != Some(now) => {
                     batch.put(grant_key(origin), encode(now));
                 }
@@ -191,7 +204,7 @@ impl Vault {
                 batch.delete(space_key(id));
             }
         }
-        self.put_grants(&mut batch);
+        self.put_grants(&mut batch, &self.grants.current);
         let identity = self
             .keys
             .as_ref()
@@ -287,10 +300,10 @@ impl Vault {
         self.back_off();
         match ticket.scope {
             FlushScope::GrantsOnly => {
-                // Nothing else was in it: the next flush writes everything.
+                // Nothing else failed with it: the decisions hold in memory
+                // (what was given goes with its data, still to be written)
+                // and the next flush writes everything.
                 self.commit.grants_first_failed = true;
-                self.revert_grants();
-                self.admin_changed();
                 return;
             }
             FlushScope::Space(id) => {
@@ -440,7 +453,8 @@ impl Vault {
                 batch.put(space_key(&id), encode_space(record));
             }
         }
-        self.put_grants(&mut batch);
+        let grants = self.storable_grants(Some(id));
+        self.put_grants(&mut batch, &grants);
         let (held, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.commit.held)
             .into_iter()
             .partition(|h| matches!(h, Held::App { space: Some(s), .. } if *s == id));
@@ -454,7 +468,7 @@ impl Vault {
             scope: FlushScope::Space(id),
             receipts,
             held,
-            grants: self.grants.current.clone(),
+            grants,
             spaces,
             identity: None,
             invitations: Default::default(),
