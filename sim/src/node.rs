@@ -488,6 +488,38 @@ impl Node {
         conn
     }
 
+    /// The user allows `origin` the `spaces`, on an admin connection of
+    /// its own (panics if the vault refuses).
+    pub fn allow(&mut self, now: Millis, origin: &str, spaces: Vec<String>) {
+        let admin = self.connect_admin(now);
+        if let Err(e) = self.admin_call(
+            now,
+            admin,
+            AdminRequest::Decide {
+                origin: origin.to_owned(),
+                allow: true,
+                spaces,
+            },
+        ) {
+            panic!("{}: allowing {origin} failed: {e:?}", self.name);
+        }
+    }
+
+    /// A new space made by the app on `conn` (no properties): its id.
+    pub fn create_space(&mut self, now: Millis, conn: ConnId) -> String {
+        let made = self.call(
+            now,
+            conn,
+            Request::CreateSpace {
+                properties: Default::default(),
+            },
+        );
+        match made {
+            Ok(Response::Space(info)) => info.space,
+            other => panic!("{}: spaces.create: {other:?}", self.name),
+        }
+    }
+
     /// A call id for a message the test builds itself.
     pub fn next_id(&mut self) -> u32 {
         self.next_call += 1;

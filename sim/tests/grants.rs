@@ -10,7 +10,7 @@ use echo_core::rpc::{
     WireValue,
 };
 use echo_core::store::StoreError;
-use echo_core::vault::{ConnId, Input};
+use echo_core::vault::Input;
 use echo_sim::Node;
 
 const APP: &str = "https://app.example";
@@ -19,36 +19,6 @@ const T: u64 = 1_700_000_000_000;
 
 fn node() -> Node {
     Node::new("vault", 23, T)
-}
-
-fn decide(n: &mut Node, origin: &str, spaces: Vec<String>) {
-    let admin = n.connect_admin(T);
-    n.admin_call(
-        T,
-        admin,
-        AdminRequest::Decide {
-            origin: origin.into(),
-            allow: true,
-            spaces,
-        },
-    )
-    .unwrap();
-}
-
-fn create_space(n: &mut Node, conn: ConnId) -> String {
-    match n
-        .call(
-            T,
-            conn,
-            Request::CreateSpace {
-                properties: WireFields::new(),
-            },
-        )
-        .unwrap()
-    {
-        Response::Space(info) => info.space,
-        other => panic!("{other:?}"),
-    }
 }
 
 fn task(space: &str, title: &str) -> Request {
@@ -98,7 +68,7 @@ fn consent(n: &mut Node, now: u64, origin: &str) -> echo_core::rpc::Consent {
 #[test]
 fn a_revocation_that_meets_a_failing_write_holds_and_is_stored_by_a_retry() {
     let mut n = node();
-    decide(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let admin = n.connect_admin(T);
     n.auto_io = false;
     let id = n.next_id();
@@ -135,7 +105,7 @@ fn a_revocation_that_meets_a_failing_write_holds_and_is_stored_by_a_retry() {
 #[test]
 fn retries_back_off_while_storage_keeps_failing() {
     let mut n = node();
-    decide(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let admin = n.connect_admin(T);
     n.auto_io = false;
     let id = n.next_id();
@@ -175,10 +145,10 @@ fn retries_back_off_while_storage_keeps_failing() {
 #[test]
 fn a_revocation_is_stored_before_an_app_write_that_fails_over_quota() {
     let mut n = node();
-    decide(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
-    let space = create_space(&mut n, app);
-    decide(&mut n, OTHER, vec![space.clone()]);
+    let space = n.create_space(T, app);
+    n.allow(T, OTHER, vec![space.clone()]);
     let admin = n.connect_admin(T);
     n.auto_io = false;
     // In one turn: the app writes, the user revokes it.
@@ -229,10 +199,10 @@ fn a_revocation_is_stored_before_an_app_write_that_fails_over_quota() {
 #[test]
 fn narrowing_a_grant_ends_live_queries_on_the_spaces_taken_away() {
     let mut n = node();
-    decide(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
-    let kept = create_space(&mut n, app);
-    let taken = create_space(&mut n, app);
+    let kept = n.create_space(T, app);
+    let taken = n.create_space(T, app);
     let Response::Subscribed {
         subscription: on_taken,
         ..
@@ -257,7 +227,7 @@ fn narrowing_a_grant_ends_live_queries_on_the_spaces_taken_away() {
     .unwrap();
     n.take_app(app);
     // The user unchecks `taken` and keeps `kept`.
-    decide(&mut n, APP, vec![kept.clone()]);
+    n.allow(T, APP, vec![kept.clone()]);
     let told: Vec<Option<String>> = n.app[&app]
         .iter()
         .filter_map(|m| match m {
@@ -272,7 +242,7 @@ fn narrowing_a_grant_ends_live_queries_on_the_spaces_taken_away() {
     assert!(!n.closed.contains(&app), "the connection stays");
     // Writes to `taken` (by an app that still has it) reach no live query
     // of the app; writes to `kept` do.
-    decide(&mut n, OTHER, vec![taken.clone()]);
+    n.allow(T, OTHER, vec![taken.clone()]);
     let other = n.connect_app(T, OTHER);
     n.take_app(app);
     n.call(T, other, task(&taken, "hidden")).unwrap();
@@ -309,10 +279,10 @@ fn narrowing_a_grant_ends_live_queries_on_the_spaces_taken_away() {
 #[test]
 fn spaces_given_by_a_flush_that_failed_are_taken_back_from_the_app() {
     let mut n = node();
-    decide(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let owner = n.connect_app(T, APP);
-    let space = create_space(&mut n, owner);
-    decide(&mut n, OTHER, vec![]);
+    let space = n.create_space(T, owner);
+    n.allow(T, OTHER, vec![]);
     let other = n.connect_app(T, OTHER);
     let admin = n.connect_admin(T);
     n.auto_io = false;

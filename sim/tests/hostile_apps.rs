@@ -5,8 +5,7 @@
 //! are capped per origin — and a granted app next to it keeps working.
 
 use echo_core::rpc::{
-    AdminRequest, ClientMessage, Request, Response, RpcError, Undecodable, VaultMessage,
-    WireFields, WireFilter, WireQuery,
+    ClientMessage, Request, Response, RpcError, Undecodable, VaultMessage, WireFilter, WireQuery,
 };
 use echo_core::vault::{
     ConnId, Input, CHATTER_BURST, IDLE_TIMEOUT, MAX_CONNS_PER_ORIGIN, MAX_SUBSCRIPTIONS_PER_ORIGIN,
@@ -20,36 +19,6 @@ const T: u64 = 1_700_000_000_000;
 
 fn node() -> Node {
     Node::new("vault", 11, T)
-}
-
-fn allow(n: &mut Node, origin: &str, spaces: Vec<String>) {
-    let admin = n.connect_admin(T);
-    n.admin_call(
-        T,
-        admin,
-        AdminRequest::Decide {
-            origin: origin.into(),
-            allow: true,
-            spaces,
-        },
-    )
-    .unwrap();
-}
-
-fn create_space(n: &mut Node, conn: ConnId) -> String {
-    match n
-        .call(
-            T,
-            conn,
-            Request::CreateSpace {
-                properties: WireFields::new(),
-            },
-        )
-        .unwrap()
-    {
-        Response::Space(info) => info.space,
-        other => panic!("{other:?}"),
-    }
 }
 
 /// A connection attached without its handshake.
@@ -93,9 +62,9 @@ fn subscribe(space: &str) -> Request {
 #[test]
 fn a_connection_must_say_hello_first_and_only_once() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
-    let space = create_space(&mut n, app);
+    let space = n.create_space(T, app);
     n.restart(T);
     // A request before hello, naming a granted space: refused, closed,
     // and nothing is read for it.
@@ -147,7 +116,7 @@ fn a_connection_must_say_hello_first_and_only_once() {
 #[test]
 fn an_origin_without_consent_gets_a_trickle_and_a_granted_app_keeps_working() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
     let evil = n.connect_app(T, EVIL);
     // hello took one token of the burst.
@@ -175,7 +144,7 @@ fn an_origin_without_consent_gets_a_trickle_and_a_granted_app_keeps_working() {
 #[test]
 fn repeated_undecodable_messages_end_the_connection() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
     let bad = || {
         Err(Undecodable {
@@ -209,7 +178,7 @@ fn repeated_undecodable_messages_end_the_connection() {
 #[test]
 fn a_message_over_the_limits_is_answered_then_ends_the_connection() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
     message(
         &mut n,
@@ -228,7 +197,7 @@ fn a_message_over_the_limits_is_answered_then_ends_the_connection() {
 #[test]
 fn connections_are_capped_per_origin_closing_the_quietest() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let first = n.connect_app(T, APP);
     let mut conns = vec![first];
     for k in 1..MAX_CONNS_PER_ORIGIN as u64 {
@@ -247,7 +216,7 @@ fn connections_are_capped_per_origin_closing_the_quietest() {
     // Origins without consent share one cap: another origin's flood of
     // connections never closes a granted app's.
     let mut m = node();
-    allow(&mut m, APP, vec![]);
+    m.allow(T, APP, vec![]);
     let app = m.connect_app(T, APP);
     for k in 0..(MAX_UNGRANTED_CONNS as u64 + 50) {
         let origin = format!("https://evil{}.example", k % 200);
@@ -264,9 +233,9 @@ fn connections_are_capped_per_origin_closing_the_quietest() {
 #[test]
 fn live_queries_are_capped_per_origin_and_named_per_connection() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let app = n.connect_app(T, APP);
-    let space = create_space(&mut n, app);
+    let space = n.create_space(T, app);
     let other = n.connect_app(T, APP);
     // Ids count per connection: each connection's first live query is 1.
     for conn in [app, other] {
@@ -312,7 +281,7 @@ fn live_queries_are_capped_per_origin_and_named_per_connection() {
     n.call(T, other, subscribe(&space)).unwrap();
     assert!(n.call(T, other, subscribe(&space)).is_err());
     // Another origin has its own allowance.
-    allow(&mut n, "https://other.example", vec![space.clone()]);
+    n.allow(T, "https://other.example", vec![space.clone()]);
     let third = n.connect_app(T, "https://other.example");
     n.call(T, third, subscribe(&space)).unwrap();
 }
@@ -320,7 +289,7 @@ fn live_queries_are_capped_per_origin_and_named_per_connection() {
 #[test]
 fn idle_connections_expire_and_live_ones_stay() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
+    n.allow(T, APP, vec![]);
     let quiet = n.connect_app(T, APP);
     n.silence(quiet);
     let busy = n.connect_app(T, APP);
@@ -355,8 +324,8 @@ fn idle_connections_expire_and_live_ones_stay() {
 #[test]
 fn each_origin_gets_its_own_pseudonym_for_the_user_and_never_a_key() {
     let mut n = node();
-    allow(&mut n, APP, vec![]);
-    allow(&mut n, EVIL, vec![]);
+    n.allow(T, APP, vec![]);
+    n.allow(T, EVIL, vec![]);
     let user = |n: &mut Node, now: u64, origin: &str| {
         let conn = n.connect_app(now, origin);
         match n.call(now, conn, Request::IdentityInfo {}).unwrap() {

@@ -3,45 +3,13 @@
 //! fails over quota, each space is written on its own, and only the writes
 //! that do not fit fail — the others are answered, and stored.
 
-use echo_core::rpc::{
-    AdminRequest, Request, Response, WireFields, WireFilter, WireQuery, WireValue,
-};
+use echo_core::rpc::{Request, Response, WireFields, WireFilter, WireQuery, WireValue};
 use echo_core::vault::{ConnId, Input};
 use echo_sim::Node;
 
 const A: &str = "https://a.example";
 const B: &str = "https://b.example";
 const T: u64 = 1_700_000_000_000;
-
-fn allow(n: &mut Node, origin: &str) {
-    let admin = n.connect_admin(T);
-    n.admin_call(
-        T,
-        admin,
-        AdminRequest::Decide {
-            origin: origin.into(),
-            allow: true,
-            spaces: vec![],
-        },
-    )
-    .unwrap();
-}
-
-fn create_space(n: &mut Node, conn: ConnId) -> String {
-    match n
-        .call(
-            T,
-            conn,
-            Request::CreateSpace {
-                properties: WireFields::new(),
-            },
-        )
-        .unwrap()
-    {
-        Response::Space(info) => info.space,
-        other => panic!("{other:?}"),
-    }
-}
 
 fn note(space: &str, body: String) -> Request {
     let mut fields = WireFields::new();
@@ -83,12 +51,12 @@ fn notes(n: &mut Node, now: u64, conn: ConnId, space: &str) -> usize {
 #[test]
 fn a_write_over_quota_fails_alone_and_the_other_apps_write_is_stored() {
     let mut n = Node::new("vault", 31, T);
-    allow(&mut n, A);
-    allow(&mut n, B);
+    n.allow(T, A, vec![]);
+    n.allow(T, B, vec![]);
     let a = n.connect_app(T, A);
     let b = n.connect_app(T, B);
-    let big_space = create_space(&mut n, a);
-    let small_space = create_space(&mut n, b);
+    let big_space = n.create_space(T, a);
+    let small_space = n.create_space(T, b);
     // A browser with little room left: any transaction putting more than
     // 64 KiB fails.
     n.quota_bytes = Some(64 * 1024);
@@ -140,8 +108,8 @@ fn a_write_over_quota_fails_alone_and_the_other_apps_write_is_stored() {
 #[test]
 fn a_new_space_over_quota_goes_and_a_new_space_that_fits_stays_with_its_grant() {
     let mut n = Node::new("vault", 37, T);
-    allow(&mut n, A);
-    allow(&mut n, B);
+    n.allow(T, A, vec![]);
+    n.allow(T, B, vec![]);
     let a = n.connect_app(T, A);
     let b = n.connect_app(T, B);
     n.quota_bytes = Some(64 * 1024);
