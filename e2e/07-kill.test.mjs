@@ -10,7 +10,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, openSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,17 +42,22 @@ function prng(seed) {
 const userDataDir = await mkdtemp(join(tmpdir(), "echo-e2e-kill-"));
 await writeProfile(userDataDir, "storage-access");
 let current = null;
+let starts = 0;
 after(async () => {
   if (current) await current.kill();
-  await rm(userDataDir, { recursive: true, force: true });
+  if (process.env.E2E_KILL_DEBUG) console.log(`  profile kept: ${userDataDir}`);
+  else await rm(userDataDir, { recursive: true, force: true });
 });
 
 /** Chromium started by hand (its own process group), Playwright attached over CDP. */
 async function startBrowser() {
   const portFile = join(userDataDir, "DevToolsActivePort");
   rmSync(portFile, { force: true });
+  // E2E_KILL_DEBUG=DIR: Chromium's own log of every start goes to DIR, and the profile is kept there.
+  const debug = process.env.E2E_KILL_DEBUG;
+  const log = debug ? openSync(join(debug, `chromium-${++starts}.log`), "w") : "ignore";
   const proc = spawn(EXECUTABLE, [...chromiumArgs("storage-access"), "--headless=new", `--user-data-dir=${userDataDir}`,
-    "--remote-debugging-port=0", "about:blank"], { detached: true, stdio: "ignore" });
+    "--remote-debugging-port=0", ...(debug ? ["--enable-logging=stderr", "--v=0"] : []), "about:blank"], { detached: true, stdio: ["ignore", log, log] });
   const exited = new Promise((r) => proc.once("exit", r));
   const port = await until(() => existsSync(portFile) && readFileSync(portFile, "utf8").split("\n")[0].trim(), { timeoutMs: 15000, what: "DevToolsActivePort" });
   const browser = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
@@ -87,6 +92,15 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
   if ((await page.evaluate(() => window.probe.vault.state)) !== "connected") await allowInPopup(b.context, page);
   await waitState(page, "connected");
   const S = await page.evaluate(async () => (await window.probe.vault.spaces.create({ name: "Kill test" })).id);
+  // The vault's identity, as its manage page shows it (to tell a lost vault from a lost grant).
+  let identityBefore = null;
+  {
+    const manage = await b.context.newPage();
+    await manage.goto(`${sites.vault}/manage.html`);
+    identityBefore = await manage.waitForFunction(() => document.querySelector("#identity code.key")?.textContent, null, { timeout: 10000 })
+      .then((h) => h.jsonValue()).catch(() => null);
+    await manage.close();
+  }
 
   const acked = new Set();
   let next = 0;
@@ -135,8 +149,30 @@ test(`SIGKILL of the browser while writing: every acknowledged object survives (
       opened.frameStorage = await frame?.evaluate(() => document.documentElement.dataset["storage"]).catch((e) => e.message);
       const manage = await b.context.newPage();
       await manage.goto(`${sites.vault}/manage.html`);
-      opened.manage = await manage.waitForFunction(() => document.getElementById("apps")?.dataset["loaded"] === "yes" && document.getElementById("apps").textContent, null, { timeout: 10000 })
-        .then((h) => h.jsonValue()).catch((e) => e.message);
+      opened.manage = await manage.waitForFunction(() => {
+        const loaded = (id) => document.getElementById(id)?.dataset["loaded"] === "yes";
+        if (!loaded("apps") || !loaded("identity") || !loaded("spaces")) return null;
+        return {
+          identity: document.querySelector("#identity code.key")?.textContent,
+          apps: document.getElementById("apps").textContent.slice(0, 200),
+          spaces: document.getElementById("spaces").textContent.slice(0, 300),
+        };
+      }, null, { timeout: 10000 }).then((h) => h.jsonValue()).catch((e) => e.message);
+      opened.identityBefore = identityBefore;
+      // The raw database: how many entries, and which prefixes.
+      opened.raw = await manage.evaluate(() => new Promise((resolve) => {
+        const open = indexedDB.open("echo-vault");
+        open.onsuccess = () => {
+          const tx = open.result.transaction("chunks", "readonly");
+          const keys = tx.objectStore("chunks").getAllKeys();
+          keys.onsuccess = () => {
+            const byPrefix = {};
+            for (const k of keys.result) byPrefix[String(k).split("/").slice(0, 2).join("/")] = (byPrefix[String(k).split("/").slice(0, 2).join("/")] ?? 0) + 1;
+            resolve({ count: keys.result.length, byPrefix, vault: keys.result.filter((k) => String(k).startsWith("vault/")) });
+          };
+        };
+        open.onerror = () => resolve(open.error?.message);
+      })).catch((e) => e.message);
     }
     assert.equal(opened.state, "connected", `the vault opened with the grant after the kill: ${JSON.stringify(opened)}`);
     const ids = await page.evaluate(async (S) => {
