@@ -561,6 +561,12 @@ export class Vault {
       this.setState(state);
     } else if ("refused" in msg) {
       const error = EchoError.fromWire(msg.refused.error);
+      if (this.welcomed && (error.code === "rpc.disconnected" || error.code === "rpc.rate_limited")) {
+        // The vault ended a working connection for now, not for good: it was idle too long, or its site had
+        // too many (the quietest goes; core/src/vault/guard.rs). Pending calls fail; it reconnects by itself.
+        this.connectFailed(error);
+        return;
+      }
       this.stopHandshakeTimers();
       this.handshaking = false;
       this.closePort();
