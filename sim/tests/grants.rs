@@ -10,7 +10,7 @@ use echo_core::rpc::{
     WireValue,
 };
 use echo_core::store::StoreError;
-use echo_core::vault::Input;
+use echo_core::vault::{ConnId, Input};
 use echo_sim::Node;
 
 const APP: &str = "https://app.example";
@@ -53,6 +53,18 @@ fn quota() -> StoreError {
     }
 }
 
+/// Hands the vault a management call without waiting for its answer.
+fn admin_request(n: &mut Node, admin: ConnId, method: AdminRequest) {
+    let id = n.next_id();
+    n.input(
+        T,
+        Input::AdminMessage {
+            conn: admin,
+            message: Ok(echo_core::rpc::AdminMessage::Request { id, method }),
+        },
+    );
+}
+
 /// The consent a fresh connection of `origin` is welcomed with.
 fn consent(n: &mut Node, now: u64, origin: &str) -> echo_core::rpc::Consent {
     let conn = n.connect_app(now, origin);
@@ -71,17 +83,7 @@ fn a_revocation_that_meets_a_failing_write_holds_and_is_stored_by_a_retry() {
     n.allow(T, APP, vec![]);
     let admin = n.connect_admin(T);
     n.auto_io = false;
-    let id = n.next_id();
-    n.input(
-        T,
-        Input::AdminMessage {
-            conn: admin,
-            message: Ok(echo_core::rpc::AdminMessage::Request {
-                id,
-                method: AdminRequest::Revoke { origin: APP.into() },
-            }),
-        },
-    );
+    admin_request(&mut n, admin, AdminRequest::Revoke { origin: APP.into() });
     n.fail_write(T, quota());
     n.drain(T);
     // The revocation holds in memory: the app is out.
@@ -108,17 +110,7 @@ fn retries_back_off_while_storage_keeps_failing() {
     n.allow(T, APP, vec![]);
     let admin = n.connect_admin(T);
     n.auto_io = false;
-    let id = n.next_id();
-    n.input(
-        T,
-        Input::AdminMessage {
-            conn: admin,
-            message: Ok(echo_core::rpc::AdminMessage::Request {
-                id,
-                method: AdminRequest::Revoke { origin: APP.into() },
-            }),
-        },
-    );
+    admin_request(&mut n, admin, AdminRequest::Revoke { origin: APP.into() });
     let mut now = T;
     let mut waits = Vec::new();
     for _ in 0..8 {
@@ -286,19 +278,13 @@ fn spaces_given_by_a_flush_that_failed_are_taken_back_from_the_app() {
     let other = n.connect_app(T, OTHER);
     let admin = n.connect_admin(T);
     n.auto_io = false;
-    let id = n.next_id();
-    n.input(
-        T,
-        Input::AdminMessage {
-            conn: admin,
-            message: Ok(echo_core::rpc::AdminMessage::Request {
-                id,
-                method: AdminRequest::Decide {
-                    origin: OTHER.into(),
-                    allow: true,
-                    spaces: vec![space.clone()],
-                },
-            }),
+    admin_request(
+        &mut n,
+        admin,
+        AdminRequest::Decide {
+            origin: OTHER.into(),
+            allow: true,
+            spaces: vec![space.clone()],
         },
     );
     // Before the decision is stored the app starts using the space.

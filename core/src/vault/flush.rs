@@ -359,22 +359,9 @@ impl Vault {
         let mut reopen = Vec::new();
         for id in touched {
             let stored = self.spaces.saved.contains_key(&id);
-            let Some(slot) = self.spaces.slots.get_mut(&id) else {
+            if !self.close_space_keeping_results(id) {
                 continue;
-            };
-            let state = std::mem::replace(&mut slot.state, SlotState::Closed);
-            if let SlotState::Open(replica) = state {
-                // Keep what each live query showed, to diff after reopening.
-                for s in self
-                    .apps
-                    .subscriptions
-                    .values_mut()
-                    .filter(|s| s.space == id)
-                {
-                    s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
-                }
             }
-            self.peers_space_dropped(id);
             if stored {
                 reopen.push(id);
             }
@@ -524,25 +511,34 @@ impl Vault {
         self.admin_changed();
     }
 
+    /// Closes a space held in memory (its unstored writes are lost),
+    /// keeping what each of its live queries showed, to diff against once
+    /// it is read again; `false` when no such space is held.
+    fn close_space_keeping_results(&mut self, id: SpaceId) -> bool {
+        let Some(slot) = self.spaces.slots.get_mut(&id) else {
+            return false;
+        };
+        let state = std::mem::replace(&mut slot.state, SlotState::Closed);
+        if let SlotState::Open(replica) = state {
+            for s in self
+                .apps
+                .subscriptions
+                .values_mut()
+                .filter(|s| s.space == id)
+            {
+                s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
+            }
+        }
+        self.peers_space_dropped(id);
+        true
+    }
+
     /// Drops a space whose unstored writes are lost from memory: read
     /// again from storage (its live queries diff from what they showed),
     /// or gone if it was never stored.
     fn drop_space_after_failure(&mut self, id: SpaceId) {
         let stored = self.spaces.saved.contains_key(&id);
-        if let Some(slot) = self.spaces.slots.get_mut(&id) {
-            let state = std::mem::replace(&mut slot.state, SlotState::Closed);
-            if let SlotState::Open(replica) = state {
-                for s in self
-                    .apps
-                    .subscriptions
-                    .values_mut()
-                    .filter(|s| s.space == id)
-                {
-                    s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
-                }
-            }
-            self.peers_space_dropped(id);
-        }
+        self.close_space_keeping_results(id);
         if !stored {
             self.spaces.slots.remove(&id);
             let orphaned: Vec<super::apps::SubKey> = self
