@@ -387,3 +387,51 @@ fn two_people_typing_in_one_text_at_once_each_keep_their_place() {
         Some("context")
     );
 }
+
+#[test]
+fn a_space_property_nested_at_the_limit_reaches_every_member() {
+    // A property nested right at `MAX_VALUE_DEPTH`, which the vault takes
+    // from an app, was once read back one level deeper from a document:
+    // a member already syncing silently never showed it, and a member
+    // joining later was refused the space's snapshot (`sync.bad_snapshot`).
+    let mut deep = WireValue::Int(echo_core::rpc::WireInt(7));
+    for _ in 0..echo_core::data::MAX_VALUE_DEPTH {
+        deep = WireValue::Map([("k".to_owned(), deep)].into());
+    }
+    let mut sim = Sim::new(5, 3);
+    let s = share(&mut sim, &[0, 1], Role::Editor);
+    sim.link(0, 1).unwrap();
+    assert!(sim.settle(200, 60_000));
+    let set = Request::SetSpaceProperty {
+        space: s.space.clone(),
+        name: "deep".into(),
+        value: deep.clone(),
+    };
+    write(&mut sim, 0, s.apps[0], set);
+    write(&mut sim, 0, s.apps[0], note(&s.space, "after"));
+    assert!(sim.settle(200, 60_000));
+    // A third member joins now: its first sync is a snapshot.
+    echo_sim::scenario::join(&mut sim, 0, 2, &s.space, Role::Reader);
+    let third = allow(&mut sim, 2, vec![s.space.clone()]);
+    sim.link(0, 2).unwrap();
+    assert!(sim.settle(200, 60_000));
+    for (n, app) in [(1, s.apps[1]), (2, third)] {
+        let stopped: Vec<_> = sim.nodes[n]
+            .events
+            .iter()
+            .filter(|e| matches!(e, VaultEvent::SyncStopped { .. }))
+            .collect();
+        assert!(stopped.is_empty(), "node {n}: {stopped:?}");
+        let now = sim.now;
+        let request = Request::SpaceProperties {
+            space: s.space.clone(),
+        };
+        match sim.nodes[n].call(now, app, request) {
+            Ok(Response::Properties { properties }) => {
+                assert_eq!(properties.get("deep"), Some(&deep), "node {n}")
+            }
+            other => panic!("node {n}: {other:?}"),
+        }
+        assert_eq!(notes(&mut sim, n, app, &s.space).len(), 1, "node {n}");
+    }
+}

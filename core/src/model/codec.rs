@@ -406,21 +406,27 @@ impl<D: ReadDoc> Reader<'_, D> {
             .collect()
     }
 
+    /// The space's properties. Each is read as a field is — its value at
+    /// depth 0 — since [`Space::set_property`](super::Space::set_property)
+    /// checks it as one: a property nested right at the limit must read
+    /// back (merged from a peer, in a snapshot), not be refused as corrupt.
     pub fn properties(&self) -> Result<BTreeMap<String, Value>, ModelError> {
         match self.get(&ROOT, PROPERTIES_KEY)? {
-            Some((AmValue::Object(ObjType::Map), m)) => self.map(&m, 0),
+            Some((AmValue::Object(ObjType::Map), m)) => self.entries(&m, 0),
             _ => Ok(BTreeMap::new()),
         }
     }
 
-    fn map(&self, obj: &ObjId, depth: usize) -> Result<BTreeMap<String, Value>, ModelError> {
+    /// The entries of map `obj`, each value read `depth` levels below a
+    /// field.
+    fn entries(&self, obj: &ObjId, depth: usize) -> Result<BTreeMap<String, Value>, ModelError> {
         let range = match self.heads {
             None => self.doc.map_range(obj, ..),
             Some(h) => self.doc.map_range_at(obj, .., h),
         };
         let mut out = BTreeMap::new();
         for item in range {
-            let value = self.value(item.value.clone(), &item.id(), depth + 1)?;
+            let value = self.value(item.value.clone(), &item.id(), depth)?;
             out.insert(item.key.to_string(), value);
         }
         Ok(out)
@@ -457,7 +463,7 @@ impl<D: ReadDoc> Reader<'_, D> {
                         return decode_ref(text).map(Value::Ref);
                     }
                 }
-                Value::Map(self.map(id, depth)?)
+                Value::Map(self.entries(id, depth + 1)?)
             }
         })
     }
@@ -554,5 +560,63 @@ mod one_pass {
         assert!(!read(3).fields.contains_key("n"));
         assert!(read(4).deleted);
         assert_eq!(read(2).fields["ref"], Value::Ref(Reference::local(ids[3])));
+    }
+}
+
+#[cfg(test)]
+mod depth {
+    use automerge::AutoCommit;
+
+    use super::*;
+
+    /// `leaf` inside `levels` maps.
+    fn nested(levels: usize) -> Value {
+        let mut v = Value::Int(7);
+        for _ in 0..levels {
+            v = Value::Map([("k".to_owned(), v)].into());
+        }
+        v
+    }
+
+    #[test]
+    fn a_property_reads_back_at_the_same_depth_a_field_does() {
+        // A value at the limit, as a property and as a field: both were
+        // accepted from the app, both read back (a property read one level
+        // deeper than a field once made a peer refuse the space's snapshot
+        // and silently drop the property from its merges); one level more
+        // is refused in both.
+        for (levels, readable) in [(MAX_VALUE_DEPTH, true), (MAX_VALUE_DEPTH + 1, false)] {
+            let value = nested(levels);
+            assert_eq!(check_value(&value).is_ok(), readable);
+            let mut doc = AutoCommit::new();
+            let props = doc.put_object(ROOT, PROPERTIES_KEY, ObjType::Map).unwrap();
+            put_value(&mut doc, &props, "deep", &value).unwrap();
+            let id = ObjectId::from_bytes([1; 16]);
+            put_object(&mut doc, &id, "t", &BTreeMap::new()).unwrap();
+            put_field(&mut doc, &id, "deep", &value).unwrap();
+            doc.commit();
+            let reader = Reader {
+                doc: &doc,
+                heads: None,
+            };
+            let field = reader
+                .object(&id)
+                .map(|o| o.unwrap().fields["deep"].clone());
+            let property = reader.properties().map(|p| p["deep"].clone());
+            assert_eq!(
+                field.is_ok(),
+                readable,
+                "field at {levels} levels: {field:?}"
+            );
+            assert_eq!(
+                property.is_ok(),
+                readable,
+                "property at {levels} levels: {property:?}"
+            );
+            if readable {
+                assert_eq!(field.unwrap(), value);
+                assert_eq!(property.unwrap(), value);
+            }
+        }
     }
 }
