@@ -125,21 +125,28 @@ impl Vault {
         Some(Output::Write { write, batch })
     }
 
-    /// The grants as a flush that does not store every space may store
-    /// them: each naming only spaces stored already (or by this flush,
-    /// `with`) — a stored grant never names a space storage does not hold.
+    /// The grants a flush that does not store everything may store: what
+    /// was taken away (restrictions hold at once), but nothing given — a
+    /// decision that gives is stored by the flush that answers it — except,
+    /// with a new space `with` stored by this flush, that space for the
+    /// apps it was granted to when it was made (its creator), so that the
+    /// creation, answered with this flush, is not left without its grant.
+    /// No stored grant names a space storage does not hold.
     fn storable_grants(&self, with: Option<SpaceId>) -> BTreeMap<String, GrantRecord> {
-        self.grants
-            .current
-            .iter()
-            .map(|(origin, grant)| {
-                let mut grant = grant.clone();
-                grant
-                    .spaces
-                    .retain(|s| self.spaces.saved.contains_key(s) || Some(*s) == with);
-                (origin.clone(), grant)
-            })
-            .collect()
+        let mut out = self.grants.restricted();
+        if let Some(space) = with.filter(|s| !self.spaces.saved.contains_key(s)) {
+            for (origin, grant) in &mut out {
+                let given = self
+                    .grants
+                    .current
+                    .get(origin)
+                    .is_some_and(|now| now.allowed && now.spaces.contains(&space));
+                if given && grant.allowed {
+                    grant.spaces.insert(space);
+                }
+            }
+        }
+        out
     }
 
     /// Puts the grants of `grants` that differ from what is stored into

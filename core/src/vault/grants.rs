@@ -71,6 +71,12 @@ impl Grants {
     /// A failed flush: each origin gets the lesser of what is stored and
     /// what was decided (see the module docs).
     pub fn revert(&mut self) {
+        self.current = self.restricted();
+    }
+
+    /// What storage holds, less what was taken away since: the grants a
+    /// flush may store before the decisions that gave more are answered.
+    pub fn restricted(&self) -> BTreeMap<String, GrantRecord> {
         let mut back = BTreeMap::new();
         for (origin, saved) in &self.saved {
             // Absent now: revoked, and revoked it stays.
@@ -84,7 +90,7 @@ impl Grants {
                 back.insert(origin.clone(), now.clone());
             }
         }
-        self.current = back;
+        back
     }
 }
 
