@@ -526,6 +526,19 @@ impl Node {
         self.next_call
     }
 
+    /// A call as an input, not handed over yet (to hand several over in
+    /// one turn: [`input_many`](Self::input_many)), and its id.
+    pub fn request(&mut self, conn: ConnId, method: Request) -> (u32, Input) {
+        let id = self.next_id();
+        (
+            id,
+            Input::AppMessage {
+                conn,
+                message: Ok(ClientMessage::Request { id, method }),
+            },
+        )
+    }
+
     /// Sends a call without waiting for its answer; returns its id.
     pub fn send(&mut self, now: Millis, conn: ConnId, method: Request) -> u32 {
         self.next_call += 1;

@@ -4,9 +4,7 @@
 //! (`core/src/vault/flush.rs` `storable_grants`). Found by the API-sequence
 //! property test (`api_sequences.rs`, bug D).
 
-use echo_core::rpc::{
-    AdminMessage, AdminReply, AdminRequest, AdminResponse, ClientMessage, Request, WireFields,
-};
+use echo_core::rpc::{AdminMessage, AdminReply, AdminRequest, AdminResponse, Request, WireFields};
 use echo_core::store::StoreError;
 use echo_core::vault::{ConnId, Input};
 use echo_sim::Node;
@@ -49,19 +47,13 @@ fn turn(n: &mut Node, admin: ConnId, a: ConnId, b_spaces: Vec<String>, writes: &
         }),
     }];
     for s in writes {
-        let id = n.next_id();
-        inputs.push(Input::AppMessage {
-            conn: a,
-            message: Ok(ClientMessage::Request {
-                id,
-                method: Request::CreateObject {
-                    space: (*s).clone(),
-                    id: None,
-                    type_name: "t".into(),
-                    fields: WireFields::new(),
-                },
-            }),
-        });
+        let create = Request::CreateObject {
+            space: (*s).clone(),
+            id: None,
+            type_name: "t".into(),
+            fields: WireFields::new(),
+        };
+        inputs.push(n.request(a, create).1);
     }
     n.input_many(T, inputs);
     decide

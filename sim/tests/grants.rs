@@ -144,18 +144,12 @@ fn a_revocation_is_stored_before_an_app_write_that_fails_over_quota() {
     let admin = n.connect_admin(T);
     n.auto_io = false;
     // In one turn: the app writes, the user revokes it.
-    let write = n.next_id();
+    let (_, write) = n.request(app, task(&space, "big"));
     let id = n.next_id();
     n.input_many(
         T,
         vec![
-            Input::AppMessage {
-                conn: app,
-                message: Ok(echo_core::rpc::ClientMessage::Request {
-                    id: write,
-                    method: task(&space, "big"),
-                }),
-            },
+            write,
             Input::AdminMessage {
                 conn: admin,
                 message: Ok(echo_core::rpc::AdminMessage::Request {

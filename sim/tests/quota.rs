@@ -4,7 +4,7 @@
 //! that do not fit fail — the others are answered, and stored.
 
 use echo_core::rpc::{Request, Response, WireFields, WireFilter, WireQuery, WireValue};
-use echo_core::vault::{ConnId, Input};
+use echo_core::vault::ConnId;
 use echo_sim::Node;
 
 const A: &str = "https://a.example";
@@ -61,26 +61,9 @@ fn a_write_over_quota_fails_alone_and_the_other_apps_write_is_stored() {
     // 64 KiB fails.
     n.quota_bytes = Some(64 * 1024);
     // In one turn: A writes 200 KB, B a small note.
-    let (big, small) = (n.next_id(), n.next_id());
-    n.input_many(
-        T,
-        vec![
-            Input::AppMessage {
-                conn: a,
-                message: Ok(echo_core::rpc::ClientMessage::Request {
-                    id: big,
-                    method: note(&big_space, "x".repeat(200_000)),
-                }),
-            },
-            Input::AppMessage {
-                conn: b,
-                message: Ok(echo_core::rpc::ClientMessage::Request {
-                    id: small,
-                    method: note(&small_space, "hello".into()),
-                }),
-            },
-        ],
-    );
+    let (big, first) = n.request(a, note(&big_space, "x".repeat(200_000)));
+    let (small, second) = n.request(b, note(&small_space, "hello".into()));
+    n.input_many(T, vec![first, second]);
     n.complete_io(T);
     assert_eq!(
         n.answer(a, big).expect("A answered").unwrap_err().code,
@@ -115,28 +98,14 @@ fn a_new_space_over_quota_goes_and_a_new_space_that_fits_stays_with_its_grant() 
     n.quota_bytes = Some(64 * 1024);
     let mut props = WireFields::new();
     props.insert("name".into(), WireValue::String("y".repeat(100_000)));
-    let (big, small) = (n.next_id(), n.next_id());
-    n.input_many(
-        T,
-        vec![
-            Input::AppMessage {
-                conn: a,
-                message: Ok(echo_core::rpc::ClientMessage::Request {
-                    id: big,
-                    method: Request::CreateSpace { properties: props },
-                }),
-            },
-            Input::AppMessage {
-                conn: b,
-                message: Ok(echo_core::rpc::ClientMessage::Request {
-                    id: small,
-                    method: Request::CreateSpace {
-                        properties: WireFields::new(),
-                    },
-                }),
-            },
-        ],
+    let (big, first) = n.request(a, Request::CreateSpace { properties: props });
+    let (small, second) = n.request(
+        b,
+        Request::CreateSpace {
+            properties: WireFields::new(),
+        },
     );
+    n.input_many(T, vec![first, second]);
     n.complete_io(T);
     assert_eq!(
         n.answer(a, big).expect("A answered").unwrap_err().code,

@@ -89,17 +89,6 @@ fn code(result: Result<Response, RpcError>) -> (String, Option<String>) {
     (e.code, reason)
 }
 
-fn request(n: &mut Node, conn: ConnId, method: Request) -> (u32, Input) {
-    let id = n.next_id();
-    (
-        id,
-        Input::AppMessage {
-            conn,
-            message: Ok(ClientMessage::Request { id, method }),
-        },
-    )
-}
-
 #[test]
 fn identity_is_created_once_and_survives_a_restart() {
     let mut n = node();
@@ -258,7 +247,7 @@ fn writes_are_answered_once_durable_and_share_one_flush() {
     n.auto_io = false;
     // A hundred calls that arrived together: one flush.
     let calls: Vec<(u32, Input)> = (0..100)
-        .map(|i| request(&mut n, app, create(&space, &format!("t{i}"))))
+        .map(|i| n.request(app, create(&space, &format!("t{i}"))))
         .collect();
     let ids_sent: Vec<u32> = calls.iter().map(|(id, _)| *id).collect();
     n.input_many(T, calls.into_iter().map(|(_, i)| i).collect());
@@ -289,7 +278,7 @@ fn answers_come_only_after_the_flush_completed() {
     let space = create_space(&mut n, app, "board");
     n.auto_io = false;
     let calls: Vec<(u32, Input)> = (0..10)
-        .map(|i| request(&mut n, app, create(&space, &format!("t{i}"))))
+        .map(|i| n.request(app, create(&space, &format!("t{i}"))))
         .collect();
     let sent: Vec<u32> = calls.iter().map(|(id, _)| *id).collect();
     n.input_many(T, calls.into_iter().map(|(_, i)| i).collect());
@@ -346,9 +335,8 @@ fn a_failed_flush_fails_its_calls_and_reverts_them() {
     };
     assert_eq!(initial.len(), 1);
     n.auto_io = false;
-    let (lost, a) = request(&mut n, app, create(&space, "lost"));
-    let (new_space, b) = request(
-        &mut n,
+    let (lost, a) = n.request(app, create(&space, "lost"));
+    let (new_space, b) = n.request(
         app,
         Request::CreateSpace {
             properties: WireFields::new(),
@@ -726,14 +714,13 @@ fn concurrent_writes_are_applied_together_and_a_bad_one_fails_alone() {
     allow(&mut n, APP, vec![]);
     let space = create_space(&mut n, app, "s");
     let mut calls: Vec<(u32, Input)> = (0..50)
-        .map(|i| request(&mut n, app, create(&space, &format!("t{i}"))))
+        .map(|i| n.request(app, create(&space, &format!("t{i}"))))
         .collect();
     // One call whose write is invalid: an update of an object that does not exist.
     let missing = echo_core::data::ObjectId::from_bytes([7; 16]).to_string();
     let mut set = WireFields::new();
     set.insert("done".into(), WireValue::Bool(true));
-    let bad = request(
-        &mut n,
+    let bad = n.request(
         app,
         Request::UpdateObject {
             space: space.clone(),
@@ -764,7 +751,7 @@ fn concurrent_writes_are_applied_together_and_a_bad_one_fails_alone() {
     let heads = |n: &Node| n.vault().replica_of(&sid).unwrap().space().index().len();
     let before = heads(&n);
     let calls: Vec<Input> = (0..200)
-        .map(|i| request(&mut n, app, create(&space, &format!("u{i}"))).1)
+        .map(|i| n.request(app, create(&space, &format!("u{i}"))).1)
         .collect();
     let flushes = n.flushes;
     n.input_many(T, calls);
