@@ -42,8 +42,9 @@ pub struct AppQueues {
     last: Option<ConnId>,
 }
 
-/// A port message's length in UTF-16 code units (0 for a non-string).
-fn units(data: &JsValue) -> usize {
+/// A port message's length in UTF-16 code units (0 for a non-string),
+/// read without copying the string into wasm memory.
+pub(crate) fn units(data: &JsValue) -> usize {
     data.dyn_ref::<js_sys::JsString>()
         .map_or(0, |s| s.length() as usize)
 }

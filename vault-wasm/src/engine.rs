@@ -376,9 +376,7 @@ fn decode_app(data: &JsValue, greeted: bool) -> Vec<Result<ClientMessage, Undeco
         return vec![Err(refused)];
     }
     if !greeted {
-        let units = data
-            .dyn_ref::<js_sys::JsString>()
-            .map_or(0, |s| s.length() as usize);
+        let units = crate::app_queue::units(data);
         if units > MAX_FIRST_MESSAGE_UNITS {
             return vec![Err(Undecodable {
                 id: None,

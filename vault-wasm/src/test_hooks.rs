@@ -15,7 +15,7 @@
 
 use echo_core::data::SpaceId;
 use echo_core::model::{Value, WriteBatch};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use crate::engine::{pump, Shared};
 
@@ -39,10 +39,7 @@ struct Panic {
 pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
     // The hooks' messages are small: anything longer is not looked at (and
     // not copied into wasm memory, which the oversized-message test checks).
-    let small = data
-        .dyn_ref::<js_sys::JsString>()
-        .is_some_and(|s| s.length() <= 4_096);
-    if !small {
+    if crate::app_queue::units(data) > 4_096 {
         return false;
     }
     let Some(text) = data.as_string() else {
