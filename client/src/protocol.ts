@@ -19,6 +19,34 @@ export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.un
  */
 export const LIMITS = { maxMessageBytes: 4194304, maxFrameMessages: 4096, maxBatch: 10000, maxGetIds: 1000, maxValueDepth: 32, maxFilterDepth: 32, maxTraversalDepth: 256, maxClientName: 128, maxSubscriptions: 256 } as const;
 
+/** A method's name (one of `METHODS`). */
+export type Method = (typeof METHODS)[number];
+
+/** What each method takes: the content of its `Request` variant. */
+export type MethodParams = { [M in Method]: Extract<Request, { [K in M]: unknown }>[M] };
+
+/** What each method answers on success: its `Response` variant. */
+export type MethodResponses = {
+  "ping": Extract<Response, { "done": unknown }>;
+  "identity.info": Extract<Response, { "identity": unknown }>;
+  "spaces.create": Extract<Response, { "space": unknown }>;
+  "spaces.list": Extract<Response, { "spaces": unknown }>;
+  "space.properties": Extract<Response, { "properties": unknown }>;
+  "space.set_property": Extract<Response, { "done": unknown }>;
+  "space.heads": Extract<Response, { "heads": unknown }>;
+  "object.create": Extract<Response, { "written": unknown }>;
+  "object.update": Extract<Response, { "written": unknown }>;
+  "object.delete": Extract<Response, { "written": unknown }>;
+  "object.get": Extract<Response, { "objects": unknown }>;
+  "object.batch": Extract<Response, { "written": unknown }>;
+  "query.run": Extract<Response, { "result": unknown }>;
+  "query.subscribe": Extract<Response, { "subscribed": unknown }>;
+  "query.unsubscribe": Extract<Response, { "done": unknown }>;
+  "text.splice": Extract<Response, { "written": unknown }>;
+  "text.read": Extract<Response, { "text": unknown }>;
+  "space.status": Extract<Response, { "space_status": unknown }>;
+};
+
 /**
  * What an app sends, externally tagged: `{ "hello": {..} }`,
  * `{ "request": {..} }`, `{ "cancel": {..} }`.

@@ -73,6 +73,7 @@ pub(super) fn generate() -> String {
         crate::query::MAX_FILTER_DEPTH,
         crate::query::MAX_TRAVERSAL_DEPTH,
     ));
+    out.push_str(&method_map());
     for d in [
         decl::<ClientMessage>(&cfg),
         decl::<VaultMessage>(&cfg),
@@ -118,6 +119,92 @@ pub(super) fn generate() -> String {
         out.pop();
     }
     out
+}
+
+/// What each method answers on success: the tag of its [`Response`]
+/// variant, in the order of [`METHODS`] (each [`Request`] variant's doc
+/// says it too; `core/src/vault/api.rs` answers so). Checked below against
+/// `METHODS` and the `Response` variants.
+const METHOD_RESPONSES: &[(&str, &str)] = &[
+    ("ping", "done"),
+    ("identity.info", "identity"),
+    ("spaces.create", "space"),
+    ("spaces.list", "spaces"),
+    ("space.properties", "properties"),
+    ("space.set_property", "done"),
+    ("space.heads", "heads"),
+    ("object.create", "written"),
+    ("object.update", "written"),
+    ("object.delete", "written"),
+    ("object.get", "objects"),
+    ("object.batch", "written"),
+    ("query.run", "result"),
+    ("query.subscribe", "subscribed"),
+    ("query.unsubscribe", "done"),
+    ("text.splice", "written"),
+    ("text.read", "text"),
+    ("space.status", "space_status"),
+];
+
+/// The method → params and method → response maps: `request` in the client
+/// is typed per method from them (`{ "object.create": … }` resolves with
+/// `{ written: { created } }`), with no check of the response's kind at run
+/// time. The responses come from [`METHOD_RESPONSES`].
+fn method_map() -> String {
+    let mut out = String::from(
+        "/** A method's name (one of `METHODS`). */\n\
+         export type Method = (typeof METHODS)[number];\n\n\
+         /** What each method takes: the content of its `Request` variant. */\n\
+         export type MethodParams = { [M in Method]: Extract<Request, { [K in M]: unknown }>[M] };\n\n\
+         /** What each method answers on success: its `Response` variant. */\n\
+         export type MethodResponses = {\n",
+    );
+    for (method, kind) in METHOD_RESPONSES {
+        out.push_str(&format!(
+            "  {method:?}: Extract<Response, {{ {kind:?}: unknown }}>;\n"
+        ));
+    }
+    out.push_str("};\n\n");
+    out
+}
+
+/// A `Response` variant's tag is known to serde: `{tag: {}}` fails, if at
+/// all, for a missing field, not as an unknown variant.
+fn is_response_tag(tag: &str) -> bool {
+    match serde_json::from_value::<Response>(serde_json::json!({ tag: {} })) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().contains("unknown variant"),
+    }
+}
+
+#[test]
+fn every_method_has_one_response_kind_that_is_a_response_variant() {
+    let methods: Vec<&str> = METHOD_RESPONSES.iter().map(|(m, _)| *m).collect();
+    assert_eq!(methods, METHODS, "METHOD_RESPONSES lists METHODS, in order");
+    assert!(
+        !is_response_tag("no_such_kind"),
+        "the probe tells variants apart"
+    );
+    for (method, kind) in METHOD_RESPONSES {
+        assert!(
+            is_response_tag(kind),
+            "{method} answers {kind:?}, which is no Response variant"
+        );
+    }
+    // Every variant answers some method: serde names them all when it
+    // meets an unknown one ("unknown variant `x`, expected one of `done`, …").
+    let err = serde_json::from_value::<Response>(serde_json::json!({ "no_such_kind": {} }))
+        .unwrap_err()
+        .to_string();
+    let expected = err.split("expected one of").nth(1).expect(&err);
+    let tags: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    assert!(tags.len() >= 12, "{err}");
+    for tag in tags {
+        assert!(
+            METHOD_RESPONSES.iter().any(|(_, k)| *k == tag),
+            "no method answers {tag}"
+        );
+    }
 }
 
 #[test]
