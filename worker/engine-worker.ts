@@ -22,6 +22,8 @@ interface VaultEngine {
 interface EchoVaultModule {
   default(input?: { module_or_path: URL | string }): Promise<{ memory?: WebAssembly.Memory }>;
   VaultEngine: { start(): Promise<VaultEngine> };
+  /** Forgets the marker that names the vault's identity (vault-wasm's marker.rs). */
+  forgetLostVault(database?: string): Promise<void>;
 }
 
 type Attach =
@@ -41,6 +43,8 @@ let status: EngineStatus | null = null;
 let engine: VaultEngine | null = null;
 /** The engine's linear memory (it only grows: its size is the engine's peak). */
 let wasmMemory: WebAssembly.Memory | null = null;
+/** The loaded echo-vault module (null until loaded). */
+let wasmModule: EchoVaultModule | null = null;
 const queued: Attach[] = [];
 const controls: Array<(message: EngineStatus) => void> = [];
 
@@ -61,6 +65,7 @@ async function loadEngine(): Promise<VaultEngine> {
   const wasmUrl = new URL(__ECHO_WASM_BG__, import.meta.url);
   const wasm = (await import(jsUrl)) as EchoVaultModule;
   wasmMemory = (await wasm.default({ module_or_path: wasmUrl })).memory ?? null;
+  wasmModule = wasm;
   return await wasm.VaultEngine.start();
 }
 
@@ -107,15 +112,17 @@ function start(): void {
  * they were acknowledged). Connections arriving meanwhile are refused.
  */
 function crash(reason: string): void {
+  endWorker({
+    code: "rpc.internal",
+    message: `The vault engine stopped after an error and starts again; apps reconnect by themselves (${reason.slice(0, 300)})`,
+  });
+}
+
+/** Says `crashed` (every vault page reloads) and closes this worker, so that the next connection starts afresh. */
+function endWorker(error: RpcError): void {
   if (status?.engine === "crashed") return;
   engine = null;
-  setStatus({
-    engine: "crashed",
-    error: {
-      code: "rpc.internal",
-      message: `The vault engine stopped after an error and starts again; apps reconnect by themselves (${reason.slice(0, 300)})`,
-    },
-  });
+  setStatus({ engine: "crashed", error });
   setTimeout(() => self.close(), 50);
 }
 
@@ -229,6 +236,32 @@ function diagnose(): Diagnosis {
   return { wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null, connections, status: status?.engine ?? null };
 }
 
+/**
+ * The person chose, on a vault page, to start a new vault where the browser deleted the old one's storage.
+ * Honoured only then (the engine failed with `rpc.storage_lost`): the marker naming the lost identity is
+ * forgotten and this worker ends as after a crash, so every vault page reloads and a new vault starts.
+ */
+function startNewVault(): void {
+  if (status?.engine !== "failed" || status.error.code !== "rpc.storage_lost" || !wasmModule) return;
+  wasmModule.forgetLostVault().then(
+    () =>
+      endWorker({
+        code: "rpc.storage_lost",
+        message: "A new, empty vault starts, as you chose (the browser had deleted the old one's storage); apps reconnect by themselves.",
+      }),
+    (error: unknown) => {
+      console.error("echo-engine: cannot forget the lost vault", error);
+      setStatus({
+        engine: "failed",
+        error: {
+          code: "rpc.storage_blocked",
+          message: `The vault cannot start a new vault: the browser refused to change its storage (${String(error)}). Allow site data for the vault, then reload.`,
+        },
+      });
+    },
+  );
+}
+
 /** Reads one control message; anything else is ignored. */
 function onControl(data: unknown, reply: (message: unknown) => void): void {
   if (typeof data !== "object" || data === null) return;
@@ -237,9 +270,12 @@ function onControl(data: unknown, reply: (message: unknown) => void): void {
     attach_admin?: { port?: unknown; lifeline?: unknown };
     attach_net?: { port?: unknown };
     diagnose?: unknown;
+    start_new_vault?: unknown;
   };
   if (message.diagnose !== undefined) {
     reply({ diagnosis: diagnose() });
+  } else if (message.start_new_vault !== undefined) {
+    startNewVault();
   } else if (message.attach) {
     const { origin, port, lifeline } = message.attach;
     if (typeof origin === "string" && port instanceof MessagePort) deliver({ kind: "app", origin, port, lifeline: lifelineOf(lifeline) });

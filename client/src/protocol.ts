@@ -9,7 +9,7 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1];
 export const METHODS = ["ping", "identity.info", "spaces.create", "spaces.list", "space.properties", "space.set_property", "space.heads", "object.create", "object.update", "object.delete", "object.get", "object.batch", "query.run", "query.subscribe", "query.unsubscribe", "text.splice", "text.read", "space.status"] as const;
 
 /** The `rpc.*` error codes; other modules' codes pass through (`model.*`, `query.*`, …). */
-export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
+export const RPC_ERROR_CODES = ["rpc.bad_request", "rpc.unknown_method", "rpc.unsupported_version", "rpc.not_connected", "rpc.duplicate_id", "rpc.not_authorized", "rpc.no_such_space", "rpc.no_such_subscription", "rpc.too_large", "rpc.too_deep", "rpc.too_many_subscriptions", "rpc.rate_limited", "rpc.storage_partitioned", "rpc.storage_blocked", "rpc.storage_lost", "rpc.timeout", "rpc.cancelled", "rpc.disconnected", "rpc.internal"] as const;
 
 /**
  * The engine's limits (see core/src/rpc/mod.rs). `maxValueDepth`: levels of

@@ -10,7 +10,10 @@ export type ControlMessage =
   | { attach_admin: { port: MessagePort; lifeline?: string } }
   | { attach_net: { port: MessagePort } }
   // Answered with {diagnosis: {wasm_bytes, connections, status}} (tests, diagnosis).
-  | { diagnose: Record<string, never> };
+  | { diagnose: Record<string, never> }
+  // The person chose to start a new vault where the old one's storage was lost (`rpc.storage_lost`): the
+  // engine forgets its marker and says `crashed`, every vault page reloads, and a new vault starts.
+  | { start_new_vault: Record<string, never> };
 
 /**
  * Engine → page on the control port. `crashed`: the engine trapped (a panic,

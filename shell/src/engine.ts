@@ -33,6 +33,11 @@ export interface EngineLink {
    * page cannot (a fallback page that relays to another page's engine).
    */
   attachNet(port: MessagePort): boolean;
+  /**
+   * The person chose to start a new vault where the browser deleted the old one's storage (the engine
+   * failed with `rpc.storage_lost`): every vault page reloads and a new, empty vault starts.
+   */
+  startNewVault(): void;
 }
 
 /** Joins the engine through `scope` (the globals or a storage-access handle). */
@@ -193,6 +198,11 @@ class SharedLink extends BaseLink implements EngineLink {
     this.port.postMessage(message, [port]);
     return true;
   }
+
+  startNewVault(): void {
+    const message: ControlMessage = { start_new_vault: {} };
+    this.port.postMessage(message);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -214,6 +224,7 @@ type BusData =
   | { leader_gone: string } // leader → all: it is leaving
   | { status_query: string } // follower → leader
   | { status: EngineStatus } // leader → follower / all
+  | { start_new_vault: string } // follower → leader: see EngineLink.startNewVault
   | { bye: string }; // follower → leader: the page is leaving
 
 /** A connection of this page, relayed to a leader. */
@@ -284,6 +295,15 @@ class FallbackLink extends BaseLink implements EngineLink {
 
   attachAdmin(port: MessagePort): void {
     this.attach({ kind: "admin" }, port);
+  }
+
+  startNewVault(): void {
+    if (this.isLeader && this.worker) {
+      const message: ControlMessage = { start_new_vault: {} };
+      this.worker.postMessage(message);
+    } else {
+      this.send({ to: "leader", conn: "", data: { start_new_vault: this.id } });
+    }
   }
 
   attachNet(port: MessagePort): boolean {
@@ -455,6 +475,8 @@ class FallbackLink extends BaseLink implements EngineLink {
       }
     } else if ("status_query" in data) {
       if (this.status) this.send({ to: data.status_query, conn: "", data: { status: this.status } });
+    } else if ("start_new_vault" in data) {
+      this.startNewVault();
     }
   }
 

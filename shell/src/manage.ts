@@ -353,7 +353,7 @@ nameForm.addEventListener("submit", (event) => {
 
 let changedTimer: ReturnType<typeof setTimeout> | null = null;
 
-openAdmin(
+const session = openAdmin(
   (admin) => {
     client = admin;
     admin.onChanged(() => {
@@ -370,10 +370,35 @@ openAdmin(
   (status) => {
     if (status.engine === "failed") {
       banner(`The vault cannot start: ${errorText(status.error)}`);
-      offerRawExport();
+      if (status.error.code === "rpc.storage_lost") offerNewVault(() => session.link.startNewVault());
+      else offerRawExport();
     }
   },
 );
+
+/**
+ * The browser deleted the vault's storage (`rpc.storage_lost`): nothing of the old vault is left to save here,
+ * and the vault does not replace it behind the person's back — they choose to start a new one.
+ */
+function offerNewVault(start: () => void): void {
+  if (document.getElementById("new-vault")) return;
+  const button = h("button", { type: "button", id: "new-vault" }, "Start a new vault");
+  const status = h("span", { class: "muted", id: "new-vault-status" });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    status.textContent = " Starting a new vault…";
+    start();
+  });
+  bannerEl.after(
+    h(
+      "p",
+      { class: "notice", id: "new-vault-box" },
+      "A new vault has a new identity and no data: apps you allowed ask again, and spaces you shared with your other devices or other people can be joined again from them. ",
+      button,
+      status,
+    ),
+  );
+}
 
 /**
  * When the vault cannot start, the way out that loses nothing: everything it stored, read straight from its

@@ -147,6 +147,14 @@ impl Node {
     /// Starts a vault on the node's store (after a crash: from what was
     /// durable) and runs it until it is ready.
     fn start(&mut self, now: Millis) {
+        if let Err(error) = self.boot(now) {
+            panic!("{}: the vault did not boot: {error:?}", self.name);
+        }
+    }
+
+    /// Starts a vault on the node's store and runs its boot: the error it
+    /// failed with, if it did not become ready.
+    fn boot(&mut self, now: Millis) -> Result<(), RpcError> {
         let mut config = self.config.clone();
         config.seed = self.rng.bytes();
         self.vault = Some(Vault::new(now, config));
@@ -159,15 +167,22 @@ impl Node {
         self.sent.clear();
         self.link_closes.clear();
         self.signal_out.clear();
+        let seen = self.events.len();
         let auto = std::mem::replace(&mut self.auto_io, true);
         self.drain(now);
         self.auto_io = auto;
-        assert!(
-            self.vault().is_ready(),
-            "{}: the vault did not boot: {:?}",
-            self.name,
-            self.events
-        );
+        if self.vault().is_ready() {
+            return Ok(());
+        }
+        Err(self.events[seen..]
+            .iter()
+            .find_map(|e| match e {
+                VaultEvent::Failed(error) => Some(error.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                RpcError::new("sim.not_ready", "the boot neither finished nor failed")
+            }))
     }
 
     pub fn is_up(&self) -> bool {
@@ -432,6 +447,27 @@ impl Node {
     pub fn restart(&mut self, now: Millis) {
         self.crash();
         self.start(now);
+    }
+
+    /// Starts again from what is stored, the host's configuration adjusted
+    /// first (it stays so for later restarts): the boot's failure, if any.
+    /// The vault stays down-but-present after a failed boot, as a host's
+    /// would: it answers connections with the failure.
+    pub fn restart_with(
+        &mut self,
+        now: Millis,
+        adjust: impl FnOnce(&mut VaultConfig),
+    ) -> Result<(), RpcError> {
+        self.crash();
+        adjust(&mut self.config);
+        self.boot(now)
+    }
+
+    /// The browser deletes the vault's storage (Chromium does, for a
+    /// database it finds damaged after a crash): nothing stored is left.
+    pub fn lose_storage(&mut self) {
+        self.crash();
+        self.store = MemoryStore::new();
     }
 
     // ------------------------------------------------------------------ apps

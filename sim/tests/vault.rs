@@ -110,6 +110,78 @@ fn identity_is_created_once_and_survives_a_restart() {
     }
 }
 
+/// What a connection to a vault that failed to boot is told.
+fn refusal(n: &mut Node, now: u64) -> RpcError {
+    let conn = ConnId(9_000);
+    n.input(
+        now,
+        Input::AppConnected {
+            conn,
+            origin: APP.into(),
+        },
+    );
+    n.input(
+        now,
+        Input::AppMessage {
+            conn,
+            message: Ok(ClientMessage::Hello {
+                versions: vec![1],
+                client: "sim".into(),
+            }),
+        },
+    );
+    match n.app.get(&conn).and_then(|m| m.last()) {
+        Some(VaultMessage::Refused { error }) => error.clone(),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn storage_deleted_under_a_known_identity_is_reported_not_replaced_by_a_new_vault() {
+    let mut n = node();
+    let app = n.connect_app(T, APP);
+    allow(&mut n, APP, vec![]);
+    create_space(&mut n, app, "kept");
+    let identity = n.vault().identity().expect("booted");
+
+    // The host's marker names the identity; the browser deletes the storage.
+    n.lose_storage();
+    let error = n
+        .restart_with(T + 1, |c| c.expected_identity = Some(identity))
+        .expect_err("a vault whose storage is gone must not boot as a new one");
+    assert_eq!(error.code, "rpc.storage_lost");
+    assert!(
+        error.message.contains(&identity.to_string()[..12]),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("start a new vault"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        n.store.iter().count(),
+        0,
+        "nothing was written: no new identity"
+    );
+    // Apps hear the same reason, and the vault stays down.
+    assert_eq!(refusal(&mut n, T + 2).code, "rpc.storage_lost");
+    assert!(!n.vault().is_ready());
+
+    // The person chose to start a new vault: the host forgot its marker.
+    n.restart_with(T + 3, |c| c.expected_identity = None)
+        .expect("a new vault");
+    let fresh = n.vault().identity().expect("booted");
+    assert_ne!(fresh, identity);
+
+    // A marker naming another identity than the stored one (stale) does
+    // not stop a vault that has its storage: what is stored wins.
+    n.restart_with(T + 4, |c| c.expected_identity = Some(identity))
+        .expect("the stored vault boots");
+    assert_eq!(n.vault().identity(), Some(fresh));
+}
+
 #[test]
 fn an_unknown_origin_needs_consent_and_a_denied_one_stays_out() {
     let mut n = node();

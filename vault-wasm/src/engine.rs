@@ -242,7 +242,10 @@ impl VaultEngine {
         let seed = EngineRng::from_os()
             .map_err(|e| RpcError::new(codes::INTERNAL, e.to_string()))?
             .bytes();
-        let vault = Vault::new(now_ms(), VaultConfig::new(seed));
+        let known = crate::marker::read(database).await;
+        let mut config = VaultConfig::new(seed);
+        config.expected_identity = known;
+        let vault = Vault::new(now_ms(), config);
         let state = Rc::new(RefCell::new(State {
             vault,
             store,
@@ -266,6 +269,10 @@ impl VaultEngine {
             .await
             .map_err(|_| RpcError::new(codes::INTERNAL, "the vault stopped while starting"))?;
         booted?;
+        let identity = state.borrow().vault.identity();
+        if let Some(identity) = identity.filter(|i| known.as_ref() != Some(i)) {
+            crate::marker::write(database, &identity).await;
+        }
         crate::net::connect(&state);
         Ok(VaultEngine { state })
     }

@@ -33,6 +33,8 @@ mod idb;
 #[cfg(target_arch = "wasm32")]
 mod keyring;
 #[cfg(target_arch = "wasm32")]
+mod marker;
+#[cfg(target_arch = "wasm32")]
 mod net;
 mod store;
 #[cfg(all(target_arch = "wasm32", feature = "test-hooks"))]

@@ -30,6 +30,7 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rpc.rate_limited";
     pub const STORAGE_PARTITIONED: &str = "rpc.storage_partitioned";
     pub const STORAGE_BLOCKED: &str = "rpc.storage_blocked";
+    pub const STORAGE_LOST: &str = "rpc.storage_lost";
     pub const TIMEOUT: &str = "rpc.timeout";
     pub const CANCELLED: &str = "rpc.cancelled";
     pub const DISCONNECTED: &str = "rpc.disconnected";
@@ -51,6 +52,7 @@ pub mod codes {
         RATE_LIMITED,
         STORAGE_PARTITIONED,
         STORAGE_BLOCKED,
+        STORAGE_LOST,
         TIMEOUT,
         CANCELLED,
         DISCONNECTED,

@@ -137,6 +137,7 @@
 //! | `rpc.rate_limited` | too many calls; retry later | vault |
 //! | `rpc.storage_partitioned` | the vault's storage is partitioned for this site; writes would not reach the user's vault | vault |
 //! | `rpc.storage_blocked` | the browser refuses the vault storage | vault, in `refused` |
+//! | `rpc.storage_lost` | the browser deleted the vault's storage (it held an identity; now it is empty): the person decides on the vault's page to start a new vault | vault, in `refused` |
 //! | `rpc.timeout` | no answer within the call's timeout | client |
 //! | `rpc.cancelled` | the app cancelled the call | client |
 //! | `rpc.disconnected` | the vault went away with the call pending | client |

@@ -96,6 +96,7 @@ use records::StoredVault;
 use spaces::{SlotState, Spaces};
 
 use crate::data::SpaceId;
+use crate::identity::IdentityPublicKey;
 use crate::model::space_prefix;
 use crate::peer::PeerConfig;
 use crate::rng::EngineRng;
@@ -119,6 +120,14 @@ pub struct VaultConfig {
     /// when their other end went away (browsers other than Chromium). A
     /// host whose ports always tell (the native one) sets `None`.
     pub app_idle_timeout: Option<Millis>,
+    /// The identity the host knows this vault had, from a marker it keeps
+    /// outside the vault's storage (`None`: none known). A boot that finds
+    /// no identity in storage then fails with `rpc.storage_lost` instead of
+    /// making a new one: the storage was deleted under the vault (Chromium
+    /// deletes a site's IndexedDB it finds damaged after a crash), and a
+    /// silent new, empty vault would hide that. The host clears its marker
+    /// only when the person chooses to start a new vault.
+    pub expected_identity: Option<IdentityPublicKey>,
 }
 
 /// The seed decides every key the vault makes: it never appears in a log.
@@ -130,6 +139,7 @@ impl std::fmt::Debug for VaultConfig {
             .field("policy", &self.policy)
             .field("peer", &self.peer)
             .field("app_idle_timeout", &self.app_idle_timeout)
+            .field("expected_identity", &self.expected_identity)
             .finish()
     }
 }
@@ -142,6 +152,7 @@ impl VaultConfig {
             policy: CompactionPolicy::default(),
             peer: PeerConfig::default(),
             app_idle_timeout: Some(IDLE_TIMEOUT),
+            expected_identity: None,
         }
     }
 }
@@ -233,6 +244,11 @@ impl Vault {
     /// Whether the vault has booted.
     pub fn is_ready(&self) -> bool {
         matches!(self.phase, Phase::Ready)
+    }
+
+    /// The identity this vault acts as, once its keys are open (or made).
+    pub fn identity(&self) -> Option<IdentityPublicKey> {
+        self.keys.as_ref().map(|k| k.identity)
     }
 
     /// Spaces open in memory.
@@ -487,6 +503,10 @@ impl Vault {
                     aad: sealed.aad(),
                 });
                 self.phase = Phase::Booting(Box::new(Boot::Unsealing { op, stored, sealed }));
+            }
+            Ok(None) if self.config.expected_identity.is_some() => {
+                let known = self.config.expected_identity.map(|i| i.to_string());
+                self.boot_failed(storage_lost(known.as_deref().unwrap_or_default()));
             }
             Ok(None) => {
                 let (identity, device) = keys::generate(&mut self.rng);
@@ -972,6 +992,15 @@ fn not_ready() -> RpcError {
     RpcError::new(
         crate::rpc::codes::INTERNAL,
         "the vault has not finished starting",
+    )
+}
+
+/// The boot found no identity where the host knows there was one.
+fn storage_lost(identity: &str) -> RpcError {
+    let short = identity.get(..12).unwrap_or(identity);
+    RpcError::new(
+        crate::rpc::codes::STORAGE_LOST,
+        format!("the browser deleted this vault's storage (the vault of identity {short}… is no longer in it; Chromium deletes a site's database it finds damaged, e.g. after a crash or power cut). Nothing of it can be read back in this browser. Open your vault's page to start a new vault; spaces shared with your other devices or other people can be joined again from them"),
     )
 }
 

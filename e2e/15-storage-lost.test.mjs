@@ -1,0 +1,119 @@
+// 15. The browser deletes the vault's storage. Chromium deletes a site's whole IndexedDB when it finds it
+// damaged on open ("recovering from a corrupted (and deleted) database" in its log) — 07's repeated SIGKILLs
+// meet it about once in 130 kills. The vault must not then start as a new, empty vault with a new identity
+// behind the person's back: it refuses with rpc.storage_lost (it knows its identity from a marker outside
+// IndexedDB, vault-wasm/src/marker.rs), apps are told, and the manage page lets the person start a new vault.
+// The deletion is done here as Chromium does it: the vault's databases are deleted while no engine runs.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launchRegime } from "./lib/regimes.mjs";
+import { getSites } from "./lib/sites.mjs";
+import { allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
+
+const sites = await getSites();
+let browser;
+
+before(async () => {
+  browser = await launchRegime("storage-access");
+});
+after(async () => browser?.close());
+
+const identityOf = (page) =>
+  page.waitForFunction(() => document.querySelector("#identity code.key")?.textContent, null, { timeout: 15000 }).then((h) => h.jsonValue());
+
+test("storage deleted under the vault: storage_lost for apps and pages, no silent new vault; the person starts a new one", async (t) => {
+  const { context } = browser;
+  // A vault with an identity, a granted app and data.
+  const app = await openProbe(context, sites.probeA, { state: ["not_authorized", "connected"] });
+  if ((await app.evaluate(() => window.probe.vault.state)) !== "connected") await allowInPopup(context, app);
+  await waitState(app, "connected");
+  await app.evaluate(async () => {
+    const { vault } = window.probe;
+    const S = (await vault.spaces.create({ name: "Soon gone" })).id;
+    await vault.space(S).create("item", { n: 1 });
+  });
+  const manage = await context.newPage();
+  await manage.goto(`${sites.vault}/manage.html`);
+  const before = (await identityOf(manage)).trim();
+  await app.close();
+  await manage.close();
+
+  // Every vault page gone, the engine's worker ends; then the browser deletes the vault's databases.
+  const holder = await context.newPage();
+  await holder.goto(`${sites.vault}/index.html`);
+  await until(
+    () => holder.evaluate(() => navigator.locks.query().then((q) => q.held.length === 0 && q.pending.length === 0)),
+    { timeoutMs: 10000, what: "the engine's lock to go" },
+  );
+  const deleted = await holder.evaluate(async () => {
+    const names = (await indexedDB.databases()).map((d) => d.name);
+    for (const name of names) {
+      await new Promise((done, fail) => {
+        const r = indexedDB.deleteDatabase(name);
+        r.onsuccess = done;
+        r.onerror = () => fail(r.error);
+        r.onblocked = () => fail(new Error(`deleting ${name} is blocked: an engine still has it open`));
+      });
+    }
+    const markers = await caches.open("echo-marker").then((c) => c.keys());
+    return { names, markers: markers.length };
+  });
+  assert.ok(deleted.names.includes("echo-vault"), `the vault's databases: ${deleted.names}`);
+  assert.equal(deleted.markers, 1, "the marker outside IndexedDB names the vault's identity");
+  await holder.close();
+
+  // An app is refused with the reason, in words a person can act on.
+  const t0 = Date.now();
+  const again = await openProbe(context, sites.probeA);
+  await until(() => again.evaluate(() => window.probe.vault?.lastError?.code), { timeoutMs: 15000, what: "the app's refusal" });
+  timing(t, "storage deleted → the app is told", Date.now() - t0);
+  const refusal = await again.evaluate(() => ({ state: window.probe.vault.state, code: window.probe.vault.lastError.code, message: window.probe.vault.lastError.message }));
+  assert.equal(refusal.code, "rpc.storage_lost", JSON.stringify(refusal));
+  assert.match(refusal.message, /deleted this vault's storage/);
+  assert.notEqual(refusal.state, "connected");
+
+  // Nothing was created behind the person's back: no new identity is stored.
+  const probe = await context.newPage();
+  await probe.goto(`${sites.vault}/index.html`);
+  const stored = await probe.evaluate(() => new Promise((done) => {
+    const r = indexedDB.open("echo-vault");
+    r.onsuccess = () => {
+      const db = r.result;
+      const names = [...db.objectStoreNames];
+      if (names.length === 0) return done(0);
+      const tx = db.transaction(names, "readonly");
+      const counts = names.map((n) => tx.objectStore(n).count());
+      tx.oncomplete = () => done(counts.reduce((sum, c) => sum + c.result, 0));
+    };
+    r.onerror = () => done(-1);
+  }));
+  assert.equal(stored, 0, "the empty vault's storage holds nothing: no new identity was made");
+  await probe.close();
+
+  // The manage page says what happened and offers to start a new vault.
+  const page = await context.newPage();
+  await page.goto(`${sites.vault}/manage.html`);
+  await page.waitForSelector("#new-vault", { timeout: 15000 });
+  assert.match(await page.locator("#banner").textContent(), /deleted this vault's storage/);
+  assert.equal(await page.locator("#raw-export").count(), 0, "nothing to save: no 'download' offer");
+  const t1 = Date.now();
+  await page.click("#new-vault");
+  // Every vault page reloads onto a new vault: a new identity.
+  const after = (await identityOf(page)).trim();
+  timing(t, "'Start a new vault' → the new vault's identity shown", Date.now() - t1);
+  assert.notEqual(after, before, "a new identity");
+  // The app's iframe reloaded too; the new vault has no grant for it: it asks for consent again.
+  const state = await waitState(again, ["not_authorized", "connected"], 20000).catch(async () => {
+    await again.evaluate(() => window.probe.vault.reconnect());
+    return waitState(again, ["not_authorized", "connected"], 15000);
+  });
+  assert.equal(state, "not_authorized", "a new vault knows no app");
+  await again.close();
+
+  // The new vault keeps its identity over a restart (its marker names it now).
+  await page.close();
+  const m2 = await context.newPage();
+  await m2.goto(`${sites.vault}/manage.html`);
+  assert.equal((await identityOf(m2)).trim(), after);
+  await m2.close();
+});
