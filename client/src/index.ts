@@ -21,6 +21,8 @@ export {
   type InviteRole,
 } from "./vault.js";
 export { EchoError, isEchoError, CLIENT_ERROR_CODES } from "./errors.js";
+export { portLink, type Transport, type TransportSink, type Link, type RefusedState } from "./transport.js";
+export { IframeTransport, type IframeTransportOptions } from "./iframe.js";
 export { CallTable, methodName } from "./calls.js";
 export { LiveResult, type QueryDiff, type WireQueryDiff } from "./live.js";
 export {
@@ -91,6 +93,9 @@ export {
   type Role,
   type Request,
   type Response,
+  type Method,
+  type MethodParams,
+  type MethodResponses,
   type RpcError,
   type ClientMessage,
   type VaultMessage,

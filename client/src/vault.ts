@@ -1,36 +1,40 @@
-// The connection to the user's vault (docs/browser-vault.md sections 1
-// and 3): a hidden iframe of the vault's shell page hands over a
-// MessagePort; the rpc envelope (core/src/rpc) runs on it. Heartbeat,
-// reconnects, re-opened subscriptions, consent.
+// The typed API apps use (docs/browser-vault.md sections 1 and 3): `Vault`,
+// `Space`, live queries (`Subscription`), status watches, the vault's
+// consent and invitation windows. It sits on a `Connection`
+// (connection.ts: handshake, heartbeat, reconnects, consent state), which
+// sits on a `Transport` (transport.ts; today the hidden iframe, iframe.ts).
+// Responses are typed per method (`MethodResponses`, generated in
+// protocol.ts), not checked at run time.
 
-import { CallTable, type CallOptions } from "./calls.js";
+import type { CallOptions } from "./calls.js";
+import { Connection, opaqueOriginError } from "./connection.js";
 import { EchoError } from "./errors.js";
-import { Outbox, unframe } from "./frames.js";
+import { IframeTransport } from "./iframe.js";
 import { LiveResult, type QueryDiff } from "./live.js";
+import { openVaultWindow, popupBlocked } from "./popups.js";
 import {
   LIMITS,
-  SUPPORTED_VERSIONS,
-  type ClientMessage,
   type ConnectionState,
   type Consent,
   type Event as VaultEvent,
   type Heads,
   type AppIdentity,
+  type Method,
+  type MethodParams,
+  type MethodResponses,
   type Mutation,
   type ObjectState,
   type Query,
   type Request,
   type Response,
   type Role,
-  type RpcError,
   type SpaceInfo,
   type SpaceStatus,
   type Value,
   type VaultInfo,
-  type VaultMessage,
 } from "./protocol.js";
+import type { Transport } from "./transport.js";
 import {
-  checkMessageText,
   childPath,
   fieldsFromWire,
   fieldsToWire,
@@ -64,6 +68,11 @@ export interface ConnectOptions {
   heartbeatTimeoutMs?: number;
   /** Where the hidden iframe goes (default `document.body`). */
   container?: HTMLElement;
+  /**
+   * How to reach the vault (transport.ts). Default: a hidden iframe of
+   * `<vaultUrl>/vault.html` (`IframeTransport`).
+   */
+  transport?: Transport;
 }
 
 /** A space as listed to the app, its properties decoded. */
@@ -126,13 +135,6 @@ export interface RequestAccessOptions {
 
 type Listener<T> = (value: T) => void;
 
-function expect<K extends string>(response: Response, kind: K, method: string): Extract<Response, Record<K, unknown>>[K] {
-  if (response && typeof response === "object" && kind in response) {
-    return (response as Record<string, unknown>)[kind] as Extract<Response, Record<K, unknown>>[K];
-  }
-  throw new EchoError("rpc.internal", `${method}: expected a ${kind} response, got ${JSON.stringify(Object.keys(response ?? {}))}`);
-}
-
 function summary(info: SpaceInfo): SpaceSummary {
   return { id: info.space, role: info.role, properties: fieldsFromWire(info.properties ?? {}, "properties"), wire: info };
 }
@@ -150,10 +152,6 @@ function clampUtf8(text: string, max: number): string {
     bytes += n;
   }
   return out;
-}
-
-function disconnected(message: string): EchoError {
-  return new EchoError("rpc.disconnected", message);
 }
 
 /**
@@ -242,33 +240,10 @@ export class Vault {
   /** The vault site's base URL (no trailing slash). */
   readonly baseUrl: string;
 
-  private stateValue: ConnectionState = "connecting";
-  private consentValue: Consent | undefined;
-  private infoValue: VaultInfo | undefined;
-  private errorValue: EchoError | undefined;
-
-  private readonly calls: CallTable;
-  private readonly options: Required<Omit<ConnectOptions, "container" | "clientName">> & { clientName: string };
-  private readonly container: HTMLElement | undefined;
-  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  private readonly connection: Connection;
   private readonly eventListeners = new Set<(event: VaultEvent, subscription: number | undefined) => void>();
   /** Listeners of `Space.onStatus`, per space id. */
   private readonly statusListeners = new Map<string, Set<Listener<SpaceStatus>>>();
-
-  private iframe: HTMLIFrameElement | null = null;
-  private loads = 0;
-  private attempt = 0;
-  private handshaking = false;
-  private port: MessagePort | null = null;
-  /** Messages for `port`, posted as frames at the end of the turn. */
-  private outbox: Outbox | null = null;
-  private welcomed = false;
-  private retryTimer: ReturnType<typeof setInterval> | undefined;
-  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
-  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private failures = 0;
-  private closedFlag = false;
 
   private readonly subscriptions = new Set<Subscription>();
   private readonly byWireId = new Map<number, Subscription>();
@@ -280,13 +255,10 @@ export class Vault {
   readonly spaces = {
     /** Creates a space (granted to this app) with plain properties. */
     create: async (properties: PlainFields = {}, options?: CallOptions): Promise<SpaceSummary> =>
-      summary(expect(await this.request({ "spaces.create": { properties: fieldsToWire(properties, "properties") } }, options), "space", "spaces.create")),
+      summary((await this.request({ "spaces.create": { properties: fieldsToWire(properties, "properties") } }, options)).space),
     /** The spaces granted to this app. */
-    list: async (options?: CallOptions): Promise<SpaceSummary[]> =>
-      expect(await this.request({ "spaces.list": {} }, options), "spaces", "spaces.list").spaces.map(summary),
+    list: async (options?: CallOptions): Promise<SpaceSummary[]> => (await this.request({ "spaces.list": {} }, options)).spaces.spaces.map(summary),
   };
-
-  private readonly onWindowMessage = (event: MessageEvent): void => this.windowMessage(event);
 
   constructor(options: ConnectOptions) {
     if (typeof options?.vaultUrl !== "string" || options.vaultUrl === "") {
@@ -295,46 +267,54 @@ export class Vault {
     const base = new URL(options.vaultUrl, globalThis.location?.href);
     this.origin = base.origin;
     this.baseUrl = (base.origin + base.pathname).replace(/\/+$/, "");
-    this.options = {
-      vaultUrl: options.vaultUrl,
-      clientName: clampUtf8(options.clientName ?? CLIENT_NAME, LIMITS.maxClientName),
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      callTimeoutMs: options.callTimeoutMs ?? 30_000,
-      heartbeatMs: options.heartbeatMs ?? 5_000,
-      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
-    };
-    this.container = options.container;
-    this.calls = new CallTable(this.options.callTimeoutMs);
-    window.addEventListener("message", this.onWindowMessage);
-    this.start();
+    const transport = options.transport ?? new IframeTransport({ baseUrl: this.baseUrl, origin: this.origin, container: options.container });
+    this.connection = new Connection(
+      transport,
+      {
+        origin: this.origin,
+        clientName: clampUtf8(options.clientName ?? CLIENT_NAME, LIMITS.maxClientName),
+        connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+        callTimeoutMs: options.callTimeoutMs ?? 30_000,
+        heartbeatMs: options.heartbeatMs ?? 5_000,
+        heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
+      },
+      {
+        event: (event, subscription) => this.vaultEvent(event, subscription),
+        connected: () => {
+          this.reopenSubscriptions();
+          this.rewatchStatuses();
+        },
+        linkLost: () => this.forgetWireSubscriptions(),
+      },
+    );
+    this.connection.start();
   }
 
   // ------------------------------------------------------------ state
 
   /** The connection's state (see `ConnectionState` in protocol.ts). */
   get state(): ConnectionState {
-    return this.stateValue;
+    return this.connection.state;
   }
 
   /** What the user decided about this app (from the welcome; `undefined` before it). */
   get consent(): Consent | undefined {
-    return this.consentValue;
+    return this.connection.consent;
   }
 
   /** The vault's welcome (`vault`, `storage`, `consent`), once connected. */
   get info(): VaultInfo | undefined {
-    return this.infoValue;
+    return this.connection.info;
   }
 
   /** Why the connection is not `connected`, when there is an error to show (refused, timed out, revoked). */
   get lastError(): EchoError | undefined {
-    return this.errorValue;
+    return this.connection.lastError;
   }
 
   /** Calls `listener` on every state change; returns the unsubscribe function. */
   onStateChange(listener: Listener<ConnectionState>): () => void {
-    this.stateListeners.add(listener);
-    return () => this.stateListeners.delete(listener);
+    return this.connection.onStateChange(listener);
   }
 
   /** Calls `listener` on every event the vault pushes (query diffs included). Returns the unsubscribe function. */
@@ -345,7 +325,7 @@ export class Vault {
 
   /** Resolves once the state is `connected`; rejects when `signal` aborts. */
   whenConnected(signal?: AbortSignal): Promise<void> {
-    if (this.stateValue === "connected") return Promise.resolve();
+    if (this.state === "connected") return Promise.resolve();
     return new Promise((resolve, reject) => {
       const off = this.onStateChange((s) => {
         if (s === "connected") {
@@ -360,236 +340,20 @@ export class Vault {
     });
   }
 
-  private setState(state: ConnectionState): void {
-    if (state === this.stateValue) return;
-    const was = this.stateValue;
-    this.stateValue = state;
-    for (const l of [...this.stateListeners]) {
-      try {
-        l(state);
-      } catch (e) {
-        console.error("echo-client: a state listener threw", e);
-      }
-    }
-    if (state === "connected" && was !== "connected") {
-      this.reopenSubscriptions();
-      this.rewatchStatuses();
-    }
+  /** Drops the connection and connects again now (e.g. after the user granted storage access). */
+  reconnect(): void {
+    this.connection.reconnect();
   }
 
-  /** The state a welcomed connection is in. */
-  private welcomedState(): ConnectionState {
-    if (this.infoValue?.storage === "partitioned") return "storage_partitioned";
-    if (this.consentValue !== "granted") return "not_authorized";
-    return "connected";
+  /** Closes the connection for good: pending calls fail with `rpc.disconnected`, the iframe goes. */
+  close(): void {
+    if (this.connection.closed) return;
+    this.connection.close();
+    this.subscriptions.clear();
+    this.byWireId.clear();
   }
 
-  // -------------------------------------------------------- transport
-
-  private start(): void {
-    if (typeof document === "undefined") throw new EchoError("rpc.bad_request", "echo-client runs in a browser page (it needs document and window)", { reason: "not_a_browser" });
-    const opaque = opaqueOriginError();
-    if (opaque) {
-      // No vault can serve a page without an origin: say so at once (not after the connect timeout).
-      this.errorValue = opaque;
-      this.calls.refuse(opaque);
-      queueMicrotask(() => this.setState("not_authorized"));
-      return;
-    }
-    this.createIframe();
-  }
-
-  private createIframe(): void {
-    if (this.iframe) {
-      this.iframe.remove();
-      this.iframe = null;
-    }
-    this.loads = 0;
-    const iframe = document.createElement("iframe");
-    iframe.src = `${this.baseUrl}/vault.html`;
-    iframe.title = "ECHO vault";
-    iframe.setAttribute("aria-hidden", "true");
-    iframe.tabIndex = -1;
-    iframe.style.display = "none";
-    iframe.addEventListener("load", () => {
-      if (this.iframe !== iframe || this.closedFlag) return;
-      this.loads++;
-      if (this.loads === 1) {
-        this.beginHandshake();
-      } else {
-        // The vault page reloaded: its engine connection is gone.
-        this.lose(disconnected("the vault page reloaded; reconnecting"));
-        this.beginHandshake();
-      }
-    });
-    this.iframe = iframe;
-    const mount = () => (this.container ?? document.body ?? document.documentElement).appendChild(iframe);
-    if (this.container || document.body) mount();
-    else document.addEventListener("DOMContentLoaded", mount, { once: true });
-  }
-
-  /** Posts `connect` every second until the shell answers, or the connect timeout. */
-  private beginHandshake(): void {
-    this.stopHandshakeTimers();
-    const attempt = ++this.attempt;
-    this.handshaking = true;
-    this.welcomed = false;
-    const post = () => {
-      if (attempt !== this.attempt || this.port) return;
-      try {
-        this.iframe?.contentWindow?.postMessage({ echo: "connect" }, this.origin);
-      } catch {
-        // The frame is navigating; the next tick retries.
-      }
-    };
-    post();
-    this.retryTimer = setInterval(post, 1_000);
-    this.deadlineTimer = setTimeout(() => {
-      if (attempt !== this.attempt) return;
-      this.connectFailed(disconnected(`the vault at ${this.origin} did not answer within ${this.options.connectTimeoutMs} ms`));
-    }, this.options.connectTimeoutMs);
-  }
-
-  private stopHandshakeTimers(): void {
-    if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer);
-    this.retryTimer = undefined;
-    this.deadlineTimer = undefined;
-  }
-
-  private windowMessage(event: MessageEvent): void {
-    if (this.closedFlag) return;
-    if (!this.iframe || event.source !== this.iframe.contentWindow || event.origin !== this.origin) return;
-    const data: unknown = event.data;
-    if (!data || typeof data !== "object" || typeof (data as { echo?: unknown }).echo !== "string") return;
-    const msg = data as { echo: string; state?: unknown; error?: RpcError; storage?: unknown };
-    if (msg.echo === "connected") {
-      const port = event.ports[0];
-      if (!port) return;
-      if (!this.handshaking || this.port) {
-        // An answer to a retried connect: one port is enough.
-        port.close();
-        return;
-      }
-      this.adoptPort(port);
-    } else if (msg.echo === "refused") {
-      if (!this.handshaking || this.port) return;
-      // not_authorized: the app has no origin the vault can serve (a sandboxed frame, origin "null").
-      const state: ConnectionState =
-        msg.state === "storage_partitioned" ? "storage_partitioned" : msg.state === "not_authorized" ? "not_authorized" : "storage_blocked";
-      const error = msg.error
-        ? EchoError.fromWire(msg.error)
-        : state === "not_authorized"
-          ? new EchoError("rpc.not_authorized", "the vault cannot serve this page: it has no origin of its own")
-          : new EchoError(state === "storage_partitioned" ? "rpc.storage_partitioned" : "rpc.storage_blocked", "the vault cannot reach its storage from this site");
-      this.stopHandshakeTimers();
-      this.handshaking = false;
-      this.errorValue = error;
-      this.calls.refuse(error);
-      this.setState(state);
-    }
-  }
-
-  private adoptPort(port: MessagePort): void {
-    this.port = port;
-    this.outbox = new Outbox((text) => port.postMessage(text), LIMITS.maxMessageBytes, LIMITS.maxFrameMessages);
-    if (this.retryTimer !== undefined) clearInterval(this.retryTimer);
-    this.retryTimer = undefined;
-    port.onmessage = (event: MessageEvent) => {
-      if (this.port !== port) return;
-      this.lastHeard = Date.now();
-      // The engine sends JSON text (docs/browser-vault.md): one message or a
-      // frame of several; a plain object is taken as is.
-      let data: unknown = event.data;
-      if (typeof data === "string") {
-        try {
-          data = JSON.parse(data);
-        } catch {
-          console.warn("echo-client: the vault sent a message that is not JSON");
-          return;
-        }
-      }
-      for (const msg of unframe(data)) {
-        // A message may end this connection (a refusal, a revocation).
-        if (this.port !== port) return;
-        this.portMessage(msg as VaultMessage);
-      }
-    };
-    port.onmessageerror = () => console.warn("echo-client: a message from the vault could not be deserialized");
-    port.start();
-    const hello: ClientMessage = { hello: { versions: [...SUPPORTED_VERSIONS], client: this.options.clientName } };
-    port.postMessage(JSON.stringify(hello));
-  }
-
-  /**
-   * Queues one message as JSON text (docs/browser-vault.md: app ports carry
-   * JSON strings); the messages of one turn are posted together as a frame.
-   */
-  private send(message: ClientMessage): void {
-    if (!this.port || !this.outbox) throw disconnected("the vault is not connected");
-    const json = JSON.stringify(message);
-    checkMessageText(json, message);
-    const max = LIMITS.maxMessageBytes;
-    if (json.length * 3 > max) {
-      const bytes = new TextEncoder().encode(json).length;
-      if (bytes > max) {
-        throw new EchoError("rpc.too_large", `the message is ${bytes} bytes, more than the limit of ${max}; split it into smaller calls`, { limit: String(max) });
-      }
-    }
-    this.outbox.push(json);
-  }
-
-  private portMessage(msg: VaultMessage): void {
-    if (!msg || typeof msg !== "object") return;
-    if ("welcome" in msg) {
-      if (!this.handshaking || this.welcomed) return;
-      this.stopHandshakeTimers();
-      this.handshaking = false;
-      this.welcomed = true;
-      this.failures = 0;
-      this.infoValue = msg.welcome.vault;
-      this.consentValue = msg.welcome.vault.consent;
-      this.errorValue = undefined;
-      this.calls.refuse(null);
-      this.calls.attach((m) => this.send(m));
-      this.startHeartbeat();
-      const state = this.welcomedState();
-      if (state === "connected" && this.stateValue === "connected") {
-        this.reopenSubscriptions();
-        this.rewatchStatuses();
-      }
-      this.setState(state);
-    } else if ("refused" in msg) {
-      const error = EchoError.fromWire(msg.refused.error);
-      if (this.welcomed && (error.code === "rpc.disconnected" || error.code === "rpc.rate_limited")) {
-        // The vault ended a working connection for now, not for good: it was idle too long, or its site had
-        // too many (the quietest goes; core/src/vault/guard.rs). Pending calls fail; it reconnects by itself.
-        this.connectFailed(error);
-        return;
-      }
-      this.stopHandshakeTimers();
-      this.handshaking = false;
-      this.closePort();
-      this.errorValue = error;
-      const state: ConnectionState =
-        error.code === "rpc.storage_blocked"
-          ? "storage_blocked"
-          : error.code === "rpc.storage_partitioned"
-            ? "storage_partitioned"
-            : error.code === "rpc.not_authorized"
-              ? "not_authorized"
-              : "disconnected";
-      // A refusal does not go away by retrying: calls fail at once until reconnect().
-      this.calls.refuse(error);
-      this.setState(state);
-    } else if ("response" in msg) {
-      this.calls.handleResponse(msg.response.id, msg.response.result);
-    } else if ("event" in msg) {
-      this.vaultEvent(msg.event.event, msg.event.subscription);
-    } else if ("rejected" in msg) {
-      console.warn("echo-client: the vault rejected a message:", msg.rejected.error?.code, msg.rejected.error?.message);
-    }
-  }
+  // ------------------------------------------------------------ events
 
   private vaultEvent(event: VaultEvent, subscription: number | undefined): void {
     if (event && typeof event === "object") {
@@ -603,14 +367,10 @@ export class Vault {
             console.error("echo-client: a subscription callback threw", e);
           }
         }
-      } else if ("access_granted" in event) {
-        this.consentValue = "granted";
-        this.errorValue = undefined;
-        if (this.welcomed) this.setState(this.welcomedState());
       } else if ("access_revoked" in event) {
+        // The whole vault's revocation is the connection's (it reconnects); one space's ends its live queries.
         const space = event.access_revoked.space;
-        if (space === undefined || space === null) this.revoked();
-        else this.spaceRevoked(space);
+        if (space !== undefined && space !== null) this.spaceRevoked(space);
       } else if ("space_status" in event) {
         this.tellStatus(event.space_status.space, event.space_status.status);
       }
@@ -637,146 +397,27 @@ export class Vault {
     }
   }
 
-  /** The user revoked this app: pending calls fail, state `not_authorized`, a fresh handshake tells what is allowed now. */
-  private revoked(): void {
-    const error = new EchoError("rpc.not_authorized", "the user revoked this app's access to the vault", { reason: "revoked" });
-    this.errorValue = error;
-    this.consentValue = undefined;
-    this.stopHeartbeat();
-    this.closePort();
-    this.calls.detach(error);
-    this.forgetWireSubscriptions();
-    this.setState("not_authorized");
-    // The engine closes this connection; a new one gets a welcome with the consent as it is now.
-    this.beginHandshake();
-  }
-
-  private closePort(): void {
-    const port = this.port;
-    this.port = null;
-    // Queued messages belong to calls the caller fails now (or already has).
-    this.outbox?.clear();
-    this.outbox = null;
-    this.welcomed = false;
-    if (port) {
-      port.onmessage = null;
-      try {
-        port.close();
-      } catch {
-        // already closed
-      }
-    }
-  }
-
   private forgetWireSubscriptions(): void {
     this.byWireId.clear();
     for (const sub of this.subscriptions) sub.wireId = undefined;
   }
 
-  /** The connection is gone: pending calls fail, state `disconnected`. */
-  private lose(error: EchoError): void {
-    this.stopHandshakeTimers();
-    this.stopHeartbeat();
-    this.handshaking = false;
-    this.closePort();
-    this.calls.detach(error);
-    this.forgetWireSubscriptions();
-    this.errorValue = error;
-    this.setState("disconnected");
-  }
-
-  private connectFailed(error: EchoError): void {
-    this.lose(error);
-    this.failures++;
-    this.scheduleReconnect();
-  }
-
-  private scheduleReconnect(): void {
-    if (this.closedFlag) return;
-    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-    const base = Math.min(30_000, 500 * 2 ** Math.min(this.failures, 6));
-    const delay = base / 2 + Math.random() * (base / 2);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      if (this.closedFlag) return;
-      // After repeated failures the vault page itself may be stuck: load it afresh.
-      if (this.failures >= 2 || !this.iframe || this.loads === 0) this.createIframe();
-      else this.beginHandshake();
-    }, delay);
-  }
-
-  /** When the port last delivered anything (ms since the epoch). */
-  private lastHeard = 0;
-
-  private startHeartbeat(): void {
-    this.stopHeartbeat();
-    const port = this.port;
-    this.heartbeatTimer = setInterval(() => {
-      if (this.port !== port || !this.welcomed) return;
-      this.calls.call({ ping: {} }, { timeoutMs: this.options.heartbeatTimeoutMs }, true).catch((e: unknown) => {
-        if (this.port !== port) return;
-        if (e instanceof EchoError && e.code === "rpc.timeout") {
-          // A busy engine (a big write, a first query on a large space)
-          // answers the ping late but still talks: only silence is a loss.
-          if (Date.now() - this.lastHeard < this.options.heartbeatTimeoutMs) return;
-          this.failures++;
-          this.lose(disconnected(`the vault did not answer the heartbeat within ${this.options.heartbeatTimeoutMs} ms; reconnecting`));
-          this.scheduleReconnect();
-        }
-      });
-    }, this.options.heartbeatMs);
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
-  }
-
-  /** Drops the connection and connects again now (e.g. after the user granted storage access). */
-  reconnect(): void {
-    if (this.closedFlag) return;
-    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-    this.calls.refuse(null);
-    this.stopHandshakeTimers();
-    this.stopHeartbeat();
-    this.closePort();
-    this.calls.detach(disconnected("reconnecting to the vault"));
-    this.forgetWireSubscriptions();
-    this.failures = 0;
-    this.setState("connecting");
-    this.createIframe();
-  }
-
-  /** Closes the connection for good: pending calls fail with `rpc.disconnected`, the iframe goes. */
-  close(): void {
-    if (this.closedFlag) return;
-    this.closedFlag = true;
-    window.removeEventListener("message", this.onWindowMessage);
-    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-    this.stopHandshakeTimers();
-    this.stopHeartbeat();
-    this.closePort();
-    const error = disconnected("the app closed its vault connection");
-    this.calls.refuse(error);
-    this.calls.detach(error);
-    this.subscriptions.clear();
-    this.byWireId.clear();
-    this.iframe?.remove();
-    this.iframe = null;
-    this.setState("disconnected");
-  }
-
   // --------------------------------------------------------------- calls
 
-  /** One call in its wire form; resolves with the wire response. */
+  /**
+   * One call in its wire form, `{ "<method>": params }`; resolves with the
+   * method's wire response (`MethodResponses` in protocol.ts: `{ "object.create": … }`
+   * resolves with `{ written: { created } }`). Rejects with an `EchoError`.
+   */
+  request<M extends Method>(method: { [K in M]: MethodParams[K] }, options?: CallOptions): Promise<MethodResponses[M]>;
+  request(method: Request, options?: CallOptions): Promise<Response>;
   request(method: Request, options?: CallOptions): Promise<Response> {
-    return this.calls.call(method, options);
+    return this.connection.call(method, options);
   }
 
   /** Liveness check. */
   async ping(options?: CallOptions): Promise<void> {
-    expect(await this.request({ ping: {} }, options), "done", "ping");
+    await this.request({ ping: {} }, options);
   }
 
   /**
@@ -785,7 +426,7 @@ export class Vault {
    * (docs/privacy.md).
    */
   async identity(options?: CallOptions): Promise<AppIdentity> {
-    return expect(await this.request({ "identity.info": {} }, options), "identity", "identity.info");
+    return (await this.request({ "identity.info": {} }, options)).identity;
   }
 
   /** Calls on one space. */
@@ -804,7 +445,7 @@ export class Vault {
     const callOptions: CallOptions = {};
     if (options.timeoutMs !== undefined) callOptions.timeoutMs = options.timeoutMs;
     if (options.signal !== undefined) callOptions.signal = options.signal;
-    const r = expect(await this.request({ "query.subscribe": { space, query, resolve } }, callOptions), "subscribed", "query.subscribe");
+    const r = (await this.request({ "query.subscribe": { space, query, resolve } }, callOptions)).subscribed;
     const sub = new Subscription(this, space, query, resolve, onDiff, options.onError, r.subscription, r.ids, r.objects);
     this.subscriptions.add(sub);
     this.byWireId.set(r.subscription, sub);
@@ -818,7 +459,7 @@ export class Vault {
     sub.wireId = undefined;
     if (id === undefined) return;
     this.byWireId.delete(id);
-    if (!this.calls.attached) return; // the vault forgot it with the connection
+    if (!this.connection.attached) return; // the vault forgot it with the connection
     try {
       await this.request({ "query.unsubscribe": { subscription: id } });
     } catch (e) {
@@ -841,7 +482,7 @@ export class Vault {
   /** Asks for `space`'s status, which also makes the vault push its changes to this connection. */
   private watchStatus(space: string, options?: CallOptions): Promise<SpaceStatus> {
     return this.request({ "space.status": { space } }, options).then((r) => {
-      const status = expect(r, "space_status", "space.status");
+      const status = r.space_status;
       this.tellStatus(space, status);
       return status;
     });
@@ -852,7 +493,7 @@ export class Vault {
     let set = this.statusListeners.get(space);
     if (!set) this.statusListeners.set(space, (set = new Set()));
     set.add(listener);
-    if (this.stateValue === "connected") {
+    if (this.state === "connected") {
       this.watchStatus(space).catch((e: unknown) => console.warn("echo-client: space.status failed", e));
     }
     return () => {
@@ -883,7 +524,7 @@ export class Vault {
       const { space, query, resolve } = sub;
       this.request({ "query.subscribe": { space, query, resolve } }).then(
         (response) => {
-          const r = expect(response, "subscribed", "query.subscribe");
+          const r = response.subscribed;
           if (sub.closed || !this.subscriptions.has(sub)) {
             this.request({ "query.unsubscribe": { subscription: r.subscription } }).catch(() => undefined);
             return;
@@ -929,50 +570,33 @@ export class Vault {
       this.popupWindow?.focus();
       return this.consentPopup;
     }
-    const popup = window.open(`${this.baseUrl}/consent.html`, "echo-consent", "popup,width=480,height=640");
-    if (!popup) {
-      return Promise.reject(
-        new EchoError("rpc.cancelled", "the browser blocked the vault's consent window; call requestAccess() from a click", { reason: "popup_blocked" }),
-      );
-    }
-    this.popupWindow = popup;
-    const promise = new Promise<AccessResult>((resolve, reject) => {
-      let done = false;
-      const finish = () => {
-        done = true;
-        window.removeEventListener("message", onMessage);
-        clearInterval(watch);
+    const request: { echo: "consent_request"; app_name?: string } = { echo: "consent_request" };
+    if (options.appName !== undefined) request.app_name = options.appName;
+    const opened = openVaultWindow<AccessResult>({
+      url: `${this.baseUrl}/consent.html`,
+      name: "echo-consent",
+      features: "popup,width=480,height=640",
+      origin: this.origin,
+      ready: "consent_ready",
+      request,
+      result: (msg) => (msg.echo === "consent_result" ? { allowed: msg["allowed"] === true } : undefined),
+      closed: "the consent window was closed without a decision",
+    });
+    if (!opened) return Promise.reject(popupBlocked("the browser blocked the vault's consent window; call requestAccess() from a click"));
+    this.popupWindow = opened.window;
+    const promise = opened.result.then(
+      (result) => {
         this.consentPopup = null;
         this.popupWindow = null;
-      };
-      const onMessage = (event: MessageEvent) => {
-        if (done || event.source !== popup || event.origin !== this.origin) return;
-        const data: unknown = event.data;
-        if (!data || typeof data !== "object") return;
-        const msg = data as { echo?: unknown; allowed?: unknown };
-        if (msg.echo === "consent_ready") {
-          const request: { echo: "consent_request"; app_name?: string } = { echo: "consent_request" };
-          if (options.appName !== undefined) request.app_name = options.appName;
-          popup.postMessage(request, this.origin);
-        } else if (msg.echo === "consent_result") {
-          finish();
-          const allowed = msg.allowed === true;
-          if (allowed) this.afterGrant();
-          else {
-            this.consentValue = "denied";
-            if (this.welcomed) this.setState(this.welcomedState());
-          }
-          resolve({ allowed });
-        }
-      };
-      const watch = setInterval(() => {
-        if (!done && popup.closed) {
-          finish();
-          reject(new EchoError("rpc.cancelled", "the consent window was closed without a decision", { reason: "popup_closed" }));
-        }
-      }, 400);
-      window.addEventListener("message", onMessage);
-    });
+        this.connection.consentDecided(result.allowed);
+        return result;
+      },
+      (e: unknown) => {
+        this.consentPopup = null;
+        this.popupWindow = null;
+        throw e;
+      },
+    );
     this.consentPopup = promise;
     return promise;
   }
@@ -993,57 +617,23 @@ export class Vault {
 
   /** @internal `space.invite()` and `acceptInvitation()`: the vault's invitation window. */
   invitationWindow(request: { space?: string; role?: InviteRole; code?: string }): Promise<InvitationResult> {
-    const popup = window.open(`${this.baseUrl}/invite.html`, "echo-invite", "popup,width=520,height=760");
-    if (!popup) {
-      return Promise.reject(
-        new EchoError("rpc.cancelled", "the browser blocked the vault's invitation window; call it from a click", { reason: "popup_blocked" }),
-      );
-    }
-    return new Promise<InvitationResult>((resolve, reject) => {
-      let done = false;
-      const finish = () => {
-        done = true;
-        window.removeEventListener("message", onMessage);
-        clearInterval(watch);
-      };
-      const onMessage = (event: MessageEvent) => {
-        if (done || event.source !== popup || event.origin !== this.origin) return;
-        const data: unknown = event.data;
-        if (!data || typeof data !== "object") return;
-        const msg = data as { echo?: unknown; state?: unknown; space?: unknown };
-        if (msg.echo === "invite_ready") {
-          popup.postMessage({ echo: "invite_request", ...request }, this.origin);
-        } else if (msg.echo === "invite_result" && typeof msg.state === "string") {
-          finish();
-          const result: InvitationResult = { state: msg.state as InvitationResult["state"] };
-          if (typeof msg.space === "string") result.space = msg.space;
-          resolve(result);
-        }
-      };
-      const watch = setInterval(() => {
-        if (!done && popup.closed) {
-          finish();
-          reject(new EchoError("rpc.cancelled", "the invitation window was closed before the invitation ended", { reason: "popup_closed" }));
-        }
-      }, 400);
-      window.addEventListener("message", onMessage);
+    const opened = openVaultWindow<InvitationResult>({
+      url: `${this.baseUrl}/invite.html`,
+      name: "echo-invite",
+      features: "popup,width=520,height=760",
+      origin: this.origin,
+      ready: "invite_ready",
+      request: { echo: "invite_request", ...request },
+      result: (msg) => {
+        if (msg.echo !== "invite_result" || typeof msg["state"] !== "string") return undefined;
+        const result: InvitationResult = { state: msg["state"] as InvitationResult["state"] };
+        if (typeof msg["space"] === "string") result.space = msg["space"];
+        return result;
+      },
+      closed: "the invitation window was closed before the invitation ended",
     });
-  }
-
-  /** Allowed in the popup: the vault pushes `access_granted`; if it does not come, a fresh handshake learns the consent. */
-  private afterGrant(): void {
-    setTimeout(() => {
-      if (this.closedFlag || this.consentValue === "granted") return;
-      if (this.stateValue === "not_authorized" || this.stateValue === "disconnected") {
-        if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
-        this.reconnectTimer = undefined;
-        this.stopHeartbeat();
-        this.closePort();
-        this.calls.detach(disconnected("reconnecting after the user's consent"), false);
-        this.forgetWireSubscriptions();
-        this.beginHandshake();
-      }
-    }, 2_000);
+    if (!opened) return Promise.reject(popupBlocked("the browser blocked the vault's invitation window; call it from a click"));
+    return opened.result;
   }
 }
 
@@ -1075,12 +665,12 @@ export class Space {
 
   /** The space's properties in wire form. */
   async propertiesWire(options?: CallOptions): Promise<{ [key: string]: Value }> {
-    return expect(await this.vault.request({ "space.properties": { space: this.id } }, options), "properties", "space.properties").properties;
+    return (await this.vault.request({ "space.properties": { space: this.id } }, options)).properties.properties;
   }
 
   /** Sets one property (a plain value). */
   async setProperty(name: string, value: PlainValue, options?: CallOptions): Promise<void> {
-    expect(await this.vault.request({ "space.set_property": { space: this.id, name, value: toWire(value, childPath("properties", name)) } }, options), "done", "space.set_property");
+    await this.vault.request({ "space.set_property": { space: this.id, name, value: toWire(value, childPath("properties", name)) } }, options);
   }
 
   /**
@@ -1105,14 +695,14 @@ export class Space {
 
   /** The current point in the space's history (for reads `at` it later). */
   async heads(options?: CallOptions): Promise<Heads> {
-    return expect(await this.vault.request({ "space.heads": { space: this.id } }, options), "heads", "space.heads").heads;
+    return (await this.vault.request({ "space.heads": { space: this.id } }, options)).heads.heads;
   }
 
   /** Creates an object; returns its id. `options.id`: an id chosen by the app (see `newId()`). */
   async create(type: string, fields: PlainFields = {}, options: CallOptions & { id?: string } = {}): Promise<string> {
     const create: { space: string; id?: string; type: string; fields: { [key: string]: Value } } = { space: this.id, type, fields: fieldsToWire(fields) };
     if (options.id !== undefined) create.id = options.id;
-    const r = expect(await this.vault.request({ "object.create": create }, options), "written", "object.create");
+    const r = (await this.vault.request({ "object.create": create }, options)).written;
     const id = r.created[0] ?? options.id;
     if (id === undefined) throw new EchoError("rpc.internal", "object.create: the vault did not say which id it created");
     return id;
@@ -1123,12 +713,12 @@ export class Space {
     const update: { space: string; id: string; set?: { [key: string]: Value }; remove?: string[] } = { space: this.id, id };
     if (Object.keys(set).length > 0) update.set = fieldsToWire(set);
     if (remove.length > 0) update.remove = remove;
-    expect(await this.vault.request({ "object.update": update }, options), "written", "object.update");
+    await this.vault.request({ "object.update": update }, options);
   }
 
   /** Soft-deletes one object. */
   async delete(id: string, options?: CallOptions): Promise<void> {
-    expect(await this.vault.request({ "object.delete": { space: this.id, id } }, options), "written", "object.delete");
+    await this.vault.request({ "object.delete": { space: this.id, id } }, options);
   }
 
   /** One object (null when it does not exist). */
@@ -1140,13 +730,13 @@ export class Space {
   async getMany(ids: string[], options: ReadOptions = {}): Promise<Array<EchoObject | null>> {
     const get: { space: string; ids: string[]; at?: Heads } = { space: this.id, ids };
     if (options.at !== undefined) get.at = options.at;
-    const r = expect(await this.vault.request({ "object.get": get }, options), "objects", "object.get");
+    const r = (await this.vault.request({ "object.get": get }, options)).objects;
     return r.objects.map((o) => (o ? objectFromWire(o) : null));
   }
 
   /** Writes applied together (all or none); returns the ids of created objects in order. See `mutation.*` builders. */
   async batch(mutations: Mutation[], options?: CallOptions): Promise<string[]> {
-    return expect(await this.vault.request({ "object.batch": { space: this.id, mutations } }, options), "written", "object.batch").created;
+    return (await this.vault.request({ "object.batch": { space: this.id, mutations } }, options)).written.created;
   }
 
   /** Runs a query (see `query()` / `where`), now or `at` earlier heads. */
@@ -1154,7 +744,7 @@ export class Space {
     const run: { space: string; query: Query; at?: Heads; resolve?: boolean } = { space: this.id, query };
     if (options.at !== undefined) run.at = options.at;
     if (options.resolve) run.resolve = true;
-    const r = expect(await this.vault.request({ "query.run": run }, options), "result", "query.run");
+    const r = (await this.vault.request({ "query.run": run }, options)).result;
     return r.objects ? { ids: r.ids, objects: r.objects.map(objectFromWire) } : { ids: r.ids };
   }
 
@@ -1179,14 +769,14 @@ export class Space {
   async splice(id: string, field: string, pos: number, del: number, insert: string, options: CallOptions & { context?: string } = {}): Promise<void> {
     const splice: { space: string; id: string; field: string; pos: number; delete: number; insert: string; context?: string } = { space: this.id, id, field, pos, delete: del, insert };
     if (options.context) splice.context = options.context;
-    expect(await this.vault.request({ "text.splice": splice }, options), "written", "text.splice");
+    await this.vault.request({ "text.splice": splice }, options);
   }
 
   /** A text field's content, now or `at` earlier heads. */
   async readText(id: string, field: string, options: ReadOptions = {}): Promise<string> {
     const read: { space: string; id: string; field: string; at?: Heads } = { space: this.id, id, field };
     if (options.at !== undefined) read.at = options.at;
-    return expect(await this.vault.request({ "text.read": read }, options), "text", "text.read").text;
+    return (await this.vault.request({ "text.read": read }, options)).text.text;
   }
 
   /** Reads of this space as it was at `heads` (from `heads()`). */
@@ -1219,21 +809,6 @@ export class SpaceAt {
 }
 
 /** Connects to the vault at `vaultUrl`: returns at once (state `connecting`); calls wait for the connection. */
-/**
- * A page whose origin is opaque (`"null"`: a sandboxed frame without
- * allow-same-origin, a data: URL) cannot be told apart from any other such
- * page: the vault can grant it nothing, and its own vault frame would be
- * sandboxed too. The error apps get for it, or null.
- */
-function opaqueOriginError(): EchoError | null {
-  if (typeof self === "undefined" || self.origin !== "null") return null;
-  return new EchoError(
-    "rpc.not_authorized",
-    'this page has no origin of its own (it runs in a sandboxed frame, origin "null"), so the vault cannot tell which site it is and cannot serve it; load the app without the sandbox, or with allow-same-origin',
-    { reason: "opaque_origin" },
-  );
-}
-
 export function connect(options: ConnectOptions): Vault {
   return new Vault(options);
 }
