@@ -85,6 +85,15 @@ test("quota exhausted: store.quota_exceeded, the vault keeps answering, nothing 
     assert.equal(r.ok, true, `a write before the quota was lowered failed: ${JSON.stringify(r)}`);
     record(r);
   }
+  // The manage page shows what the app's spaces take, of the share one site may keep (half the vault's quota as
+  // navigator.storage.estimate() tells it: core/src/vault/quota.rs).
+  const manage = await context.newPage();
+  await manage.goto(`${sites.vault}/manage.html`);
+  const shown = await manage.waitForFunction(() => document.querySelector("#apps .app-storage")?.textContent, null, { timeout: 10000 }).then((h) => h.jsonValue()).catch(async (e) => { throw new Error(`${e.message}; apps: ${await manage.locator("#apps").textContent()}`); });
+  assert.match(shown, /^Its spaces take [\d.]+ (B|KB|MB) of the [\d.]+ (MB|GB|TB) one site may keep\.$/, shown);
+  console.log(`  [probe] manage page: "${shown}"`);
+  await manage.close();
+
   const before = await usage();
   assert.equal(before.overrideActive, true);
   assert.equal(before.quota, FIRST_QUOTA);

@@ -318,7 +318,17 @@ connections: number,
 /**
  * When the user decided, in milliseconds since the Unix epoch.
  */
-decided_at: number, };
+decided_at: number, 
+/**
+ * Bytes the spaces it created hold in storage (as last known: exact
+ * for open spaces, a recorded size otherwise).
+ */
+stored_bytes: number, 
+/**
+ * The most those spaces may hold, in bytes (`None`: no limit): each
+ * site's share of the vault's storage.
+ */
+share_bytes?: number, };
 
 /**
  * A space as the manage page lists it.

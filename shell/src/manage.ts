@@ -147,6 +147,14 @@ function renderApps(apps: AppGrant[]): void {
               : "Can see no space yet (it may create its own)."
             : "Cannot see anything.",
         ),
+        app.stored_bytes > 0 &&
+          h(
+            "p",
+            { class: "card-body app-storage" },
+            app.share_bytes === undefined
+              ? `Its spaces take ${formatBytes(app.stored_bytes)}.`
+              : `Its spaces take ${formatBytes(app.stored_bytes)} of the ${formatBytes(app.share_bytes)} one site may keep${app.stored_bytes >= app.share_bytes ? " — full: they cannot grow." : "."}`,
+          ),
         h(
           "div",
           { class: "card-foot" },

@@ -214,6 +214,29 @@ impl VaultEngine {
     }
 }
 
+/// What one app site's spaces may hold (`VaultConfig::origin_quota`): half
+/// of the storage the browser gives the vault (`navigator.storage.estimate()`
+/// at start), so no one site can fill it for the others. `None` (no limit)
+/// where the browser does not say.
+async fn site_share() -> Option<u64> {
+    let storage = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"storage".into()))
+        .ok()?;
+    let estimate = js_sys::Reflect::get(&storage, &"estimate".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?
+        .call0(&storage)
+        .ok()?
+        .dyn_into::<js_sys::Promise>()
+        .ok()?;
+    let estimate = wasm_bindgen_futures::JsFuture::from(estimate).await.ok()?;
+    let quota = js_sys::Reflect::get(&estimate, &"quota".into())
+        .ok()?
+        .as_f64()?;
+    (quota.is_finite() && quota > 0.0).then(|| (quota / 2.0) as u64)
+}
+
 /// A panic (or an allocation failure, which panics) leaves the engine's
 /// state half-changed, and with `panic = "abort"` the wasm instance traps
 /// right after: nothing of it may run again. The hook says why on the
@@ -245,6 +268,7 @@ impl VaultEngine {
         let known = crate::marker::read(database).await;
         let mut config = VaultConfig::new(seed);
         config.expected_identity = known;
+        config.origin_quota = site_share().await;
         let vault = Vault::new(now_ms(), config);
         let state = Rc::new(RefCell::new(State {
             vault,

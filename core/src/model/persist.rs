@@ -179,7 +179,7 @@ struct ShardSaved {
 #[derive(Debug)]
 enum SaveOutcome {
     Incremental { key: String, bytes: usize },
-    Snapshot,
+    Snapshot { bytes: usize },
 }
 
 /// A batch for the host to write atomically, and the receipt to hand back.
@@ -190,6 +190,26 @@ pub struct PendingSave {
 }
 
 impl Space {
+    /// What [`stored_bytes`](Self::stored_bytes) will be once the save of
+    /// `receipt` is done.
+    pub fn stored_bytes_after(&self, receipt: &SaveReceipt) -> u64 {
+        let mut bytes: Vec<u64> = self
+            .shards
+            .iter()
+            .map(|s| (s.snapshot_bytes + s.incremental_bytes) as u64)
+            .collect();
+        for saved in &receipt.shards {
+            let Some(b) = bytes.get_mut(saved.shard) else {
+                continue;
+            };
+            match &saved.outcome {
+                SaveOutcome::Incremental { bytes: added, .. } => *b += *added as u64,
+                SaveOutcome::Snapshot { bytes: whole } => *b = *whole as u64,
+            }
+        }
+        bytes.iter().sum()
+    }
+
     /// Parses every shard's Automerge document now. [`open`](Self::open)
     /// decodes only the index; a shard's document is parsed when first
     /// needed (a write, a merge, a read at earlier heads, a sync). A host
@@ -268,8 +288,9 @@ impl Space {
         let mut properties = BTreeMap::new();
         let mut per_shard: Vec<Vec<(String, Vec<u8>)>> =
             (0..shard_count).map(|_| Vec::new()).collect();
-        let mut shards_meta: Vec<(bool, Vec<String>, usize, u64)> =
-            vec![(false, Vec::new(), 0, 0); shard_count];
+        // Per shard: snapshot bytes (if one), incremental keys, their bytes, next seq.
+        let mut shards_meta: Vec<(Option<usize>, Vec<String>, usize, u64)> =
+            vec![(None, Vec::new(), 0, 0); shard_count];
         // Decode everything first, so the index is allocated once at its size.
         let mut decoded = Vec::with_capacity(chunks.len());
         let mut total = 0;
@@ -294,7 +315,7 @@ impl Space {
             }
             let m = &mut shards_meta[shard];
             match seq {
-                None => m.0 = true,
+                None => m.0 = Some(bytes_len),
                 Some(seq) => {
                     m.1.push(key.clone());
                     m.2 += bytes_len;
@@ -308,10 +329,7 @@ impl Space {
             .zip(shards_meta)
             .zip(last_heads)
             .map(
-                |(
-                    (chunks, (has_snapshot, incremental_keys, incremental_bytes, next_seq)),
-                    heads,
-                )| {
+                |((chunks, (snapshot, incremental_keys, incremental_bytes, next_seq)), heads)| {
                     let mut shard = if chunks.is_empty() {
                         Shard::new(&actor)
                     } else {
@@ -319,7 +337,8 @@ impl Space {
                         s.stored_heads = heads;
                         s
                     };
-                    shard.has_snapshot = has_snapshot;
+                    shard.has_snapshot = snapshot.is_some();
+                    shard.snapshot_bytes = snapshot.unwrap_or(0);
                     shard.incremental_keys = incremental_keys;
                     shard.incremental_bytes = incremental_bytes;
                     shard.next_seq = next_seq;
@@ -441,19 +460,18 @@ impl Space {
             let shard = p.shard;
             let outcome = if p.compact {
                 let props = (shard == 0).then_some(&self.properties);
-                batch.put(
-                    snapshot_key(&self.id_text, shard),
-                    encode(&ShardChunkOut {
-                        crdt: Bytes(&p.crdt),
-                        objects: &whole[shard],
-                        properties: props,
-                        heads: &p.sorted_heads,
-                    }),
-                );
+                let bytes = encode(&ShardChunkOut {
+                    crdt: Bytes(&p.crdt),
+                    objects: &whole[shard],
+                    properties: props,
+                    heads: &p.sorted_heads,
+                });
+                let len = bytes.len();
+                batch.put(snapshot_key(&self.id_text, shard), bytes);
                 for key in &self.shards[shard].incremental_keys {
                     batch.delete(key.clone());
                 }
-                SaveOutcome::Snapshot
+                SaveOutcome::Snapshot { bytes: len }
             } else {
                 let states: Vec<&ObjectState> = p
                     .objects
@@ -506,8 +524,9 @@ impl Space {
                     shard.incremental_bytes += bytes;
                     shard.next_seq += 1;
                 }
-                SaveOutcome::Snapshot => {
+                SaveOutcome::Snapshot { bytes } => {
                     shard.has_snapshot = true;
+                    shard.snapshot_bytes = bytes;
                     shard.incremental_keys.clear();
                     shard.incremental_bytes = 0;
                 }

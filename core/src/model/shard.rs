@@ -30,6 +30,8 @@ pub(crate) struct Shard {
     /// Keys of incremental chunks written since the last snapshot.
     pub incremental_keys: Vec<String>,
     pub incremental_bytes: usize,
+    /// Bytes of the stored snapshot chunk (0 without one).
+    pub snapshot_bytes: usize,
     pub has_snapshot: bool,
     pub next_seq: u64,
     /// Heads as stored (from the last chunk), so a shard's heads are known
@@ -60,6 +62,7 @@ impl Shard {
             properties_unsaved: false,
             incremental_keys: Vec::new(),
             incremental_bytes: 0,
+            snapshot_bytes: 0,
             has_snapshot: false,
             next_seq: 0,
             stored_heads: None,

@@ -154,6 +154,15 @@ impl Space {
         self.shards.len()
     }
 
+    /// Bytes of the space's shard chunks in storage, as of its last
+    /// completed save (or its load): what a quota counts.
+    pub fn stored_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| (s.snapshot_bytes + s.incremental_bytes) as u64)
+            .sum()
+    }
+
     /// The shard an object lives in.
     pub fn shard_of(&self, id: &ObjectId) -> usize {
         let b = id.as_bytes();

@@ -256,6 +256,14 @@ pub struct AppGrant {
     pub connections: u32,
     /// When the user decided, in milliseconds since the Unix epoch.
     pub decided_at: f64,
+    /// Bytes the spaces it created hold in storage (as last known: exact
+    /// for open spaces, a recorded size otherwise).
+    pub stored_bytes: f64,
+    /// The most those spaces may hold, in bytes (`None`: no limit): each
+    /// site's share of the vault's storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub share_bytes: Option<f64>,
 }
 
 /// A space as the manage page lists it.

@@ -62,13 +62,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The code of [`StoreError::QuotaExceeded`], also given when a site is
+    /// over its share of the vault (`vault/quota.rs`).
+    pub const QUOTA_EXCEEDED: &'static str = "store.quota_exceeded";
+
     /// A stable machine-readable code, e.g. `"store.corrupt"`.
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::InvalidKey { .. } => "store.invalid_key",
             StoreError::Io { .. } => "store.io",
             StoreError::Corrupt { .. } => "store.corrupt",
-            StoreError::QuotaExceeded { .. } => "store.quota_exceeded",
+            StoreError::QuotaExceeded { .. } => Self::QUOTA_EXCEEDED,
             StoreError::Locked { .. } => "store.locked",
         }
     }

@@ -72,6 +72,17 @@ pub struct ReplicaReceipt {
     legacy: usize,
 }
 
+impl ReplicaReceipt {
+    /// The space's stored chunk bytes once this save is done
+    /// ([`Space::stored_bytes_after`](crate::model::Space::stored_bytes_after)).
+    pub fn stored_bytes_after(&self, replica: &Replica) -> u64 {
+        match &self.space {
+            Some(receipt) => replica.space().stored_bytes_after(receipt),
+            None => replica.space().stored_bytes(),
+        }
+    }
+}
+
 fn heads_to_bytes(entries: &[(u16, ChangeHash)]) -> Vec<u8> {
     let plain: Vec<(u16, [u8; 32])> = entries.iter().map(|(s, h)| (*s, h.0)).collect();
     postcard::to_allocvec(&plain).unwrap_or_default()

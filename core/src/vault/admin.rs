@@ -133,7 +133,10 @@ impl Vault {
         self.spaces.slots.insert(
             id,
             super::spaces::Slot {
-                record: super::records::SpaceRecord { created_by: None },
+                record: super::records::SpaceRecord {
+                    created_by: None,
+                    stored_bytes: 0,
+                },
                 state: super::spaces::SlotState::Open(Box::new(replica)),
             },
         );
@@ -210,6 +213,8 @@ impl Vault {
                         spaces: g.spaces.iter().map(SpaceId::to_string).collect(),
                         connections: self.apps.app_conns_of(origin).len() as u32,
                         decided_at: g.decided_at,
+                        stored_bytes: self.origin_usage(origin) as f64,
+                        share_bytes: self.config.origin_quota.map(|q| q as f64),
                     })
                     .collect();
                 Answer::Now(AdminResponse::Apps { apps })

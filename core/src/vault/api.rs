@@ -346,6 +346,7 @@ impl Vault {
         if consent != Consent::Granted {
             return Err(consent_error(consent));
         }
+        self.check_quota(origin, &method)?;
         Ok(match method {
             Request::Ping {} => Answer::Now(Response::Done {}),
             Request::IdentityInfo {} => Answer::Now(Response::Identity(self.app_identity(origin)?)),
@@ -369,6 +370,7 @@ impl Vault {
                     Slot {
                         record: SpaceRecord {
                             created_by: Some(origin.to_owned()),
+                            stored_bytes: 0,
                         },
                         state: SlotState::Open(Box::new(replica)),
                     },

@@ -18,7 +18,7 @@
 //! of the calls that wrote it; a space that does not fit is reverted alone
 //! and its calls fail, the others are stored and answered. So one app near
 //! the quota does not fail every other app's writes. (What each app may
-//! store — a quota per origin — is not decided here yet.)
+//! store — a quota per origin — is decided before a call runs: `quota.rs`.)
 //!
 //! **Grants first**: when the user took access away from an app (a
 //! revocation, a denial, fewer spaces) and other data waits to be written
@@ -192,14 +192,19 @@ impl Vault {
         let mut batch = Batch::new();
         let mut receipts = Vec::new();
         let policy = self.config.policy;
+        let mut sizes = Vec::new();
         for (id, replica) in self.spaces.open() {
             if let Some(save) = replica
                 .prepare_save(&policy, sealing.contains(&id))
                 .map_err(RpcError::from)?
             {
+                sizes.push((id, save.receipt.stored_bytes_after(replica)));
                 batch.extend(save.batch);
                 receipts.push((id, save.receipt));
             }
+        }
+        for (id, after) in sizes {
+            self.record_size(&id, after);
         }
         for (id, slot) in &self.spaces.slots {
             if self.spaces.saved.get(id) != Some(&slot.record) {
@@ -432,14 +437,19 @@ impl Vault {
         let mut receipts = Vec::new();
         let policy = self.config.policy;
         let sealing = self.sealing().contains(&id);
+        let mut size = None;
         if let Some(replica) = self.spaces.replica(&id) {
             if let Some(save) = replica
                 .prepare_save(&policy, sealing)
                 .map_err(RpcError::from)?
             {
+                size = Some(save.receipt.stored_bytes_after(replica));
                 batch.extend(save.batch);
                 receipts.push((id, save.receipt));
             }
+        }
+        if let Some(after) = size {
+            self.record_size(&id, after);
         }
         let record = self.spaces.slots.get(&id).map(|s| s.record.clone());
         if let Some(record) = &record {

@@ -62,6 +62,7 @@ mod invitations;
 mod keys;
 mod machine;
 mod peers;
+mod quota;
 mod records;
 mod spaces;
 mod status;
@@ -128,6 +129,10 @@ pub struct VaultConfig {
     /// silent new, empty vault would hide that. The host clears its marker
     /// only when the person chooses to start a new vault.
     pub expected_identity: Option<IdentityPublicKey>,
+    /// The most the spaces one app origin created may hold in storage, in
+    /// bytes (`None`: no limit). The browser host gives each site a share
+    /// of its storage quota (`quota.rs`).
+    pub origin_quota: Option<u64>,
 }
 
 /// The seed decides every key the vault makes: it never appears in a log.
@@ -140,6 +145,7 @@ impl std::fmt::Debug for VaultConfig {
             .field("peer", &self.peer)
             .field("app_idle_timeout", &self.app_idle_timeout)
             .field("expected_identity", &self.expected_identity)
+            .field("origin_quota", &self.origin_quota)
             .finish()
     }
 }
@@ -153,6 +159,7 @@ impl VaultConfig {
             peer: PeerConfig::default(),
             app_idle_timeout: Some(IDLE_TIMEOUT),
             expected_identity: None,
+            origin_quota: None,
         }
     }
 }

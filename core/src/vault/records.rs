@@ -52,8 +52,20 @@ pub(crate) struct GrantRecord {
 /// here: they come from the space itself (its documents and control log).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SpaceRecord {
-    /// The app origin that created it, if an app did.
+    /// The app origin that created it, if an app did: its spaces count
+    /// against its quota (`vault/quota.rs`).
     pub created_by: Option<String>,
+    /// Bytes of its chunks in storage, as last recorded: what a quota
+    /// counts for it while it is not open (an open space knows its own).
+    /// Recorded with a flush once it moved by `quota::RECORD_STEP` from
+    /// this, so it may lag that much behind.
+    pub stored_bytes: u64,
+}
+
+/// Space records of format 2 had no size.
+#[derive(Deserialize)]
+struct SpaceRecordV2 {
+    created_by: Option<String>,
 }
 
 /// Space records of format 1 also kept the properties as last set here.
@@ -64,8 +76,8 @@ struct SpaceRecordV1 {
     properties: BTreeMap<String, Value>,
 }
 
-/// Format of space records (2: no properties).
-const SPACE_RECORD_VERSION: u8 = 2;
+/// Format of space records (2: no properties; 3: its stored size).
+const SPACE_RECORD_VERSION: u8 = 3;
 
 pub(crate) fn identity_key() -> &'static str {
     IDENTITY_KEY
@@ -108,6 +120,14 @@ fn decode_space(key: &str, bytes: &[u8]) -> Result<SpaceRecord, VaultError> {
         let v1: SpaceRecordV1 = decode(key, bytes)?;
         return Ok(SpaceRecord {
             created_by: v1.created_by,
+            stored_bytes: 0,
+        });
+    }
+    if store::unframe(2, bytes).is_ok() {
+        let v2: SpaceRecordV2 = decode_as(2, key, bytes)?;
+        return Ok(SpaceRecord {
+            created_by: v2.created_by,
+            stored_bytes: 0,
         });
     }
     decode_as(SPACE_RECORD_VERSION, key, bytes)
@@ -198,5 +218,39 @@ impl StoredVault {
                     reason: e.to_string(),
                 }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct V2 {
+        created_by: Option<String>,
+    }
+
+    #[test]
+    fn space_records_of_every_format_read_and_the_current_one_keeps_the_size() {
+        let key = "vault/spaces/x";
+        let v2 = encode_as(
+            2,
+            &V2 {
+                created_by: Some("https://a.example".into()),
+            },
+        );
+        let read = decode_space(key, &v2).unwrap();
+        assert_eq!(read.created_by.as_deref(), Some("https://a.example"));
+        assert_eq!(read.stored_bytes, 0, "format 2 had no size");
+
+        let v3 = SpaceRecord {
+            created_by: None,
+            stored_bytes: 123_456_789,
+        };
+        assert_eq!(decode_space(key, &encode_space(&v3)).unwrap(), v3);
+
+        // A format from a newer build is refused, not misread.
+        let v9 = encode_as(9, &v3);
+        assert!(decode_space(key, &v9).is_err());
     }
 }
