@@ -345,7 +345,7 @@ export class Vault {
     this.connection.reconnect();
   }
 
-  /** Closes the connection for good: pending calls fail with `rpc.disconnected`, the iframe goes. */
+  /** Closes the connection for good: pending calls fail with `rpc.disconnected`, the transport closes (the iframe goes). */
   close(): void {
     if (this.connection.closed) return;
     this.connection.close();
