@@ -1201,9 +1201,8 @@ impl Run {
     }
 
     /// Carries out what storage was asked; write `k` fails when bit `k` of
-    /// `fail` is set — but with `spare`, none after one was stored (see
-    /// [`Run::calls`]).
-    fn storage(&mut self, mut fail: u8, spare: bool) {
+    /// `fail` is set.
+    fn storage(&mut self, fail: u8) {
         let mut k = 0;
         loop {
             if !self.node.writes.is_empty() {
@@ -1211,9 +1210,6 @@ impl Run {
                     self.node.fail_write(self.now, storage_error(k));
                 } else {
                     self.node.complete_one_write(self.now);
-                    if spare {
-                        fail = 0;
-                    }
                 }
                 k += 1;
                 assert!(k < 100, "a turn of {k} writes");
@@ -1255,7 +1251,6 @@ impl Run {
         let mut inputs = Vec::new();
         // The decisions: each takes effect at once.
         let mut decisions = Vec::new();
-        let mut widens = false;
         for call in admin {
             let (origin, request, decision, valid) = match call {
                 AdminCall::Decide {
@@ -1272,7 +1267,6 @@ impl Run {
                         allowed: *allow,
                         spaces: spaces.clone(),
                     };
-                    widens |= !within(Some(&g), grants.get(ORIGINS[*origin]));
                     grants.insert(ORIGINS[*origin].to_owned(), g.clone());
                     let request = AdminRequest::Decide {
                         origin: ORIGINS[*origin].into(),
@@ -1324,18 +1318,9 @@ impl Run {
             });
             sent.push((id, conn, origin, write, access, valid));
         }
-        // A known bug, reported, spared here until it is fixed: a flush
-        // that stores part of a turn (the grants alone first, when a
-        // restriction waits; one space, when a flush over the quota is
-        // retried space by space) stores the turn's decisions too, but
-        // leaves their answers for a later flush. When that one fails, a
-        // decision that gave more spaces is answered as failed, yet what
-        // it gave is stored and holds. So a turn that gives fails storage
-        // only until a write is stored.
-        let spare = widens;
         self.node.auto_io = false;
         self.node.input_many(self.now, inputs);
-        self.storage(fail, spare);
+        self.storage(fail);
         self.node.auto_io = true;
 
         let replies = self
