@@ -70,7 +70,7 @@ test("storage deleted under the vault: storage_lost for apps and pages, no silen
   const refusal = await again.evaluate(() => ({ state: window.probe.vault.state, code: window.probe.vault.lastError.code, message: window.probe.vault.lastError.message }));
   assert.equal(refusal.code, "rpc.storage_lost", JSON.stringify(refusal));
   assert.match(refusal.message, /deleted this vault's storage/);
-  assert.notEqual(refusal.state, "connected");
+  assert.equal(refusal.state, "storage_lost", "the SDK names the state");
 
   // Nothing was created behind the person's back: no new identity is stored.
   const probe = await context.newPage();

@@ -311,7 +311,9 @@ export class Connection {
       const state: ConnectionState =
         error.code === "rpc.storage_blocked"
           ? "storage_blocked"
-          : error.code === "rpc.storage_partitioned"
+          : error.code === "rpc.storage_lost"
+            ? "storage_lost"
+            : error.code === "rpc.storage_partitioned"
             ? "storage_partitioned"
             : error.code === "rpc.not_authorized"
               ? "not_authorized"

@@ -21,6 +21,7 @@ export const CLIENT_ERROR_CODES = {
   notAuthorized: "rpc.not_authorized",
   storagePartitioned: "rpc.storage_partitioned",
   storageBlocked: "rpc.storage_blocked",
+  storageLost: "rpc.storage_lost",
   badRequest: "rpc.bad_request",
   tooDeep: "rpc.too_deep",
   tooLarge: "rpc.too_large",

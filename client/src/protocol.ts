@@ -96,7 +96,7 @@ export type Consent = "granted" | "required" | "denied";
  * The states a client's connection goes through, for apps to show
  * (the client derives them; the vault never sends them as such).
  */
-export type ConnectionState = "connecting" | "connected" | "not_authorized" | "storage_partitioned" | "storage_blocked" | "disconnected";
+export type ConnectionState = "connecting" | "connected" | "not_authorized" | "storage_partitioned" | "storage_blocked" | "storage_lost" | "disconnected";
 
 /**
  * A call, externally tagged by its method name:

@@ -103,6 +103,20 @@ test("a refusal on the link (unsupported version): disconnected for good, the li
   assert.deepEqual(transport.attempts, ["connect fresh"]);
 });
 
+test("refusals on the link name their state: storage blocked, storage lost (the browser deleted the vault's storage)", () => {
+  for (const [code, state] of [["rpc.storage_blocked", "storage_blocked"], ["rpc.storage_lost", "storage_lost"], ["rpc.not_authorized", "not_authorized"]]) {
+    const { transport, conn } = setup();
+    const link = transport.answer();
+    link.push({ refused: { error: { code, message: "why" } } });
+    assert.equal(conn.state, state, code);
+    assert.equal(conn.lastError.code, code);
+    assert.equal(link.closed, true);
+    mock.timers.tick(60_000);
+    assert.deepEqual(transport.attempts, ["connect fresh"], `${code}: no retry until reconnect()`);
+    conn.close();
+  }
+});
+
 test("consent: required → not_authorized; access_granted → connected (the layer above re-opens)", async () => {
   const { transport, conn, told } = setup();
   const link = transport.answer();

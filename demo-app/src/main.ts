@@ -115,6 +115,7 @@ const STATE_TEXT: Record<ConnectionState, string> = {
   storage_partitioned:
     "Your browser keeps the vault's storage separate on this site, so tasks would not reach your vault. Open the vault site once in a tab, then try again.",
   storage_blocked: "Your browser blocks the vault's storage (private browsing, or site data blocked). Allow site data for the vault, then try again.",
+  storage_lost: "Your browser deleted your vault's storage (it does so when it finds it damaged after a crash). Open your vault's page to start a new vault, then try again.",
   disconnected: "Disconnected from your vault — reconnecting…",
 };
 
@@ -129,7 +130,7 @@ function renderState(): void {
   }
   ui.statusText.textContent = textValue;
   ui.connect.hidden = state !== "not_authorized";
-  ui.retry.hidden = !(state === "storage_partitioned" || state === "storage_blocked" || (state === "disconnected" && vault.lastError?.code === "rpc.unsupported_version"));
+  ui.retry.hidden = !(state === "storage_partitioned" || state === "storage_blocked" || state === "storage_lost" || (state === "disconnected" && vault.lastError?.code === "rpc.unsupported_version"));
   ui.board.classList.toggle("offline", state !== "connected");
   ui.share.hidden = state !== "connected";
   if (!board.isOpen) {

@@ -122,6 +122,9 @@ pub enum ConnectionState {
     StoragePartitioned,
     /// The browser refuses the vault storage (`rpc.storage_blocked`).
     StorageBlocked,
+    /// The browser deleted the vault's storage (`rpc.storage_lost`): the
+    /// person decides on the vault's page to start a new vault.
+    StorageLost,
     /// The vault went away (reloaded, closed, no heartbeat); pending calls
     /// failed with `rpc.disconnected`; the client reconnects.
     Disconnected,
