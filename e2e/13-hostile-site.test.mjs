@@ -13,7 +13,7 @@
 //   - the consent popup's buttons do nothing right after it opens (double-click clickjacking), only once a
 //     person is there;
 //   - narrowing the app's grant while it is subscribed: that subscription ends (revoked), the other goes on;
-//   - the engine crashing (the test build's panic hook): a fresh engine, the app reconnected within 10 s, every
+//   - the engine crashing (the test build's panic hook, and out of memory: a trap, no hook): a fresh engine, the app reconnected within 10 s, every
 //     acknowledged write there;
 //   - a raw port of the app after its origin was revoked: nothing is answered on it.
 // Runs the engine's test build (pkg/echo-vault-test-hooks: the release engine plus hooks, one of which panics).
@@ -417,37 +417,47 @@ test("narrowing the app's grant while it is subscribed ends that subscription an
   figure("narrowing a grant while subscribed", `the subscription on the space taken ended (rpc.not_authorized, revoked) ${ms} ms after Allow; the other got its diff`);
 });
 
-test("the engine crashing: a fresh engine, the app reconnected within 10 s, every acknowledged write there", async () => {
-  const acked = await app.evaluate(async (S1) => {
+/**
+ * Stops the engine through one of the test build's hooks (`hook`: its message on a raw app port): a fresh engine
+ * must take over, the app be connected again within 10 s, and every write acknowledged before be there.
+ */
+async function crashAndRecover(label, hook, type) {
+  const acked = await app.evaluate(async ({ S1, type }) => {
     const { vault } = window.probe;
     const ids = [];
-    for (let i = 0; i < 30; i++) ids.push(await vault.space(S1).create("acked", { n: i }));
+    for (let i = 0; i < 30; i++) ids.push(await vault.space(S1).create(type, { n: i }));
     return ids;
-  }, S1);
+  }, { S1, type });
   const mem0 = (await diagnosis()).wasm_bytes;
   const t0 = Date.now();
-  await app.evaluate(async () => {
+  await app.evaluate(async (hook) => {
     window.crashStates = [];
     window.probe.vault.onStateChange((s) => window.crashStates.push(s));
     const conn = await window.probe.raw();
     await conn.connect();
     await conn.hello();
-    conn.send(JSON.stringify({ test_panic: "e2e: a bug in the engine" }));
-  });
+    conn.send(JSON.stringify(hook));
+  }, hook);
   await app.waitForFunction(() => window.crashStates.includes("disconnected") || window.crashStates.includes("connecting"), null, { timeout: 10000 }).catch(() => {});
   await waitState(app, "connected", 10000);
   const ms = Date.now() - t0;
-  const after = await app.evaluate(async (S1) => {
+  const after = await app.evaluate(async ({ S1, type }) => {
     const { vault, echo } = window.probe;
-    const r = await vault.space(S1).query(echo.query(echo.where.type("acked")));
+    const r = await vault.space(S1).query(echo.query(echo.where.type(type)));
     return r.ids;
-  }, S1);
+  }, { S1, type });
   for (const id of acked) assert.ok(after.includes(id), `acknowledged ${id} lost`);
   const d = await diagnosis();
   assert.equal(d.status, "ready");
-  figure("engine crash (panic)", `app connected again ${ms} ms after the panic (states ${JSON.stringify(await app.evaluate(() => window.crashStates))}); ${acked.length}/${acked.length} acknowledged writes there; wasm memory ${(mem0 / MiB).toFixed(1)} → fresh engine ${(d.wasm_bytes / MiB).toFixed(1)} MiB`);
+  figure(label, `app connected again ${ms} ms after it (states ${JSON.stringify(await app.evaluate(() => window.crashStates))}); ${acked.length}/${acked.length} acknowledged writes there; wasm memory ${(mem0 / MiB).toFixed(1)} → fresh engine ${(d.wasm_bytes / MiB).toFixed(1)} MiB`);
   assert.ok(ms < 10_000);
-});
+}
+
+test("the engine crashing: a fresh engine, the app reconnected within 10 s, every acknowledged write there", () =>
+  crashAndRecover("engine crash (panic)", { test_panic: "e2e: a bug in the engine" }, "acked"));
+
+test("the engine out of memory (a trap, no panic hook): a fresh engine, the app reconnected, nothing acknowledged lost", () =>
+  crashAndRecover("engine out of memory (trap)", { test_oom: 1 }, "acked_oom"));
 
 test("a raw port of the app after its origin was revoked answers nothing", async () => {
   const page = await openProbe(browser.context, sites.probeB, { state: "connected" });

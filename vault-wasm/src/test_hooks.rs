@@ -12,6 +12,9 @@
 //! `{"test_panic": T}` panics with `T`, as a bug in the engine would: the
 //! end-to-end test of a crash (`e2e/13-hostile-site.test.mjs`) shows that
 //! a fresh engine takes over and apps reconnect with nothing lost.
+//! `{"test_oom": 1}` allocates until the wasm memory cannot grow: Rust then
+//! aborts — a trap, not a panic, so the panic hook is not called and the
+//! worker must see the `WebAssembly.RuntimeError` itself (the same test).
 
 use echo_core::data::SpaceId;
 use echo_core::model::{Value, WriteBatch};
@@ -35,6 +38,12 @@ struct Panic {
     test_panic: String,
 }
 
+#[derive(serde::Deserialize)]
+struct OutOfMemory {
+    #[allow(dead_code)]
+    test_oom: serde::de::IgnoredAny,
+}
+
 /// Handles the hook's message; `false` for anything else.
 pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
     // The hooks' messages are small: anything longer is not looked at (and
@@ -47,6 +56,15 @@ pub(crate) fn handle(state: &Shared, data: &JsValue) -> bool {
     };
     if let Ok(Panic { test_panic }) = serde_json::from_str::<Panic>(&text) {
         panic!("test_panic: {test_panic}");
+    }
+    if serde_json::from_str::<OutOfMemory>(&text).is_ok() {
+        // Reserved, never touched: memory.grow fails after a few GiB, and
+        // the allocation failure aborts.
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(Vec::with_capacity(256 << 20));
+            std::hint::black_box(&hoard);
+        }
     }
     let Ok(Forge {
         test_write_unchecked: t,
