@@ -14,6 +14,11 @@
 #                                                     and bench; they start their own);
 #            iproute2                                 always (`ip`: the WebRTC e2e test runs
 #                                                     in a network namespace with only lo)
+#            firefox-esr webkit2gtk-driver xvfb       always (the cross-browser e2e flows:
+#                                                     Firefox over WebDriver BiDi, WebKitGTK
+#                                                     through WebKitWebDriver; Xvfb for
+#                                                     WebKit, whose MiniBrowser has no headless
+#                                                     mode)
 #            `apt-get update` runs once, only when something is missing.
 #   rustup   clippy, rustfmt components when missing.
 #   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
@@ -21,8 +26,9 @@
 #            does), into ~/.cache/echo/wasm-bindgen-<version>/ (ECHO_CACHE_DIR
 #            overrides): wasm-bindgen, and wasm-bindgen-test-runner for
 #            scripts/wasm-test.sh. The first install compiles for ~3-5 min.
-#   npm      scripts/npm-tools (binaryen's wasm-opt, playwright-core) into
-#            .tools/npm, at the same moment.
+#   npm      scripts/npm-tools (binaryen's wasm-opt, playwright-core,
+#            puppeteer-core) into .tools/npm, at the same moment; no browser
+#            download (PUPPETEER_SKIP_DOWNLOAD, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD).
 # cargo-nextest is used when present; scripts/test.sh falls back to cargo test.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-apt_packages=(chromium chromium-driver redis-server iproute2)
+apt_packages=(chromium chromium-driver redis-server iproute2 firefox-esr webkit2gtk-driver xvfb)
 if [ "$(wasm_route)" = debian ]; then
   apt_packages=(rustc-web cargo-web rust-web-src lld-19 "${apt_packages[@]}")
 fi
@@ -94,7 +100,8 @@ if uses_wasm_bindgen; then
     log "npm: installing $(tr -d '\n ' <"$src/package.json" | grep -o '"devDependencies":{[^}]*}') into $npm_dir"
     mkdir -p "$npm_dir"
     cp "$src/package.json" "$src/package-lock.json" "$npm_dir/"
-    (cd "$npm_dir" && npm ci --no-audit --no-fund </dev/null)
+    (cd "$npm_dir" && PUPPETEER_SKIP_DOWNLOAD=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+      npm ci --no-audit --no-fund </dev/null)
   fi
 fi
 
