@@ -130,9 +130,10 @@ test-web:
 	cd client && npm test --silent
 	cd demo-app && npm test --silent
 
-# Playwright (playwright-core + Debian's Chromium) across real sites.
+# Playwright (playwright-core + Debian's Chromium) across real sites; e2e/15 also
+# Firefox ESR (puppeteer-core, WebDriver BiDi) and WebKitGTK (WebKitWebDriver).
 e2e: signal wasm-test-hooks
-	@echo "== end-to-end tests (e2e/, headless Chromium)"
+	@echo "== end-to-end tests (e2e/: Chromium, Firefox ESR, WebKitGTK)"
 	node e2e/run.mjs
 
 # The engine with its test hook (vault-wasm feature `test-hooks`), for the
