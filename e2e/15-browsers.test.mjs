@@ -25,7 +25,7 @@ const ENGINE_ENV = "E2E_ENGINE";
  */
 const EXPECTED = {
   chromium: { allowed: "not_authorized", partitioned: "storage_partitioned", blocked: "storage_blocked" },
-  firefox: { allowed: "not_authorized", trackers: "not_authorized", partitioned: "storage_partitioned", blocked: "storage_blocked" },
+  firefox: { allowed: "not_authorized", trackers: "not_authorized", partitioned: "storage_partitioned", blocked: "storage_blocked", private: "storage_partitioned" },
   webkit: { default: "storage_partitioned", cookies: "storage_partitioned", itp: "storage_partitioned" },
 };
 

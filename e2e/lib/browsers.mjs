@@ -41,7 +41,7 @@ export const ENGINES = ["chromium", "firefox", "webkit"];
  *   chromium  allowed (third-party cookies allowed) · partitioned (blocked; Chrome's default for many) · blocked
  *   firefox   allowed (network.cookie.cookieBehavior 0) · trackers (4: only known trackers' cookies blocked,
  *             the vault is none) · partitioned (5, Firefox's default: Total Cookie Protection) · blocked (1,
- *             "all third-party cookies"). Firefox 153 has no separate pref partitioning non-cookie storage:
+ *             "all third-party cookies") · private (a private window). Firefox 153 has no separate pref partitioning non-cookie storage:
  *             cookieBehavior decides it (privacy.partition.always_partition_third_party_non_cookie_storage is gone)
  *   webkit    default (MiniBrowser: no third-party cookies; ITP off) · cookies (--cookies-policy=always) ·
  *             itp (--enable-itp, Safari's default)
@@ -53,6 +53,7 @@ export const REGIMES = {
     trackers: { "network.cookie.cookieBehavior": 4 },
     partitioned: { "network.cookie.cookieBehavior": 5 },
     blocked: { "network.cookie.cookieBehavior": 1 },
+    private: { "browser.privatebrowsing.autostart": true },
   },
   webkit: { default: [], cookies: ["--cookies-policy=always"], itp: ["--enable-itp"] },
 };
