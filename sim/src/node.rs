@@ -479,6 +479,24 @@ impl Node {
 
     /// Attaches an app port for `origin` and shakes hands.
     pub fn connect_app(&mut self, now: Millis, origin: &str) -> ConnId {
+        let conn = self.say_hello(now, origin);
+        let welcomed = self
+            .app
+            .get(&conn)
+            .is_some_and(|m| m.iter().any(|m| matches!(m, VaultMessage::Welcome { .. })));
+        assert!(
+            welcomed,
+            "{}: no welcome: {:?}",
+            self.name,
+            self.app.get(&conn)
+        );
+        self.heartbeats.insert(conn, now);
+        conn
+    }
+
+    /// Attaches an app port for `origin` and sends its hello: the
+    /// connection, whatever the vault answered (in `app`).
+    pub fn say_hello(&mut self, now: Millis, origin: &str) -> ConnId {
         let conn = self.conn();
         self.input(
             now,
@@ -497,17 +515,6 @@ impl Node {
                 }),
             },
         );
-        let welcomed = self
-            .app
-            .get(&conn)
-            .is_some_and(|m| m.iter().any(|m| matches!(m, VaultMessage::Welcome { .. })));
-        assert!(
-            welcomed,
-            "{}: no welcome: {:?}",
-            self.name,
-            self.app.get(&conn)
-        );
-        self.heartbeats.insert(conn, now);
         conn
     }
 

@@ -112,24 +112,7 @@ fn identity_is_created_once_and_survives_a_restart() {
 
 /// What a connection to a vault that failed to boot is told.
 fn refusal(n: &mut Node, now: u64) -> RpcError {
-    let conn = ConnId(9_000);
-    n.input(
-        now,
-        Input::AppConnected {
-            conn,
-            origin: APP.into(),
-        },
-    );
-    n.input(
-        now,
-        Input::AppMessage {
-            conn,
-            message: Ok(ClientMessage::Hello {
-                versions: vec![1],
-                client: "sim".into(),
-            }),
-        },
-    );
+    let conn = n.say_hello(now, APP);
     match n.app.get(&conn).and_then(|m| m.last()) {
         Some(VaultMessage::Refused { error }) => error.clone(),
         other => panic!("not refused: {other:?}"),
