@@ -44,9 +44,9 @@ struct Args {
     /// user before it serves an origin].
     #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
     frame_ancestors: Vec<String>,
-    /// A vault page opened as a popup by the vault's iframe, served without
-    /// COOP so that it keeps its opener; repeatable.
-    #[arg(long, value_name = "PATH", default_values_t = ["/consent.html".to_string(), "/invite.html".to_string()])]
+    /// A vault page opened as a popup by an app (or the vault's iframe),
+    /// served without COOP so that it keeps its opener; repeatable.
+    #[arg(long, value_name = "PATH", default_values_t = ["/consent.html".to_string(), "/invite.html".to_string(), "/window.html".to_string()])]
     opener_page: Vec<String>,
     /// Page origins besides the vault's that may use the signaling
     /// rendezvous (`/signal`), comma-separated; clients without an Origin
