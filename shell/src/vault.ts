@@ -1,15 +1,23 @@
 // The iframe shell apps embed (/vault.html; docs/browser-vault.md, section 1):
 // answers `{echo: "connect"}` from the embedding page with a MessagePort to
 // the engine, tagged with the app's origin as the browser reported it.
+// Where the browser gives this frame the vault's storage only after a click
+// inside it (storage access, section 8), the refusal says `ask: true` and
+// the page shows a "Connect to your vault" button (the SDK shows the frame
+// in the app's slot); the click asks the browser, and the page tells the
+// app what it answered (`{echo: "access", result}`).
 import type { RpcError } from "../../client/src/protocol";
+import { blockedAdvice } from "./advice";
 import {
   globalScope,
   handleScope,
   rpcError,
   withTimeout,
   type StorageAccessDocument,
+  type StorageAccessHandle,
   type StorageScope,
 } from "./control";
+import { h } from "./dom";
 import { joinEngine, type EngineLink } from "./engine";
 import { joinNetElection } from "./net";
 import { registerServiceWorker } from "./sw-register";
@@ -25,6 +33,15 @@ const PROBE_TIMEOUT_MS = 2000;
 
 const embedded = window.parent !== window;
 let link: EngineLink | null = null;
+/** The browser refused storage access without a click, and may give it on one (in this document). */
+let canAsk = false;
+/** The app this frame serves: origin and window of its last connect (the target of access messages). */
+let app: { origin: string; window: Window } | null = null;
+/** The storage set-up connects are answered with (replaced when a click got the vault its storage). */
+let setup: Promise<Setup> | null = null;
+
+/** The types of storage the vault asks the browser for (the handle form, where supported). */
+const ACCESS_TYPES = { indexedDB: true, locks: true, SharedWorker: true, BroadcastChannel: true } as const;
 
 /**
  * Where the engine's storage is reachable from here, if it is.
@@ -49,12 +66,7 @@ async function storageSetup(): Promise<Setup> {
     let timedOut = false;
     try {
       const handle = await withTimeout(
-        doc.requestStorageAccess({
-          indexedDB: true,
-          locks: true,
-          SharedWorker: true,
-          BroadcastChannel: true,
-        }),
+        doc.requestStorageAccess({ ...ACCESS_TYPES }),
         REQUEST_ACCESS_TIMEOUT_MS,
         () => {
           timedOut = true;
@@ -68,7 +80,8 @@ async function storageSetup(): Promise<Setup> {
       // globals are then the first-party ones.
       if (handle === undefined) return { ok: true, scope: globalScope() };
     } catch {
-      // Refused.
+      // Refused (without a click): a click in this page may get it.
+      canAsk = true;
     }
     if (timedOut) {
       // No answer is not a "no": in Chromium the globals here are this site's partition, and using them
@@ -91,19 +104,94 @@ async function storageSetup(): Promise<Setup> {
     ? {
         ok: false,
         state: "storage_partitioned",
-        error: rpcError(
+        error: blockedAdvice(
           "rpc.storage_partitioned",
-          "This browser keeps the vault's storage separate for each site, so this app cannot reach your vault.",
+          "This browser keeps the vault's storage separate for each site, so this app cannot reach your vault from here.",
         ),
       }
     : {
         ok: false,
         state: "storage_blocked",
-        error: rpcError(
-          "rpc.storage_blocked",
-          "This browser blocks the vault's storage inside other sites.",
-        ),
+        error: blockedAdvice("rpc.storage_blocked", "This browser blocks the vault's storage inside other sites."),
       };
+}
+
+/**
+ * Whether this page's plain storage is the vault's own: a browser that
+ * grants storage access without a handle gives either the first-party
+ * globals (Firefox) or cookies only, its storage still partitioned (WebKit).
+ * Only a first-party context can hold the engine's database (an iframe
+ * never starts an engine in partitioned storage), so its presence tells.
+ * A vault never opened first party yet cannot be told apart: no — the vault
+ * window opens it, and the next click here finds it.
+ */
+async function globalsAreTheVaults(): Promise<boolean> {
+  try {
+    const list = await withTimeout(indexedDB.databases(), PROBE_TIMEOUT_MS, () => []);
+    return list.some((db) => db.name === "echo-vault");
+  } catch {
+    return false;
+  }
+}
+
+/** Tells the app what the browser answered to the click (explicit target: the app's origin). */
+function tellApp(result: "asking" | "granted" | "cookies_only" | "refused"): void {
+  if (!app) return;
+  try {
+    app.window.postMessage({ echo: "access", result }, app.origin);
+  } catch {
+    // The app went away.
+  }
+}
+
+/** The vault's button: shown by the SDK in the app's slot; a click asks the browser for the vault's storage. */
+function showAccessButton(): void {
+  const vaultHost = location.hostname;
+  const button = h("button", { type: "button", class: "primary", "data-testid": "access" }, "Connect to your vault");
+  const caption = h("p", { class: "caption", "data-testid": "access-caption" }, `Your browser will ask whether ${vaultHost} may use its data here.`);
+  const box = h("div", { class: "access" }, button, caption);
+  document.body.appendChild(box);
+  document.body.classList.add("asking-access");
+  const say = (text: string): void => {
+    caption.textContent = text;
+  };
+  button.addEventListener("click", () => {
+    const doc = document as unknown as StorageAccessDocument;
+    if (typeof doc.requestStorageAccess !== "function") return;
+    const appHost = app ? new URL(app.origin).host : "this site";
+    button.disabled = true;
+    say(`Your browser asks whether ${vaultHost} may use its cookies and site data on ${appHost}: choose “Allow”.`);
+    tellApp("asking");
+    // Called in the click (the browser wants the gesture), before any await.
+    let request: Promise<StorageAccessHandle | undefined>;
+    try {
+      request = doc.requestStorageAccess({ ...ACCESS_TYPES });
+    } catch (error) {
+      request = Promise.reject(error);
+    }
+    void request.then(
+      async (handle) => {
+        let scope: StorageScope | null = null;
+        if (handle && (handle.SharedWorker || handle.indexedDB || handle.locks)) scope = handleScope(handle);
+        else if (await globalsAreTheVaults()) scope = globalScope();
+        if (!scope) {
+          say(`Your browser let ${vaultHost} use its cookies here, but not its storage. Open your vault in its own window instead.`);
+          tellApp("cookies_only");
+          return;
+        }
+        const granted: Setup = { ok: true, scope };
+        setup = Promise.resolve(granted);
+        link ??= startEngine(scope);
+        box.remove();
+        document.body.classList.remove("asking-access");
+        tellApp("granted");
+      },
+      () => {
+        say("Your browser did not allow it. Open your vault in its own window instead.");
+        tellApp("refused");
+      },
+    );
+  });
 }
 
 /** Whether the plain (partitioned) IndexedDB opens at all. */
@@ -140,7 +228,7 @@ function refusingPort(port: MessagePort, error: RpcError): void {
 
 function answer(setup: Setup, origin: string, target: Window): void {
   if (!setup.ok) {
-    target.postMessage({ echo: "refused", state: setup.state, error: setup.error }, origin);
+    target.postMessage({ echo: "refused", state: setup.state, error: setup.error, ask: canAsk }, origin);
     return;
   }
   link ??= startEngine(setup.scope);
@@ -169,7 +257,7 @@ function startEngine(scope: StorageScope): EngineLink {
 }
 
 if (embedded) {
-  const setup = storageSetup();
+  setup = storageSetup();
   addEventListener("message", (event: MessageEvent) => {
     if (event.source !== window.parent) return;
     const data: unknown = event.data;
@@ -191,11 +279,13 @@ if (embedded) {
       return;
     }
     const target = event.source as Window;
-    void setup.then((result) => answer(result, origin, target));
+    app = { origin, window: target };
+    void setup?.then((result) => answer(result, origin, target));
   });
   void setup.then((result) => {
     // Start the engine before the first connect, so that it opens its storage early.
     if (result.ok) link ??= startEngine(result.scope);
+    else if (canAsk) showAccessButton();
   });
 } else {
   document.body.classList.add("top-level");
