@@ -128,6 +128,7 @@ export class Connection {
       link: (link) => this.adopt(link),
       refused: (state, error) => this.transportRefused(state, error),
       dropped: (error, retry) => this.dropped(error, retry),
+      again: () => this.again(),
     };
     const opaque = opaqueOriginError();
     if (opaque) {
@@ -237,6 +238,20 @@ export class Connection {
     if (this.closedFlag) return;
     this.lose(error);
     if (retry) this.beginAttempt(false);
+    // No attempt runs until the app's reconnect() (a click: the vault window closed): calls fail at once.
+    else this.calls.refuse(error);
+  }
+
+  /** The transport can reach the vault now after a refusal: a new attempt, `connecting` meanwhile. */
+  private again(): void {
+    if (this.closedFlag || this.link || this.handshaking) return;
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.calls.refuse(null);
+    this.errorValue = undefined;
+    this.failures = 0;
+    this.setState("connecting");
+    this.beginAttempt(false);
   }
 
   private linkMessage(link: Link, received: unknown): void {

@@ -22,7 +22,9 @@ export {
 } from "./vault.js";
 export { EchoError, isEchoError, CLIENT_ERROR_CODES } from "./errors.js";
 export { portLink, type Transport, type TransportSink, type Link, type RefusedState } from "./transport.js";
-export { IframeTransport, type IframeTransportOptions } from "./iframe.js";
+export { IframeTransport, type IframeTransportOptions, type StorageAccessState } from "./iframe.js";
+export { WindowTransport, type WindowTransportOptions, type WindowDropReason } from "./window.js";
+export { SwitchTransport } from "./switch.js";
 export { CallTable, methodName } from "./calls.js";
 export { LiveResult, type QueryDiff, type WireQueryDiff } from "./live.js";
 export {

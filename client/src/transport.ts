@@ -2,9 +2,9 @@
 // the vault. A transport knows how to get a MessagePort to the vault's engine
 // (today: a hidden iframe of the vault's shell page, iframe.ts) and nothing
 // of what runs on it; the connection speaks the rpc envelope on the port and
-// knows nothing of iframes or windows. Another way to reach the vault (a
-// first-party vault window, say) is one more module implementing
-// `Transport`.
+// knows nothing of iframes or windows. Another way to reach the vault is
+// one more module implementing `Transport`: the first-party vault window
+// (window.ts); switch.ts moves one connection from one way to another.
 
 import type { EchoError } from "./errors.js";
 import type { ConnectionState } from "./protocol.js";
@@ -45,6 +45,12 @@ export interface TransportSink {
    * `reconnect()`.
    */
   dropped(error: EchoError, retry: boolean): void;
+  /**
+   * The vault can serve now where it refused (the person granted it its
+   * storage with a click in the vault's frame): the connection asks again
+   * (`connect(false)`) and is `connecting` meanwhile.
+   */
+  again(): void;
 }
 
 /**

@@ -9,7 +9,7 @@
 import type { CallOptions } from "./calls.js";
 import { Connection, opaqueOriginError } from "./connection.js";
 import { EchoError } from "./errors.js";
-import { IframeTransport } from "./iframe.js";
+import { IframeTransport, type StorageAccessState } from "./iframe.js";
 import { LiveResult, type QueryDiff } from "./live.js";
 import { openVaultWindow, popupBlocked } from "./popups.js";
 import {
@@ -33,7 +33,9 @@ import {
   type Value,
   type VaultInfo,
 } from "./protocol.js";
+import { SwitchTransport } from "./switch.js";
 import type { Transport } from "./transport.js";
+import { WindowTransport } from "./window.js";
 import {
   childPath,
   fieldsFromWire,
@@ -68,6 +70,18 @@ export interface ConnectOptions {
   heartbeatTimeoutMs?: number;
   /** Where the hidden iframe goes (default `document.body`). */
   container?: HTMLElement;
+  /**
+   * Where the vault's own "Connect to your vault" button may show (an
+   * element of the app's page, sized by the app; the vault's frame fills
+   * its width, 76 px high). Where the browser gives the vault its storage
+   * only after a click inside the vault (storage access), the vault's frame
+   * is shown there; `storageAccess` / `onStorageAccess` tell what the
+   * browser answered. Without a slot, the vault window (`openWindow()`) is
+   * the way.
+   */
+  accessSlot?: HTMLElement;
+  /** `window.open` features of the vault window (`openWindow()`). */
+  windowFeatures?: string;
   /**
    * How to reach the vault (transport.ts). Default: a hidden iframe of
    * `<vaultUrl>/vault.html` (`IframeTransport`).
@@ -241,6 +255,10 @@ export class Vault {
   readonly baseUrl: string;
 
   private readonly connection: Connection;
+  private readonly transport: SwitchTransport;
+  private readonly windowFeatures: string | undefined;
+  private accessValue: StorageAccessState | null = null;
+  private readonly accessListeners = new Set<Listener<StorageAccessState | null>>();
   private readonly eventListeners = new Set<(event: VaultEvent, subscription: number | undefined) => void>();
   /** Listeners of `Space.onStatus`, per space id. */
   private readonly statusListeners = new Map<string, Set<Listener<SpaceStatus>>>();
@@ -267,9 +285,19 @@ export class Vault {
     const base = new URL(options.vaultUrl, globalThis.location?.href);
     this.origin = base.origin;
     this.baseUrl = (base.origin + base.pathname).replace(/\/+$/, "");
-    const transport = options.transport ?? new IframeTransport({ baseUrl: this.baseUrl, origin: this.origin, container: options.container });
+    this.windowFeatures = options.windowFeatures;
+    const first =
+      options.transport ??
+      new IframeTransport({
+        baseUrl: this.baseUrl,
+        origin: this.origin,
+        container: options.container,
+        accessSlot: options.accessSlot,
+        onAccess: (access) => this.setAccess(access),
+      });
+    this.transport = new SwitchTransport(first);
     this.connection = new Connection(
-      transport,
+      this.transport,
       {
         origin: this.origin,
         clientName: clampUtf8(options.clientName ?? CLIENT_NAME, LIMITS.maxClientName),
@@ -340,9 +368,79 @@ export class Vault {
     });
   }
 
-  /** Drops the connection and connects again now (e.g. after the user granted storage access). */
+  /**
+   * Drops the connection and connects again now (e.g. after the user granted storage access). Through the
+   * vault window (`via === "window"`) it opens the window again when it was closed: **call it from a click**.
+   */
   reconnect(): void {
     this.connection.reconnect();
+  }
+
+  // ------------------------------------------------------- vault window
+
+  /**
+   * Reaches the vault through a top-level vault window (`<vaultUrl>/window.html`)
+   * from now on: where this page's vault iframe cannot reach the vault's
+   * storage (`storage_partitioned`, `storage_blocked`, or `storageAccess`
+   * `refused` / `cookies_only`). **Call it from a click, synchronously**, or
+   * the browser blocks the window (state `disconnected`, `lastError.details.reason
+   * = "popup_blocked"`). While the window is open the app is connected to the
+   * same vault as everywhere else; when it is closed, the state becomes
+   * `disconnected` (`lastError.details.reason = "window_closed"`) and
+   * `reconnect()` — from a click — opens it again. Called while the window is
+   * open, it brings it to the front.
+   */
+  openWindow(): void {
+    if (this.connection.closed) return;
+    const current = this.transport.current;
+    if (current instanceof WindowTransport) {
+      if (current.window && this.state !== "disconnected") {
+        current.focus();
+        return;
+      }
+    } else {
+      this.transport.use(
+        new WindowTransport({
+          baseUrl: this.baseUrl,
+          origin: this.origin,
+          ...(this.windowFeatures !== undefined ? { features: this.windowFeatures } : {}),
+        }),
+      );
+    }
+    this.connection.reconnect();
+  }
+
+  /** How the vault is reached now: its hidden iframe, the vault window, or a transport the app gave. */
+  get via(): "iframe" | "window" | "custom" {
+    const current = this.transport.current;
+    return current instanceof WindowTransport ? "window" : current instanceof IframeTransport ? "iframe" : "custom";
+  }
+
+  /**
+   * Where asking the browser for the vault's storage stands (only with an
+   * `accessSlot`): `ask` (the vault's button shows in the slot), `asking`,
+   * `granted`, `cookies_only`, `refused`; null when there is nothing to ask.
+   */
+  get storageAccess(): StorageAccessState | null {
+    return this.accessValue;
+  }
+
+  /** Calls `listener` on every change of `storageAccess`; returns the unsubscribe function. */
+  onStorageAccess(listener: Listener<StorageAccessState | null>): () => void {
+    this.accessListeners.add(listener);
+    return () => this.accessListeners.delete(listener);
+  }
+
+  private setAccess(access: StorageAccessState | null): void {
+    if (access === this.accessValue) return;
+    this.accessValue = access;
+    for (const l of [...this.accessListeners]) {
+      try {
+        l(access);
+      } catch (e) {
+        console.error("echo-client: an access listener threw", e);
+      }
+    }
   }
 
   /** Closes the connection for good: pending calls fail with `rpc.disconnected`, the transport closes (the iframe goes). */

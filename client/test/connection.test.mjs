@@ -386,3 +386,30 @@ test("close(): calls fail, the transport closes, nothing reconnects", async () =
   mock.timers.tick(60_000);
   assert.equal(transport.attempts.length, 1);
 });
+
+test("again() after a refusal (the person granted storage access in the vault's frame): connecting, one more attempt, connected", async () => {
+  const { transport, conn, told } = setup();
+  transport.sink.reached();
+  transport.sink.refused("storage_partitioned", new EchoError("rpc.storage_partitioned", "apart"));
+  assert.equal(conn.state, "storage_partitioned");
+  const failed = outcome(conn.call({ ping: {} }));
+  await settle();
+  assert.equal(failed.error.code, "rpc.storage_partitioned", "calls fail at once while refused");
+  transport.sink.again();
+  assert.equal(conn.state, "connecting");
+  assert.equal(conn.lastError, undefined);
+  assert.deepEqual(transport.attempts, ["connect fresh", "connect"]);
+  const pending = outcome(conn.call({ ping: {} }));
+  const link = transport.answer();
+  link.welcome("granted");
+  await settle();
+  assert.equal(conn.state, "connected");
+  assert.ok(link.last("ping"), "a call made after again() waits for the link and goes out");
+  transport.sink.again();
+  assert.deepEqual(transport.attempts, ["connect fresh", "connect"], "ignored while a link is up");
+  assert.deepEqual(told.states, ["storage_partitioned", "connecting", "connected"]);
+  link.respond(link.last("ping").id, { pong: {} });
+  await settle();
+  assert.equal(pending.ok, true);
+  conn.close();
+});
