@@ -9,7 +9,9 @@ import { allTags, cleanName, formatTags, isDate, isOverdue, parseTags, today, vi
 import { NoteSync } from "./note.js";
 
 const VAULT_URL = vaultUrl();
-const vault = connect({ vaultUrl: VAULT_URL, clientName: "echo-taskboard 0.1" });
+// The slot where the vault shows its own "Connect to your vault" button when the browser needs a click in it.
+const vaultSlot = byTestId("vault-slot");
+const vault = connect({ vaultUrl: VAULT_URL, clientName: "echo-taskboard 0.1", accessSlot: vaultSlot });
 const board = new Board(vault);
 
 const LIST_KEY = "echo-taskboard.selected-list";
@@ -19,6 +21,9 @@ const ui = {
   statusText: byTestId("state-text"),
   connect: byTestId<HTMLButtonElement>("connect"),
   retry: byTestId<HTMLButtonElement>("retry"),
+  slot: vaultSlot,
+  openWindow: byTestId<HTMLButtonElement>("open-window"),
+  help: byTestId<HTMLAnchorElement>("help"),
   share: document.getElementById("share") as HTMLElement,
   busy: byTestId("busy"),
   busyText: document.getElementById("busy-text") as HTMLElement,
@@ -119,17 +124,69 @@ const STATE_TEXT: Record<ConnectionState, string> = {
   disconnected: "Disconnected from your vault — reconnecting…",
 };
 
+/** What the banner says where the browser keeps the vault's storage from this site (docs/browser-vault.md section 8). */
+function storageText(state: "storage_partitioned" | "storage_blocked"): string {
+  const apart =
+    state === "storage_blocked"
+      ? "Your browser blocks your vault's data on other sites, so the board cannot reach it from here."
+      : "Your browser keeps your vault's data apart from this site, so the board cannot reach it from here.";
+  const setting = vault.lastError?.details["setting"];
+  switch (vault.storageAccess) {
+    case "ask":
+      return `${apart} Click “Connect to your vault”: your browser may ask whether the vault may use its data here. Or open your vault in its own window.`;
+    case "asking":
+      return "Your browser is asking whether your vault may use its cookies and site data on this site: choose “Allow”.";
+    case "refused":
+      return `Your browser did not allow it. Open your vault in its own window: the board works while that window is open.${setting ? ` To connect without it: ${setting}` : ""}`;
+    case "cookies_only":
+      return "Your browser let the vault use its cookies here, but not its data. Open your vault in its own window: the board works while that window is open.";
+    default:
+      return `${apart} Open your vault in its own window: the board works while that window is open.${setting ? ` Or: ${setting}` : ""}`;
+  }
+}
+
+/** The vault's help page for this browser, when the vault named one on its own site. */
+function helpLink(): string | null {
+  const help = vault.lastError?.details["help"];
+  if (!help) return null;
+  try {
+    return new URL(help).origin === new URL(VAULT_URL).origin ? help : null;
+  } catch {
+    return null;
+  }
+}
+
 function renderState(): void {
   const state = vault.state;
   ui.status.dataset["state"] = state;
+  ui.status.dataset["via"] = vault.via;
   let textValue = STATE_TEXT[state];
+  const reason = vault.lastError?.details["reason"];
   if (state === "not_authorized") {
-    const reason = vault.lastError?.details["reason"];
     if (reason === "revoked") textValue = "Access to your vault was revoked. Connect again to keep using the board.";
     else if (vault.consent === "denied") textValue = "You denied this app access to your vault. You can change your mind:";
+  } else if (state === "storage_partitioned" || state === "storage_blocked") {
+    textValue = storageText(state);
+  } else if (state === "disconnected" && reason === "window_closed") {
+    textValue = "Your vault's window was closed, so the board is disconnected.";
+  } else if (state === "disconnected" && reason === "popup_blocked") {
+    textValue = "Your browser blocked your vault's window. Allow pop-ups for this site, then click again.";
+  } else if (state === "connected" && vault.via === "window") {
+    textValue = "Connected to your vault through its window — keep that window open.";
   }
   ui.statusText.textContent = textValue;
   ui.connect.hidden = state !== "not_authorized";
+  const storageState = state === "storage_partitioned" || state === "storage_blocked";
+  const needsWindow = state === "disconnected" && (reason === "window_closed" || reason === "popup_blocked");
+  // The vault's own button shows (in its frame) while a click there may get the vault its storage.
+  ui.slot.hidden = !(storageState && (vault.storageAccess === "ask" || vault.storageAccess === "asking"));
+  ui.openWindow.hidden = !(storageState || needsWindow);
+  ui.openWindow.textContent = needsWindow ? "Open your vault again" : "Open your vault";
+  // Next to the vault's own button, the window is the other way: a quieter button.
+  ui.openWindow.classList.toggle("secondary-action", !ui.slot.hidden);
+  const help = storageState ? helpLink() : null;
+  ui.help.hidden = help === null;
+  if (help !== null) ui.help.href = help;
   ui.retry.hidden = !(state === "storage_partitioned" || state === "storage_blocked" || state === "storage_lost" || (state === "disconnected" && vault.lastError?.code === "rpc.unsupported_version"));
   ui.board.classList.toggle("offline", state !== "connected");
   ui.share.hidden = state !== "connected";
@@ -175,6 +232,13 @@ ui.connect.addEventListener("click", () => {
 });
 
 ui.retry.addEventListener("click", () => vault.reconnect());
+
+// The first-party vault window: opened in the click (the browser wants the gesture); reopened the same way.
+ui.openWindow.addEventListener("click", () => {
+  if (vault.via === "window") vault.reconnect();
+  else vault.openWindow();
+});
+vault.onStorageAccess(() => renderState());
 
 // ------------------------------------------------------------ sharing
 

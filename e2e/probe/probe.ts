@@ -10,6 +10,7 @@ const VAULT_ORIGIN = new URL(VAULT_URL).origin;
 
 const stateEl = document.getElementById("state") as HTMLElement;
 const askBtn = document.getElementById("ask") as HTMLButtonElement;
+const slotEl = document.getElementById("slot") as HTMLElement;
 
 type Settled = { ok: true; value: unknown; ms: number } | { ok: false; code: string; reason?: string; message: string; ms: number };
 
@@ -141,12 +142,16 @@ const probe = {
   states: [] as Array<{ state: string; at: number }>,
   access: null as Settled | null,
   acked: [] as string[],
+  /** Every change of vault.storageAccess, with its time. */
+  accessStates: [] as Array<{ access: string | null; at: number }>,
   writeError: null as Settled | null,
 
   /** Starts the SDK connection (once). */
-  start(options: Partial<echo.ConnectOptions> = {}): void {
+  start(options: Partial<echo.ConnectOptions> & { slot?: boolean } = {}): void {
     if (probe.vault) return;
-    const vault = echo.connect({ vaultUrl: VAULT_URL, clientName: "echo-e2e probe", ...options });
+    const { slot, ...rest } = options;
+    const vault = echo.connect({ vaultUrl: VAULT_URL, clientName: "echo-e2e probe", ...rest, ...(slot ? { accessSlot: slotEl } : {}) });
+    vault.onStorageAccess((access) => probe.accessStates.push({ access, at: performance.now() }));
     probe.vault = vault;
     probe.states.push({ state: vault.state, at: performance.now() });
     vault.onStateChange((state) => {
@@ -237,6 +242,10 @@ askBtn.addEventListener("click", () => {
     probe.access = r;
   });
 });
+
+// From a click (the vault window needs the gesture): the first-party vault window, and reconnect (reopens it).
+(document.getElementById("open-window") as HTMLButtonElement).addEventListener("click", () => probe.vault!.openWindow());
+(document.getElementById("reconnect") as HTMLButtonElement).addEventListener("click", () => probe.vault!.reconnect());
 
 (window as unknown as { probe: typeof probe }).probe = probe;
 stateEl.textContent = "ready";
