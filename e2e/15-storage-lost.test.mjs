@@ -1,9 +1,12 @@
 // 15. The browser deletes the vault's storage. Chromium deletes a site's whole IndexedDB when it finds it
 // damaged on open ("recovering from a corrupted (and deleted) database" in its log) — 07's repeated SIGKILLs
-// meet it about once in 130 kills. The vault must not then start as a new, empty vault with a new identity
-// behind the person's back: it refuses with rpc.storage_lost (it knows its identity from a marker outside
-// IndexedDB, vault-wasm/src/marker.rs), apps are told, and the manage page lets the person start a new vault.
-// The deletion is done here as Chromium does it: the vault's databases are deleted while no engine runs.
+// meet it about once in 130 kills. The deletion is done here as Chromium does it: the vault's databases of the
+// default storage bucket are deleted while no engine runs.
+//   - The vault keeps a second copy in a storage bucket of its own (worker/mirror.ts), written with every
+//     write before it is answered: it restores from it — the same identity, every object, the app's grant.
+//   - Both copies gone: it must not start as a new, empty vault with a new identity behind the person's back.
+//     It refuses with rpc.storage_lost (it knows its identity from a marker outside IndexedDB,
+//     vault-wasm/src/marker.rs), apps are told, and the manage page lets the person start a new vault.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
@@ -21,31 +24,38 @@ after(async () => browser?.close());
 const identityOf = (page) =>
   page.waitForFunction(() => document.querySelector("#identity code.key")?.textContent, null, { timeout: 15000 }).then((h) => h.jsonValue());
 
-test("storage deleted under the vault: storage_lost for apps and pages, no silent new vault; the person starts a new one", async (t) => {
-  const { context } = browser;
-  // A vault with an identity, a granted app and data.
+/** A vault with an identity, a granted app and `n` objects: its identity key and the objects' ids. */
+async function vaultWithData(context, n) {
   const app = await openProbe(context, sites.probeA, { state: ["not_authorized", "connected"] });
   if ((await app.evaluate(() => window.probe.vault.state)) !== "connected") await allowInPopup(context, app);
   await waitState(app, "connected");
-  await app.evaluate(async () => {
+  const made = await app.evaluate(async (n) => {
     const { vault } = window.probe;
     const S = (await vault.spaces.create({ name: "Soon gone" })).id;
-    await vault.space(S).create("item", { n: 1 });
-  });
+    const ids = [];
+    for (let i = 0; i < n; i++) ids.push(await vault.space(S).create("item", { n: i }));
+    return { S, ids };
+  }, n);
   const manage = await context.newPage();
   await manage.goto(`${sites.vault}/manage.html`);
-  const before = (await identityOf(manage)).trim();
+  const identity = (await identityOf(manage)).trim();
   await app.close();
   await manage.close();
+  return { identity, ...made };
+}
 
-  // Every vault page gone, the engine's worker ends; then the browser deletes the vault's databases.
+/**
+ * Every vault page gone (the engine's worker ends), the browser deletes the vault's databases of the default
+ * bucket, as Chromium does — and with `mirror`, the second copy's bucket too.
+ */
+async function deleteStorage(context, { mirror }) {
   const holder = await context.newPage();
   await holder.goto(`${sites.vault}/index.html`);
   await until(
     () => holder.evaluate(() => navigator.locks.query().then((q) => q.held.length === 0 && q.pending.length === 0)),
     { timeoutMs: 10000, what: "the engine's lock to go" },
   );
-  const deleted = await holder.evaluate(async () => {
+  const deleted = await holder.evaluate(async (mirror) => {
     const names = (await indexedDB.databases()).map((d) => d.name);
     for (const name of names) {
       await new Promise((done, fail) => {
@@ -55,12 +65,51 @@ test("storage deleted under the vault: storage_lost for apps and pages, no silen
         r.onblocked = () => fail(new Error(`deleting ${name} is blocked: an engine still has it open`));
       });
     }
+    const buckets = await navigator.storageBuckets.keys();
+    if (mirror) await navigator.storageBuckets.delete("echo-mirror");
     const markers = await caches.open("echo-marker").then((c) => c.keys());
-    return { names, markers: markers.length };
-  });
+    return { names, buckets, markers: markers.length };
+  }, mirror);
+  await holder.close();
+  return deleted;
+}
+
+test("the browser deletes the vault's databases: restored from the second copy — same identity, every object, the grant", async (t) => {
+  const { context } = browser;
+  const made = await vaultWithData(context, 20);
+  const deleted = await deleteStorage(context, { mirror: false });
+  assert.ok(deleted.names.includes("echo-vault") && deleted.names.includes("echo-vault-keys"), `the vault's databases: ${deleted.names}`);
+  assert.ok(deleted.buckets.includes("echo-mirror"), `the second copy's bucket: ${deleted.buckets}`);
+
+  const t0 = Date.now();
+  const app = await openProbe(context, sites.probeA, { state: ["connected", "not_authorized", "storage_lost", "storage_blocked"], timeoutMs: 20000 });
+  timing(t, "storage deleted → the app connected to the restored vault", Date.now() - t0);
+  assert.equal(await app.evaluate(() => window.probe.vault.state), "connected", "the grant came back with the vault");
+  const ids = await app.evaluate(async (S) => {
+    const { vault, echo } = window.probe;
+    return (await vault.space(S).query(echo.query(echo.where.type("item")))).ids;
+  }, made.S);
+  assert.deepEqual(new Set(ids), new Set(made.ids), "every object is back");
+  const manage = await context.newPage();
+  await manage.goto(`${sites.vault}/manage.html`);
+  assert.equal((await identityOf(manage)).trim(), made.identity, "the same identity (its keys came back too)");
+  const diagnosis = await manage.evaluate(() => new Promise((resolve) => {
+    const w = new SharedWorker("/engine-worker.js", { type: "module", name: "echo-engine", sameSiteCookies: "none" });
+    w.port.onmessage = (e) => e.data?.diagnosis && resolve(e.data.diagnosis);
+    w.port.postMessage({ diagnose: {} });
+  }));
+  assert.equal(diagnosis.mirror, "restored");
+  console.log(`  [probe] deleted databases ${deleted.names.join(", ")}: restored from the mirror, ${ids.length}/${made.ids.length} objects, identity kept`);
+  await manage.close();
+  await app.close();
+});
+
+test("both copies deleted: storage_lost for apps and pages, no silent new vault; the person starts a new one", async (t) => {
+  const { context } = browser;
+  const old = (await vaultWithData(context, 1)).identity;
+  const deleted = await deleteStorage(context, { mirror: true });
   assert.ok(deleted.names.includes("echo-vault"), `the vault's databases: ${deleted.names}`);
   assert.equal(deleted.markers, 1, "the marker outside IndexedDB names the vault's identity");
-  await holder.close();
 
   // An app is refused with the reason, in words a person can act on.
   const t0 = Date.now();
@@ -101,7 +150,7 @@ test("storage deleted under the vault: storage_lost for apps and pages, no silen
   // Every vault page reloads onto a new vault: a new identity.
   const after = (await identityOf(page)).trim();
   timing(t, "'Start a new vault' → the new vault's identity shown", Date.now() - t1);
-  assert.notEqual(after, before, "a new identity");
+  assert.notEqual(after, old, "a new identity");
   // The app's iframe reloaded too; the new vault has no grant for it: it asks for consent again.
   const state = await waitState(again, ["not_authorized", "connected"], 20000).catch(async () => {
     await again.evaluate(() => window.probe.vault.reconnect());

@@ -6,6 +6,28 @@
 // `{engine: "ready"}` / `{engine: "failed"}` and forwards `attach` /
 // `attach_admin` to the engine (queued until it is ready).
 import type { RpcError } from "../client/src/protocol";
+import { Mirror, type MirrorOps, type MirrorState } from "./mirror";
+
+/** The second copy (mirror.ts), once the engine prepared it under its lock; its state for the diagnosis. */
+let mirror: Mirror | null = null;
+let mirrorState: MirrorState | null = null;
+
+/**
+ * What the engine calls (vault-wasm engine.rs): `prepare` once it holds its lock, before it opens storage —
+ * resolves with the mirror's state; `apply` with every batch it writes, whose answer waits for both copies.
+ */
+(globalThis as unknown as { echoMirror: unknown }).echoMirror = {
+  prepare: async (): Promise<MirrorState> => {
+    const prepared = await Mirror.prepare();
+    mirror = prepared.mirror;
+    mirrorState = prepared.state;
+    if (prepared.state === "restored") {
+      console.warn("echo-engine: the vault's storage was deleted by the browser; restored from its mirror");
+    }
+    return prepared.state;
+  },
+  apply: (ops: MirrorOps): Promise<void> => (mirror ? mirror.apply(ops) : Promise.resolve()),
+};
 
 /** Set by scripts/web-build.mjs: the wasm-bindgen JS and wasm, relative to this script (null: built without). */
 declare const __ECHO_WASM_JS__: string | null;
@@ -94,6 +116,7 @@ function start(): void {
       clearTimeout(slow);
       engine = started;
       setStatus({ engine: "ready" });
+      mirror?.copyKeys().catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
     },
     (error: unknown) => {
       clearTimeout(slow);
@@ -224,6 +247,8 @@ interface Diagnosis {
   wasm_bytes: number | null;
   connections: number | null;
   status: EngineStatus["engine"] | null;
+  /** The second copy at start: none (no storage buckets), in_sync, seeded, restored, both_lost. */
+  mirror: MirrorState | null;
 }
 
 function diagnose(): Diagnosis {
@@ -233,7 +258,7 @@ function diagnose(): Diagnosis {
   } catch {
     // A trapped engine answers nothing.
   }
-  return { wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null, connections, status: status?.engine ?? null };
+  return { wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null, connections, status: status?.engine ?? null, mirror: mirrorState };
 }
 
 /**
@@ -243,7 +268,7 @@ function diagnose(): Diagnosis {
  */
 function startNewVault(): void {
   if (status?.engine !== "failed" || status.error.code !== "rpc.storage_lost" || !wasmModule) return;
-  wasmModule.forgetLostVault().then(
+  Promise.all([wasmModule.forgetLostVault(), mirror?.clear()]).then(
     () =>
       endWorker({
         code: "rpc.storage_lost",

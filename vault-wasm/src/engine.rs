@@ -260,6 +260,7 @@ impl VaultEngine {
     async fn start_with(database: &str) -> Result<VaultEngine, RpcError> {
         install_panic_hook();
         hold_engine_lock().await?;
+        crate::mirror::prepare().await;
         let store = Rc::new(IdbStore::open(database).await.map_err(store_blocked)?);
         let keyring = Rc::new(Keyring::open_or_create().await?);
         let seed = EngineRng::from_os()
@@ -677,8 +678,16 @@ fn drain_outputs(state: &Shared) {
                 let state = state.clone();
                 // Tasks start in the order they were spawned, so storage
                 // operations are issued in the order the vault asked.
+                // The second copy gets the same batch, at once; the write
+                // is answered once both hold it (mirror.rs).
+                let mirrored = crate::mirror::apply(&batch);
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = store.apply(batch).await;
+                    if let Some(mirrored) = mirrored {
+                        // The worker's mirror never rejects: a copy it could
+                        // not write is marked as not to be restored from.
+                        let _ = mirrored.await;
+                    }
                     if let Err(e) = &result {
                         web_sys::console::error_1(
                             &format!("echo-vault: a flush failed: {e}").into(),

@@ -35,6 +35,8 @@ mod keyring;
 #[cfg(target_arch = "wasm32")]
 mod marker;
 #[cfg(target_arch = "wasm32")]
+mod mirror;
+#[cfg(target_arch = "wasm32")]
 mod net;
 mod store;
 #[cfg(all(target_arch = "wasm32", feature = "test-hooks"))]

@@ -1,0 +1,83 @@
+//! The engine's side of the vault's second copy: the worker's `echoMirror`
+//! (`worker/mirror.ts`), a mirror of the vault's IndexedDB databases in a
+//! storage bucket of their own, so that the browser deleting the default
+//! bucket's databases (Chromium does, for a database it finds damaged after
+//! a crash) loses nothing the vault answered.
+//!
+//! [`prepare`] runs once the engine holds its lock, before it opens its
+//! storage: the worker restores the default databases from the mirror when
+//! they lost the vault, or seeds the mirror. [`apply`] hands the mirror each
+//! batch as the engine writes it to IndexedDB; the write is answered only
+//! once both copies hold it. Without `echoMirror` (a host without the
+//! worker, the benchmarks' pages) or without storage buckets in the browser
+//! both are no-ops.
+
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use echo_core::store::{Batch, Op};
+
+use crate::keyring::describe;
+
+/// `echoMirror[name]`, if the worker set it.
+fn function(name: &str) -> Option<(JsValue, Function)> {
+    let mirror = Reflect::get(&js_sys::global(), &"echoMirror".into()).ok()?;
+    if mirror.is_undefined() || mirror.is_null() {
+        return None;
+    }
+    let f = Reflect::get(&mirror, &name.into())
+        .ok()?
+        .dyn_into::<Function>()
+        .ok()?;
+    Some((mirror, f))
+}
+
+/// Brings the mirror and the default databases together (under the
+/// engine's lock, before they are opened); says on the console what it did.
+pub(crate) async fn prepare() {
+    let Some((mirror, prepare)) = function("prepare") else {
+        return;
+    };
+    let outcome = match prepare.call0(&mirror).map(|p| p.dyn_into::<Promise>()) {
+        Ok(Ok(promise)) => JsFuture::from(promise).await.map_err(|e| describe(&e)),
+        Ok(Err(_)) => Err("echoMirror.prepare did not return a promise".into()),
+        Err(e) => Err(describe(&e)),
+    };
+    match outcome {
+        Ok(state) => web_sys::console::info_1(
+            &format!(
+                "echo-vault: second copy: {}",
+                state.as_string().unwrap_or_default()
+            )
+            .into(),
+        ),
+        Err(reason) => web_sys::console::warn_1(
+            &format!("echo-vault: no second copy of the vault's storage: {reason}").into(),
+        ),
+    }
+}
+
+/// Starts writing `batch` to the mirror: a promise to await with the
+/// default database's write (`None` without a mirror).
+pub(crate) fn apply(batch: &Batch) -> Option<JsFuture> {
+    let (mirror, apply) = function("apply")?;
+    let ops: Array = batch
+        .ops()
+        .iter()
+        .map(|op| -> JsValue {
+            match op {
+                Op::Put { key, value } => {
+                    Array::of2(&key.as_str().into(), &Uint8Array::from(&value[..])).into()
+                }
+                Op::Delete { key } => Array::of1(&key.as_str().into()).into(),
+            }
+        })
+        .collect();
+    let promise = apply
+        .call1(&mirror, &ops)
+        .ok()?
+        .dyn_into::<Promise>()
+        .ok()?;
+    Some(JsFuture::from(promise))
+}

@@ -1,0 +1,192 @@
+// The vault's second copy: a mirror of its IndexedDB databases in a storage bucket of their own
+// (docs/browser-vault.md, section 2, "Storage deleted under the vault").
+//
+// Chromium deletes an origin's IndexedDB backing store when it finds it damaged on open ("recovering from a
+// corrupted (and deleted) database" in its log) — e2e 07 meets it about once in 130 SIGKILLs of the browser
+// during writes. A storage bucket (navigator.storageBuckets) has a backing store of its own, so the engine
+// writes every batch to both — the default bucket's `echo-vault` and the bucket `echo-mirror`'s — and answers
+// a write only once both hold it. At start, under the engine's lock, `prepare` restores the default databases
+// from the mirror when they lost the vault (its wrapping key included: a non-extractable CryptoKey can only
+// live in IndexedDB), or seeds the mirror from them when the mirror is the one that lost it (or is new).
+// Where the browser has no storage buckets (Firefox, WebKit today) there is no mirror: prepare says so and
+// the engine writes one copy, as before.
+
+/** The bucket, and the databases and stores in it and in the default bucket (the engine's: vault-wasm idb.rs, keyring.rs). */
+const BUCKET = "echo-mirror";
+const CHUNKS = { db: "echo-vault", store: "chunks" };
+const KEYS = { db: "echo-vault-keys", store: "keys" };
+const IDENTITY_KEY = "vault/identity";
+
+interface StorageBucket {
+  indexedDB: IDBFactory;
+}
+interface StorageBucketManager {
+  open(name: string, options?: { durability?: "strict" | "relaxed"; persisted?: boolean }): Promise<StorageBucket>;
+}
+
+/** One batch as the engine hands it over: [key, bytes] puts and [key] deletes, in order. */
+export type MirrorOps = Array<[string, Uint8Array] | [string]>;
+
+/** What `prepare` did, for the console and the diagnosis. */
+export type MirrorState = "none" | "in_sync" | "seeded" | "restored" | "both_lost";
+
+function request<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+/** Opens `name` with one object store `store` (schema version 1, as the engine makes it). */
+function openDb(factory: IDBFactory, name: string, store: string): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const r = factory.open(name, 1);
+    r.onupgradeneeded = () => {
+      if (!r.result.objectStoreNames.contains(store)) r.result.createObjectStore(store);
+    };
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.onblocked = () => reject(new Error(`opening ${name} is blocked by another connection`));
+  });
+}
+
+function done(tx: IDBTransaction): Promise<void> {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new Error("the transaction was aborted"));
+  });
+}
+
+/** Every entry of `store` in `db`, keys and values. */
+async function readAll(db: IDBDatabase, store: string): Promise<Array<[IDBValidKey, unknown]>> {
+  const tx = db.transaction(store, "readonly");
+  const s = tx.objectStore(store);
+  const [keys, values] = await Promise.all([request(s.getAllKeys()), request(s.getAll())]);
+  return keys.map((k, i) => [k, values[i]]);
+}
+
+/** Replaces everything in `store` of `db` with `entries`, in one strict transaction. */
+async function replaceAll(db: IDBDatabase, store: string, entries: Array<[IDBValidKey, unknown]>): Promise<void> {
+  const tx = db.transaction(store, "readwrite", { durability: "strict" });
+  const s = tx.objectStore(store);
+  s.clear();
+  for (const [k, v] of entries) s.put(v, k);
+  await done(tx);
+}
+
+async function hasVault(db: IDBDatabase): Promise<boolean> {
+  const tx = db.transaction(CHUNKS.store, "readonly");
+  return (await request(tx.objectStore(CHUNKS.store).count(IDENTITY_KEY))) > 0;
+}
+
+export class Mirror {
+  private constructor(
+    private readonly chunks: IDBDatabase,
+    private readonly keys: IDBDatabase,
+  ) {}
+
+  /**
+   * Opens the mirror and brings the two copies together; null where the browser has no storage buckets, or
+   * refuses this one (then the engine keeps one copy). Runs under the engine's lock, before it opens storage.
+   */
+  static async prepare(): Promise<{ mirror: Mirror | null; state: MirrorState }> {
+    const buckets = (navigator as unknown as { storageBuckets?: StorageBucketManager }).storageBuckets;
+    if (!buckets) return { mirror: null, state: "none" };
+    let bucket: StorageBucket;
+    try {
+      bucket = await buckets.open(BUCKET, { durability: "strict", persisted: true });
+    } catch (error) {
+      console.warn("echo-engine: no mirror bucket", error);
+      return { mirror: null, state: "none" };
+    }
+    const [mirrorChunks, mirrorKeys, chunks, keys] = await Promise.all([
+      openDb(bucket.indexedDB, CHUNKS.db, CHUNKS.store),
+      openDb(bucket.indexedDB, KEYS.db, KEYS.store),
+      openDb(indexedDB, CHUNKS.db, CHUNKS.store),
+      openDb(indexedDB, KEYS.db, KEYS.store),
+    ]);
+    const [here, there] = await Promise.all([
+      hasVault(chunks),
+      // A mirror restores only with its wrapping key (copied once the engine made it).
+      Promise.all([hasVault(mirrorChunks), request(mirrorKeys.transaction(KEYS.store).objectStore(KEYS.store).count())]).then(
+        ([vault, keys]) => vault && keys > 0,
+      ),
+    ]);
+    let state: MirrorState;
+    if (here && there) {
+      state = "in_sync";
+    } else if (there) {
+      // The default databases lost the vault (the browser deleted them): the mirror holds every write the
+      // engine answered. Keys first: a vault whose records are back but whose wrapping key is not cannot open.
+      await replaceAll(keys, KEYS.store, await readAll(mirrorKeys, KEYS.store));
+      await replaceAll(chunks, CHUNKS.store, await readAll(mirrorChunks, CHUNKS.store));
+      state = "restored";
+    } else if (here) {
+      // A new mirror, or the mirror lost it (or never got the key): a copy of the default databases as they are.
+      await replaceAll(mirrorKeys, KEYS.store, await readAll(keys, KEYS.store));
+      await replaceAll(mirrorChunks, CHUNKS.store, await readAll(chunks, CHUNKS.store));
+      state = "seeded";
+    } else {
+      // Neither holds a vault: a first run (or both lost, which the engine's marker tells).
+      await replaceAll(mirrorKeys, KEYS.store, []);
+      await replaceAll(mirrorChunks, CHUNKS.store, []);
+      state = "both_lost";
+    }
+    chunks.close();
+    keys.close();
+    return { mirror: new Mirror(mirrorChunks, mirrorKeys), state };
+  }
+
+  /**
+   * After the engine started: the wrapping key in the mirror too (a first run makes it after `prepare`; it
+   * never changes after).
+   */
+  async copyKeys(): Promise<void> {
+    if ((await readAll(this.keys, KEYS.store)).length > 0) return;
+    const keys = await openDb(indexedDB, KEYS.db, KEYS.store);
+    try {
+      await replaceAll(this.keys, KEYS.store, await readAll(keys, KEYS.store));
+    } finally {
+      keys.close();
+    }
+  }
+
+  /** Set once a batch could not be written: this copy misses a write and is no longer one to restore from. */
+  private broken = false;
+
+  /**
+   * Writes one batch of the engine (the same it writes to the default bucket), strictly durable. Never
+   * rejects: a batch the mirror cannot take (say, over its quota) leaves it behind the default databases, so
+   * it forgets its vault record — it is not restored from, and `prepare` seeds it again at the next start.
+   */
+  async apply(ops: MirrorOps): Promise<void> {
+    if (this.broken) return;
+    try {
+      const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: "strict" });
+      const s = tx.objectStore(CHUNKS.store);
+      for (const op of ops) {
+        if (op.length === 2) s.put(op[1], op[0]);
+        else s.delete(op[0]);
+      }
+      await done(tx);
+    } catch (error) {
+      this.broken = true;
+      console.error("echo-engine: the mirror missed a write; it is seeded again at the next start", error);
+      try {
+        const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: "strict" });
+        tx.objectStore(CHUNKS.store).delete(IDENTITY_KEY);
+        await done(tx);
+      } catch (again) {
+        console.error("echo-engine: the mirror cannot be marked as behind", again);
+      }
+    }
+  }
+
+  /** The person starts a new vault: the mirror forgets the old one too. */
+  async clear(): Promise<void> {
+    await replaceAll(this.keys, KEYS.store, []);
+    await replaceAll(this.chunks, CHUNKS.store, []);
+  }
+
+}
