@@ -26,7 +26,7 @@ let mirrorState: MirrorState | null = null;
     }
     return prepared.state;
   },
-  apply: (ops: MirrorOps): Promise<void> => (mirror ? mirror.apply(ops) : Promise.resolve()),
+  apply: (ops: MirrorOps, relaxed: boolean): Promise<void> => (mirror ? mirror.apply(ops, relaxed) : Promise.resolve()),
 };
 
 /** Set by scripts/web-build.mjs: the wasm-bindgen JS and wasm, relative to this script (null: built without). */

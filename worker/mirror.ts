@@ -156,14 +156,14 @@ export class Mirror {
   private broken = false;
 
   /**
-   * Writes one batch of the engine (the same it writes to the default bucket), strictly durable. Never
+   * Writes one batch of the engine (the same it writes to the default bucket, as durably). Never
    * rejects: a batch the mirror cannot take (say, over its quota) leaves it behind the default databases, so
    * it forgets its vault record — it is not restored from, and `prepare` seeds it again at the next start.
    */
-  async apply(ops: MirrorOps): Promise<void> {
+  async apply(ops: MirrorOps, relaxed = false): Promise<void> {
     if (this.broken) return;
     try {
-      const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: "strict" });
+      const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: relaxed ? "relaxed" : "strict" });
       const s = tx.objectStore(CHUNKS.store);
       for (const op of ops) {
         if (op.length === 2) s.put(op[1], op[0]);

@@ -10,7 +10,7 @@
 //   ECHO_BENCH_WARMUP=N         discarded warm-up runs before them (default 1; quick 0)
 //   ECHO_BENCH_TIMEOUT_S=S      per timed phase of one run (default 300; quick 60); then "did not finish within S s"
 //   ECHO_BENCH_STORES=a,b       subset of: echo,automerge,yjs
-//   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w4   (w5 = memory, measured during w2)
+//   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w3r,w4   (w5 = memory, measured during w2; w3r = w3, ECHO with relaxed durability)
 //   ECHO_BENCH_N, ECHO_BENCH_LOAD_N, ECHO_BENCH_UPDATES, ECHO_BENCH_TEXT_EDITS   override sizes (0 edits = whole trace)
 //   ECHO_BENCH_VERIFY=kill      verify after SIGKILL of the browser + relaunch instead of a page reload (w2 always reloads)
 //   ECHO_BENCH_DIST=dir         where the pages are built (default bench/browser/dist)
@@ -152,6 +152,17 @@ async function withProfile(fn, { template, keep = false, store } = {}) {
     await p.ctx.close().catch(() => {});
     if (!keep) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** w3 / w3r: cfg.updates single-field updates, each awaited until durable (the page opened with `query`). */
+async function awaitedUpdates({ store, page, reopen }, id, query) {
+  await openPage(page, store, query);
+  const n = cfg.n;
+  await withTimeout(step(page, 'create', { n, batch: cfg.batch }), SETUP_T(), 'setup');
+  const r = await profiled(page.context(), page, id, () => withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates'));
+  const page2 = await reopen(store);
+  const verify = await withTimeout(step(page2, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
+  return { ms: r.ms, verify, extra: { idb: r.idb, diag: r.diag } };
 }
 
 async function openPage(page, store, query = '') {
@@ -398,15 +409,14 @@ const WORKLOADS = [
     title: () => `3. ${fmtN(cfg.updates)} single-field updates, each awaited until durable`,
     stores: ['echo', 'automerge', 'yjs'],
     unit: 's',
-    async run({ store, page, reopen }) {
-      await openPage(page, store);
-      const n = cfg.n;
-      await withTimeout(step(page, 'create', { n, batch: cfg.batch }), SETUP_T(), 'setup');
-      const r = await profiled(page.context(), page, 'w3', () => withTimeout(step(page, 'updates', { n, count: cfg.updates }), T(), 'updates'));
-      const page2 = await reopen(store);
-      const verify = await withTimeout(step(page2, 'verifyObjects', { n, handoff: r.handoff, updates: cfg.updates }), SETUP_T(), 'verify');
-      return { ms: r.ms, verify, extra: { idb: r.idb, diag: r.diag } };
-    },
+    run: (ctx) => awaitedUpdates(ctx, 'w3', ''),
+  },
+  {
+    id: 'w3r',
+    title: () => `3r. the same, ECHO asking for relaxed durability (survives crashes, not power cuts, like Yjs)`,
+    stores: ['echo'],
+    unit: 's',
+    run: (ctx) => awaitedUpdates(ctx, 'w3r', '?durability=relaxed'),
   },
   {
     id: 'w4',

@@ -14,6 +14,7 @@ import {
   type ClientMessage,
   type ConnectionState,
   type Consent,
+  type Durability,
   type Event as VaultEvent,
   type Request,
   type Response,
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   origin: string;
   /** Sent in `hello` (already cut to `LIMITS.maxClientName` bytes). */
   clientName: string;
+  /** How durable this connection's writes are when answered; sent in `hello` when relaxed. */
+  durability?: Durability;
   /** Gives up an attempt this long after the vault was reached without a welcome. */
   connectTimeoutMs: number;
   /** Default timeout of each call. */
@@ -221,7 +224,13 @@ export class Connection {
     this.link = link;
     this.outbox = new Outbox((text) => link.send(text), LIMITS.maxMessageBytes, LIMITS.maxFrameMessages);
     link.onMessage((data) => this.linkMessage(link, data));
-    const hello: ClientMessage = { hello: { versions: [...SUPPORTED_VERSIONS], client: this.options.clientName } };
+    const hello: ClientMessage = {
+      hello: {
+        versions: [...SUPPORTED_VERSIONS],
+        client: this.options.clientName,
+        ...(this.options.durability === "relaxed" ? { durability: "relaxed" as const } : {}),
+      },
+    };
     link.send(JSON.stringify(hello));
   }
 

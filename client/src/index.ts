@@ -80,6 +80,7 @@ export {
   LIMITS,
   type ConnectionState,
   type Consent,
+  type Durability,
   type StorageState,
   type VaultInfo,
   type Value as WireValue,

@@ -58,7 +58,12 @@ export type ClientMessage = { "hello": { versions: Array<number>,
 /**
  * The client library and version, for logs (e.g. `"echo-client 0.1"`).
  */
-client: string, } } | { "request": { id: number, method: Request, } } | { "cancel": { id: number, } };
+client: string, 
+/**
+ * How durable this connection's writes must be before they are
+ * answered (`strict` when absent).
+ */
+durability?: Durability, } } | { "request": { id: number, method: Request, } } | { "cancel": { id: number, } };
 
 /**
  * What the vault sends, externally tagged.
@@ -97,6 +102,22 @@ export type Consent = "granted" | "required" | "denied";
  * (the client derives them; the vault never sends them as such).
  */
 export type ConnectionState = "connecting" | "connected" | "not_authorized" | "storage_partitioned" | "storage_blocked" | "storage_lost" | "disconnected";
+
+/**
+ * How durable a connection's writes are when the vault answers them.
+ *
+ * `strict` (the default): stored so that they survive a power cut (the
+ * browser's IndexedDB transaction with `durability: "strict"`, flushed to
+ * disk) — an answered write is never lost. `relaxed`: stored so that they
+ * survive the app, the tab or the browser crashing, but the last second or
+ * so of answered writes may be lost if the machine loses power (IndexedDB
+ * `durability: "relaxed"`: the operating system writes them out a moment
+ * later) — the trade-off Yjs' IndexedDB provider makes, for apps that want
+ * its speed. A flush is relaxed only when every answer it holds is for a
+ * relaxed connection and it holds no decision of the person (grants,
+ * identity, invitations); anything else makes it strict.
+ */
+export type Durability = "strict" | "relaxed";
 
 /**
  * A call, externally tagged by its method name:

@@ -16,6 +16,7 @@ import {
   LIMITS,
   type ConnectionState,
   type Consent,
+  type Durability,
   type Event as VaultEvent,
   type Heads,
   type AppIdentity,
@@ -59,6 +60,16 @@ export interface ConnectOptions {
   vaultUrl: string;
   /** Sent in `hello` for the vault's logs (at most 128 bytes). */
   clientName?: string;
+  /**
+   * How durable a write is when the vault answers it. `"strict"` (the
+   * default): it survives a power cut — never lost once answered.
+   * `"relaxed"`: it survives the app, the tab or the browser crashing, but
+   * the writes of the last moments before a power cut may be lost; answers
+   * come sooner (IndexedDB's `durability: "relaxed"`, the trade-off Yjs'
+   * IndexedDB provider makes). Per connection: a write that shares its
+   * storage transaction with a strict connection's is stored strictly.
+   */
+  durability?: Durability;
   /** Gives up a connection attempt after this many ms (default 10 000). */
   connectTimeoutMs?: number;
   /** Default timeout of each call (default 30 000 ms). */
@@ -301,6 +312,7 @@ export class Vault {
       {
         origin: this.origin,
         clientName: clampUtf8(options.clientName ?? CLIENT_NAME, LIMITS.maxClientName),
+        durability: options.durability ?? "strict",
         connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
         callTimeoutMs: options.callTimeoutMs ?? 30_000,
         heartbeatMs: options.heartbeatMs ?? 5_000,

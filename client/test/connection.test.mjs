@@ -66,6 +66,19 @@ test("the handshake: hello on the link, welcome → connected; calls made before
   assert.deepEqual(early, { settled: true, ok: true, value: { spaces: { spaces: [] } } });
 });
 
+test("durability: hello asks for relaxed writes only when the app chose them (strict is the vault's default)", () => {
+  for (const [durability, hello] of [
+    [undefined, { versions: [1], client: "conn-test" }],
+    ["strict", { versions: [1], client: "conn-test" }],
+    ["relaxed", { versions: [1], client: "conn-test", durability: "relaxed" }],
+  ]) {
+    const { transport, conn } = setup(durability ? { durability } : {});
+    const link = transport.answer();
+    assert.deepEqual(link.sent, [{ hello }], String(durability));
+    conn.close();
+  }
+});
+
 test("the transport's refusal: that state, calls fail at once, no retry until reconnect()", async () => {
   const { transport, conn, told } = setup();
   transport.sink.reached();

@@ -231,6 +231,7 @@ impl NativeVault {
         port.send(ClientMessage::Hello {
             versions: vec![1],
             client: format!("echo-node {}", env!("CARGO_PKG_VERSION")),
+            durability: None,
         })?;
         loop {
             match port.rx.recv().await {
@@ -596,7 +597,8 @@ impl Host {
                     let result = self.store.list_prefix(&prefix);
                     self.input(now, Input::ReadDone { read, result });
                 }
-                Output::Write { write, batch } => {
+                // The file store syncs every batch: relaxed is strict here.
+                Output::Write { write, batch, .. } => {
                     let result = self.store.apply(batch);
                     self.input(now, Input::WriteDone { write, result });
                 }

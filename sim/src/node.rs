@@ -6,8 +6,8 @@ use echo_core::identity::ChaChaKeyWrap;
 use echo_core::peer::{ChannelBinding, CloseReason};
 use echo_core::rng::EngineRng;
 use echo_core::rpc::{
-    AdminMessage, AdminReply, AdminRequest, AdminResponse, ClientMessage, Request, Response,
-    RpcError, VaultMessage,
+    AdminMessage, AdminReply, AdminRequest, AdminResponse, ClientMessage, Durability, Request,
+    Response, RpcError, VaultMessage,
 };
 use echo_core::store::{Batch, ChunkStore, MemoryStore, StoreError};
 use echo_core::vault::{
@@ -65,6 +65,8 @@ pub struct Node {
     pub signal_out: VecDeque<SignalRequest>,
     /// Writes completed (flushes), for tests of group commit.
     pub flushes: usize,
+    /// How durable the vault asked each write to be, in order.
+    pub durabilities: Vec<Durability>,
     plaintexts: Vec<Vec<u8>>,
     next_conn: u64,
     next_call: u32,
@@ -134,6 +136,7 @@ impl Node {
             link_closes: VecDeque::new(),
             signal_out: VecDeque::new(),
             flushes: 0,
+            durabilities: Vec::new(),
             plaintexts: Vec::new(),
             next_conn: 0,
             next_call: 0,
@@ -316,7 +319,12 @@ impl Node {
                         self.reads.push_back((read, prefix));
                     }
                 }
-                Output::Write { write, batch } => {
+                Output::Write {
+                    write,
+                    batch,
+                    durability,
+                } => {
+                    self.durabilities.push(durability);
                     if self.auto_io {
                         self.answer_write(now, write, batch);
                     } else {
@@ -479,7 +487,18 @@ impl Node {
 
     /// Attaches an app port for `origin` and shakes hands.
     pub fn connect_app(&mut self, now: Millis, origin: &str) -> ConnId {
-        let conn = self.say_hello(now, origin);
+        self.connect_app_with(now, origin, Durability::Strict)
+    }
+
+    /// Like [`connect_app`](Self::connect_app), asking for writes of
+    /// `durability`.
+    pub fn connect_app_with(
+        &mut self,
+        now: Millis,
+        origin: &str,
+        durability: Durability,
+    ) -> ConnId {
+        let conn = self.say_hello(now, origin, durability);
         let welcomed = self
             .app
             .get(&conn)
@@ -496,7 +515,7 @@ impl Node {
 
     /// Attaches an app port for `origin` and sends its hello: the
     /// connection, whatever the vault answered (in `app`).
-    pub fn say_hello(&mut self, now: Millis, origin: &str) -> ConnId {
+    pub fn say_hello(&mut self, now: Millis, origin: &str, durability: Durability) -> ConnId {
         let conn = self.conn();
         self.input(
             now,
@@ -512,6 +531,7 @@ impl Node {
                 message: Ok(ClientMessage::Hello {
                     versions: vec![1],
                     client: "sim".into(),
+                    durability: Some(durability),
                 }),
             },
         );

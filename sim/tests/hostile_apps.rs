@@ -101,6 +101,7 @@ fn a_connection_must_say_hello_first_and_only_once() {
         Ok(ClientMessage::Hello {
             versions: vec![1],
             client: "again".into(),
+            durability: None,
         }),
     );
     assert_eq!(refusal(&n, twice).as_deref(), Some("rpc.not_connected"));

@@ -4,8 +4,8 @@
 
 use echo_core::data::SpaceId;
 use echo_core::rpc::{
-    AdminRequest, AdminResponse, ClientMessage, Event, Request, Response, Role, RpcError,
-    VaultMessage, WireFields, WireFilter, WireFloat, WireQuery, WireValue,
+    AdminRequest, AdminResponse, ClientMessage, Durability, Event, Request, Response, Role,
+    RpcError, VaultMessage, WireFields, WireFilter, WireFloat, WireQuery, WireValue,
 };
 use echo_core::store::{ChunkStore, StoreError};
 use echo_core::vault::{ConnId, Input};
@@ -112,7 +112,7 @@ fn identity_is_created_once_and_survives_a_restart() {
 
 /// What a connection to a vault that failed to boot is told.
 fn refusal(n: &mut Node, now: u64) -> RpcError {
-    let conn = n.say_hello(now, APP);
+    let conn = n.say_hello(now, APP, Durability::Strict);
     match n.app.get(&conn).and_then(|m| m.last()) {
         Some(VaultMessage::Refused { error }) => error.clone(),
         other => panic!("not refused: {other:?}"),
@@ -874,4 +874,60 @@ fn odd_numbers_as_space_properties_leave_nothing_to_flush_and_the_vault_opens_ag
             other => panic!("{name}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn relaxed_writes_are_asked_relaxed_only_when_every_answer_in_the_flush_wants_it() {
+    let mut n = node();
+    let relaxed = n.connect_app_with(T, APP, Durability::Relaxed);
+    allow(&mut n, APP, vec![]);
+    let strict = n.connect_app(T, APP);
+    // A new space changes its creator's grant: the person's data, strict.
+    n.durabilities.clear();
+    let space = create_space(&mut n, relaxed, "board");
+    assert_eq!(n.durabilities, vec![Durability::Strict]);
+
+    // The relaxed connection's writes alone: relaxed.
+    n.durabilities.clear();
+    n.call(T, relaxed, create(&space, "fast")).unwrap();
+    assert_eq!(n.durabilities, vec![Durability::Relaxed]);
+
+    // The strict connection's: strict.
+    n.durabilities.clear();
+    n.call(T, strict, create(&space, "safe")).unwrap();
+    assert_eq!(n.durabilities, vec![Durability::Strict]);
+
+    // Both in one turn, one flush: strict (an answer that wants strict).
+    n.durabilities.clear();
+    let (_, a) = n.request(relaxed, create(&space, "a"));
+    let (_, b) = n.request(strict, create(&space, "b"));
+    n.input_many(T, vec![a, b]);
+    assert_eq!(n.durabilities, vec![Durability::Strict]);
+
+    // A relaxed write beside a change of the person's data (here a new
+    // space, which grants it to its creator), in the flush after one in
+    // flight: strict.
+    n.durabilities.clear();
+    n.auto_io = false;
+    let (_, first) = n.request(relaxed, create(&space, "c"));
+    n.input_many(T, vec![first]);
+    let (_, w) = n.request(relaxed, create(&space, "d"));
+    let (_, made) = n.request(
+        relaxed,
+        Request::CreateSpace {
+            properties: Default::default(),
+        },
+    );
+    n.input_many(T, vec![w, made]);
+    n.complete_io(T);
+    n.auto_io = true;
+    assert_eq!(
+        n.durabilities,
+        vec![Durability::Relaxed, Durability::Strict]
+    );
+
+    // What was answered is there after a restart, whichever way written.
+    n.restart(T + 1);
+    let app = n.connect_app(T + 1, APP);
+    assert_eq!(ids(n.call(T + 1, app, query(&space))).len(), 6);
 }

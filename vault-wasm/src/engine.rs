@@ -673,16 +673,21 @@ fn drain_outputs(state: &Shared) {
                     enqueue(&state, Input::ReadDone { read, result });
                 });
             }
-            Output::Write { write, batch } => {
+            Output::Write {
+                write,
+                batch,
+                durability,
+            } => {
                 let store = state.borrow().store.clone();
                 let state = state.clone();
+                // The second copy gets the same batch, at once (in the
+                // order the vault asked); the write is answered once both
+                // hold it (mirror.rs).
+                let mirrored = crate::mirror::apply(&batch, durability);
                 // Tasks start in the order they were spawned, so storage
                 // operations are issued in the order the vault asked.
-                // The second copy gets the same batch, at once; the write
-                // is answered once both hold it (mirror.rs).
-                let mirrored = crate::mirror::apply(&batch);
                 wasm_bindgen_futures::spawn_local(async move {
-                    let result = store.apply(batch).await;
+                    let result = store.apply_with(batch, durability).await;
                     if let Some(mirrored) = mirrored {
                         // The worker's mirror never rejects: a copy it could
                         // not write is marked as not to be restored from.

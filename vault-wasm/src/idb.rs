@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use echo_core::rpc::Durability;
 use echo_core::store::{validate_key, validate_prefix, Batch, Key, Op, StoreError};
 use indexed_db_futures::database::Database;
 use indexed_db_futures::error::{Error as IdbError, OpenDbError};
@@ -177,6 +178,7 @@ impl IdbStore {
     fn issue(
         &self,
         batch: &Batch,
+        durability: Durability,
     ) -> Result<Option<(Transaction<'_>, TransactionDone)>, StoreError> {
         batch.validate()?;
         if batch.is_empty() {
@@ -186,7 +188,10 @@ impl IdbStore {
             .db
             .transaction(CHUNKS)
             .with_mode(TransactionMode::Readwrite)
-            .with_options(TransactionOptions::new().with_durability(TransactionDurability::Strict))
+            .with_options(TransactionOptions::new().with_durability(match durability {
+                Durability::Strict => TransactionDurability::Strict,
+                Durability::Relaxed => TransactionDurability::Relaxed,
+            }))
             .build()
             .map_err(|e| self.error(None, e))?;
         let done = tx.on_done().map_err(|e| self.error(None, e))?;
@@ -269,8 +274,22 @@ impl AsyncChunkStore for IdbStore {
     }
 
     fn apply(&self, batch: Batch) -> impl Future<Output = Result<(), StoreError>> {
+        self.apply_with(batch, Durability::Strict)
+    }
+}
+
+impl IdbStore {
+    /// [`apply`](AsyncChunkStore::apply) with the transaction's durability:
+    /// `Relaxed` answers once the browser has the data (a crash of the
+    /// browser keeps it; a power cut may lose the last moments), `Strict`
+    /// once it is flushed to disk.
+    pub fn apply_with(
+        &self,
+        batch: Batch,
+        durability: Durability,
+    ) -> impl Future<Output = Result<(), StoreError>> + '_ {
         // Issued now, on the call; awaited below.
-        let issued = self.issue(&batch);
+        let issued = self.issue(&batch, durability);
         async move {
             let Some((tx, done)) = issued? else {
                 return Ok(()); // an empty batch: nothing to write

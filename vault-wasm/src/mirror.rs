@@ -16,6 +16,7 @@ use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use echo_core::rpc::Durability;
 use echo_core::store::{Batch, Op};
 
 use crate::keyring::describe;
@@ -58,9 +59,9 @@ pub(crate) async fn prepare() {
     }
 }
 
-/// Starts writing `batch` to the mirror: a promise to await with the
-/// default database's write (`None` without a mirror).
-pub(crate) fn apply(batch: &Batch) -> Option<JsFuture> {
+/// Starts writing `batch` to the mirror, as durably as the default
+/// database's write: a promise to await with it (`None` without a mirror).
+pub(crate) fn apply(batch: &Batch, durability: Durability) -> Option<JsFuture> {
     let (mirror, apply) = function("apply")?;
     let ops: Array = batch
         .ops()
@@ -74,8 +75,9 @@ pub(crate) fn apply(batch: &Batch) -> Option<JsFuture> {
             }
         })
         .collect();
+    let relaxed = JsValue::from_bool(durability == Durability::Relaxed);
     let promise = apply
-        .call1(&mirror, &ops)
+        .call2(&mirror, &ops, &relaxed)
         .ok()?
         .dyn_into::<Promise>()
         .ok()?;

@@ -24,7 +24,9 @@ window.__echo = status;
 // heartbeatTimeoutMs: with the default (3 s) the client declared the vault gone and failed every
 // pending call (rpc.disconnected) while the engine worked through w2's setup (100 batches of 1,000
 // creates in flight): the heartbeat ping waits behind the queued writes. Not a crash, a busy engine.
-const vault = connect({ vaultUrl: VAULT_URL, clientName: 'echo-bench', callTimeoutMs: 900_000, connectTimeoutMs: 60_000, heartbeatTimeoutMs: 120_000 });
+// ?durability=relaxed: the connection asks for relaxed writes (w3r; ConnectOptions.durability).
+const durability = new URLSearchParams(location.search).get('durability') === 'relaxed' ? 'relaxed' : 'strict';
+const vault = connect({ vaultUrl: VAULT_URL, clientName: 'echo-bench', durability, callTimeoutMs: 900_000, connectTimeoutMs: 60_000, heartbeatTimeoutMs: 120_000 });
 vault.onStateChange((s) => {
   status.vaultState = s;
   if (s === 'connected') status.state = 'connected';

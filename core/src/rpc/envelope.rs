@@ -26,6 +26,11 @@ pub enum ClientMessage {
         versions: Vec<u32>,
         /// The client library and version, for logs (e.g. `"echo-client 0.1"`).
         client: String,
+        /// How durable this connection's writes must be before they are
+        /// answered (`strict` when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        durability: Option<Durability>,
     },
     /// A call. `id` is chosen by the client, unique among its pending calls.
     Request { id: u32, method: Request },
@@ -104,6 +109,27 @@ pub enum VaultMessage {
     /// A message that could not be tied to a call (no readable id) was
     /// dropped; the connection stays open.
     Rejected { error: RpcError },
+}
+
+/// How durable a connection's writes are when the vault answers them.
+///
+/// `strict` (the default): stored so that they survive a power cut (the
+/// browser's IndexedDB transaction with `durability: "strict"`, flushed to
+/// disk) — an answered write is never lost. `relaxed`: stored so that they
+/// survive the app, the tab or the browser crashing, but the last second or
+/// so of answered writes may be lost if the machine loses power (IndexedDB
+/// `durability: "relaxed"`: the operating system writes them out a moment
+/// later) — the trade-off Yjs' IndexedDB provider makes, for apps that want
+/// its speed. A flush is relaxed only when every answer it holds is for a
+/// relaxed connection and it holds no decision of the person (grants,
+/// identity, invitations); anything else makes it strict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    #[default]
+    Strict,
+    Relaxed,
 }
 
 /// The states a client's connection goes through, for apps to show
@@ -278,7 +304,9 @@ fn shorten(text: &str, max: usize) -> String {
 /// batch sizes, id lists, the client name.
 pub fn check_limits(message: &ClientMessage) -> Result<(), RpcError> {
     match message {
-        ClientMessage::Hello { client, versions } => {
+        ClientMessage::Hello {
+            client, versions, ..
+        } => {
             if client.len() > MAX_CLIENT_NAME {
                 return Err(RpcError::too_large(
                     "the client name",

@@ -169,7 +169,8 @@ pub use admin::{
 };
 pub use envelope::{
     answer_hello, check_limits, check_size, decode_client_message, negotiate, ClientMessage,
-    ConnectionState, Consent, Probe, StorageState, Undecodable, VaultInfo, VaultMessage,
+    ConnectionState, Consent, Durability, Probe, StorageState, Undecodable, VaultInfo,
+    VaultMessage,
 };
 pub use errors::{codes, RpcError};
 pub use methods::{

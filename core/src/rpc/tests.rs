@@ -314,6 +314,12 @@ fn every_response_and_event_round_trips() {
     round_trip(&ClientMessage::Hello {
         versions: vec![1, 2],
         client: "echo-client 0.1".into(),
+        durability: None,
+    });
+    round_trip(&ClientMessage::Hello {
+        versions: vec![1],
+        client: "echo-client 0.1".into(),
+        durability: Some(Durability::Relaxed),
     });
     round_trip(&ClientMessage::Cancel { id: 3 });
     for state in [

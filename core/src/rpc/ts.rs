@@ -81,6 +81,7 @@ pub(super) fn generate() -> String {
         decl::<StorageState>(&cfg),
         decl::<Consent>(&cfg),
         decl::<ConnectionState>(&cfg),
+        decl::<Durability>(&cfg),
         decl::<Request>(&cfg),
         decl::<Response>(&cfg),
         decl::<Event>(&cfg),

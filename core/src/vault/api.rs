@@ -109,7 +109,11 @@ impl Vault {
             }
         };
         match message {
-            ClientMessage::Hello { versions, client } => {
+            ClientMessage::Hello {
+                versions,
+                client,
+                durability,
+            } => {
                 let info = VaultInfo {
                     vault: self.config.build.clone(),
                     storage: StorageState::Persistent,
@@ -119,6 +123,7 @@ impl Vault {
                 if let VaultMessage::Welcome { version, .. } = &answer {
                     if let Some(c) = self.apps.get_mut(conn) {
                         c.version = Some(*version);
+                        c.durability = durability.unwrap_or_default();
                     }
                 }
                 self.send(conn, answer);

@@ -12,7 +12,7 @@ use super::guard::Meter;
 use super::machine::{AdminUndecodable, ConnId, Millis};
 use crate::data::{ObjectId, SpaceId};
 use crate::query::{Query, SubscriptionId};
-use crate::rpc::{AdminMessage, ClientMessage, SpaceStatus, Undecodable};
+use crate::rpc::{AdminMessage, ClientMessage, Durability, SpaceStatus, Undecodable};
 
 #[derive(Debug)]
 pub(super) enum ConnKind {
@@ -33,6 +33,8 @@ pub(super) struct Conn {
     pub kind: ConnKind,
     /// The negotiated API version (app connections, after `hello`).
     pub version: Option<u32>,
+    /// How durable its writes must be when answered (its `hello`).
+    pub durability: Durability,
     /// Call ids answered only once durable.
     pub awaiting: BTreeSet<u32>,
     pub subscriptions: BTreeSet<u32>,
@@ -90,6 +92,7 @@ impl Apps {
             Conn {
                 kind,
                 version: None,
+                durability: Durability::Strict,
                 awaiting: BTreeSet::new(),
                 subscriptions: BTreeSet::new(),
                 parked: VecDeque::new(),

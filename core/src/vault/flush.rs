@@ -27,7 +27,10 @@
 //! over the storage quota). **Retries**: records that a
 //! failed flush left unstored (a revocation) are written again after a
 //! wait that doubles from 1 s to 30 s; writes with answers waiting go at
-//! once.
+//! once. **Durability**: a flush asks the host for `Durability::Relaxed`
+//! only when every answer it holds is for a connection that said so in its
+//! `hello` and it holds no decision of the person; otherwise `Strict`
+//! (`durability_of`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +42,7 @@ use super::records::{
 use super::spaces::SlotState;
 use super::{Phase, Vault};
 use crate::data::SpaceId;
-use crate::rpc::{AdminReply, RpcError, VaultMessage};
+use crate::rpc::{AdminReply, Durability, RpcError, VaultMessage};
 use crate::store::{Batch, StoreError};
 
 /// The first wait before records a failed flush left are written again.
@@ -122,7 +125,33 @@ impl Vault {
             invitations: Default::default(),
         };
         self.commit.in_flight = Some((write, ticket));
-        Some(Output::Write { write, batch })
+        // The person's decisions: always strictly durable.
+        Some(Output::Write {
+            write,
+            batch,
+            durability: Durability::Strict,
+        })
+    }
+
+    /// How durable a flush holding `held` must be: relaxed only when every
+    /// answer it holds is for a connection that asked for relaxed writes
+    /// and it holds none of the person's decisions (`decisions`: grants,
+    /// identity or invitations changed).
+    fn durability_of(&self, held: &[Held], decisions: bool) -> Durability {
+        let relaxed = !decisions
+            && !held.is_empty()
+            && held.iter().all(|h| match h {
+                Held::App { conn, .. } => self
+                    .apps
+                    .get(*conn)
+                    .is_some_and(|c| c.durability == Durability::Relaxed),
+                _ => false,
+            });
+        if relaxed {
+            Durability::Relaxed
+        } else {
+            Durability::Strict
+        }
     }
 
     /// The grants a flush that does not store everything may store: what
@@ -231,6 +260,8 @@ impl Vault {
                 None => batch.delete(invitation_key(&id)),
             };
         }
+        let decisions = identity.is_some() || self.grants.changed() || self.invitations.changed();
+        let durability = self.durability_of(&self.commit.held, decisions);
         let write = WriteId(self.next_id());
         let ticket = FlushTicket {
             scope: FlushScope::All,
@@ -247,7 +278,11 @@ impl Vault {
             invitations: self.invitations.snapshot(),
         };
         self.commit.in_flight = Some((write, ticket));
-        Ok(Some(Output::Write { write, batch }))
+        Ok(Some(Output::Write {
+            write,
+            batch,
+            durability,
+        }))
     }
 
     /// The host reported on a flush.
@@ -463,6 +498,7 @@ impl Vault {
             .into_iter()
             .partition(|h| matches!(h, Held::App { space: Some(s), .. } if *s == id));
         self.commit.held = rest;
+        let durability = self.durability_of(&held, self.grants.changed());
         let write = WriteId(self.next_id());
         let mut spaces = std::collections::BTreeMap::new();
         if let Some(record) = record {
@@ -478,7 +514,11 @@ impl Vault {
             invitations: Default::default(),
         };
         self.commit.in_flight = Some((write, ticket));
-        Ok(Some(Output::Write { write, batch }))
+        Ok(Some(Output::Write {
+            write,
+            batch,
+            durability,
+        }))
     }
 
     /// One space's own flush is durable: its answers go, the next space's

@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::identity::KeyWrap;
 use crate::peer::{ChannelBinding, CloseReason};
-use crate::rpc::{AdminMessage, AdminReply, ClientMessage, RpcError, Undecodable, VaultMessage};
+use crate::rpc::{
+    AdminMessage, AdminReply, ClientMessage, Durability, RpcError, Undecodable, VaultMessage,
+};
 use crate::store::{Batch, StoreError};
 
 pub use crate::peer::Millis;
@@ -231,9 +233,14 @@ pub enum Output {
     },
     /// Write `batch` atomically and durably, answer with
     /// [`Input::WriteDone`]. One write is in flight at a time.
+    /// `durability` says how durable before answering: `Strict` survives a
+    /// power cut; `Relaxed` only crashes of the process, which a host may
+    /// use when its storage offers it (IndexedDB `durability: "relaxed"`);
+    /// a host without the difference writes every batch strictly.
     Write {
         write: WriteId,
         batch: Batch,
+        durability: Durability,
     },
     /// Encrypt `plaintext` with the host's wrapping key and `aad` as
     /// associated data; answer with [`Input::Sealed`].
@@ -291,7 +298,11 @@ impl std::fmt::Debug for Output {
             Output::Admin { conn, message } => write!(f, "Admin({conn:?}, {message:?})"),
             Output::Close { conn } => write!(f, "Close({conn:?})"),
             Output::Read { read, prefix } => write!(f, "Read({read:?}, {prefix})"),
-            Output::Write { write, batch } => write!(f, "Write({write:?}, {} ops)", batch.len()),
+            Output::Write {
+                write,
+                batch,
+                durability,
+            } => write!(f, "Write({write:?}, {} ops, {durability:?})", batch.len()),
             Output::Seal { op, .. } => write!(f, "Seal({op:?})"),
             Output::Unseal { op, .. } => write!(f, "Unseal({op:?})"),
             Output::PeerSend { link, bytes } => write!(f, "PeerSend({link:?}, {})", bytes.len()),
