@@ -48,15 +48,15 @@ async function vaultWithData(context, n) {
  * Every vault page gone (the engine's worker ends), the browser deletes the vault's databases of the default
  * bucket, as Chromium does â€” and with `mirror`, the second copy's bucket too.
  */
-async function deleteStorage(context, { mirror }) {
+async function deleteStorage(context, { mirror, only = null }) {
   const holder = await context.newPage();
   await holder.goto(`${sites.vault}/index.html`);
   await until(
     () => holder.evaluate(() => navigator.locks.query().then((q) => q.held.length === 0 && q.pending.length === 0)),
     { timeoutMs: 10000, what: "the engine's lock to go" },
   );
-  const deleted = await holder.evaluate(async (mirror) => {
-    const names = (await indexedDB.databases()).map((d) => d.name);
+  const deleted = await holder.evaluate(async ({ mirror, only }) => {
+    const names = only ?? (await indexedDB.databases()).map((d) => d.name);
     for (const name of names) {
       await new Promise((done, fail) => {
         const r = indexedDB.deleteDatabase(name);
@@ -69,7 +69,7 @@ async function deleteStorage(context, { mirror }) {
     if (mirror) await navigator.storageBuckets.delete("echo-mirror");
     const markers = await caches.open("echo-marker").then((c) => c.keys());
     return { names, buckets, markers: markers.length };
-  }, mirror);
+  }, { mirror, only });
   await holder.close();
   return deleted;
 }
@@ -100,6 +100,24 @@ test("the browser deletes the vault's databases: restored from the second copy â
   }));
   assert.equal(diagnosis.mirror, "restored");
   console.log(`  [probe] deleted databases ${deleted.names.join(", ")}: restored from the mirror, ${ids.length}/${made.ids.length} objects, identity kept`);
+  await manage.close();
+  await app.close();
+});
+
+test("only the key database deleted: its wrapping key comes back from the second copy, the same vault opens", async () => {
+  const { context } = browser;
+  const made = await vaultWithData(context, 3);
+  await deleteStorage(context, { mirror: false, only: ["echo-vault-keys"] });
+  const app = await openProbe(context, sites.probeA, { state: ["connected", "not_authorized", "storage_lost", "storage_blocked"], timeoutMs: 20000 });
+  assert.equal(await app.evaluate(() => window.probe.vault.state), "connected", JSON.stringify(await app.evaluate(() => window.probe.vault.lastError)));
+  const ids = await app.evaluate(async (S) => {
+    const { vault, echo } = window.probe;
+    return (await vault.space(S).query(echo.query(echo.where.type("item")))).ids;
+  }, made.S);
+  assert.deepEqual(new Set(ids), new Set(made.ids));
+  const manage = await context.newPage();
+  await manage.goto(`${sites.vault}/manage.html`);
+  assert.equal((await identityOf(manage)).trim(), made.identity);
   await manage.close();
   await app.close();
 });

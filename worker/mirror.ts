@@ -75,9 +75,19 @@ async function replaceAll(db: IDBDatabase, store: string, entries: Array<[IDBVal
   await done(tx);
 }
 
-async function hasVault(db: IDBDatabase): Promise<boolean> {
+/** The vault's identity record in `db` (its bytes), if it has one. */
+async function identityRecord(db: IDBDatabase): Promise<Uint8Array | undefined> {
   const tx = db.transaction(CHUNKS.store, "readonly");
-  return (await request(tx.objectStore(CHUNKS.store).count(IDENTITY_KEY))) > 0;
+  const value: unknown = await request(tx.objectStore(CHUNKS.store).get(IDENTITY_KEY));
+  return value instanceof Uint8Array ? value : undefined;
+}
+
+async function count(db: IDBDatabase, store: string): Promise<number> {
+  return request(db.transaction(store, "readonly").objectStore(store).count());
+}
+
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export class Mirror {
@@ -106,16 +116,20 @@ export class Mirror {
       openDb(indexedDB, CHUNKS.db, CHUNKS.store),
       openDb(indexedDB, KEYS.db, KEYS.store),
     ]);
-    const [here, there] = await Promise.all([
-      hasVault(chunks),
-      // A mirror restores only with its wrapping key (copied once the engine made it).
-      Promise.all([hasVault(mirrorChunks), request(mirrorKeys.transaction(KEYS.store).objectStore(KEYS.store).count())]).then(
-        ([vault, keys]) => vault && keys > 0,
-      ),
+    const [mine, theirs, mirrorKeyCount, keyCount] = await Promise.all([
+      identityRecord(chunks),
+      identityRecord(mirrorChunks),
+      count(mirrorKeys, KEYS.store),
+      count(keys, KEYS.store),
     ]);
+    const here = mine !== undefined;
+    // A mirror restores only with its wrapping key (copied once the engine made it).
+    const there = theirs !== undefined && mirrorKeyCount > 0;
     let state: MirrorState;
-    if (here && there) {
+    if (here && there && sameBytes(mine, theirs)) {
       state = "in_sync";
+      // The default key database alone lost its key: the mirror's, back.
+      if (keyCount === 0) await replaceAll(keys, KEYS.store, await readAll(mirrorKeys, KEYS.store));
     } else if (there) {
       // The default databases lost the vault (the browser deleted them): the mirror holds every write the
       // engine answered. Keys first: a vault whose records are back but whose wrapping key is not cannot open.
@@ -123,7 +137,8 @@ export class Mirror {
       await replaceAll(chunks, CHUNKS.store, await readAll(mirrorChunks, CHUNKS.store));
       state = "restored";
     } else if (here) {
-      // A new mirror, or the mirror lost it (or never got the key): a copy of the default databases as they are.
+      // A new mirror, or the mirror lost it, never got the key, or holds another vault (the default databases'
+      // one wins): a copy of the default databases as they are.
       await replaceAll(mirrorKeys, KEYS.store, await readAll(keys, KEYS.store));
       await replaceAll(mirrorChunks, CHUNKS.store, await readAll(chunks, CHUNKS.store));
       state = "seeded";
