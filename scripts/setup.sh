@@ -28,7 +28,8 @@
 #            scripts/wasm-test.sh. The first install compiles for ~3-5 min.
 #   npm      scripts/npm-tools (binaryen's wasm-opt, playwright-core,
 #            puppeteer-core) into .tools/npm, at the same moment; no browser
-#            download (PUPPETEER_SKIP_DOWNLOAD, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD).
+#            download (PUPPETEER_SKIP_DOWNLOAD, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD);
+#            and the repository's npm workspaces linked (node_modules/@echo/*).
 # cargo-nextest is used when present; scripts/test.sh falls back to cargo test.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -104,5 +105,20 @@ if uses_wasm_bindgen; then
       npm ci --no-audit --no-fund </dev/null)
   fi
 fi
+
+# --- npm workspaces: the TypeScript packages import the SDK by name ------------
+# client, shell, worker, demo-app and e2e are workspaces of the repository's
+# package.json and import @echo/client by name; `npm ci` of just these links
+# them into node_modules (nothing to download). The benchmarks' packages (yjs,
+# automerge-repo, …) are installed by their first run (bench/browser/run.mjs).
+links=(@echo/client @echo/shell @echo/worker @echo/e2e echo-taskboard)
+for link in "${links[@]}"; do
+  if [ ! -e "$ECHO_ROOT/node_modules/$link/package.json" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm is missing (node 20 + npm are expected)"
+    log "npm: linking the workspaces (${links[*]}) into node_modules"
+    (cd "$ECHO_ROOT" && npm ci --no-audit --no-fund -w client -w shell -w worker -w demo-app -w e2e </dev/null)
+    break
+  fi
+done
 
 log "ok: wasm route '$(wasm_route)'$([ -n "$wbg" ] && echo ", wasm-bindgen $wbg")"

@@ -91,7 +91,6 @@ const APP_URL = originOf("ECHO_APP_URL", "http://app.localhost:8601");
 const SHELL = join(ROOT, "shell");
 const WORKER = join(ROOT, "worker");
 const DEMO = join(ROOT, "demo-app");
-const CLIENT = join(ROOT, "client");
 const PKG = process.env.ECHO_VAULT_PKG ? resolve(process.env.ECHO_VAULT_PKG) : join(ROOT, "pkg", "echo-vault");
 const NET_PKG = join(ROOT, "pkg", "echo-vault-net");
 // The vault's ICE servers (RTCConfiguration.iceServers, JSON): STUN/TURN for
@@ -176,6 +175,8 @@ async function bundle(site, entry, { define = {}, fixedName = null, format = "es
       bundle: true,
       format,
       platform: "browser",
+      // @echo/client's "source" export: its TypeScript, bundled from client/src.
+      conditions: ["source"],
       target: ["es2022"],
       minify: MINIFY,
       sourcemap: false,
@@ -193,7 +194,6 @@ async function bundle(site, entry, { define = {}, fixedName = null, format = "es
         ".ico": "file",
         ".woff2": "file",
       },
-      alias: clientAliases(),
       define,
       logLevel: "silent",
     });
@@ -230,19 +230,6 @@ async function bundle(site, entry, { define = {}, fixedName = null, format = "es
   }
   site.bundles.set(key, named);
   return named;
-}
-
-/** `client/` as a package name, if client/package.json names one. */
-function clientAliases() {
-  const manifest = join(CLIENT, "package.json");
-  if (!existsSync(manifest)) return {};
-  try {
-    const { name } = JSON.parse(readFileSync(manifest, "utf8"));
-    const index = ["src/index.ts", "src/main.ts"].map((p) => join(CLIENT, p)).find((p) => existsSync(p));
-    return name && index ? { [name]: index } : {};
-  } catch {
-    return {};
-  }
 }
 
 // --- HTML ----------------------------------------------------------------------

@@ -5,7 +5,7 @@
 // once (the engine holds the exclusive Web Lock "echo-engine"), answers every control port
 // `{engine: "ready"}` / `{engine: "failed"}` and forwards `attach` /
 // `attach_admin` to the engine (queued until it is ready).
-import type { RpcError } from "../client/src/protocol";
+import type { RpcError } from "@echo/client/protocol";
 import { Mirror, type MirrorOps, type MirrorState } from "./mirror";
 
 /** The second copy (mirror.ts), once the engine prepared it under its lock; its state for the diagnosis. */

@@ -3,6 +3,7 @@
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -16,6 +17,7 @@ export async function buildPages({ quiet = false, dist = join(here, 'dist'), def
     bundle: true,
     format: 'esm',
     platform: 'browser',
+    conditions: ['source'], // @echo/client from client/src
     target: 'es2022',
     minify: true,
     sourcemap: true,
@@ -26,7 +28,8 @@ export async function buildPages({ quiet = false, dist = join(here, 'dist'), def
   // Only the /slim entries may be bundled (the fullfat ones embed the wasm; we load it explicitly).
   const fat = Object.keys(result.metafile.inputs).filter((f) => /automerge\/dist\/.*fullfat/.test(f));
   if (fat.length) throw new Error(`fullfat automerge entry bundled: ${fat.join(', ')}`);
-  copyFileSync(join(here, 'node_modules/@automerge/automerge/dist/automerge.wasm'), join(dist, 'automerge.wasm'));
+  // Wherever npm put @automerge/automerge (the workspaces hoist it to the repository's node_modules).
+  copyFileSync(createRequire(join(here, 'package.json')).resolve('@automerge/automerge/automerge.wasm'), join(dist, 'automerge.wasm'));
   for (const p of PAGES) {
     writeFileSync(
       join(dist, `${p}.html`),

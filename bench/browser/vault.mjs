@@ -100,6 +100,7 @@ async function sites() {
     bundle: true,
     format: "esm",
     target: "es2022",
+    conditions: ["source"], // @echo/client from client/src
     define: { __VAULT_URL__: JSON.stringify(vaultUrl) },
     logLevel: "warning",
   });

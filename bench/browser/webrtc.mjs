@@ -37,8 +37,9 @@ const cfg = {
 const log = (s) => console.log(`[webrtc] ${s}`);
 
 if (!inLoopbackNamespace()) {
-  if (!existsSync(join(HERE, "node_modules"))) {
-    const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: HERE, stdio: "inherit" });
+  // The benchmarks' packages: a workspace of the repository's package.json, installed at its root.
+  if (!existsSync(join(ROOT, "node_modules", "yjs"))) {
+    const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: ROOT, stdio: "inherit" });
     if (r.status !== 0) process.exit(r.status ?? 1);
   }
   const r = runInLoopbackNamespace({ file: fileURLToPath(import.meta.url), cwd: ROOT, stdio: "inherit" });

@@ -13,7 +13,7 @@ import {
   type Space,
   type Subscription,
   type Vault,
-} from "../../client/src/index.js";
+} from "@echo/client";
 import {
   APP_ID,
   APP_PROPERTY,

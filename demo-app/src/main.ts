@@ -1,7 +1,7 @@
 // The task board's page: connection banner, lists, tasks, notes. Plain
 // DOM; every element tests use has a data-testid (see demo-app/README.md).
 
-import { connect, EchoError, type ConnectionState, type Space, type SpaceStatus } from "../../client/src/index.js";
+import { connect, EchoError, type ConnectionState, type Space, type SpaceStatus } from "@echo/client";
 import { Board } from "./board.js";
 import { vaultUrl } from "./config.js";
 import { byTestId, h } from "./dom.js";

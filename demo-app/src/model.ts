@@ -1,7 +1,7 @@
 // The task board's data, read from vault objects, and the rules the UI
 // applies to it (ordering, tags, due dates). No DOM, no vault calls.
 
-import { bool, num, refOf, str, strings, textOf, type EchoObject } from "../../client/src/index.js";
+import { bool, num, refOf, str, strings, textOf, type EchoObject } from "@echo/client";
 
 /** The property that marks the board's space. */
 export const APP_PROPERTY = "app";

@@ -5,7 +5,7 @@
 // predate our own edits); once all are acknowledged the note is read
 // afresh from the vault, which has them all.
 
-import { diffToSplice, rebaseSelection, spliceContext, type Splice } from "../../client/src/index.js";
+import { diffToSplice, rebaseSelection, spliceContext, type Splice } from "@echo/client";
 
 /** What NoteSync needs of a textarea. */
 export interface TextField {

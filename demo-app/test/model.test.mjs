@@ -1,7 +1,7 @@
 // The board's rules: objects → lists/tasks, due dates, overdue, tags, order, the board's space.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { objectFromWire } from "../.test-build/client/src/index.js";
+import { objectFromWire } from "@echo/client";
 import {
   listFromObject, taskFromObject, isDate, today, isOverdue, byOrder, nextOrder, parseTags, formatTags, allTags, visibleTasks, cleanName, findBoardSpace,
 } from "../.test-build/demo-app/src/model.js";

@@ -2,7 +2,7 @@
 // remote states held back while local splices are unacknowledged.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { applySplice } from "../.test-build/client/src/index.js";
+import { applySplice } from "@echo/client";
 import { NoteSync } from "../.test-build/demo-app/src/note.js";
 
 /** A textarea's value and selection, as an input event leaves them. */

@@ -65,6 +65,9 @@ export async function buildSites(dir, { vaultUrl, appUrl }) {
     await cp(resolve(process.env.E2E_VAULT_PKG), join(dir, "pkg", "echo-vault"), { recursive: true });
   }
   await symlink(TOOLS_ROOT, join(dir, ".tools"));
+  // The copy's own workspace link: its pages import the SDK by name (@echo/client → its client/).
+  await mkdir(join(dir, "node_modules", "@echo"), { recursive: true });
+  await symlink(join(dir, "client"), join(dir, "node_modules", "@echo", "client"));
   const r = spawnSync(process.execPath, [join(dir, "scripts", "web-build.mjs"), "--no-check"], {
     cwd: dir,
     encoding: "utf8",
@@ -85,6 +88,7 @@ export async function buildProbe(dir, vaultUrl) {
     bundle: true,
     format: "esm",
     target: "es2022",
+    conditions: ["source"], // @echo/client from client/src
     define: { __VAULT_URL__: JSON.stringify(vaultUrl) },
     logLevel: "warning",
   });

@@ -1,8 +1,8 @@
 // The e2e tests' probe app: the SDK (client/src) plus raw access to the vault's
 // shell, exposed as window.probe for page.evaluate. Served as an app site
 // (app.localhost / other.localhost) by echo-signal --app-dir.
-import * as echo from "../../client/src/index.ts";
-import type { Vault } from "../../client/src/index.ts";
+import * as echo from "@echo/client";
+import type { Vault } from "@echo/client";
 
 declare const __VAULT_URL__: string;
 const VAULT_URL = __VAULT_URL__;

@@ -12,7 +12,7 @@ import type {
   Role,
   RpcError,
   VaultSpace,
-} from "../../client/src/protocol";
+} from "@echo/client/protocol";
 
 /** A failed admin call. `code` is the engine's (`rpc.*`, …) or `admin.*` of this client. */
 export class AdminError extends Error {

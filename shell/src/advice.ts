@@ -2,7 +2,7 @@
 // app (docs/browser-vault.md, section 8): the refusal's message names the
 // setting in the browser they use, in that browser's own words, and links
 // the vault's help page (/help.html), which explains each browser at length.
-import type { RpcError } from "../../client/src/protocol";
+import type { RpcError } from "@echo/client/protocol";
 
 /** The browsers the help page has a section for (its anchors). */
 export type Browser = "chrome" | "edge" | "firefox" | "safari" | "other";

@@ -12,7 +12,7 @@
 //
 // What the popup shows checked is exactly what the app will get: the spaces
 // it has now and those it created, and nothing it is not shown.
-import type { AppGrant, VaultSpace } from "../../client/src/protocol";
+import type { AppGrant, VaultSpace } from "@echo/client/protocol";
 import { describeError, type AdminClient } from "./admin-client";
 import { byId, h, replace } from "./dom";
 import { errorText, openAdmin, refuseFraming, spaceName } from "./page";

@@ -1,7 +1,7 @@
 // The control messages between vault pages and the engine worker
 // (docs/browser-vault.md, section 2), and the browser APIs the shell uses
 // that TypeScript's DOM lib does not describe yet.
-import type { RpcError } from "../../client/src/protocol";
+import type { RpcError } from "@echo/client/protocol";
 
 /** Page → engine on the control port. */
 export type ControlMessage =

@@ -18,7 +18,7 @@
 // asks to share, and when the invitation ends it tells the app the outcome
 // (`{echo: "invite_result", state, space?}`) — never a code. A guest that
 // joins from an app lets that app open the joined space.
-import type { InvitationInfo, InvitationState, Role } from "../../client/src/protocol";
+import type { InvitationInfo, InvitationState, Role } from "@echo/client/protocol";
 import { describeError, type AdminClient } from "./admin-client";
 import { byId } from "./dom";
 import { loadNetModule } from "./net";

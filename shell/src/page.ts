@@ -1,6 +1,6 @@
 // What the top-level vault pages (consent popup, manage page) share: joining
 // the engine as a first party and an admin connection to it.
-import type { RpcError, Value, VaultSpace } from "../../client/src/protocol";
+import type { RpcError, Value, VaultSpace } from "@echo/client/protocol";
 import { AdminClient } from "./admin-client";
 import { globalScope, type EngineStatus } from "./control";
 import { joinEngine, type EngineLink } from "./engine";

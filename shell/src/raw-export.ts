@@ -4,7 +4,7 @@
 // The file is JSON: {format: "echo-vault-raw-1", database, store, exported_at, entries: [{key, bytes}]}, each
 // value as standard base64. It holds the vault's records, its space chunks (the data) and its sealed keys;
 // the key that unseals them stays in the browser (a non-extractable key in `echo-vault-keys`).
-import { bytesToBase64 } from "../../client/src/values";
+import { bytesToBase64 } from "@echo/client/values";
 
 /** The engine's database and object store (vault-wasm/src/engine.rs DATABASE, src/idb.rs CHUNKS). */
 export const VAULT_DATABASE = "echo-vault";

@@ -6,7 +6,7 @@
 // the page shows a "Connect to your vault" button (the SDK shows the frame
 // in the app's slot); the click asks the browser, and the page tells the
 // app what it answered (`{echo: "access", result}`).
-import type { RpcError } from "../../client/src/protocol";
+import type { RpcError } from "@echo/client/protocol";
 import { blockedAdvice } from "./advice";
 import {
   globalScope,

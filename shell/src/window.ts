@@ -13,7 +13,7 @@
 // postMessage names its target origin. Closing this window ends the app
 // connections it made (their lifeline is this page's Web Lock), and the app
 // shows that it is disconnected, with one click to open the window again.
-import type { RpcError } from "../../client/src/protocol";
+import type { RpcError } from "@echo/client/protocol";
 import { globalScope, rpcError } from "./control";
 import { byId } from "./dom";
 import { joinEngine, type EngineLink } from "./engine";

@@ -14,7 +14,7 @@
 //   by the driver; they are kept in `pending`).
 import './instrument.js';
 import { installDriver } from './driver.js';
-import { connect, query, where, mutation, text } from '../../../client/src/index.ts';
+import { connect, query, where, mutation, text } from '@echo/client';
 
 const VAULT_URL = typeof __ECHO_VAULT_URL__ === 'string' ? __ECHO_VAULT_URL__ : `http://vault.localhost:${location.port}`;
 

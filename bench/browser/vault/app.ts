@@ -1,7 +1,7 @@
 // App side of the vault's own browser benchmarks (bench/browser/vault.mjs):
 // the RPC round trip beside its two floors, creates until durable, and
 // reload → first query. Built on client/ like any app.
-import { connect, query, where, mutation, type Vault, type Space } from "../../../client/src/index";
+import { connect, query, where, mutation, type Vault, type Space } from "@echo/client";
 import { makeObject } from "../src/data.js";
 
 declare const __VAULT_URL__: string;
