@@ -55,6 +55,8 @@ type Attach =
 
 type EngineStatus =
   | { engine: "ready" }
+  // This SharedWorker cannot run the engine (it cannot keep a CryptoKey in IndexedDB): pages use a dedicated worker.
+  | { engine: "dedicated_only"; error: RpcError }
   | { engine: "failed"; error: RpcError }
   | { engine: "crashed"; error: RpcError };
 
@@ -91,6 +93,84 @@ async function loadEngine(): Promise<VaultEngine> {
   return await wasm.VaultEngine.start();
 }
 
+/** The probe's own database: never one of the engine's (`echo-vault`, `echo-vault-keys`). */
+const PROBE_DB = "echo-probe-key-storage";
+/** A probe that has not answered by then counts as passed: the engine's own start says what is wrong. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Whether this worker can keep a non-extractable CryptoKey in IndexedDB, as the engine's keyring must (its
+ * wrapping key, vault-wasm keyring.rs). WebKit's SharedWorker cannot (DataCloneError), its dedicated worker
+ * can. The probe puts a fresh key into a throw-away store of a database of its own, inside the upgrade
+ * transaction, which it then aborts (nothing is written), and deletes that database. Only a DataCloneError
+ * says false; anything else (no IndexedDB, storage blocked, no WebCrypto, too slow) says true and leaves it to
+ * the engine's start to report what is wrong, as before.
+ */
+async function probeKeyStorage(): Promise<boolean> {
+  let key: CryptoKey;
+  try {
+    key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+  } catch {
+    return true;
+  }
+  const verdict = new Promise<boolean>((resolve) => {
+    let request: IDBOpenDBRequest;
+    try {
+      request = indexedDB.open(PROBE_DB, 1);
+    } catch {
+      resolve(true);
+      return;
+    }
+    const cloneError = (error: unknown): boolean => (error as { name?: unknown } | null)?.name === "DataCloneError";
+    request.onupgradeneeded = () => {
+      const tx = request.transaction;
+      if (!tx) return resolve(true);
+      const abort = (keeps: boolean): void => {
+        resolve(keeps);
+        try {
+          tx.abort();
+        } catch {
+          // Already finished.
+        }
+      };
+      try {
+        const put = request.result.createObjectStore("probe").put(key, "key");
+        put.onsuccess = () => abort(true);
+        put.onerror = (event) => {
+          event.preventDefault();
+          abort(!cloneError(put.error));
+        };
+      } catch (error) {
+        abort(!cloneError(error));
+      }
+    };
+    // Aborted as intended (error), or an existing probe database of the same version (success: close it).
+    request.onsuccess = () => {
+      request.result.close();
+      resolve(true);
+    };
+    request.onerror = (event) => {
+      event.preventDefault();
+      resolve(true);
+    };
+    request.onblocked = () => resolve(true);
+  });
+  const keeps = await Promise.race([verdict, new Promise<boolean>((resolve) => setTimeout(() => resolve(true), PROBE_TIMEOUT_MS))]);
+  try {
+    const removing = indexedDB.deleteDatabase(PROBE_DB);
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        removing.onsuccess = removing.onerror = removing.onblocked = () => resolve();
+      }),
+      new Promise<void>((resolve) => setTimeout(resolve, PROBE_TIMEOUT_MS)),
+    ]);
+  } catch {
+    // Nothing was written; a leftover empty probe database is deleted by the next probe.
+  }
+  if (!keeps) console.warn("echo-engine: this SharedWorker cannot store a CryptoKey in IndexedDB; pages use a dedicated worker");
+  return keeps;
+}
+
 /**
  * Starts the engine once. VaultEngine.start() itself holds the exclusive Web
  * Lock "echo-engine" for the life of this worker (vault-wasm's engine.rs), so
@@ -111,19 +191,35 @@ function start(): void {
       },
     });
   }, START_TIMEOUT_MS);
-  loadEngine().then(
-    (started) => {
+  const begin = isShared ? probeKeyStorage() : Promise.resolve(true);
+  begin
+    .then((keeps) => {
+      if (keeps) return loadEngine();
       clearTimeout(slow);
-      engine = started;
-      setStatus({ engine: "ready" });
-      mirror?.copyKeys().catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
-    },
-    (error: unknown) => {
-      clearTimeout(slow);
-      console.error("echo-engine: cannot start", error);
-      setStatus({ engine: "failed", error: toRpcError(error) });
-    },
-  );
+      // Not a failure of the vault: pages start the engine in a dedicated worker instead (shell/src/engine.ts).
+      setStatus({
+        engine: "dedicated_only",
+        error: {
+          code: "rpc.internal",
+          message: "This browser's SharedWorker cannot keep the vault's key in IndexedDB (DataCloneError); the vault runs its engine in a dedicated worker.",
+        },
+      });
+      return null;
+    })
+    .then(
+      (started) => {
+        if (started === null) return;
+        clearTimeout(slow);
+        engine = started;
+        setStatus({ engine: "ready" });
+        mirror?.copyKeys().catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
+      },
+      (error: unknown) => {
+        clearTimeout(slow);
+        console.error("echo-engine: cannot start", error);
+        setStatus({ engine: "failed", error: toRpcError(error) });
+      },
+    );
 }
 
 /**
@@ -209,7 +305,7 @@ function deliver(attach: Attach): void {
     }
     return;
   }
-  if (status?.engine === "failed" || status?.engine === "crashed") refuse(attach, status.error);
+  if (status?.engine === "failed" || status?.engine === "crashed" || status?.engine === "dedicated_only") refuse(attach, status.error);
   else queued.push(attach);
 }
 
@@ -247,8 +343,8 @@ interface Diagnosis {
   wasm_bytes: number | null;
   connections: number | null;
   status: EngineStatus["engine"] | null;
-  /** The second copy at start: none (no storage buckets), in_sync, seeded, restored, both_lost. */
-  mirror: MirrorState | null;
+  /** The second copy at start (none: no storage buckets; in_sync, seeded, restored, both_lost), or behind. */
+  mirror: MirrorState | "behind" | null;
 }
 
 function diagnose(): Diagnosis {
@@ -258,7 +354,12 @@ function diagnose(): Diagnosis {
   } catch {
     // A trapped engine answers nothing.
   }
-  return { wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null, connections, status: status?.engine ?? null, mirror: mirrorState };
+  return {
+    wasm_bytes: wasmMemory ? wasmMemory.buffer.byteLength : null,
+    connections,
+    status: status?.engine ?? null,
+    mirror: mirror?.behind ? "behind" : mirrorState,
+  };
 }
 
 /**
@@ -318,13 +419,16 @@ function addControl(send: (message: EngineStatus) => void): void {
   if (status) send(status);
 }
 
+/** A SharedWorker (control ports arrive by `connect`), else the fallback's dedicated worker. */
+const isShared = "onconnect" in self;
+
 const scope = self as unknown as {
   onconnect?: ((event: MessageEvent) => void) | null;
   onmessage: ((event: MessageEvent) => void) | null;
   postMessage(message: unknown): void;
 };
 
-if ("onconnect" in scope) {
+if (isShared) {
   scope.onconnect = (event: MessageEvent) => {
     const port = event.ports[0];
     if (!port) return;

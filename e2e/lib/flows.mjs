@@ -1,7 +1,10 @@
 // The vault's core flows, written once against the driver interface of lib/browsers.mjs so that every engine
 // runs the same steps (e2e/15-browsers.test.mjs). Each flow is `{name, run(ctx)}`; they run in order on one
-// browser and share `ctx`: {browser, sites, offline(), state: {...}}. What they check mirrors the Chromium
-// tests 01 (demo app, reload), 02 (a second tab live), 03 (consent, revoke), 08 (offline reload).
+// browser and share `ctx`: {browser, sites, offline(), window, state: {...}}. What they check mirrors the Chromium
+// tests 01 (demo app, reload), 02 (a second tab live), 03 (consent, revoke), 08 (offline reload), and 16 (the vault
+// window): with `ctx.window` (an engine whose cross-site iframe never reaches the vault's storage: WebKit) the
+// app first settles in storage_partitioned and the person clicks its "Open your vault" — the first-party vault
+// window — wherever the flow connects.
 import assert from "node:assert/strict";
 
 /** Every state the probe's SDK can settle in (anything but "connecting"). */
@@ -35,13 +38,30 @@ export async function allowProbe(browser, page) {
   assert.equal(access.value.allowed, true);
 }
 
+/**
+ * With `ctx.window`: the SDK settled in storage_partitioned (the iframe cannot reach the vault), the person
+ * clicks the probe's "Open your vault" and the app reaches the vault through its window. Returns the state the
+ * SDK then settles in (`state` unchanged without `ctx.window`).
+ */
+export async function throughWindow(ctx, page, state) {
+  if (!ctx.window) return state;
+  assert.equal(state, "storage_partitioned", "the vault's iframe cannot reach the vault's storage here");
+  const t0 = Date.now();
+  await page.click("#open-window");
+  const reached = await page.waitFor(() => ["not_authorized", "connected"].includes(window.probe.vault.state) && window.probe.vault.state, null, { timeoutMs: 10000, what: "the app to reach the vault through its window" });
+  ctx.log(`"Open your vault" → ${reached} through the vault window in ${Date.now() - t0} ms`);
+  assert.equal(await page.evaluate(() => window.probe.vault.via), "window");
+  return reached;
+}
+
 export const FLOWS = [
   {
     name: "connect: the app reaches the vault and is told consent is required",
     async run(ctx) {
       const t0 = Date.now();
-      const [page, st] = await openProbe(ctx.browser, ctx.sites.probeA);
-      ctx.log(`connect → ${st} in ${Date.now() - t0} ms`);
+      const [page, settled] = await openProbe(ctx.browser, ctx.sites.probeA);
+      ctx.log(`connect → ${settled} in ${Date.now() - t0} ms`);
+      const st = await throughWindow(ctx, page, settled);
       assert.equal(st, "not_authorized", `the SDK settled in ${st}`);
       assert.equal(await page.evaluate(() => window.probe.vault.consent), "required");
       const r = await page.evaluate(async () => window.probe.settle(window.probe.vault.spaces.list()));
@@ -104,6 +124,10 @@ export const FLOWS = [
       await page.reload();
       await page.waitFor(() => window.probe !== undefined, null, { what: "the probe app" });
       await page.evaluate(() => void window.probe.start({}));
+      if (ctx.window) {
+        const settled = await page.waitFor(() => window.probe.vault?.state !== "connecting" && window.probe.vault?.state, null, { what: "the SDK to settle after reload" });
+        await throughWindow(ctx, page, settled);
+      }
       await page.waitFor(() => window.probe.vault?.state === "connected", null, { what: "connected after reload" });
       const r = await page.evaluate(async ({ space, a, doc }) => {
         const s = window.probe.vault.space(space);
@@ -115,8 +139,8 @@ export const FLOWS = [
   {
     name: "a second tab: a live query there sees the first tab's writes without reload",
     async run(ctx) {
-      const [second, st] = await openProbe(ctx.browser, ctx.sites.probeA);
-      assert.equal(st, "connected");
+      const [second, settled] = await openProbe(ctx.browser, ctx.sites.probeA);
+      assert.equal(await throughWindow(ctx, second, settled), "connected");
       await second.evaluate(async (space) => {
         const { vault, echo } = window.probe;
         window.seen = [];
@@ -168,6 +192,18 @@ export const FLOWS = [
       const { browser, sites } = ctx;
       const ready = () => document.querySelector("[data-testid=board]")?.dataset.ready === "true";
       const page = await browser.newPage(`${sites.demo}/`);
+      // Where the iframe cannot reach the vault: the demo's "Open your vault", and that window serves the app.
+      const openWindow = async () => {
+        await page.waitFor(() => document.querySelector("[data-testid=state]")?.dataset.state === "storage_partitioned", null, { what: "the demo app offering its vault window" });
+        return browser.popup(() => page.click("[data-testid=open-window]"));
+      };
+      const vaultWindow = ctx.window ? await openWindow() : null;
+      // After a reload of the app, a returning person clicks "Open your vault" once (the window reloads).
+      const againThroughWindow = async (when) => {
+        if (!vaultWindow) return;
+        await page.waitFor(() => document.querySelector("[data-testid=state]")?.dataset.state === "storage_partitioned", null, { what: `the demo app offering its vault window, ${when}` });
+        await page.click("[data-testid=open-window]");
+      };
       await page.waitFor(() => document.querySelector("[data-testid=state]")?.dataset.state === "not_authorized", null, { what: "the demo app asking to connect" });
       const popup = await browser.popup(() => page.click("[data-testid=connect]"));
       await popup.focus();
@@ -192,14 +228,22 @@ export const FLOWS = [
       };
       await page.waitFor(cached, null, { what: "the demo app's service worker" });
       await page.reload(); // the vault iframe is controlled by its service worker from its second load on
+      await againThroughWindow("after an online reload");
       await page.waitFor(ready, null, { what: "the board after an online reload" });
       await page.waitFor(cached, null, { what: "the demo app's service worker" });
-      await page.inFrame(`${sites.vault}/vault.html`, cached).then((n) => assert.ok(n > 0, "the vault iframe's service worker has cached the vault"));
+      if (vaultWindow) {
+        await vaultWindow.waitFor(cached, null, { what: "the vault window's service worker" });
+      } else {
+        await page.inFrame(`${sites.vault}/vault.html`, cached).then((n) => assert.ok(n > 0, "the vault iframe's service worker has cached the vault"));
+      }
 
       const how = await ctx.offline(page);
       ctx.log(`offline: ${how}`);
       const t0 = Date.now();
       await page.reload();
+      // The window is still open (its opener only reloaded): "Open your vault" loads it anew — offline, from the
+      // vault's service worker.
+      await againThroughWindow("offline");
       await page.waitFor(ready, null, { what: "the board, offline" });
       ctx.log(`offline reload → board ready in ${Date.now() - t0} ms`);
       assert.equal(await page.evaluate(() => document.querySelector("[data-testid=state]").dataset.state), "connected");
@@ -209,6 +253,7 @@ export const FLOWS = [
       await page.click("[data-testid=add-task]");
       await page.waitFor(hasTask, "Added offline", { what: "the task added offline" });
       await page.reload();
+      await againThroughWindow("offline, again");
       await page.waitFor(ready, null, { what: "the board, offline again" });
       await page.click("[data-testid=list-Trip]");
       await page.waitFor(hasTask, "Added offline", { what: "the offline task after another reload" });

@@ -2,7 +2,9 @@
 // a SharedWorker when the page has one, else the dedicated-worker fallback —
 // one leader page (Web Lock "echo-engine-leader") runs a dedicated Worker and
 // the other vault pages relay their connections to it over
-// BroadcastChannel("echo-engine-bus").
+// BroadcastChannel("echo-engine-bus"). A SharedWorker that cannot run the
+// engine (it says `dedicated_only`: WebKit's cannot keep a CryptoKey in
+// IndexedDB) sends the page to the fallback too, and this tab remembers it.
 import {
   BUS_NAME,
   ENGINE_URL,
@@ -31,8 +33,9 @@ export interface EngineLink {
   /**
    * Hands the engine the port of this page's WebRTC driver; false when this
    * page cannot (a fallback page that relays to another page's engine).
+   * A promise while the page does not know yet which worker it joins.
    */
-  attachNet(port: MessagePort): boolean;
+  attachNet(port: MessagePort): boolean | Promise<boolean>;
   /**
    * The person chose to start a new vault where the browser deleted the old one's storage (the engine
    * failed with `rpc.storage_lost`): every vault page reloads and a new, empty vault starts.
@@ -50,14 +53,33 @@ export function joinEngine(scope: StorageScope): EngineLink {
 }
 
 function joinWorker(scope: StorageScope): EngineLink {
-  if (scope.sharedWorker) {
+  if (scope.sharedWorker && !rememberedDedicated()) {
     try {
-      return new SharedLink(scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }), holdLifeline(scope.locks));
+      return new SharedFirstLink(scope, scope.sharedWorker(ENGINE_URL, { ...SHARED_WORKER_OPTIONS }));
     } catch (error) {
       console.warn("echo: SharedWorker failed, using a dedicated worker", error);
     }
   }
   return new FallbackLink(scope);
+}
+
+/** This tab's note that the SharedWorker cannot run the engine here (sessionStorage: later pages skip it). */
+const DEDICATED_KEY = "echo-engine-dedicated-only";
+
+function rememberedDedicated(): boolean {
+  try {
+    return sessionStorage.getItem(DEDICATED_KEY) === "1";
+  } catch {
+    return false;
+  }
+}
+
+function rememberDedicated(): void {
+  try {
+    sessionStorage.setItem(DEDICATED_KEY, "1");
+  } catch {
+    // No session storage here: the next page asks the SharedWorker again (it answers at once).
+  }
 }
 
 /** Reloads after a crash at most this often within CRASH_WINDOW_MS (then stays, saying why). */
@@ -163,11 +185,17 @@ class SharedLink extends BaseLink implements EngineLink {
   /** This page's lifeline lock, once held (connections are attached after it is). */
   private readonly lifeline: Promise<string | null>;
 
-  constructor(worker: SharedWorker, lifeline: Promise<string | null>) {
+  /** `dedicatedOnly`: called when the worker says it cannot run the engine (`{engine: "dedicated_only"}`). */
+  constructor(worker: SharedWorker, lifeline: Promise<string | null>, dedicatedOnly: () => void) {
     super();
     this.lifeline = lifeline;
     this.port = worker.port;
     this.port.onmessage = (event) => {
+      if ((event.data as { engine?: unknown } | null)?.engine === "dedicated_only") {
+        this.port.close();
+        dedicatedOnly();
+        return;
+      }
       const status = asStatus(event.data);
       if (status) this.setStatus(status);
     };
@@ -202,6 +230,66 @@ class SharedLink extends BaseLink implements EngineLink {
   startNewVault(): void {
     const message: ControlMessage = { start_new_vault: {} };
     this.port.postMessage(message);
+  }
+}
+
+/**
+ * The SharedWorker first, and the dedicated-worker fallback when the SharedWorker says it cannot run the engine
+ * in this browser (`dedicated_only`, before it starts any engine: WebKit's SharedWorker cannot store the
+ * engine's wrapping key, a CryptoKey, in IndexedDB). Until the SharedWorker's first word the page's
+ * connections wait here — in the worker they would wait for the engine just the same.
+ */
+class SharedFirstLink extends BaseLink implements EngineLink {
+  private inner: EngineLink | null = null;
+  private readonly waiting: Array<(link: EngineLink) => void> = [];
+
+  constructor(scope: StorageScope, worker: SharedWorker) {
+    super();
+    const shared: SharedLink = new SharedLink(worker, holdLifeline(scope.locks), () => {
+      if (this.inner) return;
+      rememberDedicated();
+      console.info("echo: this browser's SharedWorker cannot run the vault engine; using a dedicated worker");
+      const fallback = new FallbackLink(scope);
+      this.use(fallback);
+      fallback.onStatus((status) => this.setStatus(status));
+      fallback.onDisconnect(() => this.disconnected());
+    });
+    shared.onStatus((status) => {
+      this.use(shared);
+      if (this.inner === shared) this.setStatus(status);
+    });
+  }
+
+  get kind(): "shared" | "fallback" {
+    return this.inner?.kind ?? "shared";
+  }
+
+  private use(link: EngineLink): void {
+    if (this.inner) return;
+    this.inner = link;
+    for (const run of this.waiting.splice(0)) run(link);
+  }
+
+  private then<T>(run: (link: EngineLink) => T): T | Promise<T> {
+    if (this.inner) return run(this.inner);
+    return new Promise<T>((resolve) => this.waiting.push((link) => resolve(run(link))));
+  }
+
+  attachApp(origin: string, port: MessagePort): void {
+    void this.then((link) => link.attachApp(origin, port));
+  }
+
+  attachAdmin(port: MessagePort): void {
+    void this.then((link) => link.attachAdmin(port));
+  }
+
+  attachNet(port: MessagePort): boolean | Promise<boolean> {
+    if (this.inner) return this.inner.attachNet(port);
+    return new Promise<boolean>((resolve) => this.waiting.push((link) => resolve(link.attachNet(port))));
+  }
+
+  startNewVault(): void {
+    void this.then((link) => link.startNewVault());
   }
 }
 

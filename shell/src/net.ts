@@ -70,7 +70,7 @@ export function joinNetElection(link: EngineLink, scope: StorageScope, onRole: (
     try {
       const module = await loaded;
       const channel = new MessageChannel();
-      if (!link.attachNet(channel.port2)) {
+      if (!(await link.attachNet(channel.port2))) {
         onRole("unavailable");
         return;
       }
