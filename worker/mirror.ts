@@ -24,6 +24,32 @@ interface StorageBucketManager {
   open(name: string, options?: { durability?: "strict" | "relaxed"; persisted?: boolean }): Promise<StorageBucket>;
 }
 
+/**
+ * The mirror is behind the default databases (a write it missed, or one it did not commit in time): said in the
+ * Cache API (storage apart from IndexedDB, like the engine's marker, vault-wasm marker.rs), so that a mirror
+ * stuck mid-write is never restored from; `prepare` seeds it again and forgets the flag.
+ */
+const BEHIND_CACHE = "echo-marker";
+const BEHIND_KEY = `echo-mirror-behind/${CHUNKS.db}`;
+
+/** How long a batch may take in the mirror before the engine answers without it (the mirror then counts as behind). */
+const MIRROR_WRITE_TIMEOUT_MS = 5_000;
+
+async function setBehind(behind: boolean): Promise<void> {
+  const cache = await caches.open(BEHIND_CACHE);
+  if (behind) await cache.put(BEHIND_KEY, new Response("behind"));
+  else await cache.delete(BEHIND_KEY);
+}
+
+async function isBehind(): Promise<boolean> {
+  try {
+    return (await (await caches.open(BEHIND_CACHE)).match(BEHIND_KEY)) !== undefined;
+  } catch {
+    // No Cache API here: a mirror that fell behind also deletes its identity record where it can.
+    return false;
+  }
+}
+
 /** One batch as the engine hands it over: [key, bytes] puts and [key] deletes, in order. */
 export type MirrorOps = Array<[string, Uint8Array] | [string]>;
 
@@ -123,8 +149,10 @@ export class Mirror {
       count(keys, KEYS.store),
     ]);
     const here = mine !== undefined;
-    // A mirror restores only with its wrapping key (copied once the engine made it).
-    const there = theirs !== undefined && mirrorKeyCount > 0;
+    // A mirror restores only with its wrapping key (copied once the engine made it), and never one that fell
+    // behind (a write it missed or did not commit in time).
+    const behind = await isBehind();
+    const there = theirs !== undefined && mirrorKeyCount > 0 && !behind;
     let state: MirrorState;
     if (here && there && sameBytes(mine, theirs)) {
       state = "in_sync";
@@ -141,6 +169,7 @@ export class Mirror {
       // one wins): a copy of the default databases as they are.
       await replaceAll(mirrorKeys, KEYS.store, await readAll(keys, KEYS.store));
       await replaceAll(mirrorChunks, CHUNKS.store, await readAll(chunks, CHUNKS.store));
+      if (behind) await setBehind(false).catch(() => {});
       state = "seeded";
     } else {
       // Neither holds a vault: a first run (or both lost, which the engine's marker tells).
@@ -167,17 +196,20 @@ export class Mirror {
     }
   }
 
-  /** Set once a batch could not be written: this copy misses a write and is no longer one to restore from. */
+  /** Set once a batch was not written in time or failed: this copy is behind and no longer one to restore from. */
   private broken = false;
 
   /**
-   * Writes one batch of the engine (the same it writes to the default bucket, as durably). Never
-   * rejects: a batch the mirror cannot take (say, over its quota) leaves it behind the default databases, so
-   * it forgets its vault record — it is not restored from, and `prepare` seeds it again at the next start.
+   * Writes one batch of the engine (the same it writes to the default bucket, as durably). Never rejects and
+   * never waits more than MIRROR_WRITE_TIMEOUT_MS: a batch the mirror fails (say, over its quota) or does not
+   * commit in time (seen: a transaction of the bucket that never ended, in Chromium, after a hostile page
+   * opened 10,000 connections) leaves it behind the default databases — it is flagged as behind outside
+   * IndexedDB and no longer written, so it is never restored from, and `prepare` seeds it again at the next start.
    */
   async apply(ops: MirrorOps, relaxed = false): Promise<void> {
     if (this.broken) return;
-    try {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const write = (async () => {
       const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: relaxed ? "relaxed" : "strict" });
       const s = tx.objectStore(CHUNKS.store);
       for (const op of ops) {
@@ -185,23 +217,38 @@ export class Mirror {
         else s.delete(op[0]);
       }
       await done(tx);
+    })();
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the mirror did not commit within ${MIRROR_WRITE_TIMEOUT_MS} ms`)), MIRROR_WRITE_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([write, late]);
     } catch (error) {
       this.broken = true;
-      console.error("echo-engine: the mirror missed a write; it is seeded again at the next start", error);
+      console.error("echo-engine: the mirror fell behind; it is seeded again at the next start", error);
+      await setBehind(true).catch((again: unknown) => console.error("echo-engine: cannot flag the mirror as behind", again));
+      // And where the transaction store still works, its vault record goes too (not awaited: it may wait behind
+      // the stuck transaction).
       try {
-        const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: "strict" });
-        tx.objectStore(CHUNKS.store).delete(IDENTITY_KEY);
-        await done(tx);
-      } catch (again) {
-        console.error("echo-engine: the mirror cannot be marked as behind", again);
+        this.chunks.transaction(CHUNKS.store, "readwrite").objectStore(CHUNKS.store).delete(IDENTITY_KEY);
+      } catch {
+        // The connection is gone: the flag says it.
       }
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** Whether the mirror fell behind in this run (the diagnosis). */
+  get behind(): boolean {
+    return this.broken;
   }
 
   /** The person starts a new vault: the mirror forgets the old one too. */
   async clear(): Promise<void> {
     await replaceAll(this.keys, KEYS.store, []);
     await replaceAll(this.chunks, CHUNKS.store, []);
+    await setBehind(false).catch(() => {});
   }
 
 }
