@@ -13,8 +13,7 @@
 // result}`): granted → the frame hides and the connection asks again.
 
 import { EchoError } from "./errors.js";
-import type { RpcError } from "./protocol.js";
-import { portLink, type RefusedState, type Transport, type TransportSink } from "./transport.js";
+import { connectedPort, echoMessage, portLink, refusedState, type Transport, type TransportSink } from "./transport.js";
 
 /** Options of [`IframeTransport`]. */
 export interface IframeTransportOptions {
@@ -197,26 +196,18 @@ export class IframeTransport implements Transport {
   }
 
   private windowMessage(event: MessageEvent): void {
-    if (this.closed || !this.iframe || event.source !== this.iframe.contentWindow || event.origin !== this.origin) return;
-    const data: unknown = event.data;
-    if (!data || typeof data !== "object" || typeof (data as { echo?: unknown }).echo !== "string") return;
-    const msg = data as { echo: string; state?: unknown; error?: RpcError; ask?: unknown; result?: unknown };
+    const msg = this.closed ? null : echoMessage(event, this.iframe?.contentWindow, this.origin);
+    if (!msg) return;
     if (msg.echo === "connected") {
-      const port = event.ports[0];
+      const port = connectedPort(event, this.asking);
       if (!port) return;
-      if (!this.asking) {
-        // An answer to a retried connect: one port is enough.
-        port.close();
-        return;
-      }
       this.stop();
       this.sink?.link(portLink(port));
     } else if (msg.echo === "refused") {
       if (!this.asking) return;
       this.stop();
       // not_authorized: the app has no origin the vault can serve (a sandboxed frame, origin "null").
-      const state: RefusedState =
-        msg.state === "storage_partitioned" ? "storage_partitioned" : msg.state === "not_authorized" ? "not_authorized" : "storage_blocked";
+      const state = refusedState(msg.state);
       const error = msg.error
         ? EchoError.fromWire(msg.error)
         : state === "not_authorized"

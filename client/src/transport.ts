@@ -7,7 +7,7 @@
 // (window.ts); switch.ts moves one connection from one way to another.
 
 import type { EchoError } from "./errors.js";
-import type { ConnectionState } from "./protocol.js";
+import type { ConnectionState, RpcError } from "./protocol.js";
 
 /**
  * One link to the engine: an app port. The connection posts JSON text on
@@ -94,4 +94,38 @@ export function portLink(port: MessagePort): Link {
       }
     },
   };
+}
+
+/**
+ * A vault page's message to the app (`{echo: …}`: the iframe shell's, the vault window's), when it comes from
+ * `source` on the vault's `origin`; null for anything else, which is not the vault's.
+ */
+export function echoMessage(
+  event: MessageEvent,
+  source: MessageEventSource | null | undefined,
+  origin: string,
+): { echo: string; state?: unknown; error?: RpcError; ask?: unknown; result?: unknown } | null {
+  if (!source || event.source !== source || event.origin !== origin) return null;
+  const data: unknown = event.data;
+  if (!data || typeof data !== "object" || typeof (data as { echo?: unknown }).echo !== "string") return null;
+  return data as { echo: string; state?: unknown; error?: RpcError; ask?: unknown; result?: unknown };
+}
+
+/**
+ * The port of an `{echo: "connected"}` for the connect that is `asking`; an answer to a retried connect after
+ * the first (nobody asking any more) has its port closed: one port is enough.
+ */
+export function connectedPort(event: MessageEvent, asking: boolean): MessagePort | null {
+  const port = event.ports[0];
+  if (!port) return null;
+  if (!asking) {
+    port.close();
+    return null;
+  }
+  return port;
+}
+
+/** A refusal's state as the SDK names it (anything unknown: storage blocked). */
+export function refusedState(state: unknown): RefusedState {
+  return state === "storage_partitioned" ? "storage_partitioned" : state === "not_authorized" ? "not_authorized" : "storage_blocked";
 }

@@ -10,8 +10,7 @@
 // app calls `reconnect()` from a click, which opens the window again.
 
 import { EchoError } from "./errors.js";
-import type { RpcError } from "./protocol.js";
-import { portLink, type RefusedState, type Transport, type TransportSink } from "./transport.js";
+import { connectedPort, echoMessage, portLink, refusedState, type Transport, type TransportSink } from "./transport.js";
 
 /** Options of [`WindowTransport`]. */
 export interface WindowTransportOptions {
@@ -179,31 +178,23 @@ export class WindowTransport implements Transport {
   }
 
   private windowMessage(event: MessageEvent): void {
-    if (this.closed || !this.popup || event.source !== this.popup || event.origin !== this.origin) return;
-    const data: unknown = event.data;
-    if (!data || typeof data !== "object" || typeof (data as { echo?: unknown }).echo !== "string") return;
-    const msg = data as { echo: string; state?: unknown; error?: RpcError };
+    const msg = this.closed ? null : echoMessage(event, this.popup, this.origin);
+    if (!msg) return;
     if (msg.echo === "connected") {
-      const port = event.ports[0];
+      const port = connectedPort(event, this.asking);
       if (!port) return;
-      if (!this.asking) {
-        // An answer to a retried connect: one port is enough.
-        port.close();
-        return;
-      }
       this.stop();
       this.sink?.link(portLink(port));
     } else if (msg.echo === "refused") {
       if (!this.asking) return;
       this.stop();
-      const state: RefusedState =
-        msg.state === "storage_partitioned" ? "storage_partitioned" : msg.state === "not_authorized" ? "not_authorized" : "storage_blocked";
+      const state = refusedState(msg.state);
       const error = msg.error ? EchoError.fromWire(msg.error) : new EchoError(`rpc.${state}`, "the vault's window cannot serve this page");
       this.sink?.refused(state, error);
     } else if (msg.echo === "window_closed") {
       // Closing, or reloading (its engine restarted): the link is gone. Closed: for good; reloading: ask
       // again (if it closes after all, the watch reports it in a moment).
-      if (this.popup.closed) {
+      if (!this.popup || this.popup.closed) {
         this.gone();
         return;
       }
