@@ -50,14 +50,14 @@ const FLOW_WINDOW = { chromium: false, firefox: false, webkit: true };
  */
 const FLOW_BLOCKED = {
   webkit: {
-    from: 1,
-    skip: "blocked in WebKitGTK on Xvfb: the vault's consent popup never gets the focus, so its Allow never arms",
+    from: 4,
+    skip: "blocked in WebKitGTK on Xvfb: after a page reload the app does not reach the vault through its window again",
     why:
-      "the vault's consent popup (consent.html) arms Allow only while it is visible and focused (document.hasFocus()) " +
-      "and a person moved in it; MiniBrowser on Xvfb has no window manager, and a popup never becomes the active " +
-      "window (measured: the popup's document.hasFocus() stays false after WebDriver's switch to its window and its own " +
-      "window.focus(), while the app's window has it), so the consent flow and every flow after it cannot run. " +
-      "Connect through the vault window runs and passes.",
+      "after the app's page reloads, a click on its 'Open your vault' does not bring it back to the vault within 10 s " +
+      "(the state stays storage_partitioned; measured, not diagnosed yet — the earlier vault window, the window " +
+      "manager's focus or the click's user activation are the suspects), so reload and every flow after it cannot " +
+      "run. Connect through the vault window, consent in the vault's popup (with a window manager on the display, " +
+      "as a desktop has), create/update/delete and text run and pass.",
   },
 };
 

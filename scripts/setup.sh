@@ -18,7 +18,8 @@
 #                                                     Firefox over WebDriver BiDi, WebKitGTK
 #                                                     through WebKitWebDriver; Xvfb for
 #                                                     WebKit, whose MiniBrowser has no headless
-#                                                     mode)
+#                                                     mode; matchbox-window-manager on it, so
+#                                                     that WebKit's popups get the focus)
 #            `apt-get update` runs once, only when something is missing.
 #   rustup   clippy, rustfmt components when missing.
 #   cargo    wasm-bindgen-cli of exactly the version in Cargo.lock, once a
@@ -40,7 +41,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-apt_packages=(chromium chromium-driver redis-server iproute2 firefox-esr webkit2gtk-driver xvfb)
+apt_packages=(chromium chromium-driver redis-server iproute2 firefox-esr webkit2gtk-driver xvfb matchbox-window-manager)
 if [ "$(wasm_route)" = debian ]; then
   apt_packages=(rustc-web cargo-web rust-web-src lld-19 "${apt_packages[@]}")
 fi

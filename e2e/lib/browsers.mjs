@@ -260,7 +260,13 @@ async function startXvfb() {
     proc.once("exit", (code) => reject(new Error(`Xvfb exited with ${code}`)));
     setTimeout(() => reject(new Error("Xvfb did not start")), 10000);
   });
-  return { display, stop: () => proc.kill() };
+  // A window manager (Debian's matchbox-window-manager, scripts/setup.sh), so that a popup a page opens
+  // becomes the focused window, as on a desktop: without one, WebKit's popups never get the focus, and the
+  // vault's consent popup arms Allow only once it is focused.
+  const wm = spawn("matchbox-window-manager", ["-use_titlebar", "no"], { stdio: "ignore", env: { ...process.env, DISPLAY: display } });
+  wm.on("error", () => {});
+  await new Promise((r) => setTimeout(r, 300));
+  return { display, stop: () => { wm.kill(); proc.kill(); } };
 }
 
 async function launchWebKit(args, regime) {
