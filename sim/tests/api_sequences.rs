@@ -650,6 +650,14 @@ fn is_valid(state: &State, w: &Write) -> bool {
     }
 }
 
+/// An object of the model that a valid write names.
+fn object_mut(state: &mut State, space: SpaceId, id: ObjectId) -> &mut ObjectState {
+    state
+        .get_mut(&space)
+        .and_then(|s| s.objects.get_mut(&id))
+        .expect("an object of the model")
+}
+
 /// Applies a valid write (`created`: the id of a space it created).
 fn apply(state: &mut State, w: &Write, created: Option<SpaceId>) {
     match w.clone() {
@@ -680,10 +688,7 @@ fn apply(state: &mut State, w: &Write, created: Option<SpaceId>) {
             if set.is_empty() && remove.is_empty() {
                 return;
             }
-            let o = state
-                .get_mut(&space)
-                .and_then(|s| s.objects.get_mut(&id))
-                .expect("an object of the model");
+            let o = object_mut(state, space, id);
             for (k, mut v) in set {
                 normalize(&mut v, space);
                 o.fields.insert(k, v);
@@ -693,10 +698,7 @@ fn apply(state: &mut State, w: &Write, created: Option<SpaceId>) {
             }
         }
         Write::Delete { space, id } => {
-            let o = state
-                .get_mut(&space)
-                .and_then(|s| s.objects.get_mut(&id))
-                .expect("an object of the model");
+            let o = object_mut(state, space, id);
             o.deleted = true;
         }
         Write::Splice {
@@ -707,10 +709,7 @@ fn apply(state: &mut State, w: &Write, created: Option<SpaceId>) {
             delete,
             insert,
         } => {
-            let o = state
-                .get_mut(&space)
-                .and_then(|s| s.objects.get_mut(&id))
-                .expect("an object of the model");
+            let o = object_mut(state, space, id);
             let Some(Value::Text(t)) = o.fields.get_mut(&field) else {
                 panic!("a text field of the model")
             };
