@@ -19,7 +19,6 @@
 //! call is checked before it runs, so one call may end over the quota by
 //! its own size (at most a message, 4 MiB) — the next one is refused.
 
-use super::records::SpaceRecord;
 use super::spaces::SlotState;
 use super::Vault;
 use crate::data::SpaceId;
@@ -50,8 +49,8 @@ impl Vault {
         let Some(limit) = self.config.origin_quota else {
             return Ok(());
         };
-        let payer = match method {
-            Request::CreateSpace { .. } => Some(origin.to_owned()),
+        let payer: Option<&str> = match method {
+            Request::CreateSpace { .. } => Some(origin),
             Request::CreateObject { space, .. }
             | Request::UpdateObject { space, .. }
             | Request::Batch { space, .. }
@@ -60,13 +59,13 @@ impl Vault {
                 .parse::<SpaceId>()
                 .ok()
                 .and_then(|id| self.spaces.slots.get(&id))
-                .and_then(|slot| slot.record.created_by.clone()),
+                .and_then(|slot| slot.record.created_by.as_deref()),
             _ => None,
         };
         let Some(payer) = payer else {
             return Ok(());
         };
-        let used = self.origin_usage(&payer);
+        let used = self.origin_usage(payer);
         if used < limit {
             return Ok(());
         }
@@ -94,10 +93,7 @@ impl Vault {
     pub(super) fn record_size(&mut self, id: &SpaceId, after: u64) {
         if let Some(slot) = self.spaces.slots.get_mut(id) {
             if after.abs_diff(slot.record.stored_bytes) >= RECORD_STEP {
-                slot.record = SpaceRecord {
-                    stored_bytes: after,
-                    ..slot.record.clone()
-                };
+                slot.record.stored_bytes = after;
             }
         }
     }
