@@ -61,6 +61,25 @@ export const REGIMES = {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const source = (fn) => (typeof fn === "function" ? fn.toString() : `() => (${fn})`);
 
+/**
+ * What a Playwright page (Chromium) and a Puppeteer page (Firefox over BiDi) do alike: a person's pointer
+ * moving in it, bringing it to the front, a script in one of its frames.
+ */
+function sharedPageOps(page) {
+  return {
+    async pointer() {
+      await page.mouse.move(5, 5);
+      await page.mouse.move(60, 40, { steps: 4 });
+    },
+    focus: () => page.bringToFront(),
+    async inFrame(prefix, fn, arg) {
+      const frame = page.frames().find((f) => f.url().startsWith(prefix));
+      if (!frame) throw new Error(`no frame at ${prefix}`);
+      return frame.evaluate(`(${source(fn)})(${JSON.stringify(arg ?? null)})`);
+    },
+  };
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -131,16 +150,7 @@ function playwrightPage(page) {
     },
     fill: (selector, value) => page.fill(selector, value),
     check: (selector) => page.check(selector),
-    async pointer() {
-      await page.mouse.move(5, 5);
-      await page.mouse.move(60, 40, { steps: 4 });
-    },
-    focus: () => page.bringToFront(),
-    async inFrame(prefix, fn, arg) {
-      const frame = page.frames().find((f) => f.url().startsWith(prefix));
-      if (!frame) throw new Error(`no frame at ${prefix}`);
-      return frame.evaluate(`(${source(fn)})(${JSON.stringify(arg ?? null)})`);
-    },
+    ...sharedPageOps(page),
     setOffline: async (offline) => (await page.context().setOffline(offline), true),
     closed: () => page.isClosed(),
     close: () => page.close(),
@@ -212,16 +222,7 @@ function puppeteerPage(page) {
     async check(selector) {
       if (!(await page.$eval(selector, (el) => el.checked))) await page.click(selector);
     },
-    async pointer() {
-      await page.mouse.move(5, 5);
-      await page.mouse.move(60, 40, { steps: 4 });
-    },
-    focus: () => page.bringToFront(),
-    async inFrame(prefix, fn, arg) {
-      const frame = page.frames().find((f) => f.url().startsWith(prefix));
-      if (!frame) throw new Error(`no frame at ${prefix}`);
-      return frame.evaluate(`(${source(fn)})(${JSON.stringify(arg ?? null)})`);
-    },
+    ...sharedPageOps(page),
     async setOffline(offline) {
       // BiDi emulation.setNetworkConditions; an old Firefox without it says so.
       try {
