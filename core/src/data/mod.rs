@@ -8,8 +8,10 @@
 
 mod id;
 mod object;
+mod stored;
 mod value;
 
 pub use id::{InvalidId, ObjectId, SpaceId, ID_TEXT_LEN};
 pub use object::ObjectState;
+pub(crate) use stored::{skim_state, write_len, Reader, SkimError, StoredState, TypeNames};
 pub use value::{Reference, Value, MAX_VALUE_DEPTH};

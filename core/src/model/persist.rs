@@ -10,9 +10,14 @@
 //! ```
 //!
 //! Every chunk carries the CRDT bytes *and* the current state of the objects
-//! they touched, written in one atomic batch. Opening a space decodes only the
-//! states (the index) and keeps the CRDT bytes unparsed until a shard is
-//! needed, so the first query does not replay any history. Chunks are framed
+//! they touched, written in one atomic batch. Opening a space decodes
+//! neither: it walks the states once, checking them and noting each
+//! object's id, type and place ([`crate::data`]'s stored states), builds
+//! the id and type index from that, and keeps the CRDT bytes unparsed until
+//! a shard is needed. An object's state is decoded when first read, a field
+//! index reads only its field, and a rewritten chunk copies the states not
+//! decoded as they were read — so the first query waits for neither the
+//! history nor the decoding of every object. Chunks are framed
 //! with a magic number, a format version and a CRC-32, so a damaged chunk is
 //! reported by key instead of being misread.
 //!
@@ -22,14 +27,18 @@
 //! [`Space::save_failed`], and the same data is offered again next time.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
 
 use automerge::{ActorId, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
-use super::shard::{Shard, StoredDoc};
+use super::shard::{CrdtChunk, Shard, StoredDoc};
 use super::space::{Space, MAX_SHARD_COUNT};
-use crate::data::{ObjectId, ObjectState, SpaceId, Value};
+use crate::data::{
+    skim_state, write_len, ObjectId, Reader, SkimError, SpaceId, StoredState, TypeNames, Value,
+};
 use crate::query::Index;
 use crate::store::{self, Batch, CompactionPolicy};
 
@@ -45,35 +54,20 @@ struct SpaceMeta {
     shard_count: u16,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ShardChunk {
-    crdt: Vec<u8>,
-    objects: Vec<ObjectState>,
+/// A shard chunk as read: its CRDT bytes' place, its object states (checked,
+/// not decoded), the space's properties if it holds them, and the shard's
+/// heads (`None` in format 1).
+///
+/// On the wire (postcard) a chunk is `crdt: bytes, objects: [ObjectState],
+/// properties: Option<map>, heads: [[u8; 32]]` (format 1: no heads). It is
+/// read with [`Reader`] and written by [`write_chunk`] by hand, so object
+/// states move between storage and the index as bytes.
+struct ReadChunk {
+    bytes: Arc<Vec<u8>>,
+    crdt: Range<usize>,
+    objects: Vec<(ObjectId, StoredState)>,
     properties: Option<BTreeMap<String, Value>>,
-    /// The shard's heads once this chunk is loaded (sorted); empty in
-    /// version 1 chunks.
-    #[serde(default)]
-    heads: Vec<[u8; 32]>,
-}
-
-/// [`ShardChunk`] as written: the same encoding, borrowing its parts.
-#[derive(Serialize)]
-struct ShardChunkOut<'a> {
-    crdt: Bytes<'a>,
-    objects: &'a [&'a ObjectState],
-    properties: Option<&'a BTreeMap<String, Value>>,
-    heads: &'a [[u8; 32]],
-}
-
-/// Bytes serialized in one piece. In postcard a byte string and a
-/// sequence of `u8` have the same encoding (a length, then the bytes), so
-/// it reads back as the `Vec<u8>` it is written for.
-struct Bytes<'a>(&'a [u8]);
-
-impl Serialize for Bytes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
+    heads: Option<Vec<[u8; 32]>>,
 }
 
 /// One dirty shard's part of a save, planned before the objects are
@@ -88,27 +82,81 @@ struct PlannedShard {
     crdt: Vec<u8>,
 }
 
-#[derive(Deserialize)]
-struct ShardChunkV1 {
-    crdt: Vec<u8>,
-    objects: Vec<ObjectState>,
-    properties: Option<BTreeMap<String, Value>>,
+/// Reads a shard chunk of either format.
+fn read_chunk(
+    space: &str,
+    key: &str,
+    bytes: Vec<u8>,
+    types: &mut TypeNames,
+) -> Result<ReadChunk, ModelError> {
+    let corrupt = |reason: String| ModelError::CorruptChunk {
+        space: space.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let (version, payload_len) = match store::unframe(FORMAT_V1, &bytes) {
+        Ok(p) => (FORMAT_V1, p.len()),
+        Err(_) => (
+            FORMAT_VERSION,
+            store::unframe(FORMAT_VERSION, &bytes)
+                .map_err(|e| corrupt(e.to_string()))?
+                .len(),
+        ),
+    };
+    let base = bytes.len() - payload_len;
+    let bytes = Arc::new(bytes);
+    let mut r = Reader::new(&bytes[base..]);
+    let undecodable = |e: SkimError| corrupt(format!("the chunk does not decode: {e}"));
+    let crdt_len = r.len().map_err(undecodable)?;
+    let crdt = base + r.position()..base + r.position() + crdt_len;
+    r.advance(crdt_len).map_err(undecodable)?;
+    let count = r.len().map_err(undecodable)?;
+    let mut objects = Vec::with_capacity(count);
+    for _ in 0..count {
+        objects.push(skim_state(&bytes, base, &mut r, types).map_err(undecodable)?);
+    }
+    let postcard_error = |e: postcard::Error| corrupt(format!("the chunk does not decode: {e}"));
+    let (properties, rest) = postcard::take_from_bytes(r.rest()).map_err(postcard_error)?;
+    let heads = if version == FORMAT_V1 {
+        None
+    } else {
+        Some(
+            postcard::take_from_bytes::<Vec<[u8; 32]>>(rest)
+                .map_err(postcard_error)?
+                .0,
+        )
+    };
+    Ok(ReadChunk {
+        crdt,
+        objects,
+        properties,
+        heads,
+        bytes: Arc::clone(&bytes),
+    })
 }
 
-/// A shard chunk of either format; `None` heads for format 1.
-fn decode_chunk(space: &str, key: &str, bytes: &[u8]) -> Result<(ShardChunk, bool), ModelError> {
-    if store::unframe(FORMAT_V1, bytes).is_ok() {
-        let c: ShardChunkV1 = decode_as(FORMAT_V1, space, key, bytes)?;
-        let chunk = ShardChunk {
-            crdt: c.crdt,
-            objects: c.objects,
-            properties: c.properties,
-            heads: Vec::new(),
-        };
-        return Ok((chunk, false));
+/// Encodes a shard chunk (current format): the states of `ids` come from
+/// `index`, stored ones copied as they were read.
+fn write_chunk(
+    crdt: &[u8],
+    ids: &[ObjectId],
+    index: &Index,
+    properties: Option<&BTreeMap<String, Value>>,
+    heads: &[[u8; 32]],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(crdt.len() + ids.len() * 96 + heads.len() * 32 + 64);
+    write_len(crdt.len(), &mut out);
+    out.extend_from_slice(crdt);
+    write_len(ids.len(), &mut out);
+    for id in ids {
+        index.write_state(id, &mut out);
     }
-    Ok((decode(space, key, bytes)?, true))
+    out.extend_from_slice(&postcard::to_stdvec(&properties).expect(PLAIN_DATA));
+    out.extend_from_slice(&postcard::to_stdvec(heads).expect(PLAIN_DATA));
+    store::frame(FORMAT_VERSION, &out)
 }
+
+const PLAIN_DATA: &str = "in-memory serialization of plain data cannot fail";
 
 /// The key prefix under which a space stores all its chunks.
 pub fn space_prefix(id: &SpaceId) -> String {
@@ -130,7 +178,7 @@ fn incremental_key(space: &str, shard: usize, seq: u64) -> String {
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     store::frame(
         FORMAT_VERSION,
-        &postcard::to_stdvec(value).expect("in-memory serialization of plain data cannot fail"),
+        &postcard::to_stdvec(value).expect(PLAIN_DATA),
     )
 }
 
@@ -286,30 +334,34 @@ impl Space {
         }
 
         let mut properties = BTreeMap::new();
-        let mut per_shard: Vec<Vec<(String, Vec<u8>)>> =
-            (0..shard_count).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<CrdtChunk>> = (0..shard_count).map(|_| Vec::new()).collect();
         // Per shard: snapshot bytes (if one), incremental keys, their bytes, next seq.
         let mut shards_meta: Vec<(Option<usize>, Vec<String>, usize, u64)> =
             vec![(None, Vec::new(), 0, 0); shard_count];
-        // Decode everything first, so the index is allocated once at its size.
-        let mut decoded = Vec::with_capacity(chunks.len());
+        // Read (and check) everything first, so the index is allocated
+        // once at its size. Object states are not decoded: the index
+        // decodes each when it is first read.
+        let mut read = Vec::with_capacity(chunks.len());
         let mut total = 0;
         // Heads of each shard: those of its last chunk (chunks come in order).
         let mut last_heads: Vec<Option<Vec<ChangeHash>>> = vec![None; shard_count];
+        let mut types = TypeNames::default();
         for ((shard, seq), (key, bytes)) in chunks {
-            let (chunk, has_heads) = decode_chunk(&space, &key, &bytes)?;
-            last_heads[shard] =
-                has_heads.then(|| chunk.heads.iter().map(|h| ChangeHash(*h)).collect());
+            let bytes_len = bytes.len();
+            let chunk = read_chunk(&space, &key, bytes, &mut types)?;
+            last_heads[shard] = chunk
+                .heads
+                .as_ref()
+                .map(|h| h.iter().map(|h| ChangeHash(*h)).collect());
             total += chunk.objects.len();
-            decoded.push((shard, seq, key, bytes.len(), chunk));
+            read.push((shard, seq, key, bytes_len, chunk));
         }
-        let mut index = Index::with_capacity(total);
-        for (_, _, _, _, chunk) in decoded.iter_mut() {
-            for state in std::mem::take(&mut chunk.objects) {
-                index.upsert(state);
-            }
-        }
-        for (shard, seq, key, bytes_len, chunk) in decoded {
+        let index = Index::from_stored(
+            total,
+            read.iter_mut()
+                .flat_map(|(_, _, _, _, chunk)| std::mem::take(&mut chunk.objects)),
+        );
+        for (shard, seq, key, bytes_len, chunk) in read {
             if let Some(props) = chunk.properties {
                 properties = props;
             }
@@ -322,7 +374,7 @@ impl Space {
                     m.3 = m.3.max(seq + 1);
                 }
             }
-            per_shard[shard].push((key, chunk.crdt));
+            per_shard[shard].push((key, chunk.bytes, chunk.crdt));
         }
         let shards = per_shard
             .into_iter()
@@ -449,10 +501,10 @@ impl Space {
                 crdt,
             });
         }
-        let mut whole: Vec<Vec<&ObjectState>> = vec![Vec::new(); self.shards.len()];
+        let mut whole: Vec<Vec<ObjectId>> = vec![Vec::new(); self.shards.len()];
         if planned.iter().any(|p| p.compact) {
-            for o in self.index.iter() {
-                whole[self.shard_of(&o.id)].push(o);
+            for id in self.index.ids() {
+                whole[self.shard_of(id)].push(*id);
             }
         }
         let mut saved = Vec::with_capacity(planned.len());
@@ -460,12 +512,8 @@ impl Space {
             let shard = p.shard;
             let outcome = if p.compact {
                 let props = (shard == 0).then_some(&self.properties);
-                let bytes = encode(&ShardChunkOut {
-                    crdt: Bytes(&p.crdt),
-                    objects: &whole[shard],
-                    properties: props,
-                    heads: &p.sorted_heads,
-                });
+                let bytes =
+                    write_chunk(&p.crdt, &whole[shard], &self.index, props, &p.sorted_heads);
                 let len = bytes.len();
                 batch.put(snapshot_key(&self.id_text, shard), bytes);
                 for key in &self.shards[shard].incremental_keys {
@@ -473,19 +521,15 @@ impl Space {
                 }
                 SaveOutcome::Snapshot { bytes: len }
             } else {
-                let states: Vec<&ObjectState> = p
+                let ids: Vec<ObjectId> = p
                     .objects
                     .iter()
-                    .filter_map(|id| self.index.get(id))
+                    .filter(|id| self.index.contains(id))
+                    .copied()
                     .collect();
                 let props = p.properties.then_some(&self.properties);
                 let key = incremental_key(&self.id_text, shard, self.shards[shard].next_seq);
-                let bytes = encode(&ShardChunkOut {
-                    crdt: Bytes(&p.crdt),
-                    objects: &states,
-                    properties: props,
-                    heads: &p.sorted_heads,
-                });
+                let bytes = write_chunk(&p.crdt, &ids, &self.index, props, &p.sorted_heads);
                 let len = bytes.len();
                 batch.put(key.clone(), bytes);
                 SaveOutcome::Incremental { key, bytes: len }
@@ -549,36 +593,108 @@ impl Space {
 #[cfg(test)]
 mod chunk_encoding {
     use super::*;
+    use crate::data::ObjectState;
+
+    /// The chunk as postcard writes it from owned parts (what format 2
+    /// has always been).
+    #[derive(Serialize)]
+    struct Owned {
+        crdt: Vec<u8>,
+        objects: Vec<ObjectState>,
+        properties: Option<BTreeMap<String, Value>>,
+        heads: Vec<[u8; 32]>,
+    }
+
+    #[derive(Serialize)]
+    struct OwnedV1 {
+        crdt: Vec<u8>,
+        objects: Vec<ObjectState>,
+        properties: Option<BTreeMap<String, Value>>,
+    }
+
+    fn object(n: u8) -> ObjectState {
+        ObjectState {
+            id: ObjectId::from_bytes([n; 16]),
+            type_name: "note".into(),
+            fields: BTreeMap::from([
+                ("title".to_owned(), Value::String(format!("hi {n}"))),
+                ("n".to_owned(), Value::Int(i64::from(n) * 1000)),
+            ]),
+            deleted: n.is_multiple_of(2),
+        }
+    }
 
     #[test]
-    fn a_chunk_written_borrowed_reads_back_as_a_chunk() {
-        let object = ObjectState {
-            id: ObjectId::from_bytes([7; 16]),
-            type_name: "note".into(),
-            fields: BTreeMap::from([("title".to_owned(), Value::String("hi".into()))]),
-            deleted: false,
-        };
+    fn a_chunk_is_written_as_postcard_writes_it_and_read_back_without_decoding() {
+        let objects = vec![object(7), object(8)];
+        let ids: Vec<ObjectId> = objects.iter().map(|o| o.id).collect();
+        let mut index = Index::new();
+        for o in &objects {
+            index.upsert(o.clone());
+        }
         let crdt: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
         let properties = BTreeMap::from([("name".to_owned(), Value::Int(3))]);
         let heads = vec![[1u8; 32], [2; 32]];
-        let written = encode(&ShardChunkOut {
-            crdt: Bytes(&crdt),
-            objects: &[&object],
-            properties: Some(&properties),
-            heads: &heads,
-        });
-        let owned = encode(&ShardChunk {
+        let written = write_chunk(&crdt, &ids, &index, Some(&properties), &heads);
+        let owned = encode(&Owned {
             crdt: crdt.clone(),
-            objects: vec![object.clone()],
+            objects: objects.clone(),
             properties: Some(properties.clone()),
             heads: heads.clone(),
         });
         assert_eq!(written, owned, "the same bytes as the owned form");
-        let (read, v2) = decode_chunk("s", "k", &written).unwrap();
-        assert!(v2);
-        assert_eq!(read.crdt, crdt);
-        assert_eq!(read.objects, vec![object]);
-        assert_eq!(read.properties, Some(properties));
-        assert_eq!(read.heads, heads);
+
+        let read = read_chunk("s", "k", written.clone(), &mut TypeNames::default()).unwrap();
+        assert_eq!(&read.bytes[read.crdt.clone()], &crdt[..]);
+        assert_eq!(read.properties, Some(properties.clone()));
+        assert_eq!(read.heads, Some(heads.clone()));
+        let again = Index::from_stored(2, read.objects);
+        // Written again from states never decoded: the same bytes.
+        let rewritten = write_chunk(&crdt, &ids, &again, Some(&properties), &heads);
+        assert_eq!(rewritten, written);
+        for o in &objects {
+            assert_eq!(again.get(&o.id), Some(o));
+        }
+    }
+
+    #[test]
+    fn a_format_1_chunk_reads_without_heads() {
+        let objects = vec![object(1)];
+        let bytes = store::frame(
+            FORMAT_V1,
+            &postcard::to_stdvec(&OwnedV1 {
+                crdt: vec![1, 2, 3],
+                objects: objects.clone(),
+                properties: None,
+            })
+            .unwrap(),
+        );
+        let read = read_chunk("s", "k", bytes, &mut TypeNames::default()).unwrap();
+        assert_eq!(read.heads, None);
+        assert_eq!(read.objects.len(), 1);
+        assert_eq!(read.objects[0].1.decode(objects[0].id), objects[0]);
+    }
+
+    #[test]
+    fn a_damaged_state_inside_an_intact_frame_is_named_at_open() {
+        let mut index = Index::new();
+        index.upsert(object(1));
+        let ids = [object(1).id];
+        let good = write_chunk(&[9; 4], &ids, &index, None, &[]);
+        let payload = store::unframe(FORMAT_VERSION, &good).unwrap().to_vec();
+        // The type name's length byte made too large: framed anew, so only
+        // the walk over the states can notice.
+        let mut bad = payload.clone();
+        let at = 1 + 4 + 1 + 16; // crdt len, crdt, count, id
+        bad[at] = 0x7f;
+        let err = read_chunk(
+            "s",
+            "space/s/s/0000/snap",
+            store::frame(FORMAT_VERSION, &bad),
+            &mut TypeNames::default(),
+        )
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("does not decode"), "{err}");
     }
 }

@@ -7,16 +7,23 @@
 //! time the shard is written to, merged into, or read at earlier heads.
 
 use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 
 use super::error::ModelError;
 use crate::data::ObjectId;
 
-/// Bytes of the shard's document as stored, with the keys they came from.
+/// Bytes of the shard's document as stored, with the keys they came from:
+/// each chunk's CRDT part, where it sits in the chunk as read (the chunk's
+/// object states share those bytes).
 pub(crate) struct StoredDoc {
-    pub chunks: Vec<(String, Vec<u8>)>,
+    pub chunks: Vec<CrdtChunk>,
 }
+
+/// A stored chunk's key, its bytes as read and where its CRDT part is.
+pub(crate) type CrdtChunk = (String, Arc<Vec<u8>>, Range<usize>);
 
 pub(crate) struct Shard {
     doc: Option<Automerge>,
@@ -87,13 +94,14 @@ impl Shard {
                 .take()
                 .unwrap_or(StoredDoc { chunks: Vec::new() });
             let mut doc = Automerge::new();
-            for (key, bytes) in &stored.chunks {
-                doc.load_incremental(bytes)
-                    .map_err(|e| ModelError::CorruptChunk {
+            for (key, bytes, crdt) in &stored.chunks {
+                doc.load_incremental(&bytes[crdt.clone()]).map_err(|e| {
+                    ModelError::CorruptChunk {
                         space: space.to_owned(),
                         key: key.clone(),
                         reason: format!("the CRDT data does not load: {e}"),
-                    })?;
+                    }
+                })?;
             }
             self.saved_heads = doc.get_heads();
             self.doc = Some(doc.with_actor(actor.clone()));

@@ -3,11 +3,12 @@
 //! and then kept current by every upsert. Running queries over it lives in
 //! `planner.rs`.
 
-use std::cell::RefCell;
+use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::key::{total_cmp, total_eq, Key};
-use crate::data::{ObjectId, ObjectState, Value};
+use crate::data::{ObjectId, ObjectState, StoredState, Value};
 
 /// An equality + range index over one field: value → ids holding it.
 pub(super) type FieldIndex = BTreeMap<Key, Bucket>;
@@ -103,9 +104,66 @@ pub(super) struct Lazy {
     pub(super) backlinks: Option<Backlinks>,
 }
 
+/// One object in the index: its state as written, or as stored and decoded
+/// the first time it is read (a space opens without decoding its objects).
+#[derive(Clone, Debug)]
+pub(super) enum Slot {
+    Decoded(ObjectState),
+    Stored {
+        stored: StoredState,
+        /// Boxed: most stored objects are never decoded, and the slot of
+        /// each stays small.
+        state: OnceCell<Box<ObjectState>>,
+    },
+}
+
+impl Slot {
+    fn state(&self, id: &ObjectId) -> &ObjectState {
+        match self {
+            Slot::Decoded(s) => s,
+            Slot::Stored { stored, state } => state.get_or_init(|| Box::new(stored.decode(*id))),
+        }
+    }
+
+    fn into_state(self, id: &ObjectId) -> ObjectState {
+        match self {
+            Slot::Decoded(s) => s,
+            Slot::Stored { stored, state } => state
+                .into_inner()
+                .map_or_else(|| stored.decode(*id), |s| *s),
+        }
+    }
+
+    fn type_name(&self) -> &str {
+        match self {
+            Slot::Decoded(s) => &s.type_name,
+            Slot::Stored { stored, .. } => stored.type_name(),
+        }
+    }
+
+    pub(super) fn deleted(&self) -> bool {
+        match self {
+            Slot::Decoded(s) => s.deleted,
+            Slot::Stored { stored, .. } => stored.deleted(),
+        }
+    }
+
+    /// One field's value, without decoding the others of a stored state.
+    pub(super) fn field(&self, name: &str) -> Option<Cow<'_, Value>> {
+        match self {
+            Slot::Decoded(s) => s.fields.get(name).map(Cow::Borrowed),
+            Slot::Stored { stored, state } => match state.get() {
+                Some(s) => s.fields.get(name).map(Cow::Borrowed),
+                None => stored.field(name).map(Cow::Owned),
+            },
+        }
+    }
+}
+
 /// The current state of every object of a space, with secondary indexes.
 ///
-/// Always maintained: the objects by id and a type index. Built lazily, on
+/// Always maintained: the objects by id and a type index. An object opened
+/// from storage is decoded when first read ([`Slot`]). Built lazily, on
 /// the first query that can use them, then kept current by [`upsert`]:
 /// one ordered index per filtered field (equality, `In` and ranges) and one
 /// reverse-reference index (for `References`, `RefersTo` and incoming
@@ -118,7 +176,7 @@ pub(super) struct Lazy {
 /// [`upsert`]: Index::upsert
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    pub(super) objects: HashMap<ObjectId, ObjectState>,
+    pub(super) objects: HashMap<ObjectId, Slot>,
     pub(super) by_type: HashMap<String, BTreeSet<ObjectId>>,
     /// Soft-deleted ids, so exact index answers skip them without lookups.
     pub(super) deleted: BTreeSet<ObjectId>,
@@ -130,42 +188,44 @@ impl Index {
         Self::default()
     }
 
-    pub fn with_capacity(n: usize) -> Self {
-        Self {
-            objects: HashMap::with_capacity(n),
-            ..Self::default()
+    /// An index of `states` as a space opens them: stored, not decoded.
+    #[cfg(test)]
+    pub(crate) fn stored_from<'a>(states: impl IntoIterator<Item = &'a ObjectState>) -> Self {
+        use crate::data::{skim_state, Reader, TypeNames};
+        use std::sync::Arc;
+        let mut bytes = Vec::new();
+        let mut count = 0;
+        for s in states {
+            bytes.extend(postcard::to_stdvec(s).expect("plain data"));
+            count += 1;
         }
+        let chunk = Arc::new(bytes);
+        let mut r = Reader::new(&chunk[..]);
+        let mut types = TypeNames::default();
+        let stored: Vec<_> = (0..count)
+            .map(|_| skim_state(&chunk, 0, &mut r, &mut types).expect("written above"))
+            .collect();
+        Self::from_stored(count, stored)
     }
 
     /// Inserts or replaces an object's state; returns the previous state.
     /// Keeps the type index and every built secondary index current.
     pub fn upsert(&mut self, state: ObjectState) -> Option<ObjectState> {
         let id = state.id;
-        let prev = self.objects.insert(id, state);
-        let Some(new) = self.objects.get(&id) else {
+        let prev = self
+            .objects
+            .insert(id, Slot::Decoded(state))
+            .map(|p| p.into_state(&id));
+        let Some(Slot::Decoded(new)) = self.objects.get(&id) else {
             return prev;
         };
-        if prev.as_ref().map(|p| &p.type_name) != Some(&new.type_name) {
-            if let Some(p) = &prev {
-                remove_from_type(&mut self.by_type, &p.type_name, &id);
-            }
-            match self.by_type.get_mut(&new.type_name) {
-                Some(set) => {
-                    set.insert(id);
-                }
-                None => {
-                    self.by_type
-                        .insert(new.type_name.clone(), BTreeSet::from([id]));
-                }
-            }
-        }
-        if new.deleted != prev.as_ref().is_some_and(|p| p.deleted) {
-            if new.deleted {
-                self.deleted.insert(id);
-            } else {
-                self.deleted.remove(&id);
-            }
-        }
+        track_type_and_deleted(
+            &mut self.by_type,
+            &mut self.deleted,
+            id,
+            prev.as_ref().map(|p| (p.type_name.as_str(), p.deleted)),
+            (&new.type_name, new.deleted),
+        );
         let lazy = self.lazy.get_mut();
         for (field, fi) in lazy.fields.iter_mut() {
             let old = prev.as_ref().and_then(|p| p.fields.get(field));
@@ -177,11 +237,72 @@ impl Index {
         prev
     }
 
+    /// An index of objects as stored, each decoded when first read; of
+    /// states given twice for one id, the later one counts.
+    pub(crate) fn from_stored(
+        capacity: usize,
+        states: impl IntoIterator<Item = (ObjectId, StoredState)>,
+    ) -> Self {
+        let mut objects = HashMap::with_capacity(capacity);
+        for (id, stored) in states {
+            objects.insert(
+                id,
+                Slot::Stored {
+                    stored,
+                    state: OnceCell::new(),
+                },
+            );
+        }
+        // The type sets and the deleted set are built from sorted ids:
+        // bulk loads instead of one tree insert per object.
+        let mut types: HashMap<&str, Vec<ObjectId>> = HashMap::new();
+        let mut deleted = Vec::new();
+        for (id, slot) in &objects {
+            types.entry(slot.type_name()).or_default().push(*id);
+            if slot.deleted() {
+                deleted.push(*id);
+            }
+        }
+        let by_type = types
+            .into_iter()
+            .map(|(t, mut ids)| {
+                ids.sort_unstable();
+                (t.to_owned(), ids.into_iter().collect())
+            })
+            .collect();
+        deleted.sort_unstable();
+        let deleted = deleted.into_iter().collect();
+        Self {
+            objects,
+            by_type,
+            deleted,
+            lazy: RefCell::default(),
+        }
+    }
+
+    /// Appends the encoding of `id`'s state to `out` (copying the stored
+    /// bytes of an object not decoded); false if there is no such object.
+    pub(crate) fn write_state(&self, id: &ObjectId, out: &mut Vec<u8>) -> bool {
+        match self.objects.get(id) {
+            Some(Slot::Stored { stored, .. }) => stored.write(id, out),
+            Some(Slot::Decoded(s)) => out.extend_from_slice(
+                &postcard::to_stdvec(s).expect("in-memory serialization of plain data cannot fail"),
+            ),
+            None => return false,
+        }
+        true
+    }
+
+    /// Every object's id, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.objects.keys()
+    }
+
     /// Removes an object from the index altogether (deleting is soft and
     /// goes through `upsert` with `deleted: true`; this is for hosts that
     /// drop objects, e.g. when evicting a space).
     pub fn remove(&mut self, id: &ObjectId) -> Option<ObjectState> {
-        let prev = self.objects.remove(id)?;
+        let prev = self.objects.remove(id)?.into_state(id);
         remove_from_type(&mut self.by_type, &prev.type_name, id);
         self.deleted.remove(id);
         let lazy = self.lazy.get_mut();
@@ -194,8 +315,14 @@ impl Index {
         Some(prev)
     }
 
+    /// An object's state (decoded now if it was not yet).
     pub fn get(&self, id: &ObjectId) -> Option<&ObjectState> {
-        self.objects.get(id)
+        self.objects.get(id).map(|s| s.state(id))
+    }
+
+    /// Whether the index holds `id` (without decoding it).
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.objects.contains_key(id)
     }
 
     /// Number of objects, deleted ones included.
@@ -207,9 +334,10 @@ impl Index {
         self.objects.is_empty()
     }
 
-    /// Every object, deleted ones included, in no particular order.
+    /// Every object, deleted ones included, in no particular order (each
+    /// decoded now if it was not yet).
     pub fn iter(&self) -> impl Iterator<Item = &ObjectState> {
-        self.objects.values()
+        self.objects.iter().map(|(id, s)| s.state(id))
     }
 
     /// Fields that have a built index (for diagnostics and tests).
@@ -235,12 +363,13 @@ impl Index {
                 continue;
             }
             // Sort once, then build the maps from sorted runs (bulk loads).
-            let mut pairs: Vec<(&Value, ObjectId)> = self
+            // Stored states are not decoded: only this field is read.
+            let mut pairs: Vec<(Cow<'_, Value>, ObjectId)> = self
                 .objects
-                .values()
-                .filter_map(|s| s.fields.get(field).map(|v| (v, s.id)))
+                .iter()
+                .filter_map(|(id, s)| s.field(field).map(|v| (v, *id)))
                 .collect();
-            pairs.sort_unstable_by(|a, b| total_cmp(a.0, b.0).then(a.1.cmp(&b.1)));
+            pairs.sort_unstable_by(|a, b| total_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
             let mut entries: Vec<(Key, Bucket)> = Vec::new();
             let mut rest = &pairs[..];
             while let Some((first, id)) = rest.first() {
@@ -253,7 +382,7 @@ impl Index {
                 } else {
                     Bucket::Many(rest[..run].iter().map(|(_, id)| *id).collect())
                 };
-                entries.push((Key((*first).clone()), bucket));
+                entries.push((Key(first.clone().into_owned()), bucket));
                 rest = &rest[run..];
             }
             // Sorted and distinct: a bulk build.
@@ -271,10 +400,41 @@ impl Index {
             return;
         }
         let mut bl = Backlinks::new();
-        for s in self.objects.values() {
-            update_backlinks(&mut bl, s.id, None, Some(s));
+        for (id, s) in &self.objects {
+            update_backlinks(&mut bl, *id, None, Some(s.state(id)));
         }
         lazy.backlinks = Some(bl);
+    }
+}
+
+/// Moves `id` between type sets and in or out of the deleted set, from its
+/// previous `(type, deleted)` to its new one.
+fn track_type_and_deleted(
+    by_type: &mut HashMap<String, BTreeSet<ObjectId>>,
+    deleted: &mut BTreeSet<ObjectId>,
+    id: ObjectId,
+    prev: Option<(&str, bool)>,
+    new: (&str, bool),
+) {
+    if prev.map(|p| p.0) != Some(new.0) {
+        if let Some((p, _)) = prev {
+            remove_from_type(by_type, p, &id);
+        }
+        match by_type.get_mut(new.0) {
+            Some(set) => {
+                set.insert(id);
+            }
+            None => {
+                by_type.insert(new.0.to_owned(), BTreeSet::from([id]));
+            }
+        }
+    }
+    if new.1 != prev.is_some_and(|p| p.1) {
+        if new.1 {
+            deleted.insert(id);
+        } else {
+            deleted.remove(&id);
+        }
     }
 }
 

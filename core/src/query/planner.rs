@@ -131,7 +131,7 @@ impl Index {
             for id in frontier {
                 // Only live objects (or any, with include_deleted) are waypoints.
                 match self.objects.get(&id) {
-                    Some(s) if include_deleted || !s.deleted => {}
+                    Some(s) if include_deleted || !s.deleted() => {}
                     _ => continue,
                 }
                 let mut visit = |t: ObjectId| {
@@ -143,8 +143,8 @@ impl Index {
                 };
                 match direction {
                     Direction::Outgoing => {
-                        if let Some(v) = self.objects.get(&id).and_then(|s| s.fields.get(field)) {
-                            for_each_local_ref(v, &mut |t| visit(t));
+                        if let Some(v) = self.objects.get(&id).and_then(|s| s.field(field)) {
+                            for_each_local_ref(&v, &mut |t| visit(t));
                         }
                     }
                     Direction::Incoming => {
@@ -181,14 +181,9 @@ impl Index {
             }
             Some((cands, false)) => cands
                 .into_iter()
-                .filter(|id| self.objects.get(id).is_some_and(ok))
+                .filter(|id| self.get(id).is_some_and(ok))
                 .collect(),
-            None => self
-                .objects
-                .values()
-                .filter(|s| ok(s))
-                .map(|s| s.id)
-                .collect(),
+            None => self.iter().filter(|s| ok(s)).map(|s| s.id).collect(),
         };
         // Stable sort: candidates are mostly ascending runs (index buckets,
         // unions of them), which it merges in linear time.
@@ -212,8 +207,7 @@ impl Index {
             // value of order field j.
             let order = &query.order;
             let k = order.len();
-            let rows: Vec<&ObjectState> =
-                ids.iter().filter_map(|id| self.objects.get(id)).collect();
+            let rows: Vec<&ObjectState> = ids.iter().filter_map(|id| self.get(id)).collect();
             let keys: Vec<Option<&Value>> = rows
                 .iter()
                 .flat_map(|s| order.iter().map(|o| s.fields.get(&o.field)))

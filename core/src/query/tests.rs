@@ -1105,12 +1105,17 @@ mod property {
             initial in prop::collection::vec(object(), 0..20),
             updates in prop::collection::vec(prop::collection::vec(object(), 1..4), 0..4),
             queries in prop::collection::vec(query(), 1..4),
+            stored in any::<bool>(),
         ) {
             let mut index = Index::new();
             let mut objs = BTreeMap::new();
             for o in initial {
                 objs.insert(o.id, o.clone());
                 index.upsert(o);
+            }
+            if stored {
+                // As a space opens: not decoded until read.
+                index = Index::stored_from(objs.values());
             }
             let mut live = LiveQueries::new();
             let mut subs = Vec::new();
@@ -1258,12 +1263,16 @@ mod property {
             updates in prop::collection::vec(dense_object(), 0..10),
             removed in prop::collection::vec(0..M, 0..4),
             queries in prop::collection::vec(dense_query(), 1..5),
+            stored in any::<bool>(),
         ) {
             let mut index = Index::new();
             let mut objs = BTreeMap::new();
             for o in initial {
                 objs.insert(o.id, o.clone());
                 index.upsert(o);
+            }
+            if stored {
+                index = Index::stored_from(objs.values());
             }
             for q in &queries {
                 let got = index.run(q).expect("valid");
