@@ -106,7 +106,9 @@ async function sites() {
   });
   await copyFile(join(HERE, "index.html"), join(appDir, "index.html"));
   const proc = spawn(SERVER, ["--vault-dir", vaultDir, "--vault-addr", `127.0.0.1:${V}`, "--app-dir", appDir,
-    "--app-addr", `127.0.0.1:${A}`, "--vault-origin", vaultUrl], { stdio: ["ignore", "ignore", "inherit"] });
+    "--app-addr", `127.0.0.1:${A}`, "--vault-origin", vaultUrl,
+    // Only the shell is framable on a vault site; the floor page must be too.
+    "--framable-page", "/bench-floor.html"], { stdio: ["ignore", "ignore", "inherit"] });
   await waitHealthy(`http://127.0.0.1:${V}/healthz`, proc);
   await waitHealthy(`http://127.0.0.1:${A}/healthz`, proc);
   const stop = async () => {

@@ -205,7 +205,7 @@ async fn file_response(
             headers.insert("cross-origin-opener-policy", coop.clone());
         }
         // The site's headers (server.rs) keep these.
-        if let Some((csp, frame_options)) = policy.unframable(file_name) {
+        if let Some((csp, frame_options)) = policy.unframable(page_path, file_name) {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
             headers.insert(header::X_FRAME_OPTIONS, frame_options);
         }

@@ -48,6 +48,10 @@ struct Args {
     /// served without COOP so that it keeps its opener; repeatable.
     #[arg(long, value_name = "PATH", default_values_t = ["/consent.html".to_string(), "/invite.html".to_string(), "/window.html".to_string()])]
     opener_page: Vec<String>,
+    /// A vault page other sites may embed besides the shell /vault.html
+    /// (the benchmark's floor pages); repeatable [default: none].
+    #[arg(long, value_name = "PATH")]
+    framable_page: Vec<String>,
     /// Page origins besides the vault's that may use the signaling
     /// rendezvous (`/signal`), comma-separated; clients without an Origin
     /// (native peers) always may.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         vault_origin: args.vault_origin,
         frame_ancestors,
         opener_pages: args.opener_page,
+        extra_framable_pages: args.framable_page,
         signal_limits: echo_signal::rendezvous::Limits {
             sockets_per_address: args.signal_max_sockets_per_address,
             frame_bytes: args.signal_max_frame_bytes,

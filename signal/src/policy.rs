@@ -52,8 +52,9 @@ pub struct Policy {
     pub opener_pages: HashSet<String>,
     /// `X-Frame-Options` (`None`: not sent).
     pub frame_options: Option<HeaderValue>,
-    /// HTML files (by name) that other sites may embed: the vault's shell
-    /// (`vault.html`). Every other page of a site with such a list gets
+    /// Paths of the HTML pages other sites may embed: the vault's shell
+    /// (`/vault.html`) and any the deployment adds. Every other page of the
+    /// vault site gets
     /// [`unframable_csp`](Self::unframable_csp) and `X-Frame-Options: DENY`.
     pub framable: HashSet<String>,
     /// The CSP of a page no other site may embed (`frame-ancestors 'none'`).
@@ -88,7 +89,13 @@ impl Policy {
     ///   browsing context group, severing `window.opener`. Those pages get no
     ///   COOP; every other vault page gets `same-origin-allow-popups`, which
     ///   keeps the opener link of the popups *it* opens.
-    pub fn vault(frame_ancestors: &[String], opener_pages: HashSet<String>) -> Policy {
+    /// - `extra_framable`: paths of more pages other sites may embed besides
+    ///   the shell (the benchmark's floor pages); none in a deployment.
+    pub fn vault(
+        frame_ancestors: &[String],
+        opener_pages: HashSet<String>,
+        extra_framable: &[String],
+    ) -> Policy {
         let ancestors = if frame_ancestors.is_empty() {
             "*".to_string()
         } else {
@@ -103,7 +110,9 @@ impl Policy {
             coop_html: Some(HeaderValue::from_static("same-origin-allow-popups")),
             opener_pages,
             frame_options: None,
-            framable: ["vault.html".to_string()].into(),
+            framable: std::iter::once("/vault.html".to_string())
+                .chain(extra_framable.iter().cloned())
+                .collect(),
             unframable_csp: header(&unframable),
         }
     }
@@ -133,8 +142,12 @@ impl Policy {
     /// The framing headers of the HTML file `file_name`, when they differ
     /// from the site's: a vault page other than the shell may be framed by
     /// no one (CSP and `X-Frame-Options`).
-    pub fn unframable(&self, file_name: &str) -> Option<(HeaderValue, HeaderValue)> {
-        (self.kind == SiteKind::Vault && is_html(file_name) && !self.framable.contains(file_name))
+    pub fn unframable(
+        &self,
+        page_path: &str,
+        file_name: &str,
+    ) -> Option<(HeaderValue, HeaderValue)> {
+        (self.kind == SiteKind::Vault && is_html(file_name) && !self.framable.contains(page_path))
             .then(|| {
                 (
                     self.unframable_csp.clone(),
@@ -281,17 +294,25 @@ mod tests {
 
     #[test]
     fn policies() {
-        let vault = Policy::vault(&[], ["/consent.html".to_string()].into());
+        let vault = Policy::vault(&[], ["/consent.html".to_string()].into(), &[]);
         let csp = vault.csp.to_str().unwrap();
         assert!(csp.contains("frame-ancestors *"), "{csp}");
         // Only the shell is framable.
-        assert!(vault.unframable("vault.html").is_none());
+        assert!(vault.unframable("/vault.html", "vault.html").is_none());
         for page in ["consent.html", "manage.html", "invite.html", "index.html"] {
-            let (csp, xfo) = vault.unframable(page).expect(page);
+            let (csp, xfo) = vault.unframable(&format!("/{page}"), page).expect(page);
             assert!(csp.to_str().unwrap().ends_with("frame-ancestors 'none'"));
             assert_eq!(xfo, "DENY");
         }
-        assert!(vault.unframable("engine-worker.js").is_none());
+        assert!(vault
+            .unframable("/engine-worker.js", "engine-worker.js")
+            .is_none());
+        // A vault.html elsewhere is not the shell; a page added is framable.
+        assert!(vault.unframable("/x/vault.html", "vault.html").is_some());
+        let floor = Policy::vault(&[], HashSet::new(), &["/floor.html".to_string()]);
+        assert!(floor.unframable("/floor.html", "floor.html").is_none());
+        assert!(floor.unframable("/vault.html", "vault.html").is_none());
+        assert!(floor.unframable("/consent.html", "consent.html").is_some());
         assert!(
             csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
             "{csp}"
@@ -304,6 +325,7 @@ mod tests {
         let listed = Policy::vault(
             &["https://a.example".into(), "https://b.example".into()],
             HashSet::new(),
+            &[],
         );
         assert!(listed
             .csp

@@ -57,6 +57,9 @@ pub struct Config {
     /// Vault pages (request paths such as `/consent.html`) served without
     /// COOP, because they are popups that must keep their opener.
     pub opener_pages: Vec<String>,
+    /// Vault pages (request paths) other sites may embed besides the shell
+    /// `/vault.html` — the benchmark's floor pages; none in a deployment.
+    pub extra_framable_pages: Vec<String>,
     /// Limits of the signaling rendezvous on the vault's listener.
     pub signal_limits: crate::rendezvous::Limits,
     /// Page origins besides the vault's own that may use signaling.
@@ -99,6 +102,9 @@ pub enum Error {
     /// An opener page is not a path.
     #[error("invalid opener page {0:?}: use a path such as /consent.html")]
     BadOpenerPage(String),
+    /// A framable page is not a path.
+    #[error("invalid framable page {0:?}: use a path such as /floor.html")]
+    BadFramablePage(String),
     /// The Redis URL is not one.
     #[error("invalid --redis URL: {0}")]
     Redis(String),
@@ -150,6 +156,11 @@ impl Server {
                 return Err(Error::BadOpenerPage(page.clone()));
             }
         }
+        for page in &config.extra_framable_pages {
+            if !page.starts_with('/') || files::decode_path(page).is_none() {
+                return Err(Error::BadFramablePage(page.clone()));
+            }
+        }
         let mut roots = Vec::new();
         for (kind, site) in [
             (SiteKind::Vault, &config.vault),
@@ -188,7 +199,11 @@ impl Server {
             .into_iter()
             .map(|(kind, listener, addr, root)| {
                 let policy = match kind {
-                    SiteKind::Vault => Policy::vault(&config.frame_ancestors, opener_pages.clone()),
+                    SiteKind::Vault => Policy::vault(
+                        &config.frame_ancestors,
+                        opener_pages.clone(),
+                        &config.extra_framable_pages,
+                    ),
                     SiteKind::App => Policy::app(vault_origin.as_deref()),
                 };
                 Bound {

@@ -483,4 +483,12 @@ async fn start_up_errors() {
     })
     .await;
     assert!(matches!(error, Error::BadOpenerPage(_)), "{error}");
+
+    let error = bind(Config {
+        vault: site("vault", any_port()),
+        extra_framable_pages: vec!["floor.html".into()],
+        ..Config::default()
+    })
+    .await;
+    assert!(matches!(error, Error::BadFramablePage(_)), "{error}");
 }

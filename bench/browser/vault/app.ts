@@ -36,13 +36,17 @@ async function sequential(n: number, call: () => Promise<unknown>) {
 
 function floorFrame(): Promise<HTMLIFrameElement> {
   if (floor) return Promise.resolve(floor);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    // Never wait forever: a vault site that refuses to be framed here
+    // (only its shell is framable unless told otherwise) never answers.
+    const timer = setTimeout(() => reject(new Error("the floor page did not load in its iframe within 10 s (is /bench-floor.html framable on the vault site?)")), 10_000);
     const f = document.createElement("iframe");
     f.src = `${__VAULT_URL__}/bench-floor.html`;
     f.style.display = "none";
     addEventListener("message", function ready(e) {
       if (e.source === f.contentWindow && e.data?.floor === "ready") {
         removeEventListener("message", ready);
+        clearTimeout(timer);
         floor = f;
         resolve(f);
       }
