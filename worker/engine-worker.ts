@@ -14,20 +14,35 @@ let mirrorState: MirrorState | null = null;
 
 /**
  * What the engine calls (vault-wasm engine.rs): `prepare` once it holds its lock, before it opens storage —
- * resolves with the mirror's state; `apply` with every batch it writes, whose answer waits for both copies.
+ * resolves with the mirror's state; `apply` with every batch it writes (at once, beside the default database's
+ * write), and `settle` once the default database committed it: the answer waits for both copies, the mirror's
+ * for at most a bounded time more.
  */
 (globalThis as unknown as { echoMirror: unknown }).echoMirror = {
   prepare: async (): Promise<MirrorState> => {
+    const t0 = performance.now();
     const prepared = await Mirror.prepare();
     mirror = prepared.mirror;
     mirrorState = prepared.state;
+    startup({ mirror: prepared.state, mirrorStartMs: t0, mirrorPrepareMs: performance.now() - t0 });
     if (prepared.state === "restored") {
       console.warn("echo-engine: the vault's storage was deleted by the browser; restored from its mirror");
     }
     return prepared.state;
   },
-  apply: (ops: MirrorOps, relaxed: boolean): Promise<void> => (mirror ? mirror.apply(ops, relaxed) : Promise.resolve()),
+  apply: (ops: MirrorOps, relaxed: boolean): Promise<true | Error> => (mirror ? mirror.apply(ops, relaxed) : Promise.resolve(true)),
+  settle: async (write: Promise<true | Error>): Promise<void> => {
+    if (!mirror) return;
+    await mirror.settle(write);
+    if (mirror.behind) startup({ mirrorBehind: mirror.whyBehind });
+  },
 };
+
+/** For the benchmarks (read over DevTools, bench/browser/run.mjs): what the start did with the mirror. */
+function startup(facts: Record<string, unknown>): void {
+  const g = globalThis as unknown as { echoStartup?: Record<string, unknown> };
+  g.echoStartup = { ...g.echoStartup, ...facts };
+}
 
 /** Set by scripts/web-build.mjs: the wasm-bindgen JS and wasm, relative to this script (null: built without). */
 declare const __ECHO_WASM_JS__: string | null;
@@ -212,7 +227,10 @@ function start(): void {
         clearTimeout(slow);
         engine = started;
         setStatus({ engine: "ready" });
-        mirror?.copyKeys().catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
+        mirror
+          ?.copyKeys()
+          .then((copied) => startup({ mirrorKeys: copied }))
+          .catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
       },
       (error: unknown) => {
         clearTimeout(slow);

@@ -32,7 +32,10 @@ interface StorageBucketManager {
 const BEHIND_CACHE = "echo-marker";
 const BEHIND_KEY = `echo-mirror-behind/${CHUNKS.db}`;
 
-/** How long a batch may take in the mirror before the engine answers without it (the mirror then counts as behind). */
+/**
+ * How long a batch may take in the mirror after the default database committed it, before the engine answers
+ * without it (the mirror then counts as behind).
+ */
 const MIRROR_WRITE_TIMEOUT_MS = 5_000;
 
 async function setBehind(behind: boolean): Promise<void> {
@@ -184,13 +187,16 @@ export class Mirror {
 
   /**
    * After the engine started: the wrapping key in the mirror too (a first run makes it after `prepare`; it
-   * never changes after).
+   * never changes after). Resolves with how many keys the mirror holds.
    */
-  async copyKeys(): Promise<void> {
-    if ((await readAll(this.keys, KEYS.store)).length > 0) return;
+  async copyKeys(): Promise<number> {
+    const there = await count(this.keys, KEYS.store);
+    if (there > 0) return there;
     const keys = await openDb(indexedDB, KEYS.db, KEYS.store);
     try {
-      await replaceAll(this.keys, KEYS.store, await readAll(keys, KEYS.store));
+      const entries = await readAll(keys, KEYS.store);
+      await replaceAll(this.keys, KEYS.store, entries);
+      return entries.length;
     } finally {
       keys.close();
     }
@@ -198,18 +204,23 @@ export class Mirror {
 
   /** Set once a batch was not written in time or failed: this copy is behind and no longer one to restore from. */
   private broken = false;
+  /** Batches written, and the last one's shape (for the diagnosis of a mirror that fell behind). */
+  private batches = 0;
+  private lastShape = "";
+  /** Why it fell behind (the diagnosis). */
+  whyBehind: string | null = null;
 
   /**
-   * Writes one batch of the engine (the same it writes to the default bucket, as durably). Never rejects and
-   * never waits more than MIRROR_WRITE_TIMEOUT_MS: a batch the mirror fails (say, over its quota) or does not
-   * commit in time (seen: a transaction of the bucket that never ended, in Chromium, after a hostile page
-   * opened 10,000 connections) leaves it behind the default databases — it is flagged as behind outside
-   * IndexedDB and no longer written, so it is never restored from, and `prepare` seeds it again at the next start.
+   * Starts writing one batch of the engine (the same it writes to the default bucket, as durably): resolves
+   * with whether the mirror committed it (or true, once behind: it is no longer written). Never rejects; the
+   * engine bounds the wait with `settle` once the default database committed the same batch.
    */
-  async apply(ops: MirrorOps, relaxed = false): Promise<void> {
-    if (this.broken) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const write = (async () => {
+  apply(ops: MirrorOps, relaxed = false): Promise<true | Error> {
+    if (this.broken) return Promise.resolve(true);
+    this.batches += 1;
+    const sizes = ops.map((o) => (o.length === 2 ? o[1].length : 0));
+    this.lastShape = `batch ${this.batches}: ${ops.length} ops, ${sizes.reduce((a, b) => a + b, 0)} bytes, largest ${Math.max(0, ...sizes)}`;
+    return (async () => {
       const tx = this.chunks.transaction(CHUNKS.store, "readwrite", { durability: relaxed ? "relaxed" : "strict" });
       const s = tx.objectStore(CHUNKS.store);
       for (const op of ops) {
@@ -217,25 +228,40 @@ export class Mirror {
         else s.delete(op[0]);
       }
       await done(tx);
-    })();
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the mirror did not commit within ${MIRROR_WRITE_TIMEOUT_MS} ms`)), MIRROR_WRITE_TIMEOUT_MS);
+      return true as const;
+    })().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+  }
+
+  /**
+   * Waits for a batch `apply` started, at most MIRROR_WRITE_TIMEOUT_MS from now — called once the default
+   * database committed the same batch, so a batch as large as the whole vault gets as long as the default
+   * database took, and more. Never rejects: a batch the mirror failed (say, over its quota) or did not commit
+   * in time (seen: a transaction of the bucket that never ended, in Chromium, after a hostile page opened
+   * 10,000 connections) leaves it behind the default databases — it is flagged as behind outside IndexedDB and
+   * no longer written, so it is never restored from, and `prepare` seeds it again at the next start.
+   */
+  async settle(write: Promise<true | Error>): Promise<void> {
+    if (this.broken) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<Error>((resolve) => {
+      timer = setTimeout(
+        () => resolve(new Error(`the mirror did not commit within ${MIRROR_WRITE_TIMEOUT_MS} ms of the default database`)),
+        MIRROR_WRITE_TIMEOUT_MS,
+      );
     });
+    const outcome = await Promise.race([write, late]);
+    clearTimeout(timer);
+    if (outcome === true || this.broken) return;
+    this.broken = true;
+    this.whyBehind = `${String(outcome)} (${this.lastShape})`;
+    console.error("echo-engine: the mirror fell behind; it is seeded again at the next start", outcome);
+    await setBehind(true).catch((again: unknown) => console.error("echo-engine: cannot flag the mirror as behind", again));
+    // And where the transaction store still works, its vault record goes too (not awaited: it may wait behind
+    // the stuck transaction).
     try {
-      await Promise.race([write, late]);
-    } catch (error) {
-      this.broken = true;
-      console.error("echo-engine: the mirror fell behind; it is seeded again at the next start", error);
-      await setBehind(true).catch((again: unknown) => console.error("echo-engine: cannot flag the mirror as behind", again));
-      // And where the transaction store still works, its vault record goes too (not awaited: it may wait behind
-      // the stuck transaction).
-      try {
-        this.chunks.transaction(CHUNKS.store, "readwrite").objectStore(CHUNKS.store).delete(IDENTITY_KEY);
-      } catch {
-        // The connection is gone: the flag says it.
-      }
-    } finally {
-      clearTimeout(timer);
+      this.chunks.transaction(CHUNKS.store, "readwrite").objectStore(CHUNKS.store).delete(IDENTITY_KEY);
+    } catch {
+      // The connection is gone: the flag says it.
     }
   }
 

@@ -689,9 +689,10 @@ fn drain_outputs(state: &Shared) {
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = store.apply_with(batch, durability).await;
                     if let Some(mirrored) = mirrored {
-                        // The worker's mirror never rejects: a copy it could
-                        // not write is marked as not to be restored from.
-                        let _ = mirrored.await;
+                        // Bounded from the default database's commit on: a
+                        // copy the mirror could not write (or not in time)
+                        // is marked as not to be restored from.
+                        crate::mirror::settle(mirrored).await;
                     }
                     if let Err(e) = &result {
                         web_sys::console::error_1(

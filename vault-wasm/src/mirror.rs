@@ -7,8 +7,10 @@
 //! [`prepare`] runs once the engine holds its lock, before it opens its
 //! storage: the worker restores the default databases from the mirror when
 //! they lost the vault, or seeds the mirror. [`apply`] hands the mirror each
-//! batch as the engine writes it to IndexedDB; the write is answered only
-//! once both copies hold it. Without `echoMirror` (a host without the
+//! batch as the engine writes it to IndexedDB, and [`settle`] waits for it
+//! once the default database committed the batch — at most 5 s more; the
+//! write is answered only once both copies hold it (or the mirror, late or
+//! failed, is marked behind). Without `echoMirror` (a host without the
 //! worker, the benchmarks' pages) or without storage buckets in the browser
 //! both are no-ops.
 
@@ -60,8 +62,9 @@ pub(crate) async fn prepare() {
 }
 
 /// Starts writing `batch` to the mirror, as durably as the default
-/// database's write: a promise to await with it (`None` without a mirror).
-pub(crate) fn apply(batch: &Batch, durability: Durability) -> Option<JsFuture> {
+/// database's write: the write's promise, to hand to [`settle`] once the
+/// default database committed the batch (`None` without a mirror).
+pub(crate) fn apply(batch: &Batch, durability: Durability) -> Option<Promise> {
     let (mirror, apply) = function("apply")?;
     let ops: Array = batch
         .ops()
@@ -76,10 +79,24 @@ pub(crate) fn apply(batch: &Batch, durability: Durability) -> Option<JsFuture> {
         })
         .collect();
     let relaxed = JsValue::from_bool(durability == Durability::Relaxed);
-    let promise = apply
+    apply
         .call2(&mirror, &ops, &relaxed)
         .ok()?
         .dyn_into::<Promise>()
-        .ok()?;
-    Some(JsFuture::from(promise))
+        .ok()
+}
+
+/// Waits for a mirror write [`apply`] started, for a bounded time from
+/// now: the worker's `settle` never rejects, and marks the mirror as
+/// behind (not to be restored from) when the write failed or is late.
+pub(crate) async fn settle(write: Promise) {
+    let Some((mirror, settle)) = function("settle") else {
+        return;
+    };
+    if let Ok(Ok(promise)) = settle
+        .call1(&mirror, &write)
+        .map(|p| p.dyn_into::<Promise>())
+    {
+        let _ = JsFuture::from(promise).await;
+    }
 }

@@ -141,9 +141,10 @@ export function installDriver(adapter) {
     bench.auto = (async () => {
       const handoff = q.has('handoff') ? JSON.parse(q.get('handoff')) : undefined;
       await adapter.open({ handoff });
+      const openMs = performance.now();
       const first = await adapter.firstMatch(WHERE);
       const ms = performance.now();
-      return { ms, first: normalise(first), handoff: adapter.handoff() };
+      return { ms, openMs, first: normalise(first), handoff: adapter.handoff() };
     })();
     bench.auto.catch(() => {});
   }
