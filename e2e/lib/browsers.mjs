@@ -386,7 +386,10 @@ async function launchWebKit(args, regime) {
         first.used = true;
         handle = first.handle;
       } else {
-        handle = (await request("POST", S("/window/new"), { type: "tab" })).handle;
+        // A window, not a tab: MiniBrowser opens a new tab in the background (visibilityState "hidden"), and
+        // WebKit blocks window.open from a hidden page even in a click (measured: the vault window came back
+        // null, popup_blocked) — a person clicks in the tab they look at.
+        handle = (await request("POST", S("/window/new"), { type: "window" })).handle;
       }
       const page = wrap(handle);
       if (url) await page.goto(url);

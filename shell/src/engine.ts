@@ -345,6 +345,11 @@ class FallbackLink extends BaseLink implements EngineLink {
     this.bus = scope.broadcastChannel ? scope.broadcastChannel(BUS_NAME) : null;
     if (this.bus) this.bus.onmessage = (event: MessageEvent) => this.onBus(event.data as BusMessage);
     addEventListener("pagehide", () => this.leave());
+    // Back from the back/forward cache: this page's engine worker was ended when it went in (`leave`), and
+    // its connections with it; a reload joins (or leads) the vault's engine again.
+    addEventListener("pageshow", (event: PageTransitionEvent) => {
+      if (event.persisted) location.reload();
+    });
     // Only a top-level vault page may run the engine: a dedicated worker
     // started from a cross-site iframe gets the iframe's partitioned
     // storage, i.e. a second, empty vault. An iframe shell follows a
@@ -568,8 +573,21 @@ class FallbackLink extends BaseLink implements EngineLink {
     }
   }
 
+  /**
+   * The page is going away — or into the back/forward cache, where a browser keeps the page and its
+   * dedicated worker suspended: WebKit then releases the page's own Web Locks (the leader lock goes to
+   * the next vault page) but not the lock its worker's engine holds ("echo-engine"), so the next leader's
+   * engine would wait for it as long as the old page stays cached (measured in WebKitGTK 2.50: an app
+   * reopening its vault window, which navigates that window to a new vault page, got `storage_blocked`).
+   * A leader therefore ends its worker here, which releases the engine's lock at once.
+   */
   private leave(): void {
-    if (this.isLeader) this.send({ to: "*", conn: "", data: { leader_gone: this.id } });
-    else this.send({ to: "leader", conn: "", data: { bye: this.id } });
+    if (this.isLeader) {
+      this.send({ to: "*", conn: "", data: { leader_gone: this.id } });
+      this.worker?.terminate();
+      this.worker = null;
+    } else {
+      this.send({ to: "leader", conn: "", data: { bye: this.id } });
+    }
   }
 }
