@@ -6,11 +6,26 @@
 // first-party manage page is read through the window; a space written through the window is listed by the manage
 // page); closing the window shows the disconnected state and one click reconnects; the window serves no page
 // without an origin.
+//
+// Firefox ESR runs the same flow (puppeteer-core over WebDriver BiDi, lib/browsers.mjs) in each of its regimes where
+// the iframe cannot reach the vault (Total Cookie Protection, all third-party cookies blocked, a private window),
+// in a loopback-only network namespace of its own (this file re-runs itself there, with its own sites, as e2e 15
+// does); and the storage-access path: after a first-party visit Firefox grants the vault's button at once, for
+// cookies only (its storage stays partitioned), so the window is the way there too — and the next load of the
+// iframe, which now has storage access, must not start a second, empty vault in the partition.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { launch } from "./lib/browsers.mjs";
+import { inLoopbackNamespace, runInLoopbackNamespace } from "./lib/netns.mjs";
 import { launchRegime } from "./lib/regimes.mjs";
-import { getSites } from "./lib/sites.mjs";
+import { ROOT, getSites } from "./lib/sites.mjs";
 import { clickInPopup, allowInPopup, openProbe, sleep, timing, waitState, watchErrors } from "./lib/util.mjs";
+
+const SELF = fileURLToPath(import.meta.url);
+/** Inside the namespace only the Firefox tests run; outside, Chromium's and the namespace's run. */
+const inside = inLoopbackNamespace();
+const chromiumTest = inside ? () => {} : test;
 
 const sites = await getSites();
 
@@ -35,7 +50,7 @@ const boardReady = (page, timeout = 15000) => page.waitForFunction(() => documen
 for (const regime of ["partitioned", "blocked"]) {
   const expected = STORAGE_STATE[regime];
 
-  test(`${regime}: the demo app offers the vault's button and its window within 5 s; two clicks reach the vault; closing the window disconnects, one click reconnects`, async (t) => {
+  chromiumTest(`${regime}: the demo app offers the vault's button and its window within 5 s; two clicks reach the vault; closing the window disconnects, one click reconnects`, async (t) => {
     const browser = await launchRegime(regime);
     try {
       const { context } = browser;
@@ -144,7 +159,7 @@ for (const regime of ["partitioned", "blocked"]) {
   });
 }
 
-test("partitioned: the window reaches the same vault both ways — a name set first party is read, a space written is listed", async (t) => {
+chromiumTest("partitioned: the window reaches the same vault both ways — a name set first party is read, a space written is listed", async (t) => {
   const browser = await launchRegime("partitioned");
   try {
     const { context } = browser;
@@ -203,7 +218,7 @@ test("partitioned: the window reaches the same vault both ways — a name set fi
   }
 });
 
-test("the vault window serves only its opener, never a page without an origin, and nothing when opened by no app", async () => {
+chromiumTest("the vault window serves only its opener, never a page without an origin, and nothing when opened by no app", async () => {
   const browser = await launchRegime("partitioned");
   try {
     const { context } = browser;
@@ -265,7 +280,7 @@ test("the vault window serves only its opener, never a page without an origin, a
   }
 });
 
-test("storage-access regime: nothing changes — connected through the iframe, no button, no window", async (t) => {
+chromiumTest("storage-access regime: nothing changes — connected through the iframe, no button, no window", async (t) => {
   const browser = await launchRegime("storage-access");
   try {
     const { context } = browser;
@@ -281,3 +296,203 @@ test("storage-access regime: nothing changes — connected through the iframe, n
     await browser.close();
   }
 });
+
+// --- Firefox ESR -------------------------------------------------------------------------------------------
+
+/** What the demo app shows within 5 s in each Firefox regime where its iframe cannot reach the vault (e2e 15). */
+const FIREFOX_STATE = { partitioned: "storage_partitioned", blocked: "storage_blocked", private: "storage_partitioned" };
+const FIREFOX_TESTS = Object.keys(FIREFOX_STATE).length + 1;
+
+if (!inside) {
+  test("firefox: the vault window and the vault's button, in a loopback-only network namespace", () => {
+    const env = { ...process.env, E2E_SITES: "" };
+    delete env.NODE_TEST_CONTEXT;
+    const r = runInLoopbackNamespace({ file: SELF, nodeArgs: ["--test", "--test-reporter=spec"], env, cwd: ROOT, timeoutMs: 300_000 });
+    const indent = (text) => (text ?? "").replace(/^(?=.)/gm, "  │ ");
+    process.stdout.write(indent(r.stdout));
+    process.stderr.write(indent(r.stderr));
+    assert.equal(r.status, 0, `the tests in the namespace failed (status ${r.status}, ${r.error ?? "no spawn error"})`);
+    assert.match(r.stdout ?? "", /ℹ fail 0\b/);
+    assert.match(r.stdout ?? "", new RegExp(`ℹ pass ${FIREFOX_TESTS}\\b`), "every test ran");
+  });
+} else {
+  const demoState = (page) => page.evaluate(() => document.querySelector("[data-testid=state]")?.dataset.state);
+  const waitDemo = (page, states, timeoutMs = 10000) =>
+    page.waitFor((want) => want.includes(document.querySelector("[data-testid=state]")?.dataset.state) && document.querySelector("[data-testid=state]").dataset.state, [states].flat(), { timeoutMs, what: `the demo app in ${states}` });
+  const boardReady = (page) => page.waitFor(() => document.querySelector("[data-testid=board]")?.dataset.ready === "true", null, { timeoutMs: 15000, what: "the board" });
+  const stateText = (page) => page.evaluate(() => document.querySelector("[data-testid=state-text]")?.textContent ?? "");
+  const shown = (page, testId) => page.evaluate((id) => { const el = document.querySelector(`[data-testid=${id}]`); return !!el && !el.hidden && el.offsetParent !== null; }, testId);
+  /** What the vault's button got from the browser: the SDK's `storageAccess` as the demo shows it. */
+  const accessAnswer = (page) =>
+    page.waitFor(() => {
+      const text = document.querySelector("[data-testid=state-text]")?.textContent ?? "";
+      if (/is asking whether/.test(text)) return "asking";
+      if (/did not allow/.test(text)) return "refused";
+      if (/cookies here, but not its data/.test(text)) return "cookies_only";
+      if (document.querySelector("[data-testid=state]")?.dataset.state === "connected" || document.querySelector("[data-testid=state]")?.dataset.state === "not_authorized") return "granted";
+      return null;
+    }, null, { timeoutMs: 10000, what: "the browser's answer to the vault's button" });
+  /** Counts the clicks a person makes. */
+  const clicker = () => {
+    const c = { n: 0, log: [] };
+    c.count = (what) => {
+      c.n++;
+      c.log.push(what);
+    };
+    return c;
+  };
+  const frameUrl = `${sites.vault}/vault.html`;
+  const log = (line) => console.log(`  [firefox] ${line}`);
+
+  /** Allow in the vault's consent popup, after the demo's Connect (2 clicks, counted). */
+  async function allowDemo(browser, page, clicks) {
+    clicks.count("Connect (consent)");
+    const popup = await browser.popup(() => page.click("[data-testid=connect]"));
+    assert.match(await popup.url(), /\/consent\.html/);
+    await popup.focus();
+    await popup.pointer();
+    await popup.waitFor(() => document.querySelector("#allow")?.disabled === false, null, { what: "Allow to arm", timeoutMs: 10000 });
+    clicks.count("Allow");
+    await popup.click("#allow");
+  }
+
+  for (const [regime, expected] of Object.entries(FIREFOX_STATE)) {
+    test(`firefox, ${regime}: ${expected} with the vault's button and its window within 5 s; at most two clicks reach the vault; closing the window disconnects, one click reconnects`, async () => {
+      const browser = await launch("firefox", regime);
+      try {
+        const clicks = clicker();
+        const page = await browser.newPage();
+        const t0 = Date.now();
+        await page.goto(`${sites.demo}/`);
+        await waitDemo(page, expected, 8000);
+        await page.waitFor(() => !document.querySelector("[data-testid=open-window]").hidden, null, { timeoutMs: 5000, what: "Open your vault" });
+        const button = await shown(page, "vault-slot");
+        const actionable = Date.now() - t0;
+        log(`[time] ${regime}: ${expected}, the vault's button ${button ? "shown" : "not shown"}, "Open your vault" after ${actionable} ms`);
+        assert.ok(actionable < 5000, `actionable after ${actionable} ms`);
+        assert.match(await stateText(page), /Open your vault in its own window|own window/);
+
+        // Click 1 (where the vault offers its button): the vault's own button, inside the vault's document.
+        if (button) {
+          const t1 = Date.now();
+          clicks.count("the vault's Connect to your vault");
+          await page.clickInFrame(frameUrl, "[data-testid=access]");
+          const answer = await accessAnswer(page);
+          log(`[time] ${regime}: the vault's button → Firefox answered "${answer}" after ${Date.now() - t1} ms`);
+          // A fresh profile: Firefox asks the person (a prompt in its own UI, which nobody answers here); the window
+          // is the way meanwhile. It never hands this frame the vault's storage without a first-party visit.
+          assert.ok(["asking", "refused", "cookies_only"].includes(answer), answer);
+        }
+
+        // Click 2: "Open your vault" — the first-party vault window.
+        const t2 = Date.now();
+        clicks.count("Open your vault");
+        const vaultWindow = await browser.popup(() => page.click("[data-testid=open-window]"));
+        const url = new URL(await vaultWindow.url());
+        assert.equal(`${url.origin}${url.pathname}`, `${sites.vault}/window.html`);
+        await waitDemo(page, "not_authorized");
+        log(`[time] ${regime}: the window opened → the app reached the vault (not_authorized, a new app) after ${Date.now() - t2} ms; clicks: ${clicks.n} (${clicks.log.join(", ")})`);
+        assert.ok(clicks.n <= 2, `reached the vault in ${clicks.n} clicks: ${clicks.log.join(", ")}`);
+        assert.equal(await vaultWindow.evaluate(() => document.documentElement.dataset.served), sites.demo, "the window serves the demo's origin");
+        assert.equal(await vaultWindow.evaluate(() => document.documentElement.dataset.storage), "global", "first party: the globals");
+
+        // A new app asks for consent, as everywhere.
+        await allowDemo(browser, page, clicks);
+        await boardReady(page);
+        log(`[time] ${regime}: a new app with the board ready after ${clicks.n} clicks (${clicks.log.join(", ")}), ${Date.now() - t0} ms`);
+        assert.equal(await page.evaluate(() => document.querySelector("[data-testid=state]").dataset.via), "window");
+        await page.fill("[data-testid=new-list-name]", "Groceries");
+        await page.click("[data-testid=add-list]");
+        await page.waitFor(() => document.querySelector("[data-testid=list-Groceries]") !== null, null, { what: "the list" });
+
+        // Closing the window: disconnected at once; it stays so; one click opens it again.
+        const t3 = Date.now();
+        await vaultWindow.close();
+        await waitDemo(page, "disconnected", 5000);
+        log(`[time] ${regime}: window closed → disconnected after ${Date.now() - t3} ms`);
+        await sleep(1500);
+        assert.equal(await demoState(page), "disconnected", "it stays disconnected: no window opens by itself");
+        assert.match(await stateText(page), /window was closed/);
+        assert.equal(await page.evaluate(() => document.querySelector("[data-testid=open-window]").textContent), "Open your vault again");
+        const t4 = Date.now();
+        const before = clicks.n;
+        clicks.count("Open your vault again");
+        const reopened = await browser.popup(() => page.click("[data-testid=open-window]"));
+        await waitDemo(page, "connected");
+        log(`[time] ${regime}: one click → connected again after ${Date.now() - t4} ms`);
+        assert.equal(clicks.n - before, 1);
+        await page.waitFor(() => document.querySelector("[data-testid=list-Groceries]") !== null, null, { what: "the list, reconnected" });
+
+        // A returning person: the window closed, the app reloaded, one click.
+        await reopened.close();
+        const t5 = Date.now();
+        await page.reload();
+        await waitDemo(page, expected, 8000);
+        const before2 = clicks.n;
+        clicks.count("Open your vault (returning)");
+        await browser.popup(() => page.click("[data-testid=open-window]"));
+        await boardReady(page);
+        await page.waitFor(() => document.querySelector("[data-testid=list-Groceries]") !== null, null, { what: "the list, returning" });
+        log(`[time] ${regime}: returning person, reload → board ready after 1 click, ${Date.now() - t5} ms`);
+        assert.equal(clicks.n - before2, 1);
+      } finally {
+        await browser.close();
+      }
+    });
+  }
+
+  test("firefox, partitioned, after a first-party visit: the vault's button is granted (cookies only), the window reaches the vault in two clicks, and the iframe with storage access starts no second vault", async () => {
+    const browser = await launch("firefox", "partitioned");
+    try {
+      // First party: the person uses the vault's own page (a click there is what lets Firefox grant at once).
+      const manage = await browser.newPage(`${sites.vault}/manage.html`);
+      await manage.waitFor(() => /Identity key/.test(document.getElementById("identity")?.textContent ?? ""), null, { timeoutMs: 15000, what: "the manage page's vault" });
+      await manage.fill("#name-input", "Ada of the first party");
+      await manage.click("#name-save");
+      await manage.waitFor(() => /Ada of the first party/.test(document.getElementById("identity")?.textContent ?? ""), null, { what: "the name saved" });
+
+      const clicks = clicker();
+      const page = await browser.newPage(`${sites.demo}/`);
+      await waitDemo(page, "storage_partitioned", 8000);
+      assert.ok(await shown(page, "vault-slot"), "the vault's button is offered");
+      const t1 = Date.now();
+      clicks.count("the vault's Connect to your vault");
+      await page.clickInFrame(frameUrl, "[data-testid=access]");
+      const answer = await page.waitFor(() => {
+        const text = document.querySelector("[data-testid=state-text]")?.textContent ?? "";
+        return /cookies here, but not its data/.test(text) ? "cookies_only" : /did not allow/.test(text) ? "refused" : ["connected", "not_authorized"].includes(document.querySelector("[data-testid=state]")?.dataset.state) ? "granted" : null;
+      }, null, { timeoutMs: 10000, what: "Firefox's grant" });
+      log(`[time] after a first-party visit: the vault's button → "${answer}" after ${Date.now() - t1} ms`);
+      // Measured: granted at once, for cookies only — the frame's IndexedDB stays partitioned (no echo-vault there).
+      assert.equal(answer, "cookies_only");
+      const frame = await page.inFrame(frameUrl, async () => ({ has: await document.hasStorageAccess(), dbs: (await indexedDB.databases()).map((d) => d.name) }));
+      assert.deepEqual(frame, { has: true, dbs: [] }, "storage access granted; nothing in the partition");
+
+      clicks.count("Open your vault");
+      const t2 = Date.now();
+      await browser.popup(() => page.click("[data-testid=open-window]"));
+      await waitDemo(page, "not_authorized");
+      log(`[time] after a first-party visit: the window → not_authorized after ${Date.now() - t2} ms; clicks: ${clicks.n} (${clicks.log.join(", ")})`);
+      assert.equal(clicks.n, 2);
+
+      // The next load of the iframe has storage access (hasStorageAccess() true, requestStorageAccess() resolves
+      // with nothing) but still partitioned storage: it must refuse, not start an engine there.
+      await page.reload();
+      const t3 = Date.now();
+      await waitDemo(page, "storage_partitioned", 8000);
+      log(`[time] reload with storage access granted → storage_partitioned after ${Date.now() - t3} ms`);
+      await sleep(1000);
+      const after = await page.inFrame(frameUrl, async () => ({
+        has: await document.hasStorageAccess(),
+        permission: (await navigator.permissions.query({ name: "storage-access" })).state,
+        dbs: (await indexedDB.databases()).map((d) => d.name),
+        storage: document.documentElement.dataset.storage ?? null,
+      }));
+      assert.deepEqual(after, { has: true, permission: "granted", dbs: [], storage: null }, "no engine, no database in the partition");
+      assert.equal(await shown(page, "vault-slot"), false, "nothing more to ask: no button, the window is offered");
+      assert.equal(await demoState(page), "storage_partitioned");
+    } finally {
+      await browser.close();
+    }
+  });
+}

@@ -14,6 +14,7 @@
 // A Page: `goto`, `reload`, `evaluate(fn, arg)` (fn is serialized: no closures; arg and result are JSON),
 // `waitFor(fn, arg, {timeoutMs, what})` (polls evaluate), `click(selector, {dialog: "accept"})`, `fill`,
 // `check`, `pointer()` (a person's pointer moving over the page), `focus()`, `inFrame(urlPrefix, fn, arg)`,
+// `clickInFrame(urlPrefix, selector)` (Chromium and Firefox),
 // `setOffline(bool)` (false when the driver cannot), `url()`, `close()`.
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -76,6 +77,13 @@ function sharedPageOps(page) {
       const frame = page.frames().find((f) => f.url().startsWith(prefix));
       if (!frame) throw new Error(`no frame at ${prefix}`);
       return frame.evaluate(`(${source(fn)})(${JSON.stringify(arg ?? null)})`);
+    },
+    // A person's click on an element inside one of the page's frames (input events: the frame's own gesture).
+    async clickInFrame(prefix, selector) {
+      const frame = await poll(async () => page.frames().find((f) => f.url().startsWith(prefix)), null, null, { timeoutMs: 10000, what: `a frame at ${prefix}` });
+      // Playwright (a `context()`) and Puppeteer spell "visible" differently.
+      await frame.waitForSelector(selector, typeof page.context === "function" ? { state: "visible", timeout: 10000 } : { visible: true, timeout: 10000 });
+      await frame.click(selector);
     },
   };
 }

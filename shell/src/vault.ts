@@ -76,9 +76,16 @@ async function storageSetup(): Promise<Setup> {
       if (handle && (handle.SharedWorker || handle.indexedDB || handle.locks)) {
         return { ok: true, scope: handleScope(handle) };
       }
-      // A browser that grants cookie access only resolves with nothing; its
-      // globals are then the first-party ones.
-      if (handle === undefined) return { ok: true, scope: globalScope() };
+      // Access without a handle. Where nothing restricts this frame (Firefox with third-party cookies
+      // allowed) the globals are the vault's own. Where it came from an earlier grant they may not be:
+      // Firefox's and WebKit's grants cover cookies only — measured in Firefox ESR 153 (Total Cookie
+      // Protection): the next load of this frame after a grant has hasStorageAccess() true, this request
+      // resolving with nothing, and IndexedDB still partitioned (a database made first party is not
+      // there), so an engine started here would be a second, empty vault.
+      if (handle === undefined) {
+        if (!(await accessFromGrant()) || (await globalsAreTheVaults())) return { ok: true, scope: globalScope() };
+        has = false;
+      }
     } catch {
       // Refused (without a click): a click in this page may get it.
       canAsk = true;
@@ -131,6 +138,24 @@ async function globalsAreTheVaults(): Promise<boolean> {
     return list.some((db) => db.name === "echo-vault");
   } catch {
     return false;
+  }
+}
+
+/**
+ * Whether this frame's storage access comes from a grant (the `storage-access` permission is "granted"),
+ * as opposed to a browser that does not restrict this frame at all (the permission still "prompt": Firefox
+ * with third-party cookies allowed). Unknown (no such permission name) counts as a grant.
+ */
+async function accessFromGrant(): Promise<boolean> {
+  try {
+    const status = await withTimeout(
+      navigator.permissions.query({ name: "storage-access" as PermissionName }),
+      PROBE_TIMEOUT_MS,
+      () => null,
+    );
+    return status === null || status.state === "granted";
+  } catch {
+    return true;
   }
 }
 
