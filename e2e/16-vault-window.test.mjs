@@ -152,6 +152,27 @@ for (const regime of ["partitioned", "blocked"]) {
       await page.getByTestId("list-Groceries").waitFor({ timeout: 10000 });
       timing(t, `${regime}: returning person, reload → board ready after 1 click`, Date.now() - t5);
       assert.equal(clicks.n - before2, 1);
+
+      // A reload with the vault window still open, then one click: window.open navigates that window to a new
+      // page, and until it loads the earlier page is still there. Only the new page may answer the reloaded app
+      // (the window's token, client/src/window.ts): the app reaches connected once and never drops back.
+      await page.reload();
+      await waitDemoState(page, expected, 8000);
+      await page.evaluate(() => {
+        const el = document.querySelector("[data-testid=state]");
+        window.__states = [el.dataset.state];
+        new MutationObserver(() => window.__states.push(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ["data-state"] });
+      });
+      const before3 = clicks.n;
+      await clicks.click(page.getByTestId("open-window"), "Open your vault (its window still open)");
+      await boardReady(page);
+      await page.getByTestId("list-Groceries").waitFor({ timeout: 10000 });
+      await sleep(500);
+      const seen = await page.evaluate(() => window.__states);
+      const connectedAt = seen.indexOf("connected");
+      assert.ok(connectedAt > 0, `connected after the click: ${seen.join(" → ")}`);
+      assert.deepEqual(seen.slice(connectedAt).filter((s) => s !== "connected"), [], `no drop once connected: ${seen.join(" → ")}`);
+      assert.equal(clicks.n - before3, 1);
       assert.deepEqual(errors, [], "no page errors");
     } finally {
       await browser.close();

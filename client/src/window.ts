@@ -41,6 +41,12 @@ export class WindowTransport implements Transport {
   private readonly watchMs: number;
   private sink: TransportSink | null = null;
   private popup: Window | null = null;
+  /**
+   * The token of the window this transport opened (in its URL, `?n=`, and in every `connect`): a vault
+   * window answers only its own token, so a window still showing an earlier page (a reloaded app reopening
+   * it navigates it anew) never answers for the page that replaces it.
+   */
+  private nonce = "";
   /** An attempt is running: `connect` is posted until the window answers. */
   private asking = false;
   private retryTimer: ReturnType<typeof setInterval> | undefined;
@@ -87,7 +93,8 @@ export class WindowTransport implements Transport {
         this.sink?.dropped(closedError(), false);
         return;
       }
-      const popup = window.open(this.url, this.name, this.features);
+      this.nonce = windowNonce();
+      const popup = window.open(`${this.url}?n=${this.nonce}`, this.name, this.features);
       if (!popup) {
         this.popup = null;
         this.sink?.dropped(
@@ -145,7 +152,7 @@ export class WindowTransport implements Transport {
       if (!this.asking || !popup || popup.closed) return;
       try {
         // Target: the vault's origin. While the window is still about:blank (loading), nothing is delivered.
-        popup.postMessage({ echo: "connect" }, this.origin);
+        popup.postMessage({ echo: "connect", n: this.nonce }, this.origin);
       } catch {
         // navigating; the next tick retries
       }
@@ -216,4 +223,11 @@ function closedError(): EchoError {
 function userActive(): boolean {
   const activation = (globalThis.navigator as { userActivation?: { isActive?: boolean } } | undefined)?.userActivation;
   return activation?.isActive !== false;
+}
+
+/** A fresh token for a vault window (16 random bytes, hex). */
+function windowNonce(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -84,11 +84,15 @@ test("in a click: opens <vault>/window.html once, posts connect to the vault ori
   t.connect(true);
   assert.equal(page.opened.length, 1);
   const popup = page.opened[0];
-  assert.equal(popup.url, `${ORIGIN}/v/window.html`);
+  // The window's URL carries a fresh token, and every connect names it: only that page answers.
+  const url = new URL(popup.url);
+  assert.equal(`${url.origin}${url.pathname}`, `${ORIGIN}/v/window.html`);
+  const token = url.searchParams.get("n");
+  assert.match(token, /^[0-9a-f]{32}$/);
   assert.equal(popup.name, "echo-vault");
   assert.match(popup.features, /popup/);
   assert.deepEqual(sink.log, [["reached"]]);
-  assert.deepEqual(popup.posted, [{ data: { echo: "connect" }, origin: ORIGIN }], "target: the vault's origin, never *");
+  assert.deepEqual(popup.posted, [{ data: { echo: "connect", n: token }, origin: ORIGIN }], "target: the vault's origin, never *");
   mock.timers.tick(500);
   mock.timers.tick(500);
   assert.equal(popup.posted.length, 3, "asked again every 500 ms while loading");
@@ -171,6 +175,9 @@ test("the window going away: reloading → dropped with retry; closed → droppe
 
   t.connect(true);
   const second = page.opened[1];
+  const tokenOf = (w) => new URL(w.url).searchParams.get("n");
+  assert.notEqual(tokenOf(second), tokenOf(popup), "a window opened again gets a new token");
+  assert.deepEqual(second.posted[0].data, { echo: "connect", n: tokenOf(second) });
   page.from(second, { echo: "refused", state: "storage_blocked", error: { code: "rpc.storage_blocked", message: "no storage" } });
   assert.deepEqual(sink.log.slice(-1)[0], ["refused", "storage_blocked", "rpc.storage_blocked"]);
   t.close();

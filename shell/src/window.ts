@@ -74,6 +74,8 @@ function start(): void {
     return;
   }
 
+  /** The token of the app that opened this page (`?n=`, client/src/window.ts); none: any connect of the opener. */
+  const token = new URLSearchParams(location.search).get("n");
   const scope = globalScope();
   document.documentElement.dataset["storage"] = scope.via;
   const link = joinEngine(scope);
@@ -91,6 +93,9 @@ function start(): void {
     if (event.source !== opener) return;
     const data: unknown = event.data;
     if (typeof data !== "object" || data === null || (data as { echo?: unknown }).echo !== "connect") return;
+    // Only the connect of the app that opened this page: a reloaded app reopening the window sends its
+    // new token while this (earlier) page may still be shown; the page that replaces it answers.
+    if (token !== null && (data as { n?: unknown }).n !== token) return;
     const origin = event.origin;
     if (!origin || origin === "null") {
       // A sandboxed page has no origin the person could allow, and it could only be answered with "*":
