@@ -151,8 +151,8 @@ fn write_chunk(
     for id in ids {
         index.write_state(id, &mut out);
     }
-    out.extend_from_slice(&postcard::to_stdvec(&properties).expect(PLAIN_DATA));
-    out.extend_from_slice(&postcard::to_stdvec(heads).expect(PLAIN_DATA));
+    let out = postcard::to_extend(&properties, out).expect(PLAIN_DATA);
+    let out = postcard::to_extend(heads, out).expect(PLAIN_DATA);
     store::frame(FORMAT_VERSION, &out)
 }
 

@@ -285,9 +285,10 @@ impl Index {
     pub(crate) fn write_state(&self, id: &ObjectId, out: &mut Vec<u8>) -> bool {
         match self.objects.get(id) {
             Some(Slot::Stored { stored, .. }) => stored.write(id, out),
-            Some(Slot::Decoded(s)) => out.extend_from_slice(
-                &postcard::to_stdvec(s).expect("in-memory serialization of plain data cannot fail"),
-            ),
+            Some(Slot::Decoded(s)) => {
+                *out = postcard::to_extend(s, std::mem::take(out))
+                    .expect("in-memory serialization of plain data cannot fail");
+            }
             None => return false,
         }
         true
