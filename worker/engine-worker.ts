@@ -11,6 +11,18 @@ import { Mirror, type MirrorOps, type MirrorState } from "./mirror";
 /** The second copy (mirror.ts), once the engine prepared it under its lock; its state for the diagnosis. */
 let mirror: Mirror | null = null;
 let mirrorState: MirrorState | null = null;
+/** When (ms after the worker started) and how long `prepare` ran, and how many keys the mirror holds. */
+let mirrorTimes: { mirrorStartMs: number; mirrorPrepareMs: number } | null = null;
+let mirrorKeys: number | null = null;
+
+/**
+ * For the benchmarks (read over DevTools, bench/browser/run.mjs): what the start did with the mirror, and why
+ * it fell behind if it did — the diagnosis's facts (`diagnose`) with their times.
+ */
+Object.defineProperty(globalThis, "echoStartup", {
+  get: () =>
+    mirrorState === null ? null : { mirror: mirrorState, ...mirrorTimes, mirrorKeys, mirrorBehind: mirror?.whyBehind ?? null },
+});
 
 /**
  * What the engine calls (vault-wasm engine.rs): `prepare` once it holds its lock, before it opens storage —
@@ -24,25 +36,15 @@ let mirrorState: MirrorState | null = null;
     const prepared = await Mirror.prepare();
     mirror = prepared.mirror;
     mirrorState = prepared.state;
-    startup({ mirror: prepared.state, mirrorStartMs: t0, mirrorPrepareMs: performance.now() - t0 });
+    mirrorTimes = { mirrorStartMs: t0, mirrorPrepareMs: performance.now() - t0 };
     if (prepared.state === "restored") {
       console.warn("echo-engine: the vault's storage was deleted by the browser; restored from its mirror");
     }
     return prepared.state;
   },
   apply: (ops: MirrorOps, relaxed: boolean): Promise<true | Error> => (mirror ? mirror.apply(ops, relaxed) : Promise.resolve(true)),
-  settle: async (write: Promise<true | Error>): Promise<void> => {
-    if (!mirror) return;
-    await mirror.settle(write);
-    if (mirror.behind) startup({ mirrorBehind: mirror.whyBehind });
-  },
+  settle: (write: Promise<true | Error>): Promise<void> => (mirror ? mirror.settle(write) : Promise.resolve()),
 };
-
-/** For the benchmarks (read over DevTools, bench/browser/run.mjs): what the start did with the mirror. */
-function startup(facts: Record<string, unknown>): void {
-  const g = globalThis as unknown as { echoStartup?: Record<string, unknown> };
-  g.echoStartup = { ...g.echoStartup, ...facts };
-}
 
 /** Set by scripts/web-build.mjs: the wasm-bindgen JS and wasm, relative to this script (null: built without). */
 declare const __ECHO_WASM_JS__: string | null;
@@ -229,7 +231,9 @@ function start(): void {
         setStatus({ engine: "ready" });
         mirror
           ?.copyKeys()
-          .then((copied) => startup({ mirrorKeys: copied }))
+          .then((copied) => {
+            mirrorKeys = copied;
+          })
           .catch((error: unknown) => console.warn("echo-engine: cannot copy the wrapping key to the mirror", error));
       },
       (error: unknown) => {
