@@ -1,6 +1,7 @@
 // A network namespace that has only `lo`, for anything that runs WebRTC: inside it the only ICE candidates
 // are host candidates on 127.0.0.1, so no traffic can leave the machine (the project's network rule).
 // `unshare --net` needs root (the project's machines and CI run as root).
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 
 /** Set in the environment of a process started by `runInLoopbackNamespace`. */
@@ -43,4 +44,21 @@ export function runInLoopbackNamespace({ file, args = [], nodeArgs = [], env = p
     stdio,
     maxBuffer: 64 * 1024 * 1024,
   });
+}
+
+/**
+ * Runs the test file `file` again inside a new loopback-only namespace — a fresh test run, not a nested one (which
+ * node would skip) — echoes its output indented (so the outer runner's summary stays the last one), and asserts it
+ * ended without failures. Returns its output, for the caller's counts of what ran.
+ */
+export function runTestsInLoopbackNamespace({ file, env = {}, cwd, timeoutMs }) {
+  const childEnv = { ...process.env, E2E_SITES: "", ...env };
+  delete childEnv.NODE_TEST_CONTEXT;
+  const r = runInLoopbackNamespace({ file, nodeArgs: ["--test", "--test-reporter=spec"], env: childEnv, cwd, timeoutMs });
+  const indent = (text) => (text ?? "").replace(/^(?=.)/gm, "  │ ");
+  process.stdout.write(indent(r.stdout));
+  process.stderr.write(indent(r.stderr));
+  assert.equal(r.status, 0, `the tests in the namespace failed (status ${r.status}, ${r.error ?? "no spawn error"})`);
+  assert.match(r.stdout ?? "", /ℹ fail 0\b/);
+  return r.stdout ?? "";
 }
