@@ -117,8 +117,13 @@ export async function launch(engine, regime, options = {}) {
 
 // --- Chromium (playwright-core) ---------------------------------------------------------------------------
 
-async function launchChromium(chromiumRegime, regime, { userDataDir } = {}) {
-  const b = await launchRegime(chromiumRegime, { userDataDir });
+// `contextOptions` and `setup(context)` (Chromium only): a test's own Playwright options and init scripts/routes.
+async function launchChromium(chromiumRegime, regime, { userDataDir, contextOptions, setup } = {}) {
+  const b = await launchRegime(chromiumRegime, { userDataDir, contextOptions });
+  if (setup) await setup(b.context).catch(async (e) => {
+    await b.close();
+    throw e;
+  });
   const wrap = (page) => playwrightPage(page);
   return {
     engine: "chromium",

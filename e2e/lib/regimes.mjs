@@ -58,15 +58,16 @@ export async function writeProfile(userDataDir, regime) {
 }
 
 /**
- * A persistent context on a fresh profile in `regime`.
+ * A persistent context on a fresh profile in `regime`; `contextOptions`: more of Playwright's options for it (e.g.
+ * `serviceWorkers: "block"`).
  * @returns {Promise<{context: import('playwright-core').BrowserContext, close: () => Promise<void>, userDataDir: string}>}
  */
-export async function launchRegime(regime, { userDataDir, extraArgs = [] } = {}) {
+export async function launchRegime(regime, { userDataDir, extraArgs = [], contextOptions = {} } = {}) {
   const dir = userDataDir ?? (await mkdtemp(join(tmpdir(), `echo-e2e-${regime}-`)));
   if (!userDataDir) await writeProfile(dir, regime);
   let context;
   try {
-    context = await chromium.launchPersistentContext(dir, { executablePath: EXECUTABLE, headless: true, args: [...chromiumArgs(regime), ...extraArgs] });
+    context = await chromium.launchPersistentContext(dir, { ...contextOptions, executablePath: EXECUTABLE, headless: true, args: [...chromiumArgs(regime), ...extraArgs] });
   } catch (e) {
     if (!userDataDir) await rm(dir, { recursive: true, force: true });
     throw e;

@@ -1,7 +1,8 @@
 // Joining the engine worker (docs/browser-vault.md, sections 1, 2 and 4):
 // a SharedWorker when the page has one, else the dedicated-worker fallback —
-// one leader page (Web Lock "echo-engine-leader") runs a dedicated Worker and
-// the other vault pages relay their connections to it over
+// one leader page (Web Lock "echo-engine-leader"; without Web Locks the same
+// lock over IndexedDB, idb-lock.ts) runs a dedicated Worker and the other
+// vault pages relay their connections to it over
 // BroadcastChannel("echo-engine-bus"). A SharedWorker that cannot run the
 // engine (it says `dedicated_only`: WebKit's cannot keep a CryptoKey in
 // IndexedDB) sends the page to the fallback too, and this tab remembers it.
@@ -15,6 +16,7 @@ import {
   type EngineStatus,
   type StorageScope,
 } from "./control";
+import { holdIdbLock } from "./idb-lock";
 
 /** A page's connection to the engine. */
 export interface EngineLink {
@@ -326,6 +328,25 @@ interface OwnConn {
   leader: string | null;
 }
 
+/**
+ * Resolves once this page holds the fallback's leader lock, for the life of the page: the Web Lock, or without
+ * Web Locks the same lock over IndexedDB. Null when the page has neither.
+ */
+function leaderLock(locks: LockManager | null): Promise<void> | null {
+  if (locks) {
+    return new Promise<void>((resolve, reject) => {
+      locks
+        .request(LEADER_LOCK, () => {
+          resolve();
+          // Held for the life of the page.
+          return new Promise<never>(() => {});
+        })
+        .catch(reject);
+    });
+  }
+  return typeof indexedDB === "undefined" ? null : holdIdbLock(indexedDB, LEADER_LOCK);
+}
+
 /** How long an iframe shell waits for a top-level page's engine (fallback). */
 const NO_LEADER_MS = 2_000;
 
@@ -361,25 +382,44 @@ class FallbackLink extends BaseLink implements EngineLink {
       }, NO_LEADER_MS);
       return;
     }
-    if (!scope.locks || !this.bus) {
-      // Nobody to share with: this page runs its own engine.
+    // One top-level page leads at a time: the holder of the leader lock — a Web Lock, or where the browser has
+    // none (Safari before 15.4, Firefox before 96) the same lock over IndexedDB (idb-lock.ts). Without either
+    // every page would run an engine of its own on the one database, and the last writer would win.
+    const lead = leaderLock(scope.locks);
+    if (!lead) {
+      // No IndexedDB either: the engine cannot open its storage and says so (one engine per page, none working).
       this.becomeLeader();
       return;
     }
-    void scope.locks
-      .request(LEADER_LOCK, () => {
-        this.becomeLeader();
-        // Held for the life of the page.
-        return new Promise<never>(() => {});
-      })
-      .catch((error: unknown) => {
+    void lead.then(
+      () => this.becomeLeader(),
+      (error: unknown) => {
         console.error("echo: cannot take the engine leader lock", error);
         this.setStatus({
           engine: "failed",
-          error: rpcError("rpc.storage_blocked", "Web Locks are not available to the vault."),
+          error: rpcError(
+            "rpc.storage_blocked",
+            scope.locks ? "Web Locks are not available to the vault." : "This browser refuses the vault its storage (IndexedDB).",
+          ),
         });
+      },
+    );
+    if (this.bus) {
+      this.send({ to: "leader", conn: "", data: { status_query: this.id } });
+      return;
+    }
+    // No BroadcastChannel (Safari before 15.4): a page that does not lead cannot reach the leader's engine. It
+    // says so, typed, and takes over by itself when the leading page goes (its connections wait for that).
+    setTimeout(() => {
+      if (this.isLeader || this.status !== null) return;
+      this.setStatus({
+        engine: "failed",
+        error: rpcError(
+          "rpc.storage_blocked",
+          "Your vault is open in another tab, and this browser cannot share it between tabs. Close the other vault tab: this one takes over.",
+        ),
       });
-    this.send({ to: "leader", conn: "", data: { status_query: this.id } });
+    }, NO_LEADER_MS);
   }
 
   attachApp(origin: string, port: MessagePort): void {
