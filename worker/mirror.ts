@@ -123,6 +123,15 @@ export class Mirror {
   private constructor(
     private readonly chunks: IDBDatabase,
     private readonly keys: IDBDatabase,
+    /**
+     * The StorageBucket the two databases were opened from, held for as long as they are used (never read).
+     * Chromium (156) breaks a bucket's connections once its StorageBucket object is garbage-collected: every
+     * later transaction on them never ends — no complete, error or abort, no `close` event — while a new
+     * `storageBuckets.open` works again. Held by a local of `prepare` only, the bucket went with the first
+     * major GC after the start: the 100,000-object fill of bench w2 left the mirror behind at its 6th–7th batch
+     * in 3 runs of 3, in none once the bucket was kept (ADR 0006, "the stuck transaction").
+     */
+    private readonly bucket: StorageBucket,
   ) {}
 
   /**
@@ -182,7 +191,7 @@ export class Mirror {
     }
     chunks.close();
     keys.close();
-    return { mirror: new Mirror(mirrorChunks, mirrorKeys), state };
+    return { mirror: new Mirror(mirrorChunks, mirrorKeys, bucket), state };
   }
 
   /**
@@ -237,8 +246,9 @@ export class Mirror {
    * database committed the same batch, so a batch as large as the whole vault gets as long as the default
    * database took, and more. Never rejects: a batch the mirror failed (say, over its quota) or did not commit
    * in time (seen: a transaction of the bucket that never ended, in Chromium, after a hostile page opened
-   * 10,000 connections) leaves it behind the default databases — it is flagged as behind outside IndexedDB and
-   * no longer written, so it is never restored from, and `prepare` seeds it again at the next start.
+   * 10,000 connections — most likely the collected StorageBucket, see `bucket`) leaves it behind the default
+   * databases — it is flagged as behind outside IndexedDB and no longer written, so it is never restored from,
+   * and `prepare` seeds it again at the next start.
    */
   async settle(write: Promise<true | Error>): Promise<void> {
     if (this.broken) return;
