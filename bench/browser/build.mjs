@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const PAGES = ['automerge', 'yjs', 'echo'];
+export const PAGES = ['automerge', 'yjs', 'echo', 'idb'];
 
 export async function buildPages({ quiet = false, dist = join(here, 'dist'), define = {} } = {}) {
   mkdirSync(dist, { recursive: true });

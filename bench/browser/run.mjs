@@ -9,7 +9,7 @@
 //   ECHO_BENCH_RUNS=N           measured runs per figure (default 5; quick 1); the median is reported
 //   ECHO_BENCH_WARMUP=N         discarded warm-up runs before them (default 1; quick 0)
 //   ECHO_BENCH_TIMEOUT_S=S      per timed phase of one run (default 300; quick 60); then "did not finish within S s"
-//   ECHO_BENCH_STORES=a,b       subset of: echo,automerge,yjs
+//   ECHO_BENCH_STORES=a,b       subset of: echo,automerge,yjs,idb (idb: IndexedDB's own floor, w1, w1b, w3, w3r)
 //   ECHO_BENCH_WORKLOADS=a,b    subset of: w1,w1p,w1b,w2,w3,w3r,w4   (w5 = memory, measured during w2; w3r = w3, ECHO with relaxed durability)
 //   ECHO_BENCH_N, ECHO_BENCH_LOAD_N, ECHO_BENCH_UPDATES, ECHO_BENCH_TEXT_EDITS   override sizes (0 edits = whole trace)
 //   ECHO_BENCH_VERIFY=kill      verify after SIGKILL of the browser + relaunch instead of a page reload (w2 always reloads)
@@ -66,6 +66,8 @@ const STORES = [
   { id: 'echo', page: 'echo', label: 'ECHO' },
   { id: 'automerge', page: 'automerge', label: 'automerge-repo' },
   { id: 'yjs', page: 'yjs', label: 'Yjs' },
+  // Not a store: IndexedDB written straight from the page (src/idb.js), the floor of workloads 1 and 3.
+  { id: 'idb', page: 'idb', label: 'IndexedDB floor' },
 ];
 const wantStores = env.ECHO_BENCH_STORES ? env.ECHO_BENCH_STORES.split(',').map((s) => s.trim()) : STORES.map((s) => s.id);
 const wantWorkloads = env.ECHO_BENCH_WORKLOADS ? env.ECHO_BENCH_WORKLOADS.split(',').map((s) => s.trim()) : ['w1', 'w1p', 'w1b', 'w2', 'w3', 'w4'];
@@ -316,7 +318,7 @@ const WORKLOADS = [
   {
     id: 'w1',
     title: () => `1. create ${fmtN(cfg.n)} one by one, until durable`,
-    stores: ['echo', 'automerge', 'yjs'],
+    stores: ['echo', 'automerge', 'yjs', 'idb'],
     unit: 's',
     async run({ store, page, reopen }) {
       await openPage(page, store);
@@ -344,7 +346,7 @@ const WORKLOADS = [
   {
     id: 'w1b',
     title: () => `1. create ${fmtN(cfg.n)} in batches of ${cfg.batch}, until durable`,
-    stores: ['echo', 'automerge', 'yjs'],
+    stores: ['echo', 'automerge', 'yjs', 'idb'],
     unit: 's',
     async run({ store, page, reopen }) {
       await openPage(page, store);
@@ -416,14 +418,14 @@ const WORKLOADS = [
   {
     id: 'w3',
     title: () => `3. ${fmtN(cfg.updates)} single-field updates, each awaited until durable`,
-    stores: ['echo', 'automerge', 'yjs'],
+    stores: ['echo', 'automerge', 'yjs', 'idb'],
     unit: 's',
     run: (ctx) => awaitedUpdates(ctx, 'w3', ''),
   },
   {
     id: 'w3r',
-    title: () => `3r. the same, ECHO asking for relaxed durability (survives crashes, not power cuts, like Yjs)`,
-    stores: ['echo'],
+    title: () => `3r. the same, ECHO (and the IndexedDB floor) asking for relaxed durability (survives crashes, not power cuts, like Yjs)`,
+    stores: ['echo', 'idb'],
     unit: 's',
     run: (ctx) => awaitedUpdates(ctx, 'w3r', '?durability=relaxed'),
   },
