@@ -18,6 +18,7 @@
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
 //   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during w3's and w4's timed phases
+//   ECHO_BENCH_CPUPROFILE_US=n  their sampling interval in µs (default 500)
 import { execSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -293,7 +294,7 @@ async function profiled(ctx, page, name, fn) {
   }
   for (const s of sessions) {
     await s.send('Profiler.enable');
-    await s.send('Profiler.setSamplingInterval', { interval: 500 });
+    await s.send('Profiler.setSamplingInterval', { interval: Number(env.ECHO_BENCH_CPUPROFILE_US ?? 500) });
     await s.send('Profiler.start');
   }
   try {
