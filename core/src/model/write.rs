@@ -248,7 +248,13 @@ impl Space {
         }
         let mut failure = None;
         // Fields this batch wrote before the mutation at hand: their text
-        // objects are new, so the cache does not apply to them.
+        // objects are new, so the cache does not apply to them. Only a batch
+        // that splices asks (collecting them for every field created cost
+        // ~5 % of a batch of creates in the browser's profile).
+        let splices = batch
+            .mutations
+            .iter()
+            .any(|m| matches!(m, Mutation::SpliceText { .. }));
         let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
         'outer: for (tx, mutations) in txs.iter_mut() {
             for m in mutations.iter() {
@@ -264,6 +270,7 @@ impl Space {
                     _ => None,
                 };
                 match m {
+                    _ if !splices => {}
                     Mutation::Create { id, fields, .. } => {
                         written.extend(fields.keys().map(|f| (*id, f.as_str())))
                     }
