@@ -17,7 +17,7 @@
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
-//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during w3's and w4's timed phases
+//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during the timed phases of w1, w1b, w3 and w4
 //   ECHO_BENCH_CPUPROFILE_US=n  their sampling interval in µs (default 500)
 import { execSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -282,7 +282,7 @@ async function heapAfterGc(ctx, page) {
 }
 
 // ECHO_BENCH_CPUPROFILE=dir: a CPU profile (.cpuprofile, for Chromium's DevTools) of the page and of every
-// worker of our sites for the timed phases of w3 and w4, written to dir/<workload>-<target>.cpuprofile.
+// worker of our sites for the timed phases of w1, w1b, w3 and w4, written to dir/<workload>-<target>.cpuprofile.
 async function profiled(ctx, page, name, fn) {
   const dir = env.ECHO_BENCH_CPUPROFILE;
   if (!dir) return fn();
@@ -324,7 +324,7 @@ const WORKLOADS = [
     async run({ store, page, reopen }) {
       await openPage(page, store);
       const variant = store.id === 'automerge' ? 'one-doc' : undefined;
-      const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create');
+      const r = await profiled(page.context(), page, 'w1', () => withTimeout(step(page, 'create', { n: cfg.n, batch: 1, variant }), T(), 'create'));
       const page2 = await reopen(store);
       const verify = await withTimeout(step(page2, 'verifyObjects', { n: cfg.n, handoff: r.handoff, variant }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
@@ -351,7 +351,7 @@ const WORKLOADS = [
     unit: 's',
     async run({ store, page, reopen }) {
       await openPage(page, store);
-      const r = await withTimeout(step(page, 'create', { n: cfg.n, batch: cfg.batch }), T(), 'create');
+      const r = await profiled(page.context(), page, 'w1b', () => withTimeout(step(page, 'create', { n: cfg.n, batch: cfg.batch }), T(), 'create'));
       const page2 = await reopen(store);
       const verify = await withTimeout(step(page2, 'verifyObjects', { n: cfg.n, handoff: r.handoff }), SETUP_T(), 'verify');
       return { ms: r.ms, verify, extra: { issuedMs: r.issuedMs, idb: r.idb, diag: r.diag } };
