@@ -14,6 +14,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
+import { identity, loaded, setName, showsName } from "./lib/manage.mjs";
 import { allowInPopup, openProbe, timing, until, waitState, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
@@ -60,23 +61,6 @@ async function openManage(context) {
   await loaded(page);
   return { page, errors };
 }
-
-const loaded = (page, timeout = 10000) =>
-  page.waitForFunction(() => document.getElementById("identity")?.dataset.loaded === "yes", null, { timeout });
-
-/** Name and identity key as the manage page shows them. */
-const identity = (page) => page.evaluate(() => {
-  const rows = [...document.querySelectorAll("#identity .kv")].map((r) => [r.querySelector("dt")?.textContent, r.querySelector("dd")?.textContent]);
-  return Object.fromEntries(rows);
-});
-
-async function setName(page, name) {
-  await page.fill("#name-input", name);
-  await page.click("#name-save");
-  await page.locator("#identity dd", { hasText: name }).first().waitFor({ timeout: 10000 });
-}
-
-const showsName = (page, name, timeout = 10000) => page.locator("#identity dd", { hasText: name }).first().waitFor({ timeout });
 
 test("two manage pages without SharedWorker: one engine, the same data, the other page takes over", async (t) => {
   const t0 = Date.now();

@@ -23,6 +23,7 @@ import assert from "node:assert/strict";
 import { launch } from "./lib/browsers.mjs";
 import { FLOWS } from "./lib/flows.mjs";
 import { getSites } from "./lib/sites.mjs";
+import { identity, loaded, setName, showsName } from "./lib/manage.mjs";
 import { sleep, timing, until, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
@@ -100,19 +101,6 @@ const engines = (pages) => pages.map((p) => p.workers().filter(isEngine).length)
 /** What the running engine workers see, read from a top-level vault page (sorted). */
 const askWorkers = async (page) =>
   (await page.evaluate(() => window.__e2eAskWorkers(500))).map((r) => `${r.kind}:${r.locks}`).sort();
-
-const loaded = (page, timeout = 10000) =>
-  page.waitForFunction(() => document.getElementById("identity")?.dataset.loaded === "yes", null, { timeout });
-const identity = (page) => page.evaluate(() => {
-  const rows = [...document.querySelectorAll("#identity .kv")].map((r) => [r.querySelector("dt")?.textContent, r.querySelector("dd")?.textContent]);
-  return Object.fromEntries(rows);
-});
-async function setName(page, name) {
-  await page.fill("#name-input", name);
-  await page.click("#name-save");
-  await page.locator("#identity dd", { hasText: name }).first().waitFor({ timeout: 10000 });
-}
-const showsName = (page, name, timeout = 10000) => page.locator("#identity dd", { hasText: name }).first().waitFor({ timeout });
 
 /** A manage page (raw Playwright page, with its errors collected), not waiting for its vault. */
 async function openManage(browser) {
