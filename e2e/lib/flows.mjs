@@ -54,6 +54,20 @@ export async function throughWindow(ctx, page, state) {
   return reached;
 }
 
+/** What the demo app's board shows (a failed wait says it): its state, the lists (the selected one marked), tasks. */
+const boardShows = () => ({
+  state: document.querySelector("[data-testid=state]")?.dataset.state,
+  ready: document.querySelector("[data-testid=board]")?.dataset.ready,
+  lists: [...document.querySelectorAll("[data-testid=lists] button")].map((b) => (b.classList.contains("selected") ? `*${b.textContent}` : b.textContent)),
+  tasks: [...document.querySelectorAll("[data-testid=task-title]")].map((t) => t.textContent),
+  ...Object.fromEntries(
+    ["error", "busy"].map((id) => {
+      const el = document.querySelector(`[data-testid=${id}]`);
+      return [id, el && !el.hidden ? el.textContent.trim() : null];
+    }),
+  ),
+});
+
 export const FLOWS = [
   {
     name: "connect: the app reaches the vault and is told consent is required",
@@ -248,7 +262,11 @@ export const FLOWS = [
       ctx.log(`offline reload → board ready in ${Date.now() - t0} ms`);
       assert.equal(await page.evaluate(() => document.querySelector("[data-testid=state]").dataset.state), "connected");
       await page.click("[data-testid=list-Trip]");
-      await page.waitFor(hasTask, "Pack online", { what: "the task, offline" });
+      // Seen once in ~10 WebKit runs: connected and ready, yet the task never showed; say what the page showed.
+      await page.waitFor(hasTask, "Pack online", { what: "the task, offline" }).catch(async (e) => {
+        const shown = await page.evaluate(boardShows).catch((err) => `(unreadable: ${err.message})`);
+        throw new Error(`${e.message}; the page showed ${JSON.stringify(shown)}`);
+      });
       await page.fill("[data-testid=new-task-title]", "Added offline");
       await page.click("[data-testid=add-task]");
       await page.waitFor(hasTask, "Added offline", { what: "the task added offline" });
