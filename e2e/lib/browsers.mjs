@@ -338,8 +338,24 @@ async function launchWebKit(args, regime) {
       evaluate,
       waitFor: (fn, arg, opts) => poll(evaluate, fn, arg, opts),
       async click(selector, { dialog } = {}) {
-        const el = await poll(() => find(selector).catch(() => null), null, null, { timeoutMs: 10000, what: selector });
-        await cmd("POST", `/element/${el}/click`, {});
+        // A page that re-renders between the find and the click (the demo app redraws its lists on every change)
+        // leaves a stale element: find it again, as Playwright and Puppeteer do by themselves.
+        await poll(
+          async () => {
+            const el = await find(selector).catch(() => null);
+            if (!el) return false;
+            return cmd("POST", `/element/${el}/click`, {}).then(
+              () => true,
+              (e) => {
+                if (/stale element/i.test(e.message)) return false;
+                throw e;
+              },
+            );
+          },
+          null,
+          null,
+          { timeoutMs: 10000, what: selector },
+        );
         if (dialog) {
           await poll(() => cmd("GET", "/alert/text").then(() => true, () => false), null, null, { timeoutMs: 5000, what: "the dialog" });
           await cmd("POST", "/alert/accept", {});

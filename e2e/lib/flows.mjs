@@ -68,6 +68,26 @@ const boardShows = () => ({
   ),
 });
 
+/**
+ * Selects the demo board's list `name` and waits until the board shows it selected. The board redraws its list
+ * buttons on every change (a live query's answer, say), so a click may land on a button just replaced: it is
+ * clicked again until the selection shows (seen in WebKit: connected and ready, the click lost, the list's tasks
+ * never shown).
+ */
+async function openList(page, name) {
+  const selected = (n) => document.querySelector(`[data-testid="list-${n}"]`)?.classList.contains("selected") === true;
+  await page.waitFor((n) => document.querySelector(`[data-testid="list-${n}"]`) !== null, name, { what: `the list ${name}` });
+  for (let attempt = 1; ; attempt++) {
+    await page.click(`[data-testid="list-${name}"]`);
+    try {
+      await page.waitFor(selected, name, { timeoutMs: 2000, what: `the list ${name} selected` });
+      return;
+    } catch (e) {
+      if (attempt === 5) throw e;
+    }
+  }
+}
+
 export const FLOWS = [
   {
     name: "connect: the app reaches the vault and is told consent is required",
@@ -227,8 +247,7 @@ export const FLOWS = [
       await page.waitFor(ready, null, { what: "the board" });
       await page.fill("[data-testid=new-list-name]", "Trip");
       await page.click("[data-testid=add-list]");
-      await page.waitFor(() => document.querySelector("[data-testid=list-Trip]") !== null, null, { what: "the list" });
-      await page.click("[data-testid=list-Trip]");
+      await openList(page, "Trip");
       await page.fill("[data-testid=new-task-title]", "Pack online");
       await page.click("[data-testid=add-task]");
       const hasTask = (title) => [...document.querySelectorAll("[data-testid=task-title]")].some((e) => e.textContent === title);
@@ -261,7 +280,7 @@ export const FLOWS = [
       await page.waitFor(ready, null, { what: "the board, offline" });
       ctx.log(`offline reload → board ready in ${Date.now() - t0} ms`);
       assert.equal(await page.evaluate(() => document.querySelector("[data-testid=state]").dataset.state), "connected");
-      await page.click("[data-testid=list-Trip]");
+      await openList(page, "Trip");
       // Seen once in ~10 WebKit runs: connected and ready, yet the task never showed; say what the page showed.
       await page.waitFor(hasTask, "Pack online", { what: "the task, offline" }).catch(async (e) => {
         const shown = await page.evaluate(boardShows).catch((err) => `(unreadable: ${err.message})`);
@@ -273,7 +292,7 @@ export const FLOWS = [
       await page.reload();
       await againThroughWindow("offline, again");
       await page.waitFor(ready, null, { what: "the board, offline again" });
-      await page.click("[data-testid=list-Trip]");
+      await openList(page, "Trip");
       await page.waitFor(hasTask, "Added offline", { what: "the offline task after another reload" });
       assert.ok(await page.evaluate(hasTask, "Pack online"));
     },
