@@ -11,7 +11,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchRegime } from "./lib/regimes.mjs";
 import { getSites } from "./lib/sites.mjs";
-import { allowInPopup, openProbe, timing, until, waitState } from "./lib/util.mjs";
+import { nestedSessions } from "./lib/cdp.mjs";
+import { allowInPopup, engineDiagnosis, openProbe, timing, until, waitState } from "./lib/util.mjs";
 
 const sites = await getSites();
 let browser;
@@ -93,11 +94,7 @@ test("the browser deletes the vault's databases: restored from the second copy �
   const manage = await context.newPage();
   await manage.goto(`${sites.vault}/manage.html`);
   assert.equal((await identityOf(manage)).trim(), made.identity, "the same identity (its keys came back too)");
-  const diagnosis = await manage.evaluate(() => new Promise((resolve) => {
-    const w = new SharedWorker("/engine-worker.js", { type: "module", name: "echo-engine", sameSiteCookies: "none" });
-    w.port.onmessage = (e) => e.data?.diagnosis && resolve(e.data.diagnosis);
-    w.port.postMessage({ diagnose: {} });
-  }));
+  const diagnosis = await engineDiagnosis(manage);
   assert.equal(diagnosis.mirror, "restored");
   console.log(`  [probe] deleted databases ${deleted.names.join(", ")}: restored from the mirror, ${ids.length}/${made.ids.length} objects, identity kept`);
   await manage.close();
@@ -186,33 +183,18 @@ test("both copies deleted: storage_lost for apps and pages, no silent new vault;
 });
 
 /**
- * The engine's SharedWorker over DevTools — a session nested in `page`'s (the bench's way, bench/browser/run.mjs):
+ * The engine's SharedWorker over DevTools — a session nested in `page`'s (as bench/browser/run.mjs does):
  * `send(method, params)` runs a CDP command in the worker.
  */
 async function engineWorker(context, page) {
   const cdp = await context.newCDPSession(page);
-  const pending = new Map();
-  let next = 1;
-  cdp.on("Target.receivedMessageFromTarget", ({ message }) => {
-    const m = JSON.parse(message);
-    const p = pending.get(m.id);
-    if (!p) return;
-    pending.delete(m.id);
-    if (m.error) p.reject(new Error(m.error.message));
-    else p.resolve(m.result);
-  });
+  const attach = nestedSessions(cdp);
   const url = `${sites.vault}/engine-worker.js`;
   const target = await until(
     async () => (await cdp.send("Target.getTargets")).targetInfos.find((t) => t.type === "shared_worker" && t.url.startsWith(url)),
     { timeoutMs: 10000, what: "the engine's SharedWorker among the browser's targets" },
   );
-  const { sessionId } = await cdp.send("Target.attachToTarget", { targetId: target.targetId, flatten: false });
-  const send = (method, params = {}) =>
-    new Promise((resolve, reject) => {
-      const id = next++;
-      pending.set(id, { resolve, reject });
-      cdp.send("Target.sendMessageToTarget", { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
-    });
+  const { send } = await attach(target.targetId);
   return { send, detach: () => cdp.detach().catch(() => {}) };
 }
 
@@ -258,11 +240,7 @@ test("a major GC in the engine's worker: the mirror still commits every write an
   );
   await manage.goto(`${sites.vault}/manage.html`);
   await identityOf(manage);
-  const diagnosis = await manage.evaluate(() => new Promise((resolve) => {
-    const w = new SharedWorker("/engine-worker.js", { type: "module", name: "echo-engine", sameSiteCookies: "none" });
-    w.port.onmessage = (e) => e.data?.diagnosis && resolve(e.data.diagnosis);
-    w.port.postMessage({ diagnose: {} });
-  }));
+  const diagnosis = await engineDiagnosis(manage);
   assert.equal(diagnosis.mirror, "in_sync", "the next start found the mirror in sync (not seeded)");
   await manage.close();
 });

@@ -24,7 +24,7 @@ import { launch } from "./lib/browsers.mjs";
 import { FLOWS } from "./lib/flows.mjs";
 import { getSites } from "./lib/sites.mjs";
 import { identity, loaded, setName, showsName } from "./lib/manage.mjs";
-import { sleep, timing, until, watchErrors } from "./lib/util.mjs";
+import { engineDiagnosis, sleep, timing, until, watchErrors } from "./lib/util.mjs";
 
 const sites = await getSites();
 const PROBE_CHANNEL = "e2e-no-web-locks";
@@ -185,17 +185,8 @@ test("(a) after the flows: the app's iframe reached the engine through the stora
   a = null;
 });
 
-/** How many connections the SharedWorker's engine holds ({diagnose: {}} on a control port of its own). */
-const connections = (page) => page.evaluate(() => new Promise((resolve) => {
-  const worker = new SharedWorker("/engine-worker.js", { type: "module", name: "echo-engine", sameSiteCookies: "none" });
-  worker.port.onmessage = (event) => {
-    if (event.data?.diagnosis) {
-      worker.port.close();
-      resolve(event.data.diagnosis.connections);
-    }
-  };
-  worker.port.postMessage({ diagnose: {} });
-}));
+/** How many connections the SharedWorker's engine holds. */
+const connections = async (page) => (await engineDiagnosis(page)).connections;
 
 // --- (b) no SharedWorker, no Web Locks ----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clickInPopup } from '../../e2e/lib/util.mjs';
+import { nestedSessions } from '../../e2e/lib/cdp.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '..', '..');
@@ -206,32 +207,11 @@ const step = (page, name, params) => page.evaluate(([s, p]) => window.__bench.ru
 // The workers and out-of-process iframes of our sites (`types` of CDP targets), each with an
 // `attach()` giving `send(method, params)` over a session nested in `cdp`, the page's session.
 async function ourTargets(cdp, types) {
-  const pending = new Map();
-  let nextId = 1;
-  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
-    const msg = JSON.parse(message);
-    const k = `${sessionId}:${msg.id}`;
-    if (msg.id && pending.has(k)) {
-      const { resolve, reject } = pending.get(k);
-      pending.delete(k);
-      msg.error ? reject(new Error(msg.error.message)) : resolve(msg.result);
-    }
-  });
+  const attach = nestedSessions(cdp);
   const { targetInfos } = await cdp.send('Target.getTargets').catch(() => ({ targetInfos: [] }));
   return targetInfos
     .filter((t) => types.includes(t.type) && /^https?:\/\/([a-z0-9-]+\.)*localhost:/.test(t.url) && t.url.includes(`:${new URL(baseUrl).port}/`))
-    .map((t) => ({
-      ...t,
-      async attach() {
-        const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: t.targetId, flatten: false });
-        const send = (method, params = {}) => new Promise((resolve, reject) => {
-          const id = nextId++;
-          pending.set(`${sessionId}:${id}`, { resolve, reject });
-          cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
-        });
-        return { send, detach: () => cdp.send('Target.detachFromTarget', { sessionId }).catch(() => {}) };
-      },
-    }));
+    .map((t) => ({ ...t, attach: () => attach(t.targetId) }));
 }
 
 // JS heap after GC, via CDP: the page itself plus every worker and out-of-process iframe of our sites (the ECHO

@@ -94,3 +94,22 @@ export async function allowDemo(context, page) {
   const popup = await popupP;
   assert.ok(await clickInPopup(popup, "#allow"), "the consent popup closed after Allow");
 }
+
+/**
+ * The engine's diagnosis (`{diagnose: {}}` on a control port of its own to the vault's SharedWorker), read from a
+ * Playwright page of the vault's origin.
+ */
+export const engineDiagnosis = (page) =>
+  page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const worker = new SharedWorker("/engine-worker.js", { type: "module", name: "echo-engine", sameSiteCookies: "none" });
+        worker.port.onmessage = (event) => {
+          if (event.data?.diagnosis) {
+            worker.port.close();
+            resolve(event.data.diagnosis);
+          }
+        };
+        worker.port.postMessage({ diagnose: {} });
+      }),
+  );
