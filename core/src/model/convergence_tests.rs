@@ -209,3 +209,85 @@ proptest! {
         }
     }
 }
+
+/// One keystroke of a person editing a text: `(kind, at, what)`.
+fn keystroke() -> impl Strategy<Value = (u8, usize, String)> {
+    (0u8..4, any::<usize>(), "[a-cé😀]{1,2}")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A batch of keystrokes is written as runs of merged splices
+    /// (`splice_run`). It must leave the text the keystrokes leave one batch
+    /// each, and merge with a concurrent peer's edits the same way.
+    #[test]
+    fn keystrokes_in_one_batch_merge_like_keystrokes_one_by_one(
+        keys in proptest::collection::vec(keystroke(), 1..40),
+        theirs in proptest::collection::vec((any::<usize>(), 0usize..3, "[xy]{0,2}"), 1..4),
+    ) {
+        let id = SpaceId::random();
+        let mine = ActorId::from([1u8; 32].as_slice());
+        let mut batched = Space::create(id, mine.clone(), SpaceOptions { shard_count: 1 }).unwrap();
+        let mut b = WriteBatch::new();
+        let doc = b.create("doc", [("body".to_string(), Value::Text("hello world".into()))]);
+        batched.apply(b).unwrap();
+        // The same replica twice (same actor, same history): one gets the
+        // keystrokes as one batch, the other one batch each.
+        let mut one_by_one = Space::create(id, mine, SpaceOptions { shard_count: 1 }).unwrap();
+        let mut peer = Space::create(id, ActorId::from([2u8; 32].as_slice()), SpaceOptions { shard_count: 1 }).unwrap();
+        let mut spaces = [batched, one_by_one, peer];
+        sync(&mut spaces, 0, 1);
+        sync(&mut spaces, 0, 2);
+        [batched, one_by_one, peer] = spaces;
+
+        // Typing runs on from a cursor, with backspaces, forward deletes and jumps.
+        let mut expected: Vec<char> = "hello world".chars().collect();
+        let mut cursor = 5;
+        let mut splices = Vec::new();
+        for (kind, at, what) in &keys {
+            let splice = match kind {
+                0 => (cursor, 0, what.clone()),
+                1 if cursor > 0 => (cursor - 1, 1, String::new()),
+                2 if cursor < expected.len() => (cursor, 1, String::new()),
+                _ => {
+                    cursor = at % (expected.len() + 1);
+                    continue;
+                }
+            };
+            let (pos, delete, insert) = &splice;
+            expected.splice(*pos..pos + delete, insert.chars());
+            cursor = pos + insert.chars().count();
+            splices.push(splice);
+        }
+        let mut b = WriteBatch::new();
+        for (pos, delete, insert) in &splices {
+            b.splice_text(doc, "body", *pos, *delete, insert.clone());
+        }
+        batched.apply(b).unwrap();
+        for (pos, delete, insert) in &splices {
+            let mut b = WriteBatch::new();
+            b.splice_text(doc, "body", *pos, *delete, insert.clone());
+            one_by_one.apply(b).unwrap();
+        }
+        let expected: String = expected.into_iter().collect();
+        prop_assert_eq!(&batched.text(&doc, "body").unwrap(), &expected);
+        prop_assert_eq!(&one_by_one.text(&doc, "body").unwrap(), &expected);
+
+        // The peer edited concurrently; both hear from it.
+        for (at, delete, insert) in &theirs {
+            let len = peer.text(&doc, "body").unwrap().chars().count();
+            let pos = at % (len + 1);
+            let mut b = WriteBatch::new();
+            b.splice_text(doc, "body", pos, (*delete).min(len - pos), insert.clone());
+            peer.apply(b).unwrap();
+        }
+        let mut spaces = [batched, one_by_one, peer];
+        sync(&mut spaces, 2, 0);
+        sync(&mut spaces, 2, 1);
+        let merged = spaces[0].text(&doc, "body").unwrap();
+        prop_assert_eq!(&spaces[1].text(&doc, "body").unwrap(), &merged);
+        sync(&mut spaces, 0, 2);
+        prop_assert_eq!(&spaces[2].text(&doc, "body").unwrap(), &merged);
+    }
+}

@@ -11,6 +11,7 @@ mod merge;
 mod persist;
 mod shard;
 mod space;
+mod splice_run;
 mod text;
 mod touched;
 mod write;

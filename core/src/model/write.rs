@@ -12,6 +12,7 @@ use super::batch::{Mutation, WriteBatch};
 use super::codec::{self, Reader};
 use super::error::ModelError;
 use super::space::{Committed, Space};
+use super::splice_run::SpliceRun;
 use super::text::{check_range, split_chars};
 use crate::data::{ObjectId, ObjectState, Value};
 
@@ -257,18 +258,47 @@ impl Space {
             .any(|m| matches!(m, Mutation::SpliceText { .. }));
         let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
         'outer: for (tx, mutations) in txs.iter_mut() {
+            // Consecutive splices of one field go to Automerge as one
+            // (`splice_run`): the run being gathered, and its field's text
+            // object when the cache knows it.
+            let mut run: Option<(SpliceRun<'_>, Option<&ObjId>)> = None;
             for m in mutations.iter() {
-                let text = match m {
-                    Mutation::SpliceText { id, field, .. }
-                        if !written.contains(&(*id, field.as_str())) =>
-                    {
-                        self.text_objs
+                if let Mutation::SpliceText {
+                    id,
+                    field,
+                    pos,
+                    delete,
+                    insert,
+                } = m
+                {
+                    if let Some((open, _)) = &mut run {
+                        if open.absorb(*id, field, *pos, *delete, insert) {
+                            continue;
+                        }
+                    }
+                    if let Some((done, text)) = run.take() {
+                        if let Err(e) = write_splice(tx, &done, text) {
+                            failure = Some(e);
+                            break 'outer;
+                        }
+                    }
+                    let text = match written.contains(&(*id, field.as_str())) {
+                        true => None,
+                        false => self
+                            .text_objs
                             .get(id)
                             .and_then(|fs| fs.iter().find(|c| c.field == *field))
-                            .map(|c| &c.obj)
+                            .map(|c| &c.obj),
+                    };
+                    run = Some((SpliceRun::new(*id, field, *pos, *delete, insert), text));
+                    continue;
+                }
+                if let Some((done, text)) = run.take() {
+                    if let Err(e) = write_splice(tx, &done, text) {
+                        failure = Some(e);
+                        break 'outer;
                     }
-                    _ => None,
-                };
+                }
                 match m {
                     _ if !splices => {}
                     Mutation::Create { id, fields, .. } => {
@@ -279,7 +309,13 @@ impl Space {
                     }
                     Mutation::Delete { .. } | Mutation::SpliceText { .. } => {}
                 }
-                if let Err(e) = write_mutation(tx, m, text) {
+                if let Err(e) = write_mutation(tx, m) {
+                    failure = Some(e);
+                    break 'outer;
+                }
+            }
+            if let Some((done, text)) = run.take() {
+                if let Err(e) = write_splice(tx, &done, text) {
                     failure = Some(e);
                     break 'outer;
                 }
@@ -329,12 +365,8 @@ impl Space {
     }
 }
 
-/// Writes one mutation; `text` is the known text object of a splice's field.
-fn write_mutation(
-    tx: &mut Transaction<'_>,
-    m: &Mutation,
-    text: Option<&ObjId>,
-) -> Result<(), ModelError> {
+/// Writes one mutation.
+fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelError> {
     // Validation checked existence against the index; the document agrees
     // unless it is corrupt, so this is a cheap second line of defence.
     let exists = |tx: &Transaction<'_>, id: &ObjectId| -> Result<(), ModelError> {
@@ -372,28 +404,37 @@ fn write_mutation(
             pos,
             delete,
             insert,
-        } => {
-            if let Some(text) = text {
-                tx.splice_text(text, *pos, *delete as isize, insert)?;
-                return Ok(());
-            }
-            match (Reader {
-                doc: tx,
-                heads: None,
+        } => write_splice(tx, &SpliceRun::new(*id, field, *pos, *delete, insert), None)?,
+    }
+    Ok(())
+}
+
+/// Writes one run of splices; `text` is its field's text object when known.
+fn write_splice(
+    tx: &mut Transaction<'_>,
+    run: &SpliceRun<'_>,
+    text: Option<&ObjId>,
+) -> Result<(), ModelError> {
+    let delete = run.delete as isize;
+    if let Some(text) = text {
+        tx.splice_text(text, run.pos, delete, &run.insert)?;
+        return Ok(());
+    }
+    match (Reader {
+        doc: tx,
+        heads: None,
+    })
+    .field_obj(&run.id, run.field)?
+    {
+        Some((automerge::Value::Object(ObjType::Text), text)) => {
+            tx.splice_text(&text, run.pos, delete, &run.insert)?;
+        }
+        _ => {
+            return Err(ModelError::NotText {
+                id: run.id,
+                field: run.field.to_owned(),
+                found: "non-text",
             })
-            .field_obj(id, field)?
-            {
-                Some((automerge::Value::Object(ObjType::Text), text)) => {
-                    tx.splice_text(&text, *pos, *delete as isize, insert)?;
-                }
-                _ => {
-                    return Err(ModelError::NotText {
-                        id: *id,
-                        field: field.clone(),
-                        found: "non-text",
-                    })
-                }
-            }
         }
     }
     Ok(())
