@@ -780,18 +780,18 @@ impl Vault {
     /// naming a space the origin is granted, an app's listing (its granted
     /// spaces), an admin listing (every space). Nothing is read for an
     /// origin before it is allowed.
-    fn needs(&self, conn: ConnId, message: &Parked) -> BTreeSet<SpaceId> {
+    fn needs(&self, conn: ConnId, message: &Parked) -> Vec<SpaceId> {
         match message {
             Parked::App(Ok(ClientMessage::Request { method, .. })) => {
                 let Some(origin) = self.apps.origin_of(conn) else {
-                    return BTreeSet::new();
+                    return Vec::new();
                 };
                 if self.apps.get(conn).is_none_or(|c| c.version.is_none()) {
                     // Not past its handshake: the call is refused unread.
-                    return BTreeSet::new();
+                    return Vec::new();
                 }
                 match method {
-                    Request::ListSpaces {} => self.grants.spaces_of(origin),
+                    Request::ListSpaces {} => self.grants.spaces_of(origin).into_iter().collect(),
                     m => m
                         .space()
                         .and_then(|s| s.parse::<SpaceId>().ok())
@@ -811,10 +811,10 @@ impl Vault {
                     | A::RevokeDevice { space, .. }
                     | A::CreateInvitation { space, .. }
                     | A::Export { space } => space.parse::<SpaceId>().into_iter().collect(),
-                    _ => BTreeSet::new(),
+                    _ => Vec::new(),
                 }
             }
-            _ => BTreeSet::new(),
+            _ => Vec::new(),
         }
         .into_iter()
         .filter(|id| self.spaces.contains(id) && !self.spaces.is_open(id))
