@@ -219,8 +219,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// A batch of keystrokes is written as runs of merged splices
-    /// (`splice_run`). It must leave the text the keystrokes leave one batch
-    /// each, and merge with a concurrent peer's edits the same way.
+    /// (`splice_run`), and applied to the index's copy of the text run by
+    /// run. It must leave the text the keystrokes leave one batch each, in
+    /// the document and the index, and merge with a concurrent peer's edits
+    /// the same way.
     #[test]
     fn keystrokes_in_one_batch_merge_like_keystrokes_one_by_one(
         keys in proptest::collection::vec(keystroke(), 1..40),
@@ -271,6 +273,10 @@ proptest! {
             one_by_one.apply(b).unwrap();
         }
         let expected: String = expected.into_iter().collect();
+        // The index kept the text current itself: nothing to re-read.
+        prop_assert!(!batched.stale_text.contains(&doc) && !one_by_one.stale_text.contains(&doc));
+        batched.verify_index().map_err(TestCaseError::fail)?;
+        one_by_one.verify_index().map_err(TestCaseError::fail)?;
         prop_assert_eq!(&batched.text(&doc, "body").unwrap(), &expected);
         prop_assert_eq!(&one_by_one.text(&doc, "body").unwrap(), &expected);
 

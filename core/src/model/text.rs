@@ -188,6 +188,35 @@ pub(super) fn check_range(
     }
 }
 
+/// Replaces the code-point range `pos..pos + delete` of `text` by `insert`,
+/// in place; `false` (and `text` unchanged) when the range is not in it.
+/// A prefix of ASCII is skipped without decoding it (typing in a long
+/// document: this runs once per splice run of a turn).
+pub(super) fn splice_chars(text: &mut String, pos: usize, delete: usize, insert: &str) -> bool {
+    let bytes = text.as_bytes();
+    let ascii = bytes.iter().take(pos).take_while(|b| b.is_ascii()).count();
+    let start = match ascii == pos {
+        true => pos,
+        false => match text[ascii..].char_indices().nth(pos - ascii) {
+            Some((b, _)) => ascii + b,
+            None if text[ascii..].chars().count() == pos - ascii => text.len(),
+            None => return false,
+        },
+    };
+    if start > text.len() {
+        return false;
+    }
+    let mut end = start;
+    for _ in 0..delete {
+        match text[end..].chars().next() {
+            Some(c) => end += c.len_utf8(),
+            None => return false,
+        }
+    }
+    text.replace_range(start..end, insert);
+    true
+}
+
 /// Splits `text` around the code-point range `pos..pos + delete`.
 pub(super) fn split_chars(text: &str, pos: usize, delete: usize) -> (&str, &str) {
     let byte_at = |n: usize| {
@@ -246,7 +275,27 @@ pub fn anchor_position(text: &str, pos: usize, context: &str) -> usize {
 
 #[cfg(test)]
 mod anchor_tests {
-    use super::anchor_position;
+    use super::{anchor_position, splice_chars, split_chars};
+
+    #[test]
+    fn a_splice_in_place_edits_code_points_like_split_chars() {
+        let base = "ab😀é cd";
+        let len = base.chars().count();
+        for pos in 0..=len + 1 {
+            for delete in 0..=len + 1 - pos.min(len + 1) {
+                let mut text = base.to_owned();
+                let done = splice_chars(&mut text, pos, delete, "xÿ");
+                if pos + delete <= len {
+                    let (head, tail) = split_chars(base, pos, delete);
+                    assert!(done, "{pos} {delete}");
+                    assert_eq!(text, format!("{head}xÿ{tail}"), "{pos} {delete}");
+                } else {
+                    assert!(!done, "{pos} {delete}");
+                    assert_eq!(text, base);
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_splice_follows_the_characters_before_it() {

@@ -13,7 +13,7 @@ use super::codec::{self, Reader};
 use super::error::ModelError;
 use super::space::{Committed, Space};
 use super::splice_run::SpliceRun;
-use super::text::{check_range, split_chars};
+use super::text::{check_range, splice_chars, split_chars};
 use crate::data::{ObjectId, ObjectState, Value};
 
 const MAX_TYPE_NAME: usize = 128;
@@ -49,12 +49,11 @@ impl Space {
         let mut changed = Vec::with_capacity(new_states.len());
         let mut seen = HashSet::with_capacity(new_states.len());
         let mut states: HashMap<ObjectId, ObjectState> = new_states.into_iter().collect();
+        let spliced = self.splice_index_texts(&batch, &states);
         for m in batch.mutations {
             let id = m.object();
             match &m {
-                Mutation::SpliceText { .. } => {
-                    self.stale_text.insert(id);
-                }
+                Mutation::SpliceText { .. } => {}
                 Mutation::Set { field, .. } | Mutation::Remove { field, .. } => {
                     if let Some(fields) = self.text_objs.get_mut(&id) {
                         fields.retain(|c| c.field != *field);
@@ -88,6 +87,9 @@ impl Space {
             if let Some(state) = states.remove(id) {
                 self.index.upsert(state);
             }
+        }
+        for state in spliced {
+            self.index.upsert(state);
         }
         self.notify_live(&changed)?;
         Ok(Committed { changed })
@@ -222,6 +224,73 @@ impl Space {
             .collect();
         let states = next.into_iter().collect();
         Ok((states, lens))
+    }
+
+    /// Keeps the index's text current through the batch's splices, run by
+    /// run ([`SpliceRun`]): the new states of the objects spliced whose text
+    /// the index held current. The others — an object whose text already
+    /// lags, or that the batch also changes otherwise (its state in
+    /// `states`) — are marked stale, re-read from their document when next
+    /// read or saved. Re-reading instead cost a long document's whole text
+    /// at every save (~1.7 ms natively for 108,000 characters, against
+    /// ~14 µs for the keystroke's write).
+    fn splice_index_texts(
+        &mut self,
+        batch: &WriteBatch,
+        states: &HashMap<ObjectId, ObjectState>,
+    ) -> Vec<ObjectState> {
+        let mut copies: HashMap<ObjectId, ObjectState> = HashMap::new();
+        let mut run: Option<SpliceRun<'_>> = None;
+        let mut finish = |run: SpliceRun<'_>, space: &mut Space| {
+            let id = run.id;
+            if space.stale_text.contains(&id) {
+                return;
+            }
+            let copy = match copies.entry(id) {
+                std::collections::hash_map::Entry::Occupied(c) => Some(c.into_mut()),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    space.index.get(&id).cloned().map(|s| slot.insert(s))
+                }
+            };
+            let done = match copy.and_then(|s| s.fields.get_mut(run.field)) {
+                Some(Value::Text(text)) => splice_chars(text, run.pos, run.delete, &run.insert),
+                _ => false,
+            };
+            if !done {
+                space.stale_text.insert(id);
+            }
+        };
+        for m in &batch.mutations {
+            let Mutation::SpliceText {
+                id,
+                field,
+                pos,
+                delete,
+                insert,
+            } = m
+            else {
+                continue;
+            };
+            if states.contains_key(id) {
+                self.stale_text.insert(*id);
+                continue;
+            }
+            if let Some(open) = &mut run {
+                if open.absorb(*id, field, *pos, *delete, insert) {
+                    continue;
+                }
+            }
+            if let Some(done) = run.replace(SpliceRun::new(*id, field, *pos, *delete, insert)) {
+                finish(done, self);
+            }
+        }
+        if let Some(done) = run {
+            finish(done, self);
+        }
+        copies
+            .into_values()
+            .filter(|s| !self.stale_text.contains(&s.id))
+            .collect()
     }
 
     /// Writes the batch into the shard documents: one transaction per touched
