@@ -26,6 +26,7 @@
 
 use std::borrow::Cow;
 
+use super::batch::Mutation;
 use crate::data::ObjectId;
 
 /// One splice to write: a run of a batch's splices of one text field.
@@ -58,27 +59,35 @@ impl<'a> SpliceRun<'a> {
         }
     }
 
-    /// Takes the next splice into this run when writing the run as one
-    /// splice leaves the same text as writing both; `false` leaves the run
-    /// unchanged.
-    pub(super) fn absorb(
-        &mut self,
-        id: ObjectId,
-        field: &str,
-        pos: usize,
-        delete: usize,
-        insert: &'a str,
-    ) -> bool {
-        if id != self.id || field != self.field {
+    /// The run a splice mutation starts; `None` for other mutations.
+    pub(super) fn of(m: &'a Mutation) -> Option<Self> {
+        match m {
+            Mutation::SpliceText {
+                id,
+                field,
+                pos,
+                delete,
+                insert,
+            } => Some(Self::new(*id, field, *pos, *delete, insert)),
+            _ => None,
+        }
+    }
+
+    /// Takes the next splice (a run of one, as [`of`](Self::of) makes) into
+    /// this run when writing the run as one splice leaves the same text as
+    /// writing both; `false` leaves the run unchanged.
+    pub(super) fn absorb(&mut self, next: &SpliceRun<'a>) -> bool {
+        let (pos, delete) = (next.pos, next.delete);
+        if next.id != self.id || next.field != self.field {
             return false;
         }
         let typing_on = self.insert_len > 0 || self.delete == 0;
         if typing_on && delete == 0 && pos == self.pos + self.insert_len {
-            self.insert.to_mut().push_str(insert);
-            self.insert_len += insert.chars().count();
+            self.insert.to_mut().push_str(&next.insert);
+            self.insert_len += next.insert_len;
             return true;
         }
-        if self.insert_len != 0 || !insert.is_empty() {
+        if self.insert_len != 0 || next.insert_len != 0 {
             return false;
         }
         if pos == self.pos {
@@ -122,7 +131,7 @@ mod tests {
                             for i2 in inserts {
                                 let both = apply(&after1, p2, d2, i2);
                                 let mut run = SpliceRun::new(id, "f", p1, d1, i1);
-                                if run.absorb(id, "f", p2, d2, i2) {
+                                if run.absorb(&SpliceRun::new(id, "f", p2, d2, i2)) {
                                     merged += 1;
                                     assert_eq!(
                                         apply(base, run.pos, run.delete, &run.insert),
@@ -147,19 +156,19 @@ mod tests {
         let id = ObjectId::from_bytes([1; 16]);
         let other = ObjectId::from_bytes([2; 16]);
         let mut run = SpliceRun::new(id, "body", 3, 0, "h");
-        assert!(run.absorb(id, "body", 4, 0, "e"));
-        assert!(run.absorb(id, "body", 5, 0, "y"));
+        assert!(run.absorb(&SpliceRun::new(id, "body", 4, 0, "e")));
+        assert!(run.absorb(&SpliceRun::new(id, "body", 5, 0, "y")));
         assert_eq!((run.pos, run.delete, run.insert.as_ref()), (3, 0, "hey"));
-        assert!(!run.absorb(id, "title", 6, 0, "!"));
-        assert!(!run.absorb(other, "body", 6, 0, "!"));
+        assert!(!run.absorb(&SpliceRun::new(id, "title", 6, 0, "!")));
+        assert!(!run.absorb(&SpliceRun::new(other, "body", 6, 0, "!")));
         // A backspace over what the run typed is not merged.
-        assert!(!run.absorb(id, "body", 5, 1, ""));
+        assert!(!run.absorb(&SpliceRun::new(id, "body", 5, 1, "")));
         // Backspaces after a deletion are; typing after them is not.
         let mut run = SpliceRun::new(id, "body", 9, 1, "");
-        assert!(run.absorb(id, "body", 8, 1, ""));
-        assert!(run.absorb(id, "body", 8, 2, ""));
+        assert!(run.absorb(&SpliceRun::new(id, "body", 8, 1, "")));
+        assert!(run.absorb(&SpliceRun::new(id, "body", 8, 2, "")));
         assert_eq!((run.pos, run.delete, run.insert.as_ref()), (8, 4, ""));
-        assert!(!run.absorb(id, "body", 8, 0, "z"));
-        assert!(!run.absorb(id, "body", 7, 1, "z"));
+        assert!(!run.absorb(&SpliceRun::new(id, "body", 8, 0, "z")));
+        assert!(!run.absorb(&SpliceRun::new(id, "body", 7, 1, "z")));
     }
 }

@@ -260,27 +260,17 @@ impl Space {
                 space.stale_text.insert(id);
             }
         };
-        for m in &batch.mutations {
-            let Mutation::SpliceText {
-                id,
-                field,
-                pos,
-                delete,
-                insert,
-            } = m
-            else {
-                continue;
-            };
-            if states.contains_key(id) {
-                self.stale_text.insert(*id);
+        for next in batch.mutations.iter().filter_map(SpliceRun::of) {
+            if states.contains_key(&next.id) {
+                self.stale_text.insert(next.id);
                 continue;
             }
             if let Some(open) = &mut run {
-                if open.absorb(*id, field, *pos, *delete, insert) {
+                if open.absorb(&next) {
                     continue;
                 }
             }
-            if let Some(done) = run.replace(SpliceRun::new(*id, field, *pos, *delete, insert)) {
+            if let Some(done) = run.replace(next) {
                 finish(done, self);
             }
         }
@@ -332,16 +322,9 @@ impl Space {
             // object when the cache knows it.
             let mut run: Option<(SpliceRun<'_>, Option<&ObjId>)> = None;
             for m in mutations.iter() {
-                if let Mutation::SpliceText {
-                    id,
-                    field,
-                    pos,
-                    delete,
-                    insert,
-                } = m
-                {
+                if let Some(next) = SpliceRun::of(m) {
                     if let Some((open, _)) = &mut run {
-                        if open.absorb(*id, field, *pos, *delete, insert) {
+                        if open.absorb(&next) {
                             continue;
                         }
                     }
@@ -351,15 +334,15 @@ impl Space {
                             break 'outer;
                         }
                     }
-                    let text = match written.contains(&(*id, field.as_str())) {
+                    let text = match written.contains(&(next.id, next.field)) {
                         true => None,
                         false => self
                             .text_objs
-                            .get(id)
-                            .and_then(|fs| fs.iter().find(|c| c.field == *field))
+                            .get(&next.id)
+                            .and_then(|fs| fs.iter().find(|c| c.field == next.field))
                             .map(|c| &c.obj),
                     };
-                    run = Some((SpliceRun::new(*id, field, *pos, *delete, insert), text));
+                    run = Some((next, text));
                     continue;
                 }
                 if let Some((done, text)) = run.take() {
@@ -467,13 +450,11 @@ fn write_mutation(tx: &mut Transaction<'_>, m: &Mutation) -> Result<(), ModelErr
             exists(tx, id)?;
             codec::mark_deleted(tx, id)?;
         }
-        Mutation::SpliceText {
-            id,
-            field,
-            pos,
-            delete,
-            insert,
-        } => write_splice(tx, &SpliceRun::new(*id, field, *pos, *delete, insert), None)?,
+        Mutation::SpliceText { .. } => {
+            if let Some(run) = SpliceRun::of(m) {
+                write_splice(tx, &run, None)?;
+            }
+        }
     }
     Ok(())
 }
