@@ -194,7 +194,11 @@ pub(super) fn check_range(
 /// document: this runs once per splice run of a turn).
 pub(super) fn splice_chars(text: &mut String, pos: usize, delete: usize, insert: &str) -> bool {
     let bytes = text.as_bytes();
-    let ascii = bytes.iter().take(pos).take_while(|b| b.is_ascii()).count();
+    // `is_ascii` on a slice checks a word at a time.
+    let ascii = match bytes.get(..pos) {
+        Some(prefix) if prefix.is_ascii() => pos,
+        _ => bytes.iter().take(pos).take_while(|b| b.is_ascii()).count(),
+    };
     let start = match ascii == pos {
         true => pos,
         false => match text[ascii..].char_indices().nth(pos - ascii) {

@@ -227,8 +227,9 @@ impl Space {
     }
 
     /// Keeps the index's text current through the batch's splices, run by
-    /// run ([`SpliceRun`]): the new states of the objects spliced whose text
-    /// the index held current. The others — an object whose text already
+    /// run ([`SpliceRun`]), in place where it can (`Index::edit_text`);
+    /// returns the new states of the objects spliced whose text a field
+    /// index covers. The others — an object whose text already
     /// lags, or that the batch also changes otherwise (its state in
     /// `states`) — are marked stale, re-read from their document when next
     /// read or saved. Re-reading instead cost a long document's whole text
@@ -246,6 +247,16 @@ impl Space {
             if space.stale_text.contains(&id) {
                 return;
             }
+            let (pos, delete, insert) = (run.pos, run.delete, &run.insert);
+            if !copies.contains_key(&id)
+                && space.index.edit_text(&id, run.field, |text| {
+                    splice_chars(text, pos, delete, insert)
+                })
+            {
+                return;
+            }
+            // A field index covers the field (or the edit failed): a new
+            // state, upserted below.
             let copy = match copies.entry(id) {
                 std::collections::hash_map::Entry::Occupied(c) => Some(c.into_mut()),
                 std::collections::hash_map::Entry::Vacant(slot) => {

@@ -237,6 +237,36 @@ impl Index {
         prev
     }
 
+    /// Edits an object's text field in place (typing: no copy of a long
+    /// text per keystroke). `false`, with nothing changed, when the object
+    /// or its text field is missing, when a field index covers the field
+    /// (its keys would go stale: the caller [`upsert`](Self::upsert)s a new
+    /// state instead) or when `edit` refused.
+    pub fn edit_text(
+        &mut self,
+        id: &ObjectId,
+        field: &str,
+        edit: impl FnOnce(&mut String) -> bool,
+    ) -> bool {
+        if self.lazy.get_mut().fields.contains_key(field) {
+            return false;
+        }
+        let Some(slot) = self.objects.get_mut(id) else {
+            return false;
+        };
+        if let Slot::Stored { stored, state } = slot {
+            let decoded = state.take().map_or_else(|| stored.decode(*id), |s| *s);
+            *slot = Slot::Decoded(decoded);
+        }
+        let Slot::Decoded(state) = slot else {
+            return false;
+        };
+        match state.fields.get_mut(field) {
+            Some(Value::Text(text)) => edit(text),
+            _ => false,
+        }
+    }
+
     /// An index of objects as stored, each decoded when first read; of
     /// states given twice for one id, the later one counts.
     pub(crate) fn from_stored(
