@@ -105,11 +105,11 @@ impl<'a> SpliceRun<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::text::split_chars;
 
     fn apply(text: &str, pos: usize, delete: usize, insert: &str) -> String {
-        let (head, tail) = split_chars(text, pos, delete);
-        format!("{head}{insert}{tail}")
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.splice(pos..pos + delete, insert.chars());
+        chars.into_iter().collect()
     }
 
     /// Every pair of splices in a small space of positions and lengths: when

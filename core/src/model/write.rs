@@ -13,7 +13,7 @@ use super::codec::{self, Reader};
 use super::error::ModelError;
 use super::space::{Committed, Space};
 use super::splice_run::SpliceRun;
-use super::text::{check_range, splice_chars, split_chars};
+use super::text::{check_range, splice_chars, CachedText};
 use crate::data::{ObjectId, ObjectState, Value};
 
 const MAX_TYPE_NAME: usize = 128;
@@ -35,7 +35,7 @@ impl Space {
             }
         }
         let (new_states, text_lens) = self.validate(&batch)?;
-        self.write_to_documents(&batch)?;
+        let runs = self.write_to_documents(&batch)?;
         for (id, field, len) in text_lens {
             if let Some(cached) = self
                 .text_objs
@@ -49,7 +49,7 @@ impl Space {
         let mut changed = Vec::with_capacity(new_states.len());
         let mut seen = HashSet::with_capacity(new_states.len());
         let mut states: HashMap<ObjectId, ObjectState> = new_states.into_iter().collect();
-        let spliced = self.splice_index_texts(&batch, &states);
+        let spliced = self.splice_index_texts(runs, &states);
         for m in batch.mutations {
             let id = m.object();
             match &m {
@@ -180,8 +180,8 @@ impl Space {
                     if let Some(Value::Text(t)) =
                         next.get_mut(&id).and_then(|s| s.fields.get_mut(field))
                     {
-                        let (head, tail) = split_chars(t, *pos, *delete);
-                        *t = format!("{head}{insert}{tail}");
+                        let spliced = splice_chars(t, *pos, *delete, insert);
+                        debug_assert!(spliced, "the range was checked against its length");
                     }
                 }
                 text_lens.insert(key, len - delete + insert.chars().count());
@@ -226,8 +226,8 @@ impl Space {
         Ok((states, lens))
     }
 
-    /// Keeps the index's text current through the batch's splices, run by
-    /// run ([`SpliceRun`]), in place where it can (`Index::edit_text`);
+    /// Keeps the index's text current through the splice runs the documents
+    /// were written with ([`SpliceRun`]), in place where it can (`Index::edit_text`);
     /// returns the new states of the objects spliced whose text a field
     /// index covers. The others — an object whose text already
     /// lags, or that the batch also changes otherwise (its state in
@@ -237,30 +237,33 @@ impl Space {
     /// ~14 µs for the keystroke's write).
     fn splice_index_texts(
         &mut self,
-        batch: &WriteBatch,
+        runs: Vec<SpliceRun<'_>>,
         states: &HashMap<ObjectId, ObjectState>,
     ) -> Vec<ObjectState> {
         let mut copies: HashMap<ObjectId, ObjectState> = HashMap::new();
-        let mut run: Option<SpliceRun<'_>> = None;
-        let mut finish = |run: SpliceRun<'_>, space: &mut Space| {
+        for run in runs {
             let id = run.id;
-            if space.stale_text.contains(&id) {
-                return;
+            if states.contains_key(&id) {
+                self.stale_text.insert(id);
+                continue;
+            }
+            if self.stale_text.contains(&id) {
+                continue;
             }
             let (pos, delete, insert) = (run.pos, run.delete, &run.insert);
             if !copies.contains_key(&id)
-                && space.index.edit_text(&id, run.field, |text| {
+                && self.index.edit_text(&id, run.field, |text| {
                     splice_chars(text, pos, delete, insert)
                 })
             {
-                return;
+                continue;
             }
             // A field index covers the field (or the edit failed): a new
             // state, upserted below.
             let copy = match copies.entry(id) {
                 std::collections::hash_map::Entry::Occupied(c) => Some(c.into_mut()),
                 std::collections::hash_map::Entry::Vacant(slot) => {
-                    space.index.get(&id).cloned().map(|s| slot.insert(s))
+                    self.index.get(&id).cloned().map(|s| slot.insert(s))
                 }
             };
             let done = match copy.and_then(|s| s.fields.get_mut(run.field)) {
@@ -268,25 +271,8 @@ impl Space {
                 _ => false,
             };
             if !done {
-                space.stale_text.insert(id);
+                self.stale_text.insert(id);
             }
-        };
-        for next in batch.mutations.iter().filter_map(SpliceRun::of) {
-            if states.contains_key(&next.id) {
-                self.stale_text.insert(next.id);
-                continue;
-            }
-            if let Some(open) = &mut run {
-                if open.absorb(&next) {
-                    continue;
-                }
-            }
-            if let Some(done) = run.replace(next) {
-                finish(done, self);
-            }
-        }
-        if let Some(done) = run {
-            finish(done, self);
         }
         copies
             .into_values()
@@ -295,8 +281,12 @@ impl Space {
     }
 
     /// Writes the batch into the shard documents: one transaction per touched
-    /// shard, all committed or all rolled back.
-    fn write_to_documents(&mut self, batch: &WriteBatch) -> Result<(), ModelError> {
+    /// shard, all committed or all rolled back. Returns the splice runs it
+    /// wrote, in the batch's order for each object (the index follows them).
+    fn write_to_documents<'b>(
+        &mut self,
+        batch: &'b WriteBatch,
+    ) -> Result<Vec<SpliceRun<'b>>, ModelError> {
         let mut by_shard: BTreeMap<usize, Vec<&Mutation>> = BTreeMap::new();
         for m in &batch.mutations {
             by_shard
@@ -317,7 +307,6 @@ impl Space {
             let doc = shard.loaded_doc_mut().expect("loaded above");
             txs.push((doc.transaction(), mutations));
         }
-        let mut failure = None;
         // Fields this batch wrote before the mutation at hand: their text
         // objects are new, so the cache does not apply to them. Only a batch
         // that splices asks (collecting them for every field created cost
@@ -326,72 +315,19 @@ impl Space {
             .mutations
             .iter()
             .any(|m| matches!(m, Mutation::SpliceText { .. }));
-        let mut written: HashSet<(ObjectId, &str)> = HashSet::new();
-        'outer: for (tx, mutations) in txs.iter_mut() {
-            // Consecutive splices of one field go to Automerge as one
-            // (`splice_run`): the run being gathered, and its field's text
-            // object when the cache knows it.
-            let mut run: Option<(SpliceRun<'_>, Option<&ObjId>)> = None;
-            for m in mutations.iter() {
-                if let Some(next) = SpliceRun::of(m) {
-                    if let Some((open, _)) = &mut run {
-                        if open.absorb(&next) {
-                            continue;
-                        }
-                    }
-                    if let Some((done, text)) = run.take() {
-                        if let Err(e) = write_splice(tx, &done, text) {
-                            failure = Some(e);
-                            break 'outer;
-                        }
-                    }
-                    let text = match written.contains(&(next.id, next.field)) {
-                        true => None,
-                        false => self
-                            .text_objs
-                            .get(&next.id)
-                            .and_then(|fs| fs.iter().find(|c| c.field == next.field))
-                            .map(|c| &c.obj),
-                    };
-                    run = Some((next, text));
-                    continue;
-                }
-                if let Some((done, text)) = run.take() {
-                    if let Err(e) = write_splice(tx, &done, text) {
-                        failure = Some(e);
-                        break 'outer;
-                    }
-                }
-                match m {
-                    _ if !splices => {}
-                    Mutation::Create { id, fields, .. } => {
-                        written.extend(fields.keys().map(|f| (*id, f.as_str())))
-                    }
-                    Mutation::Set { id, field, .. } | Mutation::Remove { id, field } => {
-                        written.insert((*id, field.as_str()));
-                    }
-                    Mutation::Delete { .. } | Mutation::SpliceText { .. } => {}
-                }
-                if let Err(e) = write_mutation(tx, m) {
-                    failure = Some(e);
-                    break 'outer;
-                }
-            }
-            if let Some((done, text)) = run.take() {
-                if let Err(e) = write_splice(tx, &done, text) {
-                    failure = Some(e);
-                    break 'outer;
-                }
-            }
-        }
-        match failure {
-            None => {
+        let mut written = splices.then(HashSet::new);
+        let mut runs = Vec::new();
+        let result = txs.iter_mut().try_for_each(|(tx, mutations)| {
+            write_shard(tx, mutations, &self.text_objs, &mut written, &mut runs)
+        });
+        match result {
+            Ok(()) => {
                 for (tx, _) in txs {
                     tx.commit();
                 }
-                Ok(())
+                Ok(runs)
             }
-            Some(e) => {
+            Err(e) => {
                 for (tx, _) in txs {
                     tx.rollback();
                 }
@@ -426,6 +362,65 @@ impl Space {
         self.shards[0].properties_unsaved = true;
         Ok(())
     }
+}
+
+/// Writes one shard's mutations into its transaction, consecutive splices of
+/// one field as one (`splice_run`), and adds the runs written to `runs`.
+/// `written` (kept only when the batch splices) holds the fields the batch
+/// wrote so far: their text objects are new, so the cache does not apply.
+fn write_shard<'b>(
+    tx: &mut Transaction<'_>,
+    mutations: &[&'b Mutation],
+    text_objs: &HashMap<ObjectId, Vec<CachedText>>,
+    written: &mut Option<HashSet<(ObjectId, &'b str)>>,
+    runs: &mut Vec<SpliceRun<'b>>,
+) -> Result<(), ModelError> {
+    // The run being gathered, and its field's text object when the cache
+    // knows it.
+    let mut run: Option<(SpliceRun<'b>, Option<&ObjId>)> = None;
+    for m in mutations {
+        let next = SpliceRun::of(m);
+        if let (Some((open, _)), Some(next)) = (&mut run, &next) {
+            if open.absorb(next) {
+                continue;
+            }
+        }
+        if let Some((done, text)) = run.take() {
+            write_splice(tx, &done, text)?;
+            runs.push(done);
+        }
+        if let Some(next) = next {
+            let fresh = written
+                .as_ref()
+                .is_some_and(|w| w.contains(&(next.id, next.field)));
+            let text = match fresh {
+                true => None,
+                false => text_objs
+                    .get(&next.id)
+                    .and_then(|fs| fs.iter().find(|c| c.field == next.field))
+                    .map(|c| &c.obj),
+            };
+            run = Some((next, text));
+            continue;
+        }
+        if let Some(written) = written.as_mut() {
+            match m {
+                Mutation::Create { id, fields, .. } => {
+                    written.extend(fields.keys().map(|f| (*id, f.as_str())))
+                }
+                Mutation::Set { id, field, .. } | Mutation::Remove { id, field } => {
+                    written.insert((*id, field.as_str()));
+                }
+                Mutation::Delete { .. } | Mutation::SpliceText { .. } => {}
+            }
+        }
+        write_mutation(tx, m)?;
+    }
+    if let Some((done, text)) = run {
+        write_splice(tx, &done, text)?;
+        runs.push(done);
+    }
+    Ok(())
 }
 
 /// Writes one mutation.
