@@ -17,7 +17,8 @@
 //   ECHO_BENCH_OUT=path         results JSON (default bench/browser/results.json); the table goes next to it (.txt)
 //   ECHO_TRACES_DIR=dir         editing traces (default ../shared/data/traces relative to the repository)
 //   ECHO_BENCH_CHROMIUM=path    browser binary (default /usr/bin/chromium)
-//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during the timed phases of w1, w1b, w3 and w4
+//   ECHO_BENCH_CPUPROFILE=dir   CPU profiles (.cpuprofile) of the page and our workers during the timed phases of w1, w1b, w3 and w4,
+//                               and of the vault's engine worker from its start in w2
 //   ECHO_BENCH_CPUPROFILE_US=n  their sampling interval in µs (default 500)
 import { execSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -289,6 +290,34 @@ async function profiled(ctx, page, name, fn) {
   }
 }
 
+// ECHO_BENCH_CPUPROFILE=dir, w2: the vault's engine worker starts anew with the reload; its profile starts
+// as soon as it is seen (polled every 5 ms), before the engine boots. Resolves with a function that stops it.
+async function profileNewWorker(ctx, page, name) {
+  const dir = env.ECHO_BENCH_CPUPROFILE;
+  if (!dir) return null;
+  mkdirSync(dir, { recursive: true });
+  const cdp = await ctx.newCDPSession(page);
+  const started = Date.now();
+  while (Date.now() - started < 10000) {
+    const t = (await ourTargets(cdp, ['shared_worker'])).find((t) => t.url.startsWith(`${vaultUrl}/`));
+    if (t) {
+      const s = await t.attach();
+      await s.send('Profiler.enable');
+      await s.send('Profiler.setSamplingInterval', { interval: Number(env.ECHO_BENCH_CPUPROFILE_US ?? 500) });
+      await s.send('Profiler.start');
+      return async () => {
+        const { profile } = await s.send('Profiler.stop').catch(() => ({}));
+        if (profile) writeFileSync(join(dir, `${name}-engine-worker.cpuprofile`), JSON.stringify(profile));
+        await cdp.detach().catch(() => {});
+        log(`CPU profile of ${name}'s engine worker in ${dir}`);
+      };
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await cdp.detach().catch(() => {});
+  return null;
+}
+
 // ---- workloads --------------------------------------------------------------
 // Each run(store, page, ...) does one fresh-profile run and returns
 // { ms, verify: {ok, problems}, extra } ; timed phases are bounded by cfg.timeoutS.
@@ -363,6 +392,7 @@ const WORKLOADS = [
       const q = `?auto=query&handoff=${encodeURIComponent(JSON.stringify(prepared.handoff))}`;
       const t0 = Date.now();
       await page.goto(`${baseUrl}/${store.page}.html${q}`, { waitUntil: 'commit' });
+      const workerProfile = store.id === 'echo' ? profileNewWorker(ctx, page, 'w2') : null;
       const r = await withTimeout(
         (async () => {
           await page.waitForFunction(() => window.__bench, null, { timeout: T() });
@@ -372,7 +402,10 @@ const WORKLOADS = [
         'load+query',
       );
       const wallMs = Date.now() - t0;
-      // Workload 5: memory once the store is loaded and idle, after GC.
+      // Workload 5: memory once the store is loaded and idle, after GC. A second after the first
+      // query, for every store: ECHO reads its documents' CRDT bytes after answering it (~0.2 s).
+      await new Promise((r) => setTimeout(r, 1000));
+      if (workerProfile) await (await workerProfile)?.();
       await step(page, 'idle', {});
       const heap = await heapAfterGc(ctx, page);
       const mem = await step(page, 'memory', {});

@@ -1,10 +1,13 @@
 //! Where cold-open time goes for a 100k-object space in the file store:
 //! redb open (with and without its integrity check), listing, decoding the
-//! index of current state, first query.
+//! index of current state, first query — then what follows it: reading the
+//! documents' CRDT bytes and handing them over.
 //! `cargo run --release -p echo-bench --example cold_open_phases`
 
 use automerge::ActorId;
-use echo_core::model::{space_prefix, Reference, Space, SpaceId, SpaceOptions, Value, WriteBatch};
+use echo_core::model::{
+    documents_prefix, space_prefix, Reference, Space, SpaceId, SpaceOptions, Value, WriteBatch,
+};
 use echo_core::query::{Filter, Query};
 use echo_core::store::{ChunkStore, CompactionPolicy};
 use echo_store_file::{FileStore, FileStoreOptions};
@@ -77,13 +80,22 @@ fn main() {
             .unwrap()
             .len();
         let t_query = t.elapsed();
+        let documents = store.list_prefix(&documents_prefix(&id)).unwrap();
+        let t_documents = t.elapsed();
+        let documents_bytes: usize = documents.iter().map(|(_, v)| v.len()).sum();
+        space.attach_documents(documents).unwrap();
+        let t_attach = t.elapsed();
         println!(
-            "integrity={check} open {:?} list {:?} ({} MB) decode {:?} query {:?} hits {hits}",
+            "integrity={check} open {:?} list {:?} ({} MB) decode {:?} query {:?} hits {hits}; \
+             then documents: list {:?} ({} MB) attach {:?}",
             t_open,
             t_list - t_open,
             bytes / 1_000_000,
             t_decode - t_list,
-            t_query - t_decode
+            t_query - t_decode,
+            t_documents - t_query,
+            documents_bytes / 1_000_000,
+            t_attach - t_documents,
         );
     }
 }

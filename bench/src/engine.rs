@@ -428,9 +428,14 @@ pub fn layout(report: &mut Report) {
         let save_ms = start.elapsed().as_secs_f64() * 1e3;
         // Load every shard document: what a sync or a history read costs.
         let start = Instant::now();
-        let entries = store
+        let mut entries = store
             .list_prefix(&echo_core::model::space_prefix(&space.id()))
             .expect("list");
+        entries.extend(
+            store
+                .list_prefix(&echo_core::model::documents_prefix(&space.id()))
+                .expect("list"),
+        );
         let mut opened = Space::open(space.id(), actor(), entries).expect("open");
         let heads = opened.heads().expect("load all shards");
         let load_ms = start.elapsed().as_secs_f64() * 1e3;

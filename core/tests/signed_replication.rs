@@ -165,9 +165,14 @@ fn bypass(r: &mut Replica, store: &mut MemoryStore, batch: WriteBatch) -> Vec<Wi
         store.apply(save.batch).unwrap();
         r.save_done(save.receipt);
     }
-    let entries = store
+    let mut entries = store
         .list_prefix(&echo_core::model::space_prefix(&r.id()))
         .unwrap();
+    entries.extend(
+        store
+            .list_prefix(&echo_core::model::documents_prefix(&r.id()))
+            .unwrap(),
+    );
     let mut copy = Replica::open(r.id(), r.identity(), r.device().duplicate(), entries).unwrap();
     copy.write_unchecked(batch).unwrap();
     seal(&mut copy)

@@ -931,3 +931,75 @@ fn relaxed_writes_are_asked_relaxed_only_when_every_answer_in_the_flush_wants_it
     let app = n.connect_app(T + 1, APP);
     assert_eq!(ids(n.call(T + 1, app, query(&space))).len(), 6);
 }
+
+#[test]
+fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_wait_for_them() {
+    let mut n = node();
+    let app = n.connect_app(T, APP);
+    allow(&mut n, APP, vec![]);
+    let space = create_space(&mut n, app, "board");
+    n.call(T, app, create(&space, "first")).unwrap();
+    n.restart(T + 1);
+    let app = n.connect_app(T + 1, APP);
+    n.auto_io = false;
+    let first = n.send(T + 1, app, query(&space));
+    assert_eq!(n.reads.len(), 1);
+    assert!(n.reads[0].1.starts_with("space/"), "{:?}", n.reads);
+    n.complete_one_read(T + 1);
+    assert_eq!(
+        ids(n.answer(app, first).unwrap()).len(),
+        1,
+        "a query is answered before the documents are read"
+    );
+    assert_eq!(n.reads.len(), 1);
+    assert!(n.reads[0].1.starts_with("crdt/"), "{:?}", n.reads);
+    let write = n.send(T + 1, app, create(&space, "second"));
+    let after = n.send(T + 1, app, query(&space));
+    assert!(
+        n.answer(app, write).is_none(),
+        "a write waits for the documents"
+    );
+    assert!(
+        n.answer(app, after).is_none(),
+        "a connection's calls stay in order"
+    );
+    assert!(n.writes.is_empty());
+    n.complete_io(T + 1);
+    assert!(n.answer(app, write).unwrap().is_ok());
+    assert_eq!(ids(n.answer(app, after).unwrap()).len(), 2);
+    n.auto_io = true;
+    n.restart(T + 2);
+    let app = n.connect_app(T + 2, APP);
+    assert_eq!(ids(n.call(T + 2, app, query(&space))).len(), 2);
+}
+
+#[test]
+fn damaged_documents_refuse_the_calls_that_need_them_by_key() {
+    let mut n = node();
+    let app = n.connect_app(T, APP);
+    allow(&mut n, APP, vec![]);
+    let space = create_space(&mut n, app, "board");
+    n.call(T, app, create(&space, "first")).unwrap();
+    n.restart(T + 1);
+    let mut batch = echo_core::store::Batch::new();
+    let documents = n.store.list_prefix(&format!("crdt/{space}/")).unwrap();
+    assert!(!documents.is_empty());
+    for (key, mut bytes) in documents {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        batch.put(key, bytes);
+    }
+    n.store.apply(batch).unwrap();
+    let app = n.connect_app(T + 1, APP);
+    assert_eq!(
+        ids(n.call(T + 1, app, query(&space))).len(),
+        1,
+        "current state is intact"
+    );
+    let error = n.call(T + 1, app, create(&space, "second")).unwrap_err();
+    assert_eq!(error.code, "model.corrupt_chunk", "{error:?}");
+    assert!(
+        error.message.contains(&format!("crdt/{space}/")),
+        "{error:?}"
+    );
+}

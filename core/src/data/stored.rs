@@ -106,6 +106,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A `usize` as postcard writes it (a count of something stored
+    /// elsewhere, not bounded by what is left here).
+    pub fn usize(&mut self) -> Result<usize, SkimError> {
+        let v = self.varint(usize::BITS)?;
+        usize::try_from(v).or_else(|_| self.fail("varint out of range"))
+    }
+
     pub fn bytes(&mut self) -> Result<&'a [u8], SkimError> {
         let n = self.len()?;
         self.take(n)

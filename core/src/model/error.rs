@@ -47,6 +47,8 @@ pub enum ModelError {
         key: String,
         reason: String,
     },
+    #[error("the documents of space {space} are still being read from storage; try again once it is open")]
+    DocumentsNotRead { space: String },
     #[error("a save is already in progress; report its outcome (save_done / save_failed) before preparing another")]
     SaveInFlight,
     #[error("document data is inconsistent: {reason}")]
@@ -75,6 +77,7 @@ impl ModelError {
             ModelError::NoSuchShard { .. } => "model.no_such_shard",
             ModelError::CorruptChunk { .. } => "model.corrupt_chunk",
             ModelError::SaveInFlight => "model.save_in_flight",
+            ModelError::DocumentsNotRead { .. } => "model.documents_not_read",
             ModelError::Corrupt { .. } => "model.corrupt",
             ModelError::Crdt(_) => "model.crdt",
             ModelError::Query(e) => e.code(),

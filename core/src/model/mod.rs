@@ -21,7 +21,7 @@ pub use batch::{Mutation, WriteBatch};
 pub use error::ModelError;
 pub use history::Heads;
 pub use merge::{ChangeInfo, ShardChanges};
-pub use persist::{space_prefix, PendingSave, SaveReceipt};
+pub use persist::{documents_prefix, space_prefix, PendingSave, SaveReceipt};
 pub use space::{
     Committed, Resolved, Space, SpaceEvent, SpaceOptions, DEFAULT_SHARD_COUNT, MAX_SHARD_COUNT,
 };

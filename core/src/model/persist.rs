@@ -1,20 +1,30 @@
 //! How a space is stored as chunks, and opened again.
 //!
-//! Keys, under `space/<space id>/`:
+//! Keys, under `space/<space id>/` ([`space_prefix`]) and
+//! `crdt/<space id>/` ([`documents_prefix`]):
 //!
 //! ```text
-//! meta                       format version and shard count
-//! s/<shard>/snap             compacted shard: whole document + state of all its objects
-//! s/<shard>/i/<seq>          incremental chunk: changes since the previous chunk
-//!                            + current state of the objects they touched
+//! space/<id>/meta                format version and shard count
+//! space/<id>/s/<shard>/snap      compacted shard: state of all its objects
+//! crdt/<id>/s/<shard>/snap         … and its whole document
+//! space/<id>/s/<shard>/i/<seq>   incremental chunk: current state of the objects
+//!                                the changes since the previous chunk touched
+//! crdt/<id>/s/<shard>/i/<seq>      … and those changes
 //! ```
 //!
-//! Every chunk carries the CRDT bytes *and* the current state of the objects
-//! they touched, written in one atomic batch. Opening a space decodes
-//! neither: it walks the states once, checking them and noting each
-//! object's id, type and place ([`crate::data`]'s stored states), builds
-//! the id and type index from that, and keeps the CRDT bytes unparsed until
-//! a shard is needed. An object's state is decoded when first read, a field
+//! Each shard chunk is two values, written in one atomic batch: the current
+//! state of the objects its changes touched, and the CRDT bytes of those
+//! changes under the same key in the documents' prefix. Opening a space
+//! reads only the first prefix, about half of what is stored (format 2 kept
+//! both parts in one value, so the first query waited for the CRDT bytes
+//! to be read too). It decodes nothing: it walks the states once, checking
+//! them and noting each object's id, type and place ([`crate::data`]'s
+//! stored states), and builds the id and type index from that. The host
+//! reads the documents' prefix meanwhile and hands it over with
+//! [`Space::attach_documents`]; until then the space answers reads, and
+//! whatever needs a document (a write, a merge, a read at earlier heads, a
+//! sync) fails with [`ModelError::DocumentsNotRead`] — never on a document
+//! missing changes. The CRDT bytes stay unparsed until a shard is needed. An object's state is decoded when first read, a field
 //! index reads only its field, and a rewritten chunk copies the states not
 //! decoded as they were read — so the first query waits for neither the
 //! history nor the decoding of every object. Chunks are framed
@@ -34,7 +44,7 @@ use automerge::{ActorId, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::error::ModelError;
-use super::shard::{CrdtChunk, Shard, StoredDoc};
+use super::shard::{CrdtPart, Shard, StoredDoc};
 use super::space::{Space, MAX_SHARD_COUNT};
 use crate::data::{
     skim_state, write_len, ObjectId, Reader, SkimError, SpaceId, StoredState, TypeNames, Value,
@@ -42,11 +52,14 @@ use crate::data::{
 use crate::query::Index;
 use crate::store::{self, Batch, CompactionPolicy};
 
-/// Format version of the space's chunks (meta and shard chunks). Version 2
-/// added the shard's heads to each shard chunk; version 1 chunks are still
-/// read (their shard's heads are then known only once its document is
-/// parsed).
-const FORMAT_VERSION: u8 = 2;
+/// Format version of the space's chunks (meta and shard chunks). Version 3
+/// stores a shard chunk's CRDT bytes under a key of their own; version 2
+/// added the shard's heads to each shard chunk. Chunks of versions 1 and 2
+/// are still read (a shard's heads are then known only once its document
+/// is parsed, for version 1), and a space's next saves write version 3 —
+/// its chunks of both kinds may sit side by side, in order.
+const FORMAT_VERSION: u8 = 3;
+const FORMAT_V2: u8 = 2;
 const FORMAT_V1: u8 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -54,17 +67,19 @@ struct SpaceMeta {
     shard_count: u16,
 }
 
-/// A shard chunk as read: its CRDT bytes' place, its object states (checked,
+/// A shard chunk as read: its CRDT bytes' place (or the stored size of
+/// the value holding them apart, format 3), its object states (checked,
 /// not decoded), the space's properties if it holds them, and the shard's
 /// heads (`None` in format 1).
 ///
-/// On the wire (postcard) a chunk is `crdt: bytes, objects: [ObjectState],
-/// properties: Option<map>, heads: [[u8; 32]]` (format 1: no heads). It is
-/// read with [`Reader`] and written by [`write_chunk`] by hand, so object
-/// states move between storage and the index as bytes.
+/// On the wire (postcard) a chunk is, in format 3, `crdt_stored_len:
+/// varint, objects: [ObjectState], properties: Option<map>, heads: [[u8;
+/// 32]]`; in format 2 `crdt: bytes` in place of the length; format 1 has
+/// no heads. It is read with [`Reader`] and written by [`write_chunk`] by
+/// hand, so object states move between storage and the index as bytes.
 struct ReadChunk {
     bytes: Arc<Vec<u8>>,
-    crdt: Range<usize>,
+    crdt: CrdtPlace,
     objects: Vec<(ObjectId, StoredState)>,
     properties: Option<BTreeMap<String, Value>>,
     heads: Option<Vec<[u8; 32]>>,
@@ -82,7 +97,21 @@ struct PlannedShard {
     crdt: Vec<u8>,
 }
 
-/// Reads a shard chunk of either format.
+/// Where a shard chunk's CRDT bytes are.
+#[derive(Clone, Debug)]
+enum CrdtPlace {
+    /// In the chunk (formats 1 and 2).
+    Inside(Range<usize>),
+    /// Apart (format 3), in a stored value of this many bytes.
+    Apart(usize),
+}
+
+/// The format version in a chunk's frame (checked by `unframe` after).
+fn framed_version(bytes: &[u8]) -> u8 {
+    bytes.get(4).copied().unwrap_or(FORMAT_VERSION)
+}
+
+/// Reads a shard chunk of any format.
 fn read_chunk(
     space: &str,
     key: &str,
@@ -94,22 +123,25 @@ fn read_chunk(
         key: key.to_owned(),
         reason,
     };
-    let (version, payload_len) = match store::unframe(FORMAT_V1, &bytes) {
-        Ok(p) => (FORMAT_V1, p.len()),
-        Err(_) => (
-            FORMAT_VERSION,
-            store::unframe(FORMAT_VERSION, &bytes)
-                .map_err(|e| corrupt(e.to_string()))?
-                .len(),
-        ),
+    let version = match framed_version(&bytes) {
+        v @ (FORMAT_V1 | FORMAT_V2) => v,
+        _ => FORMAT_VERSION,
     };
+    let payload_len = store::unframe(version, &bytes)
+        .map_err(|e| corrupt(e.to_string()))?
+        .len();
     let base = bytes.len() - payload_len;
     let bytes = Arc::new(bytes);
     let mut r = Reader::new(&bytes[base..]);
     let undecodable = |e: SkimError| corrupt(format!("the chunk does not decode: {e}"));
-    let crdt_len = r.len().map_err(undecodable)?;
-    let crdt = base + r.position()..base + r.position() + crdt_len;
-    r.advance(crdt_len).map_err(undecodable)?;
+    let crdt = if version == FORMAT_VERSION {
+        CrdtPlace::Apart(r.usize().map_err(undecodable)?)
+    } else {
+        let crdt_len = r.len().map_err(undecodable)?;
+        let inside = base + r.position()..base + r.position() + crdt_len;
+        r.advance(crdt_len).map_err(undecodable)?;
+        CrdtPlace::Inside(inside)
+    };
     let count = r.len().map_err(undecodable)?;
     let mut objects = Vec::with_capacity(count);
     for _ in 0..count {
@@ -135,18 +167,18 @@ fn read_chunk(
     })
 }
 
-/// Encodes a shard chunk (current format): the states of `ids` come from
+/// Encodes a shard chunk (current format) whose CRDT part is stored apart
+/// in a value of `crdt_stored_len` bytes: the states of `ids` come from
 /// `index`, stored ones copied as they were read.
 fn write_chunk(
-    crdt: &[u8],
+    crdt_stored_len: usize,
     ids: &[ObjectId],
     index: &Index,
     properties: Option<&BTreeMap<String, Value>>,
     heads: &[[u8; 32]],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crdt.len() + ids.len() * 96 + heads.len() * 32 + 64);
-    write_len(crdt.len(), &mut out);
-    out.extend_from_slice(crdt);
+    let mut out = Vec::with_capacity(ids.len() * 96 + heads.len() * 32 + 64);
+    write_len(crdt_stored_len, &mut out);
     write_len(ids.len(), &mut out);
     for id in ids {
         index.write_state(id, &mut out);
@@ -158,9 +190,25 @@ fn write_chunk(
 
 const PLAIN_DATA: &str = "in-memory serialization of plain data cannot fail";
 
-/// The key prefix under which a space stores all its chunks.
+/// The key prefix under which a space stores its chunks but the CRDT
+/// bytes of its documents: what opening it reads.
 pub fn space_prefix(id: &SpaceId) -> String {
     format!("space/{id}/")
+}
+
+/// The key prefix under which a space stores the CRDT bytes of its
+/// documents (format 3): read after [`space_prefix`] or beside it, and
+/// handed over with [`Space::attach_documents`].
+pub fn documents_prefix(id: &SpaceId) -> String {
+    format!("crdt/{id}/")
+}
+
+/// The key of the CRDT part of the shard chunk stored under `chunk_key`.
+fn crdt_key(chunk_key: &str) -> String {
+    format!(
+        "crdt/{}",
+        chunk_key.strip_prefix("space/").unwrap_or(chunk_key)
+    )
 }
 
 fn meta_key(space: &str) -> String {
@@ -289,9 +337,10 @@ impl Space {
                 key: meta_key.clone(),
                 reason: "missing: the space was never saved here".into(),
             })?;
-        let meta: SpaceMeta = match store::unframe(FORMAT_V1, meta_bytes) {
-            Ok(_) => decode_as(FORMAT_V1, &space, &meta_key, meta_bytes)?,
-            Err(_) => decode(&space, &meta_key, meta_bytes)?,
+        let meta_version = framed_version(meta_bytes);
+        let meta: SpaceMeta = match meta_version {
+            v @ (FORMAT_V1 | FORMAT_V2) => decode_as(v, &space, &meta_key, meta_bytes)?,
+            _ => decode(&space, &meta_key, meta_bytes)?,
         };
         if meta.shard_count == 0 || meta.shard_count > MAX_SHARD_COUNT {
             return Err(ModelError::CorruptChunk {
@@ -304,8 +353,14 @@ impl Space {
 
         // (shard, seq) → entry; the snapshot sorts before every increment.
         let mut chunks: BTreeMap<(usize, Option<u64>), (String, Vec<u8>)> = BTreeMap::new();
+        let documents = documents_prefix(&id);
+        let mut crdt_entries = Vec::new();
         for (key, value) in entries {
             if key == meta_key {
+                continue;
+            }
+            if key.starts_with(&documents) {
+                crdt_entries.push((key, value));
                 continue;
             }
             let bad_key = || ModelError::CorruptChunk {
@@ -334,7 +389,7 @@ impl Space {
         }
 
         let mut properties = BTreeMap::new();
-        let mut per_shard: Vec<Vec<CrdtChunk>> = (0..shard_count).map(|_| Vec::new()).collect();
+        let mut per_shard: Vec<Vec<CrdtPart>> = (0..shard_count).map(|_| Vec::new()).collect();
         // Per shard: snapshot bytes (if one), incremental keys, their bytes, next seq.
         let mut shards_meta: Vec<(Option<usize>, Vec<String>, usize, u64)> =
             vec![(None, Vec::new(), 0, 0); shard_count];
@@ -361,10 +416,16 @@ impl Space {
             read.iter_mut()
                 .flat_map(|(_, _, _, _, chunk)| std::mem::take(&mut chunk.objects)),
         );
-        for (shard, seq, key, bytes_len, chunk) in read {
+        for (shard, seq, key, chunk_len, chunk) in read {
             if let Some(props) = chunk.properties {
                 properties = props;
             }
+            let (part, bytes_len) = match chunk.crdt {
+                CrdtPlace::Inside(range) => {
+                    (CrdtPart::Read(key.clone(), chunk.bytes, range), chunk_len)
+                }
+                CrdtPlace::Apart(len) => (CrdtPart::Apart(crdt_key(&key)), chunk_len + len),
+            };
             let m = &mut shards_meta[shard];
             match seq {
                 None => m.0 = Some(bytes_len),
@@ -374,7 +435,7 @@ impl Space {
                     m.3 = m.3.max(seq + 1);
                 }
             }
-            per_shard[shard].push((key, chunk.bytes, chunk.crdt));
+            per_shard[shard].push(part);
         }
         let shards = per_shard
             .into_iter()
@@ -399,8 +460,62 @@ impl Space {
             )
             .collect();
         let mut space = Space::assemble(id, actor, shards, index, properties);
-        space.meta_saved = true;
+        // An older format's meta is written again by the next save.
+        space.meta_saved = meta_version == FORMAT_VERSION;
+        if !crdt_entries.is_empty() {
+            space.attach_documents(crdt_entries)?;
+        }
         Ok(space)
+    }
+
+    /// Whether the CRDT bytes of some of the space's documents, stored
+    /// under [`documents_prefix`], were not handed over yet
+    /// ([`attach_documents`](Self::attach_documents)). Until they are,
+    /// reads of current state work and anything needing a document fails
+    /// with [`ModelError::DocumentsNotRead`].
+    pub fn documents_pending(&self) -> bool {
+        !self.shards.iter().all(Shard::documents_read)
+    }
+
+    /// Hands over the entries the host listed under [`documents_prefix`]
+    /// (all of them; those already handed over are skipped). Each is
+    /// checked against its frame; every CRDT part the space's chunks refer
+    /// to must be among them, or the space's storage is corrupt (an entry
+    /// no chunk refers to is ignored: nothing reads it).
+    pub fn attach_documents(&mut self, entries: Vec<(String, Vec<u8>)>) -> Result<(), ModelError> {
+        let corrupt = |key: &str, reason: String| ModelError::CorruptChunk {
+            space: self.id_text.clone(),
+            key: key.to_owned(),
+            reason,
+        };
+        let mut attached = Vec::with_capacity(entries.len());
+        for (key, bytes) in entries {
+            // crdt/<id>/s/<shard>/…
+            let Some(shard) = key
+                .strip_prefix(&documents_prefix(&self.id))
+                .and_then(|r| r.strip_prefix("s/"))
+                .and_then(|r| r.split_once('/'))
+                .and_then(|(s, _)| s.parse::<usize>().ok())
+                .filter(|s| *s < self.shards.len())
+            else {
+                continue;
+            };
+            let payload_len = store::unframe(FORMAT_VERSION, &bytes)
+                .map_err(|e| corrupt(&key, e.to_string()))?
+                .len();
+            let range = bytes.len() - payload_len..bytes.len();
+            attached.push((shard, key, Arc::new(bytes), range));
+        }
+        for (shard, key, bytes, range) in attached {
+            self.shards[shard].attach(&key, bytes, range);
+        }
+        if let Some(missing) = self.shards.iter().find_map(|s| s.unread_keys().next()) {
+            return Err(corrupt(
+                missing,
+                "missing: a chunk of the space refers to CRDT bytes stored under this key".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether anything changed since the last confirmed save.
@@ -510,13 +625,18 @@ impl Space {
         let mut saved = Vec::with_capacity(planned.len());
         for p in planned {
             let shard = p.shard;
+            let crdt = store::frame(FORMAT_VERSION, &p.crdt);
+            let crdt_len = crdt.len();
             let outcome = if p.compact {
                 let props = (shard == 0).then_some(&self.properties);
                 let bytes =
-                    write_chunk(&p.crdt, &whole[shard], &self.index, props, &p.sorted_heads);
-                let len = bytes.len();
-                batch.put(snapshot_key(&self.id_text, shard), bytes);
+                    write_chunk(crdt_len, &whole[shard], &self.index, props, &p.sorted_heads);
+                let len = bytes.len() + crdt_len;
+                let key = snapshot_key(&self.id_text, shard);
+                batch.put(crdt_key(&key), crdt);
+                batch.put(key, bytes);
                 for key in &self.shards[shard].incremental_keys {
+                    batch.delete(crdt_key(key));
                     batch.delete(key.clone());
                 }
                 SaveOutcome::Snapshot { bytes: len }
@@ -529,8 +649,9 @@ impl Space {
                     .collect();
                 let props = p.properties.then_some(&self.properties);
                 let key = incremental_key(&self.id_text, shard, self.shards[shard].next_seq);
-                let bytes = write_chunk(&p.crdt, &ids, &self.index, props, &p.sorted_heads);
-                let len = bytes.len();
+                let bytes = write_chunk(crdt_len, &ids, &self.index, props, &p.sorted_heads);
+                let len = bytes.len() + crdt_len;
+                batch.put(crdt_key(&key), crdt);
                 batch.put(key.clone(), bytes);
                 SaveOutcome::Incremental { key, bytes: len }
             };
@@ -595,10 +716,18 @@ mod chunk_encoding {
     use super::*;
     use crate::data::ObjectState;
 
-    /// The chunk as postcard writes it from owned parts (what format 2
-    /// has always been).
+    /// The chunk as postcard writes it from owned parts (format 3).
     #[derive(Serialize)]
     struct Owned {
+        crdt_stored_len: usize,
+        objects: Vec<ObjectState>,
+        properties: Option<BTreeMap<String, Value>>,
+        heads: Vec<[u8; 32]>,
+    }
+
+    /// Format 2: the CRDT bytes inside.
+    #[derive(Serialize)]
+    struct OwnedV2 {
         crdt: Vec<u8>,
         objects: Vec<ObjectState>,
         properties: Option<BTreeMap<String, Value>>,
@@ -632,12 +761,11 @@ mod chunk_encoding {
         for o in &objects {
             index.upsert(o.clone());
         }
-        let crdt: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
         let properties = BTreeMap::from([("name".to_owned(), Value::Int(3))]);
         let heads = vec![[1u8; 32], [2; 32]];
-        let written = write_chunk(&crdt, &ids, &index, Some(&properties), &heads);
+        let written = write_chunk(1_009, &ids, &index, Some(&properties), &heads);
         let owned = encode(&Owned {
-            crdt: crdt.clone(),
+            crdt_stored_len: 1_009,
             objects: objects.clone(),
             properties: Some(properties.clone()),
             heads: heads.clone(),
@@ -645,16 +773,40 @@ mod chunk_encoding {
         assert_eq!(written, owned, "the same bytes as the owned form");
 
         let read = read_chunk("s", "k", written.clone(), &mut TypeNames::default()).unwrap();
-        assert_eq!(&read.bytes[read.crdt.clone()], &crdt[..]);
+        assert!(matches!(read.crdt, CrdtPlace::Apart(1_009)));
         assert_eq!(read.properties, Some(properties.clone()));
         assert_eq!(read.heads, Some(heads.clone()));
         let again = Index::from_stored(2, read.objects);
         // Written again from states never decoded: the same bytes.
-        let rewritten = write_chunk(&crdt, &ids, &again, Some(&properties), &heads);
+        let rewritten = write_chunk(1_009, &ids, &again, Some(&properties), &heads);
         assert_eq!(rewritten, written);
         for o in &objects {
             assert_eq!(again.get(&o.id), Some(o));
         }
+    }
+
+    #[test]
+    fn a_format_2_chunk_reads_with_its_crdt_bytes_inside() {
+        let objects = vec![object(4), object(5)];
+        let crdt: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
+        let heads = vec![[3u8; 32]];
+        let bytes = store::frame(
+            FORMAT_V2,
+            &postcard::to_stdvec(&OwnedV2 {
+                crdt: crdt.clone(),
+                objects: objects.clone(),
+                properties: None,
+                heads: heads.clone(),
+            })
+            .unwrap(),
+        );
+        let read = read_chunk("s", "k", bytes, &mut TypeNames::default()).unwrap();
+        let CrdtPlace::Inside(range) = read.crdt.clone() else {
+            panic!("format 2 holds its CRDT bytes");
+        };
+        assert_eq!(&read.bytes[range], &crdt[..]);
+        assert_eq!(read.heads, Some(heads));
+        assert_eq!(read.objects[1].1.decode(objects[1].id), objects[1]);
     }
 
     #[test]
@@ -680,12 +832,12 @@ mod chunk_encoding {
         let mut index = Index::new();
         index.upsert(object(1));
         let ids = [object(1).id];
-        let good = write_chunk(&[9; 4], &ids, &index, None, &[]);
+        let good = write_chunk(4, &ids, &index, None, &[]);
         let payload = store::unframe(FORMAT_VERSION, &good).unwrap().to_vec();
         // The type name's length byte made too large: framed anew, so only
         // the walk over the states can notice.
         let mut bad = payload.clone();
-        let at = 1 + 4 + 1 + 16; // crdt len, crdt, count, id
+        let at = 1 + 1 + 16; // crdt's stored length, count, id
         bad[at] = 0x7f;
         let err = read_chunk(
             "s",

@@ -15,15 +15,22 @@ use automerge::{ActorId, Automerge, ChangeHash};
 use super::error::ModelError;
 use crate::data::ObjectId;
 
-/// Bytes of the shard's document as stored, with the keys they came from:
-/// each chunk's CRDT part, where it sits in the chunk as read (the chunk's
-/// object states share those bytes).
+/// Bytes of the shard's document as stored, one entry per stored chunk in
+/// order: where its CRDT part is, or that it is stored apart and not read
+/// yet (format 3, see `persist.rs`).
 pub(crate) struct StoredDoc {
-    pub chunks: Vec<CrdtChunk>,
+    pub chunks: Vec<CrdtPart>,
 }
 
-/// A stored chunk's key, its bytes as read and where its CRDT part is.
-pub(crate) type CrdtChunk = (String, Arc<Vec<u8>>, Range<usize>);
+/// A stored chunk's CRDT part.
+pub(crate) enum CrdtPart {
+    /// Read: the key it came from, the bytes as read and where in them the
+    /// CRDT part is (for format 1 and 2 chunks, the object states share
+    /// those bytes).
+    Read(String, Arc<Vec<u8>>, Range<usize>),
+    /// Stored under its own key, not read yet.
+    Apart(String),
+}
 
 pub(crate) struct Shard {
     doc: Option<Automerge>,
@@ -86,15 +93,58 @@ impl Shard {
         self.doc.is_some()
     }
 
-    /// The document, parsed from storage if it was not yet.
+    /// Whether the document's bytes are all in memory (parsed or not).
+    pub fn documents_read(&self) -> bool {
+        self.stored
+            .as_ref()
+            .is_none_or(|s| s.chunks.iter().all(|c| matches!(c, CrdtPart::Read(..))))
+    }
+
+    /// The CRDT part of the chunk stored apart under `key`, read (nothing
+    /// happens when no chunk of this shard refers to that key).
+    pub fn attach(&mut self, key: &str, bytes: Arc<Vec<u8>>, crdt: Range<usize>) {
+        let Some(stored) = self.stored.as_mut() else {
+            return;
+        };
+        if let Some(part) = stored
+            .chunks
+            .iter_mut()
+            .find(|p| matches!(p, CrdtPart::Apart(k) if k == key))
+        {
+            *part = CrdtPart::Read(key.to_owned(), bytes, crdt);
+        }
+    }
+
+    /// The keys of CRDT parts stored apart and not read yet.
+    pub fn unread_keys(&self) -> impl Iterator<Item = &str> {
+        self.stored.iter().flat_map(|s| {
+            s.chunks.iter().filter_map(|c| match c {
+                CrdtPart::Apart(k) => Some(k.as_str()),
+                CrdtPart::Read(..) => None,
+            })
+        })
+    }
+
+    /// The document, parsed from storage if it was not yet. Fails with
+    /// [`ModelError::DocumentsNotRead`] while a part of it stored apart was
+    /// not handed over yet (`Space::attach_documents`): a document missing
+    /// changes must never be written to.
     pub fn doc(&mut self, space: &str, actor: &ActorId) -> Result<&mut Automerge, ModelError> {
         if self.doc.is_none() {
+            if !self.documents_read() {
+                return Err(ModelError::DocumentsNotRead {
+                    space: space.to_owned(),
+                });
+            }
             let stored = self
                 .stored
                 .take()
                 .unwrap_or(StoredDoc { chunks: Vec::new() });
             let mut doc = Automerge::new();
-            for (key, bytes, crdt) in &stored.chunks {
+            for part in &stored.chunks {
+                let CrdtPart::Read(key, bytes, crdt) = part else {
+                    continue;
+                };
                 doc.load_incremental(&bytes[crdt.clone()]).map_err(|e| {
                     ModelError::CorruptChunk {
                         space: space.to_owned(),

@@ -64,9 +64,15 @@ fn save_with(space: &mut Space, store: &mut MemoryStore, policy: &CompactionPoli
     }
 }
 
+/// Everything a space stored: its chunks and its documents' CRDT bytes.
+fn stored(store: &MemoryStore, id: SpaceId) -> Vec<(String, Vec<u8>)> {
+    let mut entries = store.list_prefix(&space_prefix(&id)).unwrap();
+    entries.extend(store.list_prefix(&documents_prefix(&id)).unwrap());
+    entries
+}
+
 fn reopen(space: &Space, store: &MemoryStore, actor_byte: u8) -> Space {
-    let entries = store.list_prefix(&space_prefix(&space.id())).unwrap();
-    Space::open(space.id(), actor(actor_byte), entries).unwrap()
+    Space::open(space.id(), actor(actor_byte), stored(store, space.id())).unwrap()
 }
 
 fn by_type(t: &str) -> Query {
@@ -627,8 +633,7 @@ fn a_corrupt_chunk_is_reported_by_key_and_other_spaces_still_open() {
     batch.put(key.clone(), bytes);
     store.apply(batch).unwrap();
 
-    let entries = store.list_prefix(&space_prefix(&damaged.id())).unwrap();
-    let err = Space::open(damaged.id(), actor(1), entries)
+    let err = Space::open(damaged.id(), actor(1), stored(&store, damaged.id()))
         .err()
         .expect("corruption must be detected");
     assert_eq!(err.code(), "model.corrupt_chunk");
@@ -641,6 +646,77 @@ fn a_corrupt_chunk_is_reported_by_key_and_other_spaces_still_open() {
     let mut ok = reopen(&healthy, &store, 1);
     assert_eq!(ok.len(), 1);
     ok.verify_index().unwrap();
+}
+
+#[test]
+fn a_space_opened_without_its_documents_answers_reads_and_refuses_writes_until_they_are_read() {
+    let mut store = MemoryStore::default();
+    let mut s = space();
+    let mut b = WriteBatch::new();
+    let a = b.create("t", fields(&[("x", Value::Int(1))]));
+    s.apply(b).unwrap();
+    save_into(&mut s, &mut store);
+    // A second chunk, so the documents are a snapshot and an increment.
+    let mut b = WriteBatch::new();
+    b.set(a, "x", Value::Int(2));
+    s.apply(b).unwrap();
+    save_into(&mut s, &mut store);
+    let documents = store.list_prefix(&documents_prefix(&s.id())).unwrap();
+    assert_eq!(documents.len(), 2, "one CRDT value per chunk");
+
+    let entries = store.list_prefix(&space_prefix(&s.id())).unwrap();
+    let mut r = Space::open(s.id(), actor(1), entries).unwrap();
+    assert!(r.documents_pending());
+    assert_eq!(
+        r.get(&a).unwrap().unwrap().fields["x"],
+        Value::Int(2),
+        "current state is read without the documents"
+    );
+    assert_eq!(r.query(&by_type("t")).unwrap().len(), 1);
+    let mut b = WriteBatch::new();
+    b.set(a, "x", Value::Int(3));
+    assert_eq!(
+        r.apply(b).unwrap_err().code(),
+        "model.documents_not_read",
+        "a write waits for the documents"
+    );
+    assert_eq!(r.get(&a).unwrap().unwrap().fields["x"], Value::Int(2));
+
+    // One of the two values only: the space names the one missing.
+    let err = r.attach_documents(documents[..1].to_vec()).unwrap_err();
+    assert_eq!(err.code(), "model.corrupt_chunk");
+    assert!(err.to_string().contains(&documents[1].0), "{err}");
+    r.attach_documents(documents.clone()).unwrap();
+    assert!(!r.documents_pending());
+    let mut b = WriteBatch::new();
+    b.set(a, "x", Value::Int(3));
+    r.apply(b).unwrap();
+    r.verify_index().unwrap();
+    assert_eq!(r.get(&a).unwrap().unwrap().fields["x"], Value::Int(3));
+}
+
+#[test]
+fn damaged_crdt_bytes_stored_apart_are_reported_by_key() {
+    let mut store = MemoryStore::default();
+    let mut s = space();
+    let mut b = WriteBatch::new();
+    b.create("t", fields(&[("x", Value::Int(1))]));
+    s.apply(b).unwrap();
+    save_into(&mut s, &mut store);
+    let (key, mut bytes) = store
+        .list_prefix(&documents_prefix(&s.id()))
+        .unwrap()
+        .remove(0);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let mut batch = crate::store::Batch::new();
+    batch.put(key.clone(), bytes);
+    store.apply(batch).unwrap();
+    let err = Space::open(s.id(), actor(1), stored(&store, s.id()))
+        .err()
+        .expect("damage must be detected");
+    assert_eq!(err.code(), "model.corrupt_chunk");
+    assert!(err.to_string().contains(&key), "{err}");
 }
 
 #[test]

@@ -90,7 +90,12 @@ fn heads_to_bytes(entries: &[(u16, ChangeHash)]) -> Vec<u8> {
 
 impl Replica {
     /// Opens a replica from the entries its host listed under
-    /// [`space_prefix`] (written by [`prepare_save`](Self::prepare_save)).
+    /// [`space_prefix`] (written by [`prepare_save`](Self::prepare_save)),
+    /// and those under [`documents_prefix`] if it read them already;
+    /// otherwise they are handed over later
+    /// ([`attach_documents`](Self::attach_documents)).
+    ///
+    /// [`documents_prefix`]: crate::model::documents_prefix
     pub fn open(
         id: SpaceId,
         identity: IdentityPublicKey,

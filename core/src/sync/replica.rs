@@ -277,6 +277,18 @@ impl Replica {
         &self.space
     }
 
+    /// Whether its documents' CRDT bytes are still to be handed over
+    /// ([`Space::documents_pending`]): until then it answers reads only.
+    pub fn documents_pending(&self) -> bool {
+        self.space.documents_pending()
+    }
+
+    /// Hands over what the host read under the documents' prefix
+    /// ([`Space::attach_documents`]).
+    pub fn attach_documents(&mut self, entries: Vec<(String, Vec<u8>)>) -> Result<(), SyncError> {
+        Ok(self.space.attach_documents(entries)?)
+    }
+
     /// Parses every shard document now ([`Space::load_documents`]).
     pub fn load_documents(&mut self) -> Result<(), SyncError> {
         Ok(self.space.load_documents()?)

@@ -1,7 +1,7 @@
 use super::*;
 use crate::data::{ObjectState, SpaceId, Value};
 use crate::identity::{CredentialKind, DeviceKey, IdentityKey, Issuer, Role, Run};
-use crate::model::{space_prefix, Space, SpaceOptions, WriteBatch};
+use crate::model::{documents_prefix, space_prefix, Space, SpaceOptions, WriteBatch};
 use crate::store::{ChunkStore, CompactionPolicy, MemoryStore};
 
 const ONE_SHARD: SpaceOptions = SpaceOptions { shard_count: 1 };
@@ -11,6 +11,13 @@ struct Person {
     id: IdentityKey,
     dev: DeviceKey,
     cert: crate::identity::DeviceCertificate,
+}
+
+/// Everything a space stored: its chunks and its documents' CRDT bytes.
+fn stored(store: &MemoryStore, id: SpaceId) -> Vec<(String, Vec<u8>)> {
+    let mut entries = store.list_prefix(&space_prefix(&id)).unwrap();
+    entries.extend(store.list_prefix(&documents_prefix(&id)).unwrap());
+    entries
 }
 
 fn person() -> Person {
@@ -304,7 +311,7 @@ fn an_equivocating_writer_is_refused_and_the_evidence_kept() {
         .unwrap();
     store.apply(save.batch).unwrap();
     owner.save_done(save.receipt);
-    let entries = store.list_prefix(&space_prefix(&owner.id())).unwrap();
+    let entries = stored(&store, owner.id());
     assert!(entries.iter().any(|(k, _)| k.contains("/evidence/")));
 }
 
@@ -346,7 +353,7 @@ fn a_replica_saves_and_reopens_with_everything() {
     assert!(!owner.has_unsealed());
 
     let id = owner.id();
-    let entries = store.list_prefix(&space_prefix(&id)).unwrap();
+    let entries = stored(&store, id);
     for part in ["/control/", "/bundles/", "/sealed", "/peers/"] {
         assert!(entries.iter().any(|(k, _)| k.contains(part)), "{part}");
     }
@@ -402,7 +409,7 @@ fn writes_stored_unsealed_are_sealed_after_a_restart() {
     let id = owner.id();
     let (wrap, _) = crate::identity::ChaChaKeyWrap::generate().unwrap();
     let key = owner.device().seal_with(&wrap).unwrap();
-    let entries = store.list_prefix(&space_prefix(&id)).unwrap();
+    let entries = stored(&store, id);
     let mut reopened = Replica::open(
         id,
         owner.identity(),
@@ -455,7 +462,7 @@ fn a_snapshot_brings_a_new_member_the_whole_space() {
         .unwrap();
     store.apply(save.batch).unwrap();
     fresh.save_done(save.receipt);
-    let entries = store.list_prefix(&space_prefix(&fresh.id())).unwrap();
+    let entries = stored(&store, fresh.id());
     let key = fresh.device().duplicate();
     let reopened = Replica::open(fresh.id(), fresh.identity(), key, entries).unwrap();
     assert_eq!(objects(&reopened), objects(&owner));
@@ -739,7 +746,7 @@ fn a_restriction_voids_accepted_writes_past_its_watermark_everywhere_alike() {
         .unwrap();
     store.apply(save.batch).unwrap();
     early.save_done(save.receipt);
-    let entries = store.list_prefix(&space_prefix(&early.id())).unwrap();
+    let entries = stored(&store, early.id());
     let key = early.device().duplicate();
     let reopened = Replica::open(early.id(), early.identity(), key, entries).unwrap();
     assert_eq!(objects(&reopened), objects(&early));

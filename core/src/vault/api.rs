@@ -55,6 +55,22 @@ fn is_object_write(method: &Request) -> bool {
     )
 }
 
+/// Calls that read only current state: a space whose documents are still
+/// being read answers them (`spaces.rs`); every other call naming a space
+/// waits until it is open.
+pub(super) fn reads_current_state(method: &Request) -> bool {
+    matches!(
+        method,
+        Request::ListSpaces {}
+            | Request::SpaceProperties { .. }
+            | Request::SpaceStatus { .. }
+            | Request::GetObjects { at: None, .. }
+            | Request::Query { at: None, .. }
+            | Request::Subscribe { .. }
+            | Request::ReadText { at: None, .. }
+    )
+}
+
 /// A splice placed by its context (it reads the text first).
 fn is_anchored_splice(method: &Request) -> bool {
     matches!(method, Request::SpliceText { context: Some(c), .. } if !c.is_empty())
@@ -259,7 +275,7 @@ impl Vault {
     /// A space as an app sees it: properties from its documents and the
     /// user's role from its control log (the space is open).
     fn space_info(&self, id: &SpaceId) -> Result<SpaceInfo, RpcError> {
-        let replica = self.spaces.replica_ref(id).ok_or_else(|| not_open(id))?;
+        let replica = self.spaces.readable_ref(id).ok_or_else(|| not_open(id))?;
         Ok(SpaceInfo {
             space: id.to_string(),
             role: Role::of(replica.role()),
@@ -396,7 +412,7 @@ impl Vault {
             }
             Request::SpaceProperties { space } => {
                 let id = self.granted_space(origin, &space)?;
-                let properties = fields_to_wire(self.replica(&id)?.space().properties());
+                let properties = fields_to_wire(self.readable(&id)?.space().properties());
                 Answer::Now(Response::Properties { properties })
             }
             Request::SetSpaceProperty { space, name, value } => {
@@ -474,7 +490,7 @@ impl Vault {
                     .map(|id| parse_object_id("ids", id))
                     .collect::<Result<Vec<_>, _>>()?;
                 let heads = at.as_ref().map(Heads::try_from).transpose()?;
-                let replica = self.replica(&space)?;
+                let replica = self.readable(&space)?;
                 let mut objects = Vec::with_capacity(ids.len());
                 for id in &ids {
                     objects.push(wire_object(replica, id, heads.as_ref())?);
@@ -490,7 +506,7 @@ impl Vault {
                 let space = self.granted_space(origin, &space)?;
                 let query = Query::try_from(&query)?;
                 let heads = at.as_ref().map(Heads::try_from).transpose()?;
-                let replica = self.replica(&space)?;
+                let replica = self.readable(&space)?;
                 let ids = match &heads {
                     None => replica.read().query(&query)?,
                     Some(h) => replica.read().query_at(&query, h)?,
@@ -532,7 +548,7 @@ impl Vault {
                     .with_detail("limit", MAX_SUBSCRIPTIONS_PER_ORIGIN.to_string()));
                 }
                 let query = Query::try_from(&query)?;
-                let replica = self.replica(&space)?;
+                let replica = self.readable(&space)?;
                 let (inner, ids) = replica.read().subscribe(query.clone())?;
                 let objects = if resolve {
                     let mut out = Vec::with_capacity(ids.len());
@@ -552,7 +568,7 @@ impl Vault {
                     stale: None,
                 });
                 let Some(sub) = added else {
-                    if let Some(r) = self.spaces.replica(&space) {
+                    if let Some(r) = self.spaces.readable(&space) {
                         r.read().unsubscribe(inner);
                     }
                     return Err(RpcError::new(codes::DISCONNECTED, "the connection is gone"));
@@ -609,7 +625,7 @@ impl Vault {
             } => {
                 let space = self.granted_space(origin, &space)?;
                 let object = parse_object_id("id", &id)?;
-                let replica = self.replica(&space)?;
+                let replica = self.readable(&space)?;
                 let text = match at.as_ref().map(Heads::try_from).transpose()? {
                     None => replica.read().text(&object, &field)?,
                     Some(h) => {

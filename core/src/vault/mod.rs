@@ -98,7 +98,7 @@ use spaces::{SlotState, Spaces};
 
 use crate::data::SpaceId;
 use crate::identity::IdentityPublicKey;
-use crate::model::space_prefix;
+use crate::model::{documents_prefix, space_prefix};
 use crate::peer::PeerConfig;
 use crate::rng::EngineRng;
 use crate::rpc::{AdminMessage, ClientMessage, Request, RpcError, VaultMessage};
@@ -491,12 +491,15 @@ impl Vault {
             }
             return Ok(());
         }
-        let Some(space) = self.spaces.opening(read) else {
+        if let Some(space) = self.spaces.opening(read) {
+            self.space_read(space, result);
+        } else if let Some(space) = self.spaces.reading_documents(read) {
+            self.documents_read(space, result);
+        } else {
             return Err(VaultError::Host {
                 reason: format!("read {} was never asked for", read.0),
             });
-        };
-        self.space_read(space, result);
+        }
         Ok(())
     }
 
@@ -736,7 +739,7 @@ impl Vault {
                             self.request_open(id);
                             waiting = true;
                         }
-                        Some(SlotState::Opening(_)) => waiting = true,
+                        Some(SlotState::Opening(_) | SlotState::Reading { .. }) => waiting = true,
                         _ => {}
                     }
                 }
@@ -776,11 +779,18 @@ impl Vault {
         }
     }
 
-    /// The spaces a message needs open, that its sender may use: a call
-    /// naming a space the origin is granted, an app's listing (its granted
-    /// spaces), an admin listing (every space). Nothing is read for an
-    /// origin before it is allowed.
+    /// The spaces a message needs open, that its sender may use and that
+    /// are not open enough for it yet: a call naming a space the origin is
+    /// granted, an app's listing (its granted spaces), an admin listing
+    /// (every space). A call reading only current state needs the space
+    /// readable, any other open with its documents
+    /// ([`api::reads_current_state`]). Nothing is read for an origin before
+    /// it is allowed.
     fn needs(&self, conn: ConnId, message: &Parked) -> Vec<SpaceId> {
+        let readable_is_enough = matches!(
+            message,
+            Parked::App(Ok(ClientMessage::Request { method, .. })) if api::reads_current_state(method)
+        );
         match message {
             Parked::App(Ok(ClientMessage::Request { method, .. })) => {
                 let Some(origin) = self.apps.origin_of(conn) else {
@@ -817,7 +827,10 @@ impl Vault {
             _ => Vec::new(),
         }
         .into_iter()
-        .filter(|id| self.spaces.contains(id) && !self.spaces.is_open(id))
+        .filter(|id| {
+            self.spaces.contains(id)
+                && !(self.spaces.is_open(id) || readable_is_enough && self.spaces.is_readable(id))
+        })
         .collect()
     }
 
@@ -839,7 +852,9 @@ impl Vault {
         });
     }
 
-    /// A space's prefix was read: open it, then run what waited for it.
+    /// A space's prefix was read: open it — for reads only while its
+    /// documents' prefix is read next, if it stores its documents apart —
+    /// then run what waited for it.
     fn space_read(
         &mut self,
         id: SpaceId,
@@ -856,32 +871,89 @@ impl Vault {
         match opened {
             Ok(mut replica) => {
                 replica.set_clock(self.now);
-                self.spaces
-                    .set_state(&id, SlotState::Open(Box::new(replica)));
-                self.resubscribe(id);
+                if replica.documents_pending() {
+                    let documents = ReadId(self.next_id());
+                    self.outputs.push_back(Output::Read {
+                        read: documents,
+                        prefix: documents_prefix(&id),
+                    });
+                    self.spaces.set_state(
+                        &id,
+                        SlotState::Reading {
+                            replica: Box::new(replica),
+                            documents,
+                        },
+                    );
+                    self.resubscribe(id);
+                } else {
+                    self.spaces
+                        .set_state(&id, SlotState::Open(Box::new(replica)));
+                    self.resubscribe(id);
+                    self.peers_space_opened(id);
+                }
+                self.run_all_parked();
+            }
+            Err(error) => self.open_failed(id, error),
+        }
+    }
+
+    /// A space's documents were read: it is open.
+    fn documents_read(
+        &mut self,
+        id: SpaceId,
+        result: Result<Vec<(String, Vec<u8>)>, crate::store::StoreError>,
+    ) {
+        let Some(slot) = self.spaces.slots.get_mut(&id) else {
+            return;
+        };
+        let SlotState::Reading { mut replica, .. } =
+            std::mem::replace(&mut slot.state, SlotState::Closed)
+        else {
+            return;
+        };
+        let attached = result
+            .map_err(RpcError::from)
+            .and_then(|entries| replica.attach_documents(entries).map_err(RpcError::from));
+        match attached {
+            Ok(()) => {
+                self.spaces.set_state(&id, SlotState::Open(replica));
                 self.peers_space_opened(id);
                 self.run_all_parked();
             }
             Err(error) => {
-                self.spaces.set_state(&id, SlotState::Closed);
-                // Calls waiting for it fail with the reason; a later call
-                // tries again.
-                for conn in self.apps.parked() {
-                    let waits = self
-                        .apps
-                        .get(conn)
-                        .and_then(|c| c.parked.front())
-                        .is_some_and(|m| self.needs(conn, m).contains(&id));
-                    if waits {
-                        if let Some(m) = self.apps.get_mut(conn).and_then(|c| c.parked.pop_front())
-                        {
-                            self.refuse(conn, m, error.clone());
-                        }
-                    }
+                // Its live queries are kept, to diff against once it is
+                // read again.
+                for s in self
+                    .apps
+                    .subscriptions
+                    .values_mut()
+                    .filter(|s| s.space == id)
+                {
+                    s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
                 }
-                self.run_all_parked();
+                self.open_failed(id, error);
             }
         }
+    }
+
+    /// A space could not be read: it stays closed.
+    fn open_failed(&mut self, id: SpaceId, error: RpcError) {
+        self.spaces.set_state(&id, SlotState::Closed);
+        // Calls waiting for it fail with the reason; a later call tries
+        // again.
+        for conn in self.apps.parked() {
+            let waits = self
+                .apps
+                .get(conn)
+                .and_then(|c| c.parked.front())
+                .is_some_and(|m| self.needs(conn, m).contains(&id));
+            if waits {
+                if let Some(m) = self.apps.get_mut(conn).and_then(|c| c.parked.pop_front()) {
+                    self.refuse(conn, m, error.clone());
+                }
+            }
+        }
+        self.run_all_parked();
     }
 
     fn replica(&mut self, id: &SpaceId) -> Result<&mut Replica, RpcError> {
@@ -892,11 +964,20 @@ impl Vault {
         })
     }
 
+    /// A replica to read current state from ([`Spaces::readable`]).
+    fn readable(&mut self, id: &SpaceId) -> Result<&mut Replica, RpcError> {
+        self.spaces.readable(id).ok_or_else(|| {
+            RpcError::from(VaultError::NotOpen {
+                space: id.to_string(),
+            })
+        })
+    }
+
     // ----------------------------------------------------------- live queries
 
     fn drop_subscription(&mut self, sub: SubKey) {
         if let Some(s) = self.apps.remove_subscription(sub) {
-            if let Some(r) = self.spaces.replica(&s.space) {
+            if let Some(r) = self.spaces.readable(&s.space) {
                 r.read().unsubscribe(s.inner);
             }
         }
@@ -961,7 +1042,7 @@ impl Vault {
                 let s = &self.apps.subscriptions[&sub];
                 (s.query.clone(), s.stale.clone().unwrap_or_default())
             };
-            let Some(replica) = self.spaces.replica(&space) else {
+            let Some(replica) = self.spaces.readable(&space) else {
                 return;
             };
             match replica.read().subscribe(query) {

@@ -36,7 +36,9 @@ impl Vault {
             .iter()
             .filter(|(_, slot)| slot.record.created_by.as_deref() == Some(origin))
             .map(|(_, slot)| match &slot.state {
-                SlotState::Open(replica) => replica.space().stored_bytes(),
+                SlotState::Open(replica) | SlotState::Reading { replica, .. } => {
+                    replica.space().stored_bytes()
+                }
                 _ => slot.record.stored_bytes,
             })
             .sum()

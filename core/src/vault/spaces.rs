@@ -4,7 +4,11 @@
 //!
 //! A space is opened on demand — when a call of an app allowed to use it,
 //! a listing, or a peer needs it — by asking the host to read its prefix;
-//! until then only its record is in memory. Its properties and this
+//! until then only its record is in memory. That prefix holds everything
+//! but the CRDT bytes of its documents, which are read next (the
+//! documents' prefix, `model::documents_prefix`): meanwhile the space
+//! answers reads of current state, and whatever needs a document (a
+//! write, a read at earlier heads, a sync) waits. Its properties and this
 //! device's role come from its documents and its control log, so a space
 //! that is not open has neither: whoever needs them opens it.
 
@@ -20,6 +24,12 @@ pub(super) enum SlotState {
     Closed,
     /// Its prefix is being read.
     Opening(ReadId),
+    /// Open for reads of current state; its documents' prefix is being
+    /// read by `documents`.
+    Reading {
+        replica: Box<Replica>,
+        documents: ReadId,
+    },
     Open(Box<Replica>),
 }
 
@@ -70,6 +80,32 @@ impl Spaces {
         )
     }
 
+    /// Whether its current state can be read (open, or its documents
+    /// still being read).
+    pub fn is_readable(&self, id: &SpaceId) -> bool {
+        matches!(
+            self.slots.get(id).map(|s| &s.state),
+            Some(SlotState::Open(_) | SlotState::Reading { .. })
+        )
+    }
+
+    /// A replica to read current state from: open, or with its documents
+    /// still being read (see the module docs).
+    pub fn readable(&mut self, id: &SpaceId) -> Option<&mut Replica> {
+        match &mut self.slots.get_mut(id)?.state {
+            SlotState::Open(r) | SlotState::Reading { replica: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    /// [`readable`](Self::readable), shared.
+    pub fn readable_ref(&self, id: &SpaceId) -> Option<&Replica> {
+        match &self.slots.get(id)?.state {
+            SlotState::Open(r) | SlotState::Reading { replica: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn replica(&mut self, id: &SpaceId) -> Option<&mut Replica> {
         match &mut self.slots.get_mut(id)?.state {
             SlotState::Open(r) => Some(r),
@@ -105,6 +141,14 @@ impl Spaces {
         self.slots
             .iter()
             .find(|(_, s)| matches!(s.state, SlotState::Opening(r) if r == read))
+            .map(|(id, _)| *id)
+    }
+
+    /// The space whose documents are being read by `read`.
+    pub fn reading_documents(&self, read: ReadId) -> Option<SpaceId> {
+        self.slots
+            .iter()
+            .find(|(_, s)| matches!(s.state, SlotState::Reading { documents, .. } if documents == read))
             .map(|(id, _)| *id)
     }
 
