@@ -334,7 +334,8 @@ impl StoredState {
         let mut r = Reader::new(self.fields_bytes());
         let n = r.len().ok()?;
         for _ in 0..n {
-            let key = r.str().ok()?;
+            // Checked to be UTF-8 when skimmed: compared as bytes.
+            let key = r.bytes().ok()?;
             if key == name.as_bytes() {
                 return postcard::take_from_bytes::<Value>(r.rest())
                     .ok()

@@ -393,33 +393,21 @@ impl Index {
             if lazy.fields.contains_key(field) {
                 continue;
             }
-            // Sort once, then build the maps from sorted runs (bulk loads).
             // Stored states are not decoded: only this field is read.
-            let mut pairs: Vec<(Cow<'_, Value>, ObjectId)> = self
+            let pairs: Vec<(Cow<'_, Value>, ObjectId)> = self
                 .objects
                 .iter()
                 .filter_map(|(id, s)| s.field(field).map(|v| (v, *id)))
                 .collect();
-            pairs.sort_unstable_by(|a, b| total_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
-            let mut entries: Vec<(Key, Bucket)> = Vec::new();
-            let mut rest = &pairs[..];
-            while let Some((first, id)) = rest.first() {
-                let run = rest
-                    .iter()
-                    .position(|(v, _)| !total_eq(v, first))
-                    .unwrap_or(rest.len());
-                let bucket = if run == 1 {
-                    Bucket::One(*id)
-                } else {
-                    Bucket::Many(rest[..run].iter().map(|(_, id)| *id).collect())
-                };
-                entries.push((Key(first.clone().into_owned()), bucket));
-                rest = &rest[run..];
-            }
+            let present = pairs.len();
+            let entries = match few_values(&pairs) {
+                Some(values) => buckets_of_few(values, &pairs),
+                None => buckets_of_many(pairs),
+            };
             // Sorted and distinct: a bulk build.
             let built = FieldIdx {
                 values: entries.into_iter().collect(),
-                present: pairs.len(),
+                present,
             };
             lazy.fields.insert(field.to_owned(), built);
         }
@@ -436,6 +424,84 @@ impl Index {
         }
         lazy.backlinks = Some(bl);
     }
+}
+
+/// A field with at most this many distinct values (a flag, a status) is
+/// indexed by grouping, without sorting the values of every object.
+#[cfg(not(test))]
+const FEW_VALUES: usize = 16;
+/// Tests exercise both ways on small sets.
+#[cfg(test)]
+const FEW_VALUES: usize = 2;
+
+/// The distinct values of `pairs`, if there are at most [`FEW_VALUES`].
+fn few_values<'a>(pairs: &'a [(Cow<'_, Value>, ObjectId)]) -> Option<Vec<&'a Value>> {
+    let mut values: Vec<&Value> = Vec::new();
+    for (v, _) in pairs {
+        if !values.iter().any(|known| total_eq(known, v)) {
+            if values.len() == FEW_VALUES {
+                return None;
+            }
+            values.push(v);
+        }
+    }
+    Some(values)
+}
+
+/// A field index's entries, ascending, for a field with few distinct
+/// `values`: the ids grouped by value, each group sorted.
+fn buckets_of_few(
+    mut values: Vec<&Value>,
+    pairs: &[(Cow<'_, Value>, ObjectId)],
+) -> Vec<(Key, Bucket)> {
+    values.sort_unstable_by(|a, b| total_cmp(a, b));
+    let mut groups: Vec<Vec<ObjectId>> = vec![Vec::new(); values.len()];
+    // The group of the last value seen first: runs of one value are common.
+    let mut last = 0;
+    for (v, id) in pairs {
+        if !total_eq(values[last], v) {
+            last = values
+                .iter()
+                .position(|known| total_eq(known, v))
+                .expect("every value is among the distinct ones");
+        }
+        groups[last].push(*id);
+    }
+    values
+        .into_iter()
+        .zip(groups)
+        .map(|(value, mut ids)| {
+            ids.sort_unstable();
+            let bucket = match ids.as_slice() {
+                [one] => Bucket::One(*one),
+                // Sorted: a bulk build.
+                _ => Bucket::Many(ids.into_iter().collect()),
+            };
+            (Key(value.clone()), bucket)
+        })
+        .collect()
+}
+
+/// A field index's entries, ascending: sorted by value then id, the runs of
+/// one value made buckets.
+fn buckets_of_many(mut pairs: Vec<(Cow<'_, Value>, ObjectId)>) -> Vec<(Key, Bucket)> {
+    pairs.sort_unstable_by(|a, b| total_cmp(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    let mut entries: Vec<(Key, Bucket)> = Vec::new();
+    let mut rest = &pairs[..];
+    while let Some((first, id)) = rest.first() {
+        let run = rest
+            .iter()
+            .position(|(v, _)| !total_eq(v, first))
+            .unwrap_or(rest.len());
+        let bucket = if run == 1 {
+            Bucket::One(*id)
+        } else {
+            Bucket::Many(rest[..run].iter().map(|(_, id)| *id).collect())
+        };
+        entries.push((Key(first.clone().into_owned()), bucket));
+        rest = &rest[run..];
+    }
+    entries
 }
 
 /// Moves `id` between type sets and in or out of the deleted set, from its
