@@ -100,12 +100,17 @@ fn a_space_of_format_2_opens_as_it_was_and_moves_to_format_3_as_it_is_saved() {
     s.verify_index().unwrap();
 
     // Written to and saved: the new chunk is of format 3, its CRDT bytes
-    // stored apart, beside the chunks of format 2.
+    // stored apart (small ones stay inside by default: kept apart here),
+    // beside the chunks of format 2.
     let mut b = WriteBatch::new();
     b.splice_text(ids[0], "body", 0, 0, "upgraded ");
     b.set(ids[2], "n", Value::Int(-1));
     s.apply(b).unwrap();
-    save(&mut s, &mut store, &CompactionPolicy::default());
+    let apart = CompactionPolicy {
+        max_inline_crdt_bytes: 0,
+        ..CompactionPolicy::default()
+    };
+    save(&mut s, &mut store, &apart);
     let after_write = states(&mut s, &ids);
     let new_keys: Vec<String> = store
         .list_keys(&space_prefix(&id))
@@ -129,8 +134,8 @@ fn a_space_of_format_2_opens_as_it_was_and_moves_to_format_3_as_it_is_saved() {
     r.verify_index().unwrap();
     assert_eq!(r.properties(), &properties);
 
-    // Every shard compacted: nothing of format 2 is left, and what was
-    // there is.
+    // Every shard compacted (small: the CRDT bytes inside again): nothing
+    // of format 2 is left, nothing apart, and what was there is.
     let mut b = WriteBatch::new();
     for id in &ids {
         if *id != ids[1] {
@@ -140,6 +145,10 @@ fn a_space_of_format_2_opens_as_it_was_and_moves_to_format_3_as_it_is_saved() {
     r.apply(b).unwrap();
     save(&mut r, &mut store, &CompactionPolicy::ALWAYS);
     let compacted = states(&mut r, &ids);
+    assert!(store
+        .list_prefix(&documents_prefix(&id))
+        .unwrap()
+        .is_empty());
     for (key, bytes) in all_stored(&store, id) {
         assert!(!key.contains("/i/"), "increments folded away: {key}");
         assert_eq!(version(&bytes), 3, "{key}");

@@ -934,7 +934,8 @@ fn relaxed_writes_are_asked_relaxed_only_when_every_answer_in_the_flush_wants_it
 
 #[test]
 fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_wait_for_them() {
-    let mut n = node();
+    // Every chunk's CRDT bytes apart (by default only those over 1 KiB).
+    let mut n = Node::with_config("vault", 7, T, |c| c.policy.max_inline_crdt_bytes = 0);
     let app = n.connect_app(T, APP);
     allow(&mut n, APP, vec![]);
     let space = create_space(&mut n, app, "board");
@@ -975,7 +976,7 @@ fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_w
 
 #[test]
 fn damaged_documents_refuse_the_calls_that_need_them_by_key() {
-    let mut n = node();
+    let mut n = Node::with_config("vault", 7, T, |c| c.policy.max_inline_crdt_bytes = 0);
     let app = n.connect_app(T, APP);
     allow(&mut n, APP, vec![]);
     let space = create_space(&mut n, app, "board");

@@ -12,12 +12,14 @@
 //! crdt/<id>/s/<shard>/i/<seq>      … and those changes
 //! ```
 //!
-//! Each shard chunk is two values, written in one atomic batch: the current
-//! state of the objects its changes touched, and the CRDT bytes of those
-//! changes under the same key in the documents' prefix. Opening a space
-//! reads only the first prefix, about half of what is stored (format 2 kept
-//! both parts in one value, so the first query waited for the CRDT bytes
-//! to be read too). It decodes nothing: it walks the states once, checking
+//! A shard chunk holds the current state of the objects its changes
+//! touched, and the CRDT bytes of those changes — inside it when they are
+//! small (`CompactionPolicy::max_inline_crdt_bytes`, 1 KiB: a small change
+//! is one stored value), otherwise as a second value under the same key in
+//! the documents' prefix, written in the same atomic batch. Opening a space
+//! reads only the first prefix: for a large space about half of what is
+//! stored (format 2 kept both parts in one value, so the first query waited
+//! for every CRDT byte to be read too). It decodes nothing: it walks the states once, checking
 //! them and noting each object's id, type and place ([`crate::data`]'s
 //! stored states), and builds the id and type index from that. The host
 //! reads the documents' prefix meanwhile and hands it over with
@@ -73,9 +75,10 @@ struct SpaceMeta {
 /// heads (`None` in format 1).
 ///
 /// On the wire (postcard) a chunk is, in format 3, `crdt_stored_len:
-/// varint, objects: [ObjectState], properties: Option<map>, heads: [[u8;
-/// 32]]`; in format 2 `crdt: bytes` in place of the length; format 1 has
-/// no heads. It is read with [`Reader`] and written by [`write_chunk`] by
+/// varint` (the size of the value holding the CRDT bytes apart; 0: they
+/// follow as `crdt: bytes`), `objects: [ObjectState], properties:
+/// Option<map>, heads: [[u8; 32]]`; format 2 has only `crdt: bytes` first;
+/// format 1 has no heads. It is read with [`Reader`] and written by [`write_chunk`] by
 /// hand, so object states move between storage and the index as bytes.
 struct ReadChunk {
     bytes: Arc<Vec<u8>>,
@@ -100,9 +103,16 @@ struct PlannedShard {
 /// Where a shard chunk's CRDT bytes are.
 #[derive(Clone, Debug)]
 enum CrdtPlace {
-    /// In the chunk (formats 1 and 2).
+    /// In the chunk.
     Inside(Range<usize>),
     /// Apart (format 3), in a stored value of this many bytes.
+    Apart(usize),
+}
+
+/// Where a chunk being written keeps its CRDT bytes.
+enum CrdtOut<'a> {
+    Inside(&'a [u8]),
+    /// Apart, in a stored value of this many bytes.
     Apart(usize),
 }
 
@@ -134,8 +144,13 @@ fn read_chunk(
     let bytes = Arc::new(bytes);
     let mut r = Reader::new(&bytes[base..]);
     let undecodable = |e: SkimError| corrupt(format!("the chunk does not decode: {e}"));
-    let crdt = if version == FORMAT_VERSION {
-        CrdtPlace::Apart(r.usize().map_err(undecodable)?)
+    let apart = if version == FORMAT_VERSION {
+        r.usize().map_err(undecodable)?
+    } else {
+        0
+    };
+    let crdt = if apart > 0 {
+        CrdtPlace::Apart(apart)
     } else {
         let crdt_len = r.len().map_err(undecodable)?;
         let inside = base + r.position()..base + r.position() + crdt_len;
@@ -167,18 +182,28 @@ fn read_chunk(
     })
 }
 
-/// Encodes a shard chunk (current format) whose CRDT part is stored apart
-/// in a value of `crdt_stored_len` bytes: the states of `ids` come from
+/// Encodes a shard chunk (current format): the states of `ids` come from
 /// `index`, stored ones copied as they were read.
 fn write_chunk(
-    crdt_stored_len: usize,
+    crdt: CrdtOut<'_>,
     ids: &[ObjectId],
     index: &Index,
     properties: Option<&BTreeMap<String, Value>>,
     heads: &[[u8; 32]],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 96 + heads.len() * 32 + 64);
-    write_len(crdt_stored_len, &mut out);
+    let inside = match crdt {
+        CrdtOut::Inside(bytes) => bytes.len(),
+        CrdtOut::Apart(_) => 0,
+    };
+    let mut out = Vec::with_capacity(inside + ids.len() * 96 + heads.len() * 32 + 64);
+    match crdt {
+        CrdtOut::Apart(stored_len) => write_len(stored_len, &mut out),
+        CrdtOut::Inside(bytes) => {
+            write_len(0, &mut out);
+            write_len(bytes.len(), &mut out);
+            out.extend_from_slice(bytes);
+        }
+    }
     write_len(ids.len(), &mut out);
     for id in ids {
         index.write_state(id, &mut out);
@@ -625,15 +650,23 @@ impl Space {
         let mut saved = Vec::with_capacity(planned.len());
         for p in planned {
             let shard = p.shard;
-            let crdt = store::frame(FORMAT_VERSION, &p.crdt);
-            let crdt_len = crdt.len();
+            // The CRDT bytes apart (framed), or `None`: inside the chunk.
+            let apart = (p.crdt.len() > policy.max_inline_crdt_bytes)
+                .then(|| store::frame(FORMAT_VERSION, &p.crdt));
+            let (crdt, apart_len) = match &apart {
+                Some(value) => (CrdtOut::Apart(value.len()), value.len()),
+                None => (CrdtOut::Inside(&p.crdt), 0),
+            };
             let outcome = if p.compact {
                 let props = (shard == 0).then_some(&self.properties);
-                let bytes =
-                    write_chunk(crdt_len, &whole[shard], &self.index, props, &p.sorted_heads);
-                let len = bytes.len() + crdt_len;
+                let bytes = write_chunk(crdt, &whole[shard], &self.index, props, &p.sorted_heads);
+                let len = bytes.len() + apart_len;
                 let key = snapshot_key(&self.id_text, shard);
-                batch.put(crdt_key(&key), crdt);
+                match apart {
+                    Some(value) => batch.put(crdt_key(&key), value),
+                    // The last snapshot's, if it had them apart.
+                    None => batch.delete(crdt_key(&key)),
+                };
                 batch.put(key, bytes);
                 for key in &self.shards[shard].incremental_keys {
                     batch.delete(crdt_key(key));
@@ -649,9 +682,11 @@ impl Space {
                     .collect();
                 let props = p.properties.then_some(&self.properties);
                 let key = incremental_key(&self.id_text, shard, self.shards[shard].next_seq);
-                let bytes = write_chunk(crdt_len, &ids, &self.index, props, &p.sorted_heads);
-                let len = bytes.len() + crdt_len;
-                batch.put(crdt_key(&key), crdt);
+                let bytes = write_chunk(crdt, &ids, &self.index, props, &p.sorted_heads);
+                let len = bytes.len() + apart_len;
+                if let Some(value) = apart {
+                    batch.put(crdt_key(&key), value);
+                }
                 batch.put(key.clone(), bytes);
                 SaveOutcome::Incremental { key, bytes: len }
             };
@@ -763,7 +798,13 @@ mod chunk_encoding {
         }
         let properties = BTreeMap::from([("name".to_owned(), Value::Int(3))]);
         let heads = vec![[1u8; 32], [2; 32]];
-        let written = write_chunk(1_009, &ids, &index, Some(&properties), &heads);
+        let written = write_chunk(
+            CrdtOut::Apart(1_009),
+            &ids,
+            &index,
+            Some(&properties),
+            &heads,
+        );
         let owned = encode(&Owned {
             crdt_stored_len: 1_009,
             objects: objects.clone(),
@@ -778,11 +819,53 @@ mod chunk_encoding {
         assert_eq!(read.heads, Some(heads.clone()));
         let again = Index::from_stored(2, read.objects);
         // Written again from states never decoded: the same bytes.
-        let rewritten = write_chunk(1_009, &ids, &again, Some(&properties), &heads);
+        let rewritten = write_chunk(
+            CrdtOut::Apart(1_009),
+            &ids,
+            &again,
+            Some(&properties),
+            &heads,
+        );
         assert_eq!(rewritten, written);
         for o in &objects {
             assert_eq!(again.get(&o.id), Some(o));
         }
+    }
+
+    /// Format 3 with the CRDT bytes inside.
+    #[derive(Serialize)]
+    struct OwnedInside {
+        apart: usize,
+        crdt: Vec<u8>,
+        objects: Vec<ObjectState>,
+        properties: Option<BTreeMap<String, Value>>,
+        heads: Vec<[u8; 32]>,
+    }
+
+    #[test]
+    fn a_chunk_keeping_its_crdt_bytes_is_written_as_postcard_writes_it_and_read_back() {
+        let objects = vec![object(3)];
+        let ids = [objects[0].id];
+        let mut index = Index::new();
+        index.upsert(objects[0].clone());
+        let crdt: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+        let heads = vec![[4u8; 32]];
+        let written = write_chunk(CrdtOut::Inside(&crdt), &ids, &index, None, &heads);
+        let owned = encode(&OwnedInside {
+            apart: 0,
+            crdt: crdt.clone(),
+            objects: objects.clone(),
+            properties: None,
+            heads: heads.clone(),
+        });
+        assert_eq!(written, owned);
+        let read = read_chunk("s", "k", written, &mut TypeNames::default()).unwrap();
+        let CrdtPlace::Inside(range) = read.crdt.clone() else {
+            panic!("kept inside");
+        };
+        assert_eq!(&read.bytes[range], &crdt[..]);
+        assert_eq!(read.heads, Some(heads));
+        assert_eq!(read.objects[0].1.decode(objects[0].id), objects[0]);
     }
 
     #[test]
@@ -832,7 +915,7 @@ mod chunk_encoding {
         let mut index = Index::new();
         index.upsert(object(1));
         let ids = [object(1).id];
-        let good = write_chunk(4, &ids, &index, None, &[]);
+        let good = write_chunk(CrdtOut::Apart(4), &ids, &index, None, &[]);
         let payload = store::unframe(FORMAT_VERSION, &good).unwrap().to_vec();
         // The type name's length byte made too large: framed anew, so only
         // the walk over the states can notice.

@@ -71,6 +71,12 @@ fn stored(store: &MemoryStore, id: SpaceId) -> Vec<(String, Vec<u8>)> {
     entries
 }
 
+/// Keeps no CRDT bytes inside a chunk: every chunk has them apart.
+const APART: CompactionPolicy = CompactionPolicy {
+    max_inline_crdt_bytes: 0,
+    ..CompactionPolicy::NEVER
+};
+
 fn reopen(space: &Space, store: &MemoryStore, actor_byte: u8) -> Space {
     Space::open(space.id(), actor(actor_byte), stored(store, space.id())).unwrap()
 }
@@ -565,6 +571,7 @@ fn compaction_replaces_increments_with_a_snapshot() {
     let policy = CompactionPolicy {
         max_incremental_chunks: 3,
         max_incremental_bytes: usize::MAX,
+        ..CompactionPolicy::default()
     };
     for i in 0..10 {
         let mut b = WriteBatch::new();
@@ -655,12 +662,12 @@ fn a_space_opened_without_its_documents_answers_reads_and_refuses_writes_until_t
     let mut b = WriteBatch::new();
     let a = b.create("t", fields(&[("x", Value::Int(1))]));
     s.apply(b).unwrap();
-    save_into(&mut s, &mut store);
+    save_with(&mut s, &mut store, &APART);
     // A second chunk, so the documents are a snapshot and an increment.
     let mut b = WriteBatch::new();
     b.set(a, "x", Value::Int(2));
     s.apply(b).unwrap();
-    save_into(&mut s, &mut store);
+    save_with(&mut s, &mut store, &APART);
     let documents = store.list_prefix(&documents_prefix(&s.id())).unwrap();
     assert_eq!(documents.len(), 2, "one CRDT value per chunk");
 
@@ -696,13 +703,64 @@ fn a_space_opened_without_its_documents_answers_reads_and_refuses_writes_until_t
 }
 
 #[test]
+fn small_crdt_bytes_stay_inside_their_chunk_and_large_ones_go_apart() {
+    let mut store = MemoryStore::default();
+    let mut s = space();
+    let documents =
+        |store: &MemoryStore, s: &Space| store.list_prefix(&documents_prefix(&s.id())).unwrap();
+    let mut b = WriteBatch::new();
+    b.create("t", fields(&[("x", Value::Int(1))]));
+    s.apply(b).unwrap();
+    save_into(&mut s, &mut store);
+    assert!(
+        documents(&store, &s).is_empty(),
+        "a small change is one value"
+    );
+
+    // 40,000 characters no run-length encoding shortens: far over 1 KiB.
+    let mut seed = 7u32;
+    let text: String = (0..40_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'a' + (seed >> 16) as u8 % 26)
+        })
+        .collect();
+    let mut b = WriteBatch::new();
+    let long = b.create("t", fields(&[("body", Value::Text(text.clone()))]));
+    s.apply(b).unwrap();
+    save_into(&mut s, &mut store);
+    assert_eq!(documents(&store, &s).len(), 1, "its CRDT bytes apart");
+    let entries = store.list_prefix(&space_prefix(&s.id())).unwrap();
+    let mut r = Space::open(s.id(), actor(1), entries).unwrap();
+    assert!(r.documents_pending());
+    assert_eq!(r.text(&long, "body").unwrap(), text);
+    r.attach_documents(documents(&store, &s)).unwrap();
+    r.verify_index().unwrap();
+
+    // Compacted with everything inside: the value apart goes too.
+    let mut b = WriteBatch::new();
+    b.set(long, "seen", Value::Bool(true));
+    r.apply(b).unwrap();
+    let inside = CompactionPolicy {
+        max_inline_crdt_bytes: usize::MAX,
+        ..CompactionPolicy::ALWAYS
+    };
+    save_with(&mut r, &mut store, &inside);
+    assert!(documents(&store, &r).is_empty());
+    let mut again = reopen(&r, &store, 1);
+    assert!(!again.documents_pending());
+    assert_eq!(again.text(&long, "body").unwrap(), text);
+    again.verify_index().unwrap();
+}
+
+#[test]
 fn damaged_crdt_bytes_stored_apart_are_reported_by_key() {
     let mut store = MemoryStore::default();
     let mut s = space();
     let mut b = WriteBatch::new();
     b.create("t", fields(&[("x", Value::Int(1))]));
     s.apply(b).unwrap();
-    save_into(&mut s, &mut store);
+    save_with(&mut s, &mut store, &APART);
     let (key, mut bytes) = store
         .list_prefix(&documents_prefix(&s.id()))
         .unwrap()

@@ -19,6 +19,11 @@ pub struct CompactionPolicy {
     pub max_incremental_chunks: usize,
     /// Compact when a shard's incremental chunks would total more bytes than this.
     pub max_incremental_bytes: usize,
+    /// A chunk's CRDT bytes up to this size stay inside it; larger ones
+    /// are a value of their own, which opening a space does not wait for
+    /// (`model/persist.rs`). A small change then costs one stored value,
+    /// not two.
+    pub max_inline_crdt_bytes: usize,
 }
 
 impl CompactionPolicy {
@@ -26,17 +31,23 @@ impl CompactionPolicy {
     pub const DEFAULT_MAX_INCREMENTAL_CHUNKS: usize = 32;
     /// Default limit on incremental bytes per shard (1 MiB).
     pub const DEFAULT_MAX_INCREMENTAL_BYTES: usize = 1024 * 1024;
+    /// Default size up to which a chunk keeps its CRDT bytes (1 KiB: a
+    /// change of a few fields or a run of keystrokes; an open then reads at
+    /// most the incrementals' limit × 1 KiB of them per shard).
+    pub const DEFAULT_MAX_INLINE_CRDT_BYTES: usize = 1024;
 
     /// Compacts on every save (useful in tests).
     pub const ALWAYS: CompactionPolicy = CompactionPolicy {
         max_incremental_chunks: 0,
         max_incremental_bytes: 0,
+        max_inline_crdt_bytes: Self::DEFAULT_MAX_INLINE_CRDT_BYTES,
     };
 
     /// Never compacts (useful in tests).
     pub const NEVER: CompactionPolicy = CompactionPolicy {
         max_incremental_chunks: usize::MAX,
         max_incremental_bytes: usize::MAX,
+        max_inline_crdt_bytes: Self::DEFAULT_MAX_INLINE_CRDT_BYTES,
     };
 
     /// Whether a shard whose incrementals would number `incremental_chunks`
@@ -53,6 +64,7 @@ impl Default for CompactionPolicy {
         CompactionPolicy {
             max_incremental_chunks: Self::DEFAULT_MAX_INCREMENTAL_CHUNKS,
             max_incremental_bytes: Self::DEFAULT_MAX_INCREMENTAL_BYTES,
+            max_inline_crdt_bytes: Self::DEFAULT_MAX_INLINE_CRDT_BYTES,
         }
     }
 }
