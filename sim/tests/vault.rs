@@ -932,15 +932,21 @@ fn relaxed_writes_are_asked_relaxed_only_when_every_answer_in_the_flush_wants_it
     assert_eq!(ids(n.call(T + 1, app, query(&space))).len(), 6);
 }
 
-#[test]
-fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_wait_for_them() {
-    // Every chunk's CRDT bytes apart (by default only those over 1 KiB).
+/// A node holding a space with one task, stored with every chunk's CRDT
+/// bytes apart (by default only those over 1 KiB), restarted.
+fn restarted_with_documents_apart() -> (Node, String) {
     let mut n = Node::with_config("vault", 7, T, |c| c.policy.max_inline_crdt_bytes = 0);
     let app = n.connect_app(T, APP);
     allow(&mut n, APP, vec![]);
     let space = create_space(&mut n, app, "board");
     n.call(T, app, create(&space, "first")).unwrap();
     n.restart(T + 1);
+    (n, space)
+}
+
+#[test]
+fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_wait_for_them() {
+    let (mut n, space) = restarted_with_documents_apart();
     let app = n.connect_app(T + 1, APP);
     n.auto_io = false;
     let first = n.send(T + 1, app, query(&space));
@@ -976,12 +982,7 @@ fn after_a_restart_reads_are_answered_before_the_documents_are_read_and_writes_w
 
 #[test]
 fn damaged_documents_refuse_the_calls_that_need_them_by_key() {
-    let mut n = Node::with_config("vault", 7, T, |c| c.policy.max_inline_crdt_bytes = 0);
-    let app = n.connect_app(T, APP);
-    allow(&mut n, APP, vec![]);
-    let space = create_space(&mut n, app, "board");
-    n.call(T, app, create(&space, "first")).unwrap();
-    n.restart(T + 1);
+    let (mut n, space) = restarted_with_documents_apart();
     let mut batch = echo_core::store::Batch::new();
     let documents = n.store.list_prefix(&format!("crdt/{space}/")).unwrap();
     assert!(!documents.is_empty());

@@ -44,6 +44,7 @@ use super::{Phase, Vault};
 use crate::data::SpaceId;
 use crate::rpc::{AdminReply, Durability, RpcError, VaultMessage};
 use crate::store::{Batch, StoreError};
+use crate::sync::Replica;
 
 /// The first wait before records a failed flush left are written again.
 const FIRST_RETRY_MS: Millis = 1_000;
@@ -577,17 +578,23 @@ impl Vault {
         };
         let state = std::mem::replace(&mut slot.state, SlotState::Closed);
         if let SlotState::Open(replica) = state {
-            for s in self
-                .apps
-                .subscriptions
-                .values_mut()
-                .filter(|s| s.space == id)
-            {
-                s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
-            }
+            self.keep_live_results(id, &replica);
         }
         self.peers_space_dropped(id);
         true
+    }
+
+    /// Keeps what each live query of `replica`'s space showed, to diff
+    /// against once the space is read again (`resubscribe`).
+    pub(super) fn keep_live_results(&mut self, id: SpaceId, replica: &Replica) {
+        for s in self
+            .apps
+            .subscriptions
+            .values_mut()
+            .filter(|s| s.space == id)
+        {
+            s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
+        }
     }
 
     /// Drops a space whose unstored writes are lost from memory: read

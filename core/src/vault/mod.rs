@@ -921,16 +921,7 @@ impl Vault {
                 self.run_all_parked();
             }
             Err(error) => {
-                // Its live queries are kept, to diff against once it is
-                // read again.
-                for s in self
-                    .apps
-                    .subscriptions
-                    .values_mut()
-                    .filter(|s| s.space == id)
-                {
-                    s.stale = Some(replica.space().live_result(s.inner).unwrap_or_default());
-                }
+                self.keep_live_results(id, &replica);
                 self.open_failed(id, error);
             }
         }
