@@ -6,32 +6,33 @@
 //! ```text
 //! space/<id>/meta                format version and shard count
 //! space/<id>/s/<shard>/snap      compacted shard: state of all its objects
-//! crdt/<id>/s/<shard>/snap         … and its whole document
+//! crdt/<id>/s/<shard>/snap         … its whole document (if over 1 KiB; else inside)
 //! space/<id>/s/<shard>/i/<seq>   incremental chunk: current state of the objects
 //!                                the changes since the previous chunk touched
-//! crdt/<id>/s/<shard>/i/<seq>      … and those changes
+//! crdt/<id>/s/<shard>/i/<seq>      … those changes (likewise)
 //! ```
 //!
-//! A shard chunk holds the current state of the objects its changes
-//! touched, and the CRDT bytes of those changes — inside it when they are
-//! small (`CompactionPolicy::max_inline_crdt_bytes`, 1 KiB: a small change
-//! is one stored value), otherwise as a second value under the same key in
-//! the documents' prefix, written in the same atomic batch. Opening a space
-//! reads only the first prefix: for a large space about half of what is
-//! stored (format 2 kept both parts in one value, so the first query waited
-//! for every CRDT byte to be read too). It decodes nothing: it walks the states once, checking
-//! them and noting each object's id, type and place ([`crate::data`]'s
-//! stored states), and builds the id and type index from that. The host
-//! reads the documents' prefix meanwhile and hands it over with
-//! [`Space::attach_documents`]; until then the space answers reads, and
+//! A shard chunk holds the current state of the objects its changes touched,
+//! and the CRDT bytes of those changes — inside it when they are small
+//! (`CompactionPolicy::max_inline_crdt_bytes`, 1 KiB: a small change is one
+//! stored value), otherwise as a second value under the same key in the
+//! documents' prefix, written in the same atomic batch. Opening a space reads
+//! only the first prefix: for a large space about half of what is stored
+//! (format 2 kept both parts in one value, so the first query waited for
+//! every CRDT byte to be read too). It decodes nothing: it walks the states
+//! once, checking them and noting each object's id, type and place
+//! ([`crate::data`]'s stored states), and builds the id and type index from
+//! that. The host reads the documents' prefix meanwhile and hands it over
+//! with [`Space::attach_documents`]; until then the space answers reads, and
 //! whatever needs a document (a write, a merge, a read at earlier heads, a
 //! sync) fails with [`ModelError::DocumentsNotRead`] — never on a document
-//! missing changes. The CRDT bytes stay unparsed until a shard is needed. An object's state is decoded when first read, a field
-//! index reads only its field, and a rewritten chunk copies the states not
-//! decoded as they were read — so the first query waits for neither the
-//! history nor the decoding of every object. Chunks are framed
-//! with a magic number, a format version and a CRC-32, so a damaged chunk is
-//! reported by key instead of being misread.
+//! missing changes. The CRDT bytes stay unparsed until a shard is needed. An
+//! object's state is decoded when first read, a field index reads only its
+//! field, and a rewritten chunk copies the states not decoded as they were
+//! read — so the first query waits for neither the history nor the decoding
+//! of every object. Chunks are framed with a magic number, a format version
+//! and a CRC-32, so a damaged chunk is reported by key instead of being
+//! misread.
 //!
 //! Saving is two-phase, because the host's storage is asynchronous:
 //! [`Space::prepare_save`] returns the batch to write and a receipt; after the
@@ -74,12 +75,12 @@ struct SpaceMeta {
 /// not decoded), the space's properties if it holds them, and the shard's
 /// heads (`None` in format 1).
 ///
-/// On the wire (postcard) a chunk is, in format 3, `crdt_stored_len:
-/// varint` (the size of the value holding the CRDT bytes apart; 0: they
-/// follow as `crdt: bytes`), `objects: [ObjectState], properties:
-/// Option<map>, heads: [[u8; 32]]`; format 2 has only `crdt: bytes` first;
-/// format 1 has no heads. It is read with [`Reader`] and written by [`write_chunk`] by
-/// hand, so object states move between storage and the index as bytes.
+/// On the wire (postcard) a chunk is, in format 3, `crdt_stored_len: varint`
+/// (the size of the value holding the CRDT bytes apart; 0: they follow as
+/// `crdt: bytes`), `objects: [ObjectState], properties: Option<map>, heads:
+/// [[u8; 32]]`; format 2 has only `crdt: bytes` first; format 1 has no heads.
+/// It is read with [`Reader`] and written by [`write_chunk`] by hand, so
+/// object states move between storage and the index as bytes.
 struct ReadChunk {
     bytes: Arc<Vec<u8>>,
     crdt: CrdtPlace,
