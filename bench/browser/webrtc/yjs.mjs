@@ -28,6 +28,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -71,7 +72,9 @@ const freePort = () =>
 /** y-webrtc's signaling server (node_modules/y-webrtc/bin/server.js) as a child process; resolves once it answers. */
 async function startSignaling(log) {
   const port = await freePort();
-  const bin = join(HERE, '..', 'node_modules', 'y-webrtc', 'bin', 'server.js');
+  // Wherever npm put the package (the workspaces hoist it to the repository's node_modules); its
+  // exports map hides bin/, so the path is found from its main entry (dist/y-webrtc.cjs).
+  const bin = join(dirname(createRequire(import.meta.url).resolve('y-webrtc')), '..', 'bin', 'server.js');
   const child = spawn(process.execPath, [bin], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let exited = null;
   child.on('exit', (code, signal) => (exited = { code, signal }));
