@@ -400,8 +400,8 @@ impl Index {
                 .filter_map(|(id, s)| s.field(field).map(|v| (v, *id)))
                 .collect();
             let present = pairs.len();
-            let entries = match few_values(&pairs) {
-                Some(values) => buckets_of_few(values, &pairs),
+            let entries = match grouped_if_few(&pairs) {
+                Some(groups) => buckets_of_few(groups),
                 None => buckets_of_many(pairs),
             };
             // Sorted and distinct: a bulk build.
@@ -434,42 +434,39 @@ const FEW_VALUES: usize = 16;
 #[cfg(test)]
 const FEW_VALUES: usize = 2;
 
-/// The distinct values of `pairs`, if there are at most [`FEW_VALUES`].
-fn few_values<'a>(pairs: &'a [(Cow<'_, Value>, ObjectId)]) -> Option<Vec<&'a Value>> {
-    let mut values: Vec<&Value> = Vec::new();
-    for (v, _) in pairs {
-        if !values.iter().any(|known| total_eq(known, v)) {
-            if values.len() == FEW_VALUES {
-                return None;
-            }
-            values.push(v);
-        }
-    }
-    Some(values)
-}
-
-/// A field index's entries, ascending, for a field with few distinct
-/// `values`: the ids grouped by value, each group sorted.
-fn buckets_of_few(
-    mut values: Vec<&Value>,
-    pairs: &[(Cow<'_, Value>, ObjectId)],
-) -> Vec<(Key, Bucket)> {
-    values.sort_unstable_by(|a, b| total_cmp(a, b));
-    let mut groups: Vec<Vec<ObjectId>> = vec![Vec::new(); values.len()];
+/// The ids of `pairs` grouped by value, in one pass, if they have at most
+/// [`FEW_VALUES`] distinct values (`None` as soon as one more shows up).
+fn grouped_if_few<'a>(
+    pairs: &'a [(Cow<'_, Value>, ObjectId)],
+) -> Option<Vec<(&'a Value, Vec<ObjectId>)>> {
+    let mut groups: Vec<(&Value, Vec<ObjectId>)> = Vec::new();
     // The group of the last value seen first: runs of one value are common.
     let mut last = 0;
     for (v, id) in pairs {
-        if !total_eq(values[last], v) {
-            last = values
-                .iter()
-                .position(|known| total_eq(known, v))
-                .expect("every value is among the distinct ones");
+        if groups
+            .get(last)
+            .is_none_or(|(known, _)| !total_eq(known, v))
+        {
+            last = match groups.iter().position(|(known, _)| total_eq(known, v)) {
+                Some(i) => i,
+                None if groups.len() == FEW_VALUES => return None,
+                None => {
+                    groups.push((v, Vec::new()));
+                    groups.len() - 1
+                }
+            };
         }
-        groups[last].push(*id);
+        groups[last].1.push(*id);
     }
-    values
+    Some(groups)
+}
+
+/// A field index's entries, ascending, from the ids grouped by value
+/// ([`grouped_if_few`]): the groups ordered by value, each one's ids sorted.
+fn buckets_of_few(mut groups: Vec<(&Value, Vec<ObjectId>)>) -> Vec<(Key, Bucket)> {
+    groups.sort_unstable_by(|a, b| total_cmp(a.0, b.0));
+    groups
         .into_iter()
-        .zip(groups)
         .map(|(value, mut ids)| {
             ids.sort_unstable();
             let bucket = match ids.as_slice() {
