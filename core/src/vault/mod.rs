@@ -871,24 +871,21 @@ impl Vault {
         match opened {
             Ok(mut replica) => {
                 replica.set_clock(self.now);
-                if replica.documents_pending() {
+                let replica = Box::new(replica);
+                let pending = replica.documents_pending();
+                let state = if pending {
                     let documents = ReadId(self.next_id());
                     self.outputs.push_back(Output::Read {
                         read: documents,
                         prefix: documents_prefix(&id),
                     });
-                    self.spaces.set_state(
-                        &id,
-                        SlotState::Reading {
-                            replica: Box::new(replica),
-                            documents,
-                        },
-                    );
-                    self.resubscribe(id);
+                    SlotState::Reading { replica, documents }
                 } else {
-                    self.spaces
-                        .set_state(&id, SlotState::Open(Box::new(replica)));
-                    self.resubscribe(id);
+                    SlotState::Open(replica)
+                };
+                self.spaces.set_state(&id, state);
+                self.resubscribe(id);
+                if !pending {
                     self.peers_space_opened(id);
                 }
                 self.run_all_parked();
