@@ -229,6 +229,13 @@ pub fn documents_prefix(id: &SpaceId) -> String {
     format!("crdt/{id}/")
 }
 
+/// A shard chunk's key after its space's prefix (`s/<shard>/<kind>`, the
+/// same under both prefixes): the shard and the kind (`snap`, `i/<seq>`).
+fn shard_of_chunk_key(rest: &str) -> Option<(usize, &str)> {
+    let (shard, kind) = rest.strip_prefix("s/")?.split_once('/')?;
+    Some((shard.parse().ok()?, kind))
+}
+
 /// The key of the CRDT part of the shard chunk stored under `chunk_key`.
 fn crdt_key(chunk_key: &str) -> String {
     format!(
@@ -394,12 +401,10 @@ impl Space {
                 key: key.clone(),
                 reason: "unrecognized key in this space's storage".into(),
             };
-            let rest = key
+            let (shard, kind) = key
                 .strip_prefix(&prefix)
-                .and_then(|r| r.strip_prefix("s/"))
+                .and_then(shard_of_chunk_key)
                 .ok_or_else(bad_key)?;
-            let (shard_text, kind) = rest.split_once('/').ok_or_else(bad_key)?;
-            let shard: usize = shard_text.parse().map_err(|_| bad_key())?;
             if shard >= shard_count {
                 return Err(bad_key());
             }
@@ -516,12 +521,10 @@ impl Space {
         };
         let mut attached = Vec::with_capacity(entries.len());
         for (key, bytes) in entries {
-            // crdt/<id>/s/<shard>/…
             let Some(shard) = key
                 .strip_prefix(&documents_prefix(&self.id))
-                .and_then(|r| r.strip_prefix("s/"))
-                .and_then(|r| r.split_once('/'))
-                .and_then(|(s, _)| s.parse::<usize>().ok())
+                .and_then(shard_of_chunk_key)
+                .map(|(shard, _)| shard)
                 .filter(|s| *s < self.shards.len())
             else {
                 continue;
